@@ -1,0 +1,200 @@
+"""The model catalog: which models exist, who serves them, what they cost and can do.
+
+Loaded from the `[models.*]` tables of `handoffs.toml`. Prices come from genai-prices when it knows
+the model and from the file otherwise; a self-hosted model must be priced explicitly.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
+from typing import Any, Final, Literal, cast, get_args
+
+from handoffs.errors import ConfigError
+
+__all__ = ["Catalog", "ModelEntry", "Provider", "StructuredOutput", "Tier", "estimate_tokens"]
+
+Provider = Literal["anthropic", "openai", "openai-compatible"]
+Tier = Literal["frontier", "mid", "small", "local"]
+StructuredOutput = Literal["native", "tool", "prompted"]
+"""How a model is asked for typed output: JSON-schema response format, an output tool, or prompt-only."""
+
+TIER_ORDER: Final[dict[Tier, int]] = {"local": 0, "small": 1, "mid": 2, "frontier": 3}
+_MILLION: Final = Decimal(1_000_000)
+
+
+def estimate_tokens(text: str) -> int:
+    """A conservative token estimate for routing: about four characters a token, rounded up."""
+    return max(1, -(-len(text) // 4))
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ModelEntry:
+    """One model in the portfolio."""
+
+    id: str
+    """Catalog id used in policies and records, e.g. `sonnet`."""
+    provider: Provider
+    """Who serves it; `openai-compatible` needs `base_url` or `embedded`."""
+    name: str
+    """The provider's own model name, e.g. `claude-sonnet-4-5`."""
+    tier: Tier
+    input_usd_per_mtok: Decimal
+    """Price of a million input tokens, in USD."""
+    output_usd_per_mtok: Decimal
+    """Price of a million output tokens, in USD."""
+    context_window: int
+    """Maximum tokens of prompt plus output."""
+    structured_output: StructuredOutput = "tool"
+    prompt_variant: str = "default"
+    """Which prompt template the model gets (`default`, `xml`, `compact`)."""
+    base_url: str | None = None
+    """Endpoint of an OpenAI-compatible server (vLLM, llama.cpp, Ollama)."""
+    embedded: str | None = None
+    """Name of a model handoffs serves in-process (e.g. `smollm2-135m`) instead of a `base_url`."""
+    api_key_env: str | None = None
+    """Environment variable holding the key; defaults by provider."""
+    typical_latency_s: float = 2.0
+    """Typical latency of one call, compared against a task's deadline by the router."""
+    capabilities: frozenset[str] = frozenset({"tools"})
+    """What the model can do beyond typed output, e.g. `tools`, `vision`."""
+
+    @property
+    def key_env(self) -> str | None:
+        """The environment variable the key is read from, if the provider needs one."""
+        if self.api_key_env:
+            return self.api_key_env
+        return {"anthropic": "ANTHROPIC_API_KEY", "openai": "OPENAI_API_KEY"}.get(self.provider)
+
+    def cost(self, input_tokens: int, output_tokens: int) -> Decimal:
+        """What a call with these token counts costs on this model, in USD."""
+        return (
+            Decimal(input_tokens) * self.input_usd_per_mtok
+            + Decimal(output_tokens) * self.output_usd_per_mtok
+        ) / _MILLION
+
+
+class Catalog(Mapping[str, ModelEntry]):
+    """An ordered, read-only mapping of catalog id to `ModelEntry`."""
+
+    def __init__(self, entries: Mapping[str, ModelEntry] | list[ModelEntry]) -> None:
+        items = list(entries.values()) if isinstance(entries, Mapping) else list(entries)
+        self._entries: dict[str, ModelEntry] = {}
+        for entry in items:
+            if entry.id in self._entries:
+                raise ConfigError(f"model {entry.id!r} is defined twice in the catalog")
+            self._entries[entry.id] = entry
+
+    def __getitem__(self, key: str) -> ModelEntry:
+        try:
+            return self._entries[key]
+        except KeyError:
+            known = ", ".join(self._entries) or "none"
+            raise ConfigError(f"unknown model id {key!r} (catalog has: {known})") from None
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._entries)
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def in_tier(self, tier: Tier) -> list[ModelEntry]:
+        """The models of one tier, in catalog order."""
+        return [e for e in self._entries.values() if e.tier == tier]
+
+    def by_strength(self) -> list[ModelEntry]:
+        """Every model, strongest tier first, then in catalog order."""
+        return sorted(self._entries.values(), key=lambda e: -TIER_ORDER[e.tier])
+
+    @classmethod
+    def from_dict(cls, models: Mapping[str, Any]) -> Catalog:
+        """Build a catalog from the `[models]` table of `handoffs.toml`."""
+        return cls([_entry(model_id, spec) for model_id, spec in models.items()])
+
+
+def _literal(model_id: str, key: str, value: Any, allowed: tuple[str, ...]) -> Any:
+    if value not in allowed:
+        raise ConfigError(
+            f"model {model_id!r}: {key} must be one of {', '.join(allowed)}, not {value!r}"
+        )
+    return value
+
+
+def _price(model_id: str, key: str, value: Any) -> Decimal:
+    try:
+        price = Decimal(str(value))
+    except InvalidOperation:
+        raise ConfigError(f"model {model_id!r}: {key} must be a number, not {value!r}") from None
+    if price < 0 or not price.is_finite():
+        raise ConfigError(f"model {model_id!r}: {key} must be a finite number >= 0")
+    return price
+
+
+def known_prices(name: str, provider: str) -> tuple[Decimal, Decimal] | None:
+    """$/M input and output tokens for a model genai-prices knows (base tier), else None."""
+    if provider not in ("anthropic", "openai"):
+        return None
+    from genai_prices import Usage, calc_price
+
+    probe = 1000  # small enough to stay under long-context price tiers
+    try:
+        inp = calc_price(Usage(input_tokens=probe, output_tokens=0), name, provider_id=provider)
+        out = calc_price(Usage(input_tokens=0, output_tokens=probe), name, provider_id=provider)
+    except LookupError:
+        return None
+    scale = _MILLION / probe
+    return Decimal(str(inp.total_price)) * scale, Decimal(str(out.total_price)) * scale
+
+
+def _entry(model_id: str, spec: Any) -> ModelEntry:
+    if not isinstance(spec, dict):
+        raise ConfigError(f"model {model_id!r} must be a table")
+    raw = cast(dict[str, Any], spec)
+    allowed_keys = set(ModelEntry.__dataclass_fields__) - {"id"}
+    unknown = sorted(set(raw) - allowed_keys)
+    if unknown:
+        raise ConfigError(f"model {model_id!r}: unknown key(s) {', '.join(unknown)}")
+    provider = _literal(model_id, "provider", raw.get("provider"), get_args(Provider))
+    tier = _literal(model_id, "tier", raw.get("tier"), get_args(Tier))
+    name = str(raw.get("name", model_id))
+    if provider == "openai-compatible" and not (raw.get("base_url") or raw.get("embedded")):
+        raise ConfigError(f"model {model_id!r}: openai-compatible models need base_url or embedded")
+    if "input_usd_per_mtok" in raw and "output_usd_per_mtok" in raw:
+        price_in = _price(model_id, "input_usd_per_mtok", raw["input_usd_per_mtok"])
+        price_out = _price(model_id, "output_usd_per_mtok", raw["output_usd_per_mtok"])
+    else:
+        known = known_prices(name, provider)
+        if known is None:
+            raise ConfigError(
+                f"model {model_id!r}: no known price for {name!r}; "
+                "set input_usd_per_mtok and output_usd_per_mtok"
+            )
+        price_in, price_out = known
+    context = raw.get("context_window")
+    if not isinstance(context, int) or context <= 0:
+        raise ConfigError(f"model {model_id!r}: context_window must be a positive integer")
+    latency = raw.get("typical_latency_s", 2.0)
+    if not isinstance(latency, int | float) or latency <= 0:
+        raise ConfigError(f"model {model_id!r}: typical_latency_s must be a positive number")
+    return ModelEntry(
+        id=model_id,
+        provider=provider,
+        name=name,
+        tier=tier,
+        input_usd_per_mtok=price_in,
+        output_usd_per_mtok=price_out,
+        context_window=context,
+        structured_output=_literal(
+            model_id,
+            "structured_output",
+            raw.get("structured_output", "tool"),
+            get_args(StructuredOutput),
+        ),
+        prompt_variant=str(raw.get("prompt_variant", "default")),
+        base_url=raw.get("base_url"),
+        embedded=raw.get("embedded"),
+        api_key_env=raw.get("api_key_env"),
+        typical_latency_s=float(latency),
+        capabilities=frozenset(str(c) for c in raw.get("capabilities", ["tools"])),
+    )

@@ -1,0 +1,175 @@
+"""The handoff protocol's records: `Verdict`, `Attempt`, `Delivery[OutputT]`, `HandoffRecord`.
+
+`Verdict`, `Attempt` and `HandoffRecord` are frozen pydantic models: they cross process and storage
+boundaries as JSON. `Delivery` carries the caller's typed output beside the same provenance.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any, Generic, Literal, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field
+
+__all__ = ["Attempt", "Delivery", "HandoffRecord", "Outcome", "RouteStep", "Verdict"]
+
+OutputT = TypeVar("OutputT")
+
+_FROZEN = ConfigDict(frozen=True, extra="forbid")
+
+
+class Verdict(BaseModel):
+    """What one check concluded about one output."""
+
+    model_config = _FROZEN
+
+    check: str
+    """Name of the check, e.g. `schema`, `judge`, `predicate:has_reply`."""
+    passed: bool
+    """Whether the output may be delivered as far as this check is concerned."""
+    score: float | None = None
+    """A score in [0, 1] when the check grades (judge, agreement)."""
+    reasons: tuple[str, ...] = ()
+    """Why, in a few short sentences; fed back to the model on a retry."""
+    model: str | None = None
+    """The model that graded, for checks that call one."""
+    cost_usd: Decimal = Decimal(0)
+    """What running the check cost (judge and agreement calls)."""
+
+
+Outcome = Literal[
+    "accepted",  # output passed every check and was delivered
+    "rejected",  # output arrived but failed a check
+    "invalid_output",  # output did not validate against the output schema
+    "provider_error",  # the provider failed: 5xx, 429, connection, timeout
+    "refused",  # not attempted: the budget or a limit refused the call
+]
+
+
+class Attempt(BaseModel):
+    """One call of one model for one handoff."""
+
+    model_config = _FROZEN
+
+    model: str
+    """Catalog id of the model called."""
+    provider: str
+    """Provider kind: `anthropic`, `openai`, `openai-compatible`."""
+    tier: str
+    """Tier of the model: frontier, mid, small, local."""
+    rung: int
+    """Position of the model in the route's ladder (0 = first)."""
+    outcome: Outcome
+    """How the attempt ended."""
+    feedback: bool = False
+    """True when this attempt retried the same model with a failed verdict's feedback."""
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cost_usd: Decimal = Decimal(0)
+    """What this call cost, checks included."""
+    latency_s: float = 0.0
+    verdicts: tuple[Verdict, ...] = ()
+    error: str | None = None
+    """One line describing a provider error or invalid output."""
+
+
+class RouteStep(BaseModel):
+    """The router's decision about one catalog model: kept in the ladder or dropped, and why."""
+
+    model_config = _FROZEN
+
+    model: str
+    kept: bool
+    reason: str
+
+
+class HandoffRecord(BaseModel):
+    """Everything about one handoff, JSON-serialisable: one per handoff, for traces and stores."""
+
+    model_config = _FROZEN
+
+    task_id: str
+    task_kind: str
+    risk: str
+    status: Literal["delivered", "degraded", "failed"]
+    route: tuple[str, ...]
+    """The ladder the router chose, cheapest-first within the rule."""
+    route_reasons: tuple[RouteStep, ...] = ()
+    model: str | None = None
+    """The model whose output was delivered (None when degraded or failed)."""
+    provider: str | None = None
+    tier: str | None = None
+    attempts: tuple[Attempt, ...] = ()
+    verdicts: tuple[Verdict, ...] = ()
+    """The verdicts on the delivered output."""
+    escalations: int = 0
+    """How many times the handoff moved up to a later rung after a failed check."""
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cost_usd: Decimal = Decimal(0)
+    latency_s: float = 0.0
+    degraded: bool = False
+    output: Any = None
+    """The delivered output as JSON (the fallback when degraded)."""
+    error: str | None = None
+    parent_id: str | None = Field(default=None)
+    """The job or handoff this one was made for, when known."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class Delivery(Generic[OutputT]):
+    """A validated output and where it came from."""
+
+    output: OutputT
+    """The output, validated as the task's output type (the fallback when `degraded`)."""
+    record: HandoffRecord
+    """The full provenance, JSON-serialisable."""
+
+    @property
+    def model(self) -> str | None:
+        """The catalog id of the model whose answer was delivered."""
+        return self.record.model
+
+    @property
+    def provider(self) -> str | None:
+        return self.record.provider
+
+    @property
+    def tier(self) -> str | None:
+        return self.record.tier
+
+    @property
+    def cost_usd(self) -> Decimal:
+        """Total spend of the handoff: every attempt and every check."""
+        return self.record.cost_usd
+
+    @property
+    def attempts(self) -> Sequence[Attempt]:
+        return self.record.attempts
+
+    @property
+    def verdicts(self) -> Sequence[Verdict]:
+        return self.record.verdicts
+
+    @property
+    def escalations(self) -> int:
+        return self.record.escalations
+
+    @property
+    def degraded(self) -> bool:
+        """True when the output is the task's declared fallback, not a model's answer."""
+        return self.record.degraded
+
+    @property
+    def latency_s(self) -> float:
+        return self.record.latency_s
+
+    @property
+    def input_tokens(self) -> int:
+        return self.record.input_tokens
+
+    @property
+    def output_tokens(self) -> int:
+        return self.record.output_tokens

@@ -1,0 +1,223 @@
+"""The router: from a task's kind and risk to an ordered ladder of models, with a reason for each.
+
+Pure: no I/O, no clocks, no model calls. Rules map (kind, risk) to a ladder, cheapest first; filters
+then drop models that lack a capability, cannot fit the input, would cost more than the task's
+ceiling, are too slow for its deadline, or are marked unavailable (an open circuit breaker).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any, Literal, cast
+
+from handoffs.catalog import TIER_ORDER, Catalog, ModelEntry, estimate_tokens
+from handoffs.errors import ConfigError
+from handoffs.handoff import RouteStep
+from handoffs.task import RISKS, Risk, Task
+
+__all__ = ["Policy", "RouteDecision", "Rule", "estimate_input_tokens", "route"]
+
+ANY: Literal["*"] = "*"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Rule:
+    """Route tasks of one kind and risk (either may be `"*"`) to a ladder of catalog models."""
+
+    ladder: tuple[str, ...]
+    """Catalog ids in the order they are tried: the cheapest that can do the job first."""
+    kind: str = ANY
+    risk: Risk | Literal["*"] = ANY
+    name: str = ""
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "ladder", tuple(self.ladder))
+        if not self.ladder:
+            raise ConfigError(f"rule {self.label!r} has an empty ladder")
+        if self.risk != ANY and self.risk not in RISKS:
+            raise ConfigError(f"rule {self.label!r}: risk must be one of low, medium, high or *")
+
+    @property
+    def label(self) -> str:
+        """The rule's name, or `kind/risk` when it has none."""
+        return self.name or f"{self.kind}/{self.risk}"
+
+    def specificity(self, kind: str, risk: Risk) -> int | None:
+        """How specifically this rule matches (higher wins), or None when it does not."""
+        if self.kind not in (ANY, kind) or self.risk not in (ANY, risk):
+            return None
+        return (2 if self.kind != ANY else 0) + (1 if self.risk != ANY else 0)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Policy:
+    """An ordered set of rules; unmatched tasks go to the frontier ("when unsure, ask the best")."""
+
+    rules: tuple[Rule, ...] = ()
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "rules", tuple(self.rules))
+
+    def validate(self, catalog: Catalog) -> None:
+        """Raise `ConfigError` if a rule names a model the catalog lacks."""
+        for rule in self.rules:
+            for model_id in rule.ladder:
+                if model_id not in catalog:
+                    raise ConfigError(f"rule {rule.label!r} names unknown model id {model_id!r}")
+
+    def match(self, kind: str, risk: Risk) -> Rule | None:
+        """The most specific rule for a kind and risk; the earliest wins a tie."""
+        best: tuple[int, Rule] | None = None
+        for rule in self.rules:
+            spec = rule.specificity(kind, risk)
+            if spec is not None and (best is None or spec > best[0]):
+                best = (spec, rule)
+        return best[1] if best else None
+
+    @classmethod
+    def matrix(cls, catalog: Catalog) -> Policy:
+        """The default task-risk matrix built from tiers.
+
+        Low risk starts at the cheapest tier and climbs to the frontier; medium skips the local tier;
+        high-consequence work goes to the frontier only.
+        """
+
+        def tiers(*names: str) -> tuple[str, ...]:
+            order = sorted(catalog.values(), key=lambda e: TIER_ORDER[e.tier])
+            return tuple(e.id for e in order if e.tier in names)
+
+        rules = [
+            Rule(name="low-risk", risk="low", ladder=tiers("local", "small", "mid", "frontier")),
+            Rule(name="medium-risk", risk="medium", ladder=tiers("small", "mid", "frontier")),
+            Rule(name="high-risk", risk="high", ladder=tiers("frontier")),
+        ]
+        return cls(rules=tuple(r for r in rules if r.ladder))
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Policy:
+        """Build a policy from the `[policy]` table of `handoffs.toml` (`[[policy.rules]]`)."""
+        raw_rules = data.get("rules", [])
+        if not isinstance(raw_rules, list):
+            raise ConfigError("policy.rules must be an array of tables")
+        rules: list[Rule] = []
+        for i, raw in enumerate(cast(list[Any], raw_rules)):
+            if not isinstance(raw, dict):
+                raise ConfigError(f"policy.rules[{i}] must be a table")
+            spec = cast(dict[str, Any], raw)
+            unknown = sorted(set(spec) - {"kind", "risk", "ladder", "name"})
+            if unknown:
+                raise ConfigError(f"policy.rules[{i}]: unknown key(s) {', '.join(unknown)}")
+            ladder = spec.get("ladder")
+            if not isinstance(ladder, list) or not all(isinstance(m, str) for m in ladder):  # pyright: ignore[reportUnknownVariableType]
+                raise ConfigError(f"policy.rules[{i}].ladder must be a list of model ids")
+            rules.append(
+                Rule(
+                    kind=str(spec.get("kind", ANY)),
+                    risk=spec.get("risk", ANY),
+                    ladder=tuple(cast(list[str], ladder)),
+                    name=str(spec.get("name", "")),
+                )
+            )
+        return cls(rules=tuple(rules))
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RouteDecision:
+    """The ladder to try, in order, and the router's reason for every model it considered."""
+
+    ladder: tuple[str, ...]
+    steps: tuple[RouteStep, ...]
+    rule: str
+    """The rule that chose the candidates (`unsure` when none matched, `override` for a per-call pick)."""
+    input_tokens: int
+    """The router's token estimate for the prompt."""
+    estimates_usd: Mapping[str, Decimal] = field(default_factory=dict[str, Decimal])
+    """Estimated worst-case cost of one call on each kept model."""
+
+    def explain(self) -> str:
+        """A human-readable account of the decision, one line per model."""
+        lines = [f"rule {self.rule}: ladder {' -> '.join(self.ladder) or '(empty)'}"]
+        lines += [f"  {'+' if s.kept else '-'} {s.model}: {s.reason}" for s in self.steps]
+        return "\n".join(lines)
+
+
+def estimate_input_tokens(task: Task[Any]) -> int:
+    """Prompt tokens a task will need: instructions, input and output schema."""
+    text = task.instructions + task.input_json() + json.dumps(task.output_schema())
+    return estimate_tokens(text) + 64  # framing around the parts
+
+
+def route(
+    task: Task[Any],
+    catalog: Catalog,
+    policy: Policy,
+    *,
+    unavailable: Mapping[str, str] | None = None,
+) -> RouteDecision:
+    """Decide which models to try for `task`, in order, and why.
+
+    `unavailable` maps model ids to why they are out of rotation (e.g. an open circuit breaker).
+    """
+    unavailable = unavailable or {}
+    rule = policy.match(task.kind, task.risk)
+    if rule is not None:
+        candidates, rule_label = list(rule.ladder), rule.label
+    else:
+        candidates = [e.id for e in catalog.by_strength() if e.tier == "frontier"]
+        candidates = candidates or [e.id for e in catalog.by_strength()][:1]
+        rule_label = "unsure"
+    if task.model is not None:
+        start = catalog[task.model]
+        stronger = [m for m in candidates if TIER_ORDER[catalog[m].tier] > TIER_ORDER[start.tier]]
+        candidates, rule_label = [start.id, *stronger], f"override({start.id})+{rule_label}"
+    tokens = estimate_input_tokens(task)
+    steps: list[RouteStep] = []
+    ladder: list[str] = []
+    estimates: dict[str, Decimal] = {}
+    for model_id in dict.fromkeys(candidates):
+        entry = catalog[model_id]
+        estimate = entry.cost(tokens, task.max_output_tokens)
+        reason = _drop_reason(task, entry, tokens, estimate, unavailable)
+        if reason is None:
+            ladder.append(model_id)
+            estimates[model_id] = estimate
+            why = f"{entry.tier} tier, est. ${estimate:.6f} for ~{tokens} input tokens"
+            if rule_label == "unsure":
+                why = f"no rule for {task.kind}/{task.risk}: unsure, so the frontier; {why}"
+            steps.append(RouteStep(model=model_id, kept=True, reason=why))
+        else:
+            steps.append(RouteStep(model=model_id, kept=False, reason=reason))
+    return RouteDecision(
+        ladder=tuple(ladder),
+        steps=tuple(steps),
+        rule=rule_label,
+        input_tokens=tokens,
+        estimates_usd=estimates,
+    )
+
+
+def _drop_reason(
+    task: Task[Any],
+    entry: ModelEntry,
+    tokens: int,
+    estimate: Decimal,
+    unavailable: Mapping[str, str],
+) -> str | None:
+    if entry.id in unavailable:
+        return f"unavailable: {unavailable[entry.id]}"
+    missing: Sequence[str] = sorted(task.requires - entry.capabilities)
+    if missing:
+        return f"lacks capability {', '.join(missing)}"
+    if tokens + task.max_output_tokens > entry.context_window:
+        return (
+            f"context window {entry.context_window} < ~{tokens} input + "
+            f"{task.max_output_tokens} output tokens"
+        )
+    if task.max_cost_usd is not None and estimate > task.max_cost_usd:
+        return f"est. ${estimate:.6f} exceeds the task's ceiling ${task.max_cost_usd}"
+    if task.deadline_s is not None and entry.typical_latency_s > task.deadline_s:
+        return f"typical latency {entry.typical_latency_s}s exceeds the {task.deadline_s}s deadline"
+    return None

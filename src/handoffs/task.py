@@ -1,0 +1,165 @@
+"""What is asked of a subordinate: `Task[OutputT]`, its risk class, limits and JSON Schemas."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from decimal import Decimal
+from functools import lru_cache
+from typing import TYPE_CHECKING, Any, Final, Generic, Literal, TypeVar, cast
+
+import jsonschema
+from pydantic import BaseModel, TypeAdapter
+
+from handoffs.errors import ConfigError
+
+if TYPE_CHECKING:
+    from handoffs.verify import Check
+
+__all__ = ["NO_FALLBACK", "Risk", "Task", "json_schema_of", "schema_errors"]
+
+OutputT = TypeVar("OutputT")
+
+Risk = Literal["low", "medium", "high"]
+"""How costly a wrong answer is: low-risk transforms start cheap, high-risk reasoning at the frontier."""
+
+RISKS: Final[tuple[Risk, ...]] = ("low", "medium", "high")
+
+
+class _NoFallback:
+    """Sentinel: the task declares no fallback, so an exhausted route raises instead of degrading."""
+
+    _instance: _NoFallback | None = None
+
+    def __new__(cls) -> _NoFallback:
+        if cls._instance is None:
+            cls._instance = super().__new__(cls)
+        return cls._instance
+
+    def __repr__(self) -> str:
+        return "NO_FALLBACK"
+
+
+NO_FALLBACK: Final = _NoFallback()
+
+
+@lru_cache(maxsize=256)
+def _adapter(tp: Any) -> TypeAdapter[Any]:
+    return TypeAdapter(tp)
+
+
+def json_schema_of(tp: Any) -> dict[str, Any]:
+    """The JSON Schema pydantic derives for a type (a model, `str`, `list[Model]`, ...)."""
+    try:
+        return _adapter(tp).json_schema()
+    except Exception as exc:  # pydantic raises several types for types it cannot describe
+        raise ConfigError(f"cannot derive a JSON Schema from {tp!r}: {exc}") from exc
+
+
+def schema_errors(schema: dict[str, Any], data: Any) -> list[str]:
+    """Every way `data` violates `schema`, as short readable strings (empty when it conforms)."""
+    validator_cls = jsonschema.validators.validator_for(schema)  # pyright: ignore[reportUnknownMemberType]
+    validator = validator_cls(schema)
+    errors: list[str] = []
+    for err in sorted(validator.iter_errors(data), key=lambda e: list(e.absolute_path)):  # pyright: ignore[reportUnknownMemberType,reportUnknownArgumentType,reportUnknownLambdaType]
+        where = "/".join(str(p) for p in err.absolute_path) or "(root)"  # pyright: ignore[reportUnknownMemberType,reportUnknownVariableType,reportUnknownArgumentType]
+        errors.append(f"{where}: {err.message}")
+    return errors
+
+
+def _to_decimal(value: Decimal | float | str | None) -> Decimal | None:
+    if value is None or isinstance(value, Decimal):
+        return value
+    return Decimal(str(value))
+
+
+@dataclass(frozen=True, kw_only=True)
+class Task(Generic[OutputT]):
+    """One typed subtask handed to a subordinate model.
+
+    The input is a pydantic model or plain JSON; the output type is any type pydantic can validate.
+    Both sides of the handoff are checked against JSON Schemas derived from these types.
+    """
+
+    kind: str
+    """The task class the router keys on, e.g. `"classify"`, `"extract"`, `"draft"`."""
+    input: BaseModel | Any
+    """What the subordinate works on: a pydantic model or JSON-compatible data."""
+    output_type: type[OutputT]
+    """The type the delivered output is validated as."""
+    instructions: str = ""
+    """What to do with the input, in plain words for the subordinate."""
+    risk: Risk = "medium"
+    """How costly a wrong answer is; with `kind`, selects the route."""
+    checks: Sequence[Check] = ()
+    """Checks run on every output before it is delivered (the schema check always runs first)."""
+    max_cost_usd: Decimal | None = None
+    """Ceiling on this handoff's spend, all attempts included; models whose estimate exceeds it are skipped."""
+    deadline_s: float | None = None
+    """Latency budget: models whose typical latency exceeds it are skipped; also a per-call timeout."""
+    min_score: float | None = None
+    """Default passing score for judge checks that do not set their own."""
+    fallback: OutputT | _NoFallback = NO_FALLBACK
+    """Returned, marked degraded, when every rung is spent. Without it the handoff raises."""
+    model: str | None = None
+    """Per-call override: start the ladder at this catalog model."""
+    requires: frozenset[str] = frozenset()
+    """Capabilities a model must have to be routed this task, e.g. `{"tools"}`."""
+    max_output_tokens: int = 512
+    """Cap on generated tokens per call; bounds the cost reserved before each call."""
+    feedback_retries: int = 1
+    """How many times a model whose output failed a check is asked again, with the feedback."""
+    id: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
+    """Unique id of this handoff."""
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "checks", tuple(self.checks))
+        object.__setattr__(self, "requires", frozenset(self.requires))
+        object.__setattr__(self, "max_cost_usd", _to_decimal(self.max_cost_usd))
+        if self.risk not in RISKS:
+            raise ConfigError(f"task risk must be one of {', '.join(RISKS)}, not {self.risk!r}")
+        if not self.kind:
+            raise ConfigError("task kind must not be empty")
+        if self.max_cost_usd is not None and self.max_cost_usd < 0:
+            raise ConfigError("max_cost_usd must not be negative")
+
+    @property
+    def has_fallback(self) -> bool:
+        """Whether an exhausted route degrades to `fallback` instead of raising."""
+        return not isinstance(self.fallback, _NoFallback)
+
+    def input_data(self) -> Any:
+        """The input as JSON-compatible data."""
+        if isinstance(self.input, BaseModel):
+            return self.input.model_dump(mode="json", warnings=False)
+        return _adapter(type(self.input)).dump_python(self.input, mode="json")
+
+    def input_json(self) -> str:
+        """The input serialised as JSON text, exactly as the subordinate receives it."""
+        return json.dumps(self.input_data(), ensure_ascii=False, sort_keys=False)
+
+    def input_schema(self) -> dict[str, Any]:
+        """The JSON Schema of the input."""
+        if isinstance(self.input, BaseModel):
+            return json_schema_of(type(self.input))
+        return json_schema_of(type(self.input))
+
+    def output_schema(self) -> dict[str, Any]:
+        """The JSON Schema of the output type."""
+        return json_schema_of(self.output_type)
+
+    def validate_input(self) -> None:
+        """Check the input against its schema before anything is sent; raise `ConfigError` if not."""
+        errors = schema_errors(self.input_schema(), self.input_data())
+        if errors:
+            raise ConfigError(f"task {self.kind!r} input fails its schema: {'; '.join(errors)}")
+
+    def parse_output(self, data: Any) -> OutputT:
+        """Validate JSON data as the output type (after the schema check)."""
+        return cast(OutputT, _adapter(self.output_type).validate_python(data))
+
+    def dump_output(self, output: OutputT) -> Any:
+        """An output as JSON-compatible data."""
+        return _adapter(self.output_type).dump_python(output, mode="json")

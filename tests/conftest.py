@@ -1,0 +1,69 @@
+"""Shared fixtures: a small catalog of scripted models covering every tier."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from decimal import Decimal
+from typing import Any
+
+import pytest
+from pydantic_ai.models import Model
+
+from handoffs.catalog import Catalog, ModelEntry, Tier
+from handoffs.testing.scripted import ScriptCall, scripted
+
+
+def entry(model_id: str, tier: Tier, price_in: str, price_out: str, **kw: Any) -> ModelEntry:
+    """A catalog entry priced per million tokens."""
+    return ModelEntry(
+        id=model_id,
+        provider=kw.pop("provider", "openai-compatible"),
+        name=model_id,
+        tier=tier,
+        input_usd_per_mtok=Decimal(price_in),
+        output_usd_per_mtok=Decimal(price_out),
+        context_window=kw.pop("context_window", 8192),
+        base_url=kw.pop("base_url", "http://127.0.0.1:9/v1"),
+        **kw,
+    )
+
+
+@pytest.fixture
+def catalog() -> Catalog:
+    return Catalog(
+        [
+            entry("tiny", "local", "0.02", "0.02"),
+            entry("cheap", "small", "0.15", "0.60"),
+            entry("middle", "mid", "1", "5"),
+            entry("best", "frontier", "3", "15"),
+        ]
+    )
+
+
+class Scripts:
+    """Per-model answer functions; `models(entry)` is the `ModelSource` a Session takes."""
+
+    def __init__(self) -> None:
+        self.answers: dict[str, Callable[[ScriptCall], Any]] = {}
+        self.calls: dict[str, list[ScriptCall]] = {}
+        self._models: dict[str, Model] = {}
+
+    def on(self, model_id: str, answer: Callable[[ScriptCall], Any]) -> None:
+        self.answers[model_id] = answer
+
+    def __call__(self, e: ModelEntry) -> Model:
+        if e.id not in self._models:
+
+            def answer(call: ScriptCall, model_id: str = e.id) -> Any:
+                self.calls.setdefault(model_id, []).append(call)
+                if model_id not in self.answers:
+                    raise AssertionError(f"model {model_id} was not expected to be called")
+                return self.answers[model_id](call)
+
+            self._models[e.id] = scripted(answer, name=e.id)
+        return self._models[e.id]
+
+
+@pytest.fixture
+def scripts() -> Scripts:
+    return Scripts()
