@@ -102,9 +102,11 @@ async def test_invalid_output_is_retried_with_the_validation_error(
 ) -> None:
     scripts.on(
         "tiny",
-        lambda c: {"category": "billing", "urgent": False}
-        if c.number > 1
-        else {"category": "refund", "urgent": "maybe"},
+        lambda c: (
+            {"category": "billing", "urgent": False}
+            if c.number > 1
+            else {"category": "refund", "urgent": "maybe"}
+        ),
     )
     delivery = await session(catalog, scripts).delegate(classify())
     assert [a.outcome for a in delivery.attempts] == ["invalid_output", "accepted"]
@@ -193,8 +195,10 @@ async def test_low_judge_score_escalates(catalog: Catalog, scripts: Scripts) -> 
     scripts.on("cheap", lambda c: {"category": "billing", "urgent": False})
     scripts.on(
         "best",
-        lambda c: {"score": 0.9 if '"billing"' in c.prompt.split("ANSWER")[1] else 0.2,
-                   "reasons": ["check the category"]},
+        lambda c: {
+            "score": 0.9 if '"billing"' in c.prompt.split("ANSWER")[1] else 0.2,
+            "reasons": ["check the category"],
+        },
     )
     delivery = await session(catalog, scripts).delegate(classify(checks=[checks.judge(0.8)]))
     assert delivery.model == "cheap" and delivery.escalations == 1

@@ -45,7 +45,8 @@ T = TypeVar("T")
 ModelSource = Callable[[ModelEntry], Model]
 """Turns a catalog entry into a pydantic-ai model (a `Portfolio`, or a dict of scripted models)."""
 
-_PROVIDER_ERRORS = (ModelAPIError, TimeoutError, OSError)
+_PROVIDER_ERRORS = (ModelAPIError, AgentRunError, TimeoutError, OSError)
+"""Failures of the provider, not of the answer: fail over to the next rung."""
 
 
 def _output_spec(entry: ModelEntry, output_type: type[Any]) -> Any:
@@ -90,6 +91,11 @@ class Session:
         self._on_record = on_record
         self._timeout_s = request_timeout_s
         self._agents: dict[tuple[str, Any], Agent[None, Any]] = {}
+
+    @property
+    def models(self) -> ModelSource:
+        """Where this session gets pydantic-ai models for catalog entries."""
+        return self._models
 
     def route(self, task: Task[Any]) -> RouteDecision:
         """The route the router would choose for `task` now (no call is made)."""
@@ -151,7 +157,7 @@ class Session:
                     )
                     previous, feedback = None, [f"the answer did not validate: {_one_line(exc)}"]
                     continue
-                except _PROVIDER_ERRORS + (AgentRunError,) as exc:
+                except _PROVIDER_ERRORS as exc:
                     reservation.commit(entry.cost(usage.input_tokens, usage.output_tokens))
                     attempts.append(
                         self._attempt(
@@ -194,8 +200,6 @@ class Session:
                     )
                 previous = task.dump_output(output)
                 feedback = [r for v in verdicts if not v.passed for r in v.reasons] or ["rejected"]
-            else:
-                pass
             if failure is None and rung + 1 < len(decision.ladder):
                 last = attempts[-1].outcome if attempts else None
                 if last in ("rejected", "invalid_output"):

@@ -9,6 +9,7 @@ JSON text. A script can fail like a provider does by raising, e.g. `fail(503)`.
 
 from __future__ import annotations
 
+import inspect
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -56,10 +57,10 @@ def _last_prompt(messages: list[ModelMessage]) -> str:
 
 
 def scripted(answer: Callable[[ScriptCall], Any], *, name: str = "scripted") -> FunctionModel:
-    """A `FunctionModel` whose every answer is `answer(call)`: data for typed output, or a str."""
+    """A `FunctionModel` whose every answer is `answer(call)` (sync or async): data, or a str."""
     calls = 0
 
-    def respond(messages: list[ModelMessage], info: AgentInfo) -> ModelResponse:
+    async def respond(messages: list[ModelMessage], info: AgentInfo) -> ModelResponse:
         nonlocal calls
         calls += 1
         tool = info.output_tools[0] if info.output_tools else None
@@ -71,6 +72,8 @@ def scripted(answer: Callable[[ScriptCall], Any], *, name: str = "scripted") -> 
             output_schema=tool.parameters_json_schema if tool else None,
         )
         data = answer(call)
+        if inspect.isawaitable(data):
+            data = await data
         if tool is not None:
             return ModelResponse(parts=[ToolCallPart(tool.name, data)], model_name=name)
         text = data if isinstance(data, str) else json.dumps(data)

@@ -1,0 +1,291 @@
+"""The orchestrator: a pydantic-ai `Agent` on a strong model whose tools delegate typed subtasks.
+
+Each `Subordinate` becomes one tool whose arguments are the subordinate's input model. Calling the
+tool hands a `Task` to the job's `Session` (route, verify, escalate, budget) and returns the
+validated output to the orchestrator framed as data — never as instructions. Several tool calls in
+one model step run concurrently (pydantic-ai runs parallel tool calls together).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Sequence
+from contextvars import ContextVar
+from dataclasses import dataclass, field, replace
+from decimal import Decimal
+from typing import Any, Generic, Literal, TypeVar
+
+from pydantic import BaseModel
+from pydantic_ai import Agent, RunContext, Tool
+from pydantic_ai.framing import register_tag, wrap
+from pydantic_ai.messages import ModelMessage, ModelResponse
+from pydantic_ai.models import Model, ModelRequestParameters
+from pydantic_ai.models.wrapper import WrapperModel
+from pydantic_ai.settings import ModelSettings
+from pydantic_ai.usage import UsageLimits
+
+from handoffs.budget import Budget
+from handoffs.catalog import ModelEntry, estimate_tokens
+from handoffs.delegate import Session
+from handoffs.errors import BudgetExceeded, HandoffError
+from handoffs.handoff import HandoffRecord
+from handoffs.task import NO_FALLBACK, Risk, Task, _NoFallback  # pyright: ignore[reportPrivateUsage]
+from handoffs.verify import Check
+
+__all__ = ["JobResult", "Orchestrator", "OrchestratorSpec", "Subordinate"]
+
+InT = TypeVar("InT", bound=BaseModel)
+OutT = TypeVar("OutT")
+
+RESULT_TAG = register_tag("subordinate_result")
+"""The data frame every subordinate result reaches the orchestrator in."""
+DATA_TAG = register_tag("job_data")
+_DEPTH: ContextVar[int] = ContextVar("handoffs_delegation_depth", default=0)
+"""How many delegations enclose the current task (parallel siblings each see their own)."""
+"""The data frame the job's input reaches the orchestrator in."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class Subordinate(Generic[InT, OutT]):
+    """A typed delegate: the orchestrator calls it as a tool named `name` with an `input_type`."""
+
+    name: str
+    """Tool name the orchestrator sees, e.g. `classify_ticket`."""
+    kind: str
+    """Task kind the router keys on."""
+    input_type: type[InT]
+    output_type: type[OutT]
+    instructions: str
+    description: str = ""
+    """When the orchestrator should call it (the tool description)."""
+    risk: Risk = "medium"
+    checks: Sequence[Check] = ()
+    max_cost_usd: Decimal | None = None
+    max_output_tokens: int = 512
+    deadline_s: float | None = None
+    fallback: OutT | _NoFallback = NO_FALLBACK
+
+    def task(self, input: InT, **overrides: Any) -> Task[OutT]:
+        """The `Task` this subordinate runs for one input."""
+        task: Task[OutT] = Task(
+            kind=self.kind,
+            input=input,
+            output_type=self.output_type,
+            instructions=self.instructions,
+            risk=self.risk,
+            checks=tuple(self.checks),
+            max_cost_usd=self.max_cost_usd,
+            max_output_tokens=self.max_output_tokens,
+            deadline_s=self.deadline_s,
+            fallback=self.fallback,
+        )
+        return replace(task, **overrides) if overrides else task
+
+
+@dataclass(frozen=True, kw_only=True)
+class OrchestratorSpec:
+    """How a roster describes its orchestrator: the model and the standing instructions."""
+
+    model: str
+    """Catalog id of the orchestrator's model (a frontier model)."""
+    instructions: str
+    max_handoffs: int = 100
+    max_depth: int = 1
+
+
+@dataclass(frozen=True, kw_only=True)
+class JobResult(Generic[OutT]):
+    """What one orchestrated job produced and what it cost."""
+
+    output: OutT | None
+    status: Literal["completed", "budget_exceeded", "failed"]
+    records: tuple[HandoffRecord, ...]
+    orchestrator_cost_usd: Decimal
+    orchestrator_requests: int
+    error: str | None = None
+    messages: list[ModelMessage] = field(default_factory=list[ModelMessage])
+
+    @property
+    def handoff_cost_usd(self) -> Decimal:
+        return sum((r.cost_usd for r in self.records), Decimal(0))
+
+    @property
+    def cost_usd(self) -> Decimal:
+        """Everything the job spent: the orchestrator's own calls and every handoff."""
+        return self.orchestrator_cost_usd + self.handoff_cost_usd
+
+
+class BudgetedModel(WrapperModel):
+    """Charges every request of the wrapped model to a budget: reserved before, committed after."""
+
+    def __init__(self, wrapped: Model, entry: ModelEntry, budget: Budget, max_tokens: int) -> None:
+        super().__init__(wrapped)
+        self.entry = entry
+        self.budget = budget
+        self.max_tokens = max_tokens
+        self.spent_usd = Decimal(0)
+        self.requests = 0
+
+    async def request(
+        self,
+        messages: list[ModelMessage],
+        model_settings: ModelSettings | None,
+        model_request_parameters: ModelRequestParameters,
+    ) -> ModelResponse:
+        prompt_tokens = estimate_tokens(str(messages)) + 256
+        estimate = self.entry.cost(prompt_tokens, self.max_tokens)
+        with self.budget.reserve(estimate) as reservation:
+            response = await super().request(messages, model_settings, model_request_parameters)
+            cost = self.entry.cost(response.usage.input_tokens, response.usage.output_tokens)
+            reservation.commit(cost)
+        self.spent_usd += cost
+        self.requests += 1
+        return response
+
+
+def _frame(subordinate: str, payload: dict[str, Any]) -> str:
+    body = json.dumps(payload, ensure_ascii=False, default=str)
+    return wrap(RESULT_TAG, body, subordinate=subordinate)
+
+
+class Orchestrator:
+    """Runs a goal on a strong model that delegates to typed subordinates through one `Session`."""
+
+    def __init__(
+        self,
+        *,
+        model: str,
+        subordinates: Sequence[Subordinate[Any, Any]],
+        session: Session,
+        instructions: str = "",
+        tools: Sequence[Tool[Any] | Callable[..., Any]] = (),
+        max_handoffs: int = 100,
+        max_depth: int = 1,
+        max_tokens: int = 2048,
+    ) -> None:
+        names = [s.name for s in subordinates]
+        if len(set(names)) != len(names):
+            raise ValueError(f"subordinate names must be unique: {names}")
+        self.model_id = model
+        self.subordinates = tuple(subordinates)
+        self.session = session
+        self.instructions = instructions
+        self.max_handoffs = max_handoffs
+        self.max_depth = max_depth
+        self._extra_tools = tuple(tools)
+        self._max_tokens = max_tokens
+        self._handoffs = 0
+
+    @classmethod
+    def from_spec(
+        cls,
+        spec: OrchestratorSpec,
+        *,
+        subordinates: Sequence[Subordinate[Any, Any]],
+        session: Session,
+    ) -> Orchestrator:
+        """Build an orchestrator from a roster's `OrchestratorSpec`."""
+        return cls(
+            model=spec.model,
+            subordinates=subordinates,
+            session=session,
+            instructions=spec.instructions,
+            max_handoffs=spec.max_handoffs,
+            max_depth=spec.max_depth,
+        )
+
+    def _tool(self, sub: Subordinate[Any, Any]) -> Tool[Any]:
+        async def delegate(ctx: RunContext[Any], request: Any) -> str:
+            if self._handoffs >= self.max_handoffs:
+                return _frame(
+                    sub.name,
+                    {
+                        "status": "refused",
+                        "error": f"the job's limit of {self.max_handoffs} handoffs is reached",
+                    },
+                )
+            depth = _DEPTH.get()
+            if depth >= self.max_depth:
+                return _frame(sub.name, {"status": "refused", "error": "maximum delegation depth"})
+            self._handoffs += 1
+            token = _DEPTH.set(depth + 1)
+            try:
+                delivery = await self.session.delegate(sub.task(request))
+            except (HandoffError, BudgetExceeded) as exc:
+                return _frame(sub.name, {"status": "failed", "error": str(exc)})
+            finally:
+                _DEPTH.reset(token)
+            record = delivery.record
+            return _frame(
+                sub.name,
+                {
+                    "status": record.status,
+                    "output": record.output,
+                    "model": record.model,
+                    "cost_usd": str(record.cost_usd),
+                },
+            )
+
+        delegate.__annotations__ = {
+            "ctx": RunContext[Any],
+            "request": sub.input_type,
+            "return": str,
+        }
+        return Tool(
+            delegate, takes_ctx=True, name=sub.name, description=sub.description or sub.instructions
+        )
+
+    async def run(
+        self,
+        goal: str,
+        *,
+        data: Any = None,
+        deps: Any = None,
+        output_type: type[Any] = str,
+        usage_limits: UsageLimits | None = None,
+    ) -> JobResult[Any]:
+        """Work on `goal` (with `data` framed as data) until the orchestrator answers.
+
+        Never raises for a spent budget: the result's status says `budget_exceeded` and keeps
+        every handoff that finished.
+        """
+        entry = self.session.catalog[self.model_id]
+        model = BudgetedModel(
+            self.session.models(entry), entry, self.session.budget, self._max_tokens
+        )
+        agent: Agent[Any, Any] = Agent(
+            model,
+            output_type=output_type,
+            instructions=self.instructions or None,
+            tools=[*self._extra_tools, *(self._tool(s) for s in self.subordinates)],
+            name="orchestrator",
+            deps_type=type(deps) if deps is not None else type(None),
+        )
+        prompt = goal
+        if data is not None:
+            prompt += "\n\n" + wrap(DATA_TAG, json.dumps(data, ensure_ascii=False, default=str))
+        limits = usage_limits or UsageLimits(request_limit=max(50, self.max_handoffs + 10))
+        first = len(self.session.records)
+        status: Literal["completed", "budget_exceeded", "failed"] = "completed"
+        output: Any = None
+        error: str | None = None
+        messages: list[ModelMessage] = []
+        try:
+            result = await agent.run(
+                prompt,
+                deps=deps,
+                usage_limits=limits,
+                model_settings={"max_tokens": self._max_tokens},
+            )
+            output, messages = result.output, result.all_messages()
+        except BudgetExceeded as exc:
+            status, error = "budget_exceeded", str(exc)
+        return JobResult(
+            output=output,
+            status=status,
+            records=tuple(self.session.records[first:]),
+            orchestrator_cost_usd=model.spent_usd,
+            orchestrator_requests=model.requests,
+            error=error,
+            messages=messages,
+        )
