@@ -15,11 +15,14 @@ from handoffs.errors import (
     VerificationFailed,
 )
 from handoffs.handoff import Attempt, Delivery, HandoffRecord, RouteStep, Verdict
+from handoffs.orchestrator import JobResult, Orchestrator, OrchestratorSpec, Subordinate
+from handoffs.providers import Portfolio
 from handoffs.router import Policy, RouteDecision, Rule, route
-from handoffs.task import Task
+from handoffs.task import NO_FALLBACK, Task
 from handoffs.verify import Check, CheckContext
 
 __all__ = [
+    "NO_FALLBACK",
     "Attempt",
     "Budget",
     "BudgetExceeded",
@@ -32,14 +35,19 @@ __all__ = [
     "HandoffFailed",
     "HandoffRecord",
     "HandoffsError",
+    "JobResult",
     "MissingKey",
     "ModelEntry",
     "NoRouteAvailable",
+    "Orchestrator",
+    "OrchestratorSpec",
     "Policy",
+    "Portfolio",
     "RouteDecision",
     "RouteStep",
     "Rule",
     "Session",
+    "Subordinate",
     "Task",
     "Verdict",
     "VerificationFailed",

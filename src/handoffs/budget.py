@@ -8,7 +8,7 @@ budget (one handoff's ceiling) reserves in its parent (the job) too.
 from __future__ import annotations
 
 import threading
-from decimal import Decimal
+from decimal import Decimal, InvalidOperation
 from types import TracebackType
 
 from handoffs.errors import BudgetExceeded
@@ -19,7 +19,13 @@ _ZERO = Decimal(0)
 
 
 def _usd(value: Decimal | int | str | float) -> Decimal:
-    return value if isinstance(value, Decimal) else Decimal(str(value))
+    try:
+        amount = value if isinstance(value, Decimal) else Decimal(str(value))
+    except InvalidOperation:
+        raise ValueError(f"not an amount of money: {value!r}") from None
+    if not amount.is_finite():
+        raise ValueError(f"not a finite amount of money: {value!r}")
+    return amount
 
 
 class Budget:
@@ -122,21 +128,25 @@ class Reservation:
         self.amount = amount
         self._parent = parent
         self._open = True
+        self._lock = threading.Lock()
+
+    def _close(self) -> bool:
+        with self._lock:
+            was_open, self._open = self._open, False
+            return was_open
 
     def commit(self, actual: Decimal) -> None:
         """Replace the hold by the actual cost (which may be lower or, rarely, higher)."""
-        if not self._open:
+        if not self._close():
             raise RuntimeError("reservation already settled")
-        self._open = False
         self.budget._settle(self.amount, actual)  # pyright: ignore[reportPrivateUsage]
         if self._parent is not None:
             self._parent.commit(actual)
 
     def release(self) -> None:
         """Give the hold back without spending anything (idempotent)."""
-        if not self._open:
+        if not self._close():
             return
-        self._open = False
         self.budget._settle(self.amount, None)  # pyright: ignore[reportPrivateUsage]
         if self._parent is not None:
             self._parent.release()

@@ -93,6 +93,13 @@ class Catalog(Mapping[str, ModelEntry]):
             known = ", ".join(self._entries) or "none"
             raise ConfigError(f"unknown model id {key!r} (catalog has: {known})") from None
 
+    def __contains__(self, key: object) -> bool:
+        return key in self._entries
+
+    def get(self, key: str, default: Any = None) -> Any:  # pyright: ignore[reportIncompatibleMethodOverride]
+        """The entry for `key`, or `default` when the catalog has none."""
+        return self._entries.get(key, default)
+
     def __iter__(self) -> Iterator[str]:
         return iter(self._entries)
 
@@ -126,7 +133,7 @@ def _price(model_id: str, key: str, value: Any) -> Decimal:
         price = Decimal(str(value))
     except InvalidOperation:
         raise ConfigError(f"model {model_id!r}: {key} must be a number, not {value!r}") from None
-    if price < 0 or not price.is_finite():
+    if not price.is_finite() or price < 0:
         raise ConfigError(f"model {model_id!r}: {key} must be a finite number >= 0")
     return price
 
@@ -144,7 +151,8 @@ def known_prices(name: str, provider: str) -> tuple[Decimal, Decimal] | None:
     except LookupError:
         return None
     scale = _MILLION / probe
-    return Decimal(str(inp.total_price)) * scale, Decimal(str(out.total_price)) * scale
+    price_in = (Decimal(str(inp.total_price)) * scale).normalize()
+    return price_in, (Decimal(str(out.total_price)) * scale).normalize()
 
 
 def _entry(model_id: str, spec: Any) -> ModelEntry:
@@ -160,7 +168,12 @@ def _entry(model_id: str, spec: Any) -> ModelEntry:
     name = str(raw.get("name", model_id))
     if provider == "openai-compatible" and not (raw.get("base_url") or raw.get("embedded")):
         raise ConfigError(f"model {model_id!r}: openai-compatible models need base_url or embedded")
-    if "input_usd_per_mtok" in raw and "output_usd_per_mtok" in raw:
+    given = [k for k in ("input_usd_per_mtok", "output_usd_per_mtok") if k in raw]
+    if len(given) == 1:
+        raise ConfigError(
+            f"model {model_id!r}: set both input_usd_per_mtok and output_usd_per_mtok, or neither"
+        )
+    if given:
         price_in = _price(model_id, "input_usd_per_mtok", raw["input_usd_per_mtok"])
         price_out = _price(model_id, "output_usd_per_mtok", raw["output_usd_per_mtok"])
     else:
@@ -172,11 +185,14 @@ def _entry(model_id: str, spec: Any) -> ModelEntry:
             )
         price_in, price_out = known
     context = raw.get("context_window")
-    if not isinstance(context, int) or context <= 0:
+    if isinstance(context, bool) or not isinstance(context, int) or context <= 0:
         raise ConfigError(f"model {model_id!r}: context_window must be a positive integer")
     latency = raw.get("typical_latency_s", 2.0)
-    if not isinstance(latency, int | float) or latency <= 0:
+    if isinstance(latency, bool) or not isinstance(latency, int | float) or latency <= 0:
         raise ConfigError(f"model {model_id!r}: typical_latency_s must be a positive number")
+    capabilities: Any = raw.get("capabilities", ["tools"])
+    if not isinstance(capabilities, list) or not all(isinstance(c, str) for c in capabilities):  # pyright: ignore[reportUnknownVariableType]
+        raise ConfigError(f"model {model_id!r}: capabilities must be a list of strings")
     return ModelEntry(
         id=model_id,
         provider=provider,
@@ -196,5 +212,5 @@ def _entry(model_id: str, spec: Any) -> ModelEntry:
         embedded=raw.get("embedded"),
         api_key_env=raw.get("api_key_env"),
         typical_latency_s=float(latency),
-        capabilities=frozenset(str(c) for c in raw.get("capabilities", ["tools"])),
+        capabilities=frozenset(cast(list[str], capabilities)),
     )

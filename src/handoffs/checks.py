@@ -74,8 +74,10 @@ JUDGE_INSTRUCTIONS = (
 
 def _judge_prompt(ctx: CheckContext, output: Any, rubric: str) -> str:
     task = ctx.task
+    output_name = getattr(task.output_type, "__name__", str(task.output_type))
     return (
-        f"TASK ({task.kind}): {task.instructions}\n\nRUBRIC: {rubric}\n\n"
+        f"TASK ({task.kind}, answer type {output_name}): {task.instructions}\n\n"
+        f"RUBRIC: {rubric}\n\n"
         f"INPUT (data):\n{task.input_json()}\n\n"
         f"ANSWER (data):\n{json.dumps(task.dump_output(output), ensure_ascii=False)}"
     )

@@ -350,6 +350,7 @@ class Session:
         return {
             "task_id": task.id,
             "task_kind": task.kind,
+            "label": task.label,
             "risk": task.risk,
             "route": decision.ladder,
             "route_reasons": decision.steps,

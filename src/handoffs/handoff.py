@@ -93,6 +93,8 @@ class HandoffRecord(BaseModel):
     task_id: str
     task_kind: str
     risk: str
+    label: str | None = None
+    """A short human label, e.g. the ticket id."""
     status: Literal["delivered", "degraded", "failed"]
     route: tuple[str, ...]
     """The ladder the router chose, cheapest-first within the rule."""

@@ -89,16 +89,21 @@ class Policy:
             order = sorted(catalog.values(), key=lambda e: TIER_ORDER[e.tier])
             return tuple(e.id for e in order if e.tier in names)
 
-        rules = [
-            Rule(name="low-risk", risk="low", ladder=tiers("local", "small", "mid", "frontier")),
-            Rule(name="medium-risk", risk="medium", ladder=tiers("small", "mid", "frontier")),
-            Rule(name="high-risk", risk="high", ladder=tiers("frontier")),
+        ladders: list[tuple[str, Risk, tuple[str, ...]]] = [
+            ("low-risk", "low", tiers("local", "small", "mid", "frontier")),
+            ("medium-risk", "medium", tiers("small", "mid", "frontier")),
+            ("high-risk", "high", tiers("frontier")),
         ]
-        return cls(rules=tuple(r for r in rules if r.ladder))
+        return cls(
+            rules=tuple(Rule(name=n, risk=r, ladder=lad) for n, r, lad in ladders if lad)
+        )
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Policy:
         """Build a policy from the `[policy]` table of `handoffs.toml` (`[[policy.rules]]`)."""
+        unknown_keys = sorted(set(data) - {"rules"})
+        if unknown_keys:
+            raise ConfigError(f"[policy]: unknown key(s) {', '.join(unknown_keys)}")
         raw_rules = data.get("rules", [])
         if not isinstance(raw_rules, list):
             raise ConfigError("policy.rules must be an array of tables")

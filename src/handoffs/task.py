@@ -6,7 +6,7 @@ import json
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from decimal import Decimal
+from decimal import Decimal, InvalidOperation
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any, Final, Generic, Literal, TypeVar, cast
 
@@ -70,9 +70,29 @@ def schema_errors(schema: dict[str, Any], data: Any) -> list[str]:
 
 
 def _to_decimal(value: Decimal | float | str | None) -> Decimal | None:
-    if value is None or isinstance(value, Decimal):
-        return value
-    return Decimal(str(value))
+    if value is None:
+        return None
+    try:
+        amount = value if isinstance(value, Decimal) else Decimal(str(value))
+    except InvalidOperation:
+        raise ConfigError(f"max_cost_usd must be a number, not {value!r}") from None
+    if not amount.is_finite():
+        raise ConfigError(f"max_cost_usd must be finite, not {value!r}")
+    return amount
+
+
+def _label_of(value: Any, depth: int = 0) -> str | None:
+    fields: dict[str, Any] = (
+        dict(value) if isinstance(value, dict) else dict(vars(value)) if isinstance(value, BaseModel) else {}
+    )
+    for key in ("id", "name", "title"):
+        if isinstance(fields.get(key), str | int):
+            return str(fields[key])
+    if depth == 0:
+        for nested in fields.values():
+            if isinstance(nested, dict | BaseModel) and (found := _label_of(nested, 1)):
+                return found
+    return None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -113,17 +133,28 @@ class Task(Generic[OutputT]):
     """How many times a model whose output failed a check is asked again, with the feedback."""
     id: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
     """Unique id of this handoff."""
+    label: str | None = None
+    """A short human label for tables and traces, e.g. the ticket id (derived from the input's
+    `id`, `name` or `title` field, or its nested model's, when not given)."""
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "checks", tuple(self.checks))
         object.__setattr__(self, "requires", frozenset(self.requires))
         object.__setattr__(self, "max_cost_usd", _to_decimal(self.max_cost_usd))
+        if self.label is None:
+            object.__setattr__(self, "label", _label_of(self.input))
         if self.risk not in RISKS:
             raise ConfigError(f"task risk must be one of {', '.join(RISKS)}, not {self.risk!r}")
         if not self.kind:
             raise ConfigError("task kind must not be empty")
         if self.max_cost_usd is not None and self.max_cost_usd < 0:
             raise ConfigError("max_cost_usd must not be negative")
+        if self.max_output_tokens <= 0:
+            raise ConfigError("max_output_tokens must be positive")
+        if self.deadline_s is not None and self.deadline_s <= 0:
+            raise ConfigError("deadline_s must be positive")
+        if self.feedback_retries < 0:
+            raise ConfigError("feedback_retries must not be negative")
 
     @property
     def has_fallback(self) -> bool:

@@ -1,0 +1,221 @@
+"""The `handoffs` command line: `run` a job, check the setup with `doctor`. `--json` everywhere.
+
+User errors (bad config or job file, unknown model, missing key) print one line on stderr and exit
+with code 2; runtime faults exit with code 1. No tracebacks.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import urllib.request
+from decimal import Decimal
+from pathlib import Path
+from typing import Annotated, Any
+
+import anyio
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from handoffs.config import Config, load_config
+from handoffs.errors import ConfigError, HandoffsError
+from handoffs.handoff import HandoffRecord
+from handoffs.job import JobReport, load_job
+
+__all__ = ["app", "main"]
+
+app = typer.Typer(
+    name="handoffs",
+    help="Delegate typed subtasks to cheaper models, verify, escalate, stay in budget.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+out = Console()
+err = Console(stderr=True)
+
+ConfigOpt = Annotated[
+    Path, typer.Option("--config", "-c", help="Catalog and policy file.", show_default=True)
+]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON document on stdout.")]
+
+
+def _fail(message: str, code: int) -> typer.Exit:
+    err.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    return typer.Exit(code)
+
+
+def _money(value: Decimal) -> str:
+    return f"${value:.6f}"
+
+
+def _verdict_marks(record: HandoffRecord) -> str:
+    marks = [f"{'✓' if v.passed else '✗'}{v.check}" for v in record.verdicts]
+    return " ".join(marks) or "—"
+
+
+def _table(report: JobReport) -> Table:
+    table = Table(title=f"job {report.job} ({report.job_id})", title_justify="left")
+    for col in ("subtask", "route", "model", "attempts", "verdicts", "cost"):
+        table.add_column(col, justify="right" if col in ("attempts", "cost") else "left")
+    for r in report.handoffs:
+        style = "yellow" if r.degraded else ("cyan" if r.escalations else None)
+        model = r.model or ("degraded" if r.degraded else "failed")
+        if r.escalations:
+            model += f" (↑{r.escalations})"
+        table.add_row(
+            f"{r.task_kind} {r.label or r.task_id}",
+            " → ".join(r.route),
+            model,
+            str(len(r.attempts)),
+            _verdict_marks(r),
+            _money(r.cost_usd),
+            style=style,
+        )
+    return table
+
+
+def _summary(report: JobReport) -> str:
+    saved = report.all_frontier_cost_usd - report.total_cost_usd
+    share = (
+        f" ({report.total_cost_usd / report.all_frontier_cost_usd:.0%} of all-frontier)"
+        if report.all_frontier_cost_usd
+        else ""
+    )
+    lines = [
+        f"status: {report.status}" + (f" — {report.error}" if report.error else ""),
+        f"handoffs: {len(report.handoffs)}   escalations: {report.escalations}   "
+        f"degraded: {report.degraded}",
+        f"spent: {_money(report.total_cost_usd)}{share}"
+        + (f" of a {_money(report.budget_usd)} budget" if report.budget_usd is not None else ""),
+        f"all-frontier would cost: {_money(report.all_frontier_cost_usd)}   "
+        f"saved: {_money(saved)}",
+    ]
+    return "\n".join(lines)
+
+
+@app.command()
+def run(
+    job: Annotated[Path, typer.Argument(help="The job file (TOML).")],
+    config: ConfigOpt = Path("handoffs.toml"),
+    as_json: JsonOpt = False,
+) -> None:
+    """Run a job: the orchestrator delegates, verifies and escalates; print what it cost."""
+    from handoffs.run import job_simulation, open_portfolio, run_job, setting_line
+
+    try:
+        cfg = load_config(config)
+        spec = load_job(job, cfg.catalog)
+        with open_portfolio(cfg, simulation=job_simulation(spec)) as portfolio:
+            (err if as_json else out).print(setting_line(portfolio), highlight=False)
+            progress = Progress(
+                SpinnerColumn(),
+                TextColumn("[bold]{task.description}"),
+                BarColumn(bar_width=None),
+                TextColumn("{task.fields[spent]}"),
+                TimeElapsedColumn(),
+                console=err,
+                transient=True,
+            )
+            spent = Decimal(0)
+            with progress:
+                bar = progress.add_task("handoffs done: 0", total=None, spent="$0")
+
+                def tick(record: HandoffRecord) -> None:
+                    nonlocal spent
+                    spent += record.cost_usd
+                    done = len(seen) + 1
+                    seen.append(record)
+                    progress.update(bar, description=f"handoffs done: {done}",
+                                    spent=f"spent {_money(spent)}")
+
+                seen: list[HandoffRecord] = []
+                report = anyio.run(lambda: run_job(spec, cfg, portfolio, on_record=tick))
+    except HandoffsError as exc:
+        raise _fail(str(exc), 2) from None
+    except KeyboardInterrupt:
+        raise _fail("interrupted", 130) from None
+    if as_json:
+        out.print_json(report.model_dump_json(), highlight=False)
+        return
+    out.print(_table(report))
+    out.print(_summary(report), highlight=False)
+    if report.output:
+        out.print(f"\n[bold]orchestrator:[/] {report.output}", highlight=False)
+    if report.status != "completed":
+        raise typer.Exit(1)
+
+
+def _probe(url: str) -> str:
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    try:
+        with opener.open(url.rstrip("/") + "/models", timeout=3) as response:
+            return f"answers ({response.status})"
+    except Exception as exc:  # report, don't raise: doctor diagnoses
+        return f"no answer ({type(exc).__name__})"
+
+
+def _doctor_rows(cfg: Config) -> list[dict[str, Any]]:
+    from handoffs.local import local_available
+    from handoffs.providers import Portfolio
+
+    portfolio = Portfolio(cfg.catalog, simulate_missing=cfg.simulate_missing_keys)
+    rows: list[dict[str, Any]] = []
+    for entry in cfg.catalog.values():
+        label = portfolio.label(entry.id)
+        if entry.embedded:
+            endpoint = "in-process llama.cpp: " + (
+                "installed" if local_available() else "not installed (pip install 'handoffs[local]')"
+            )
+        elif entry.base_url:
+            endpoint = f"{entry.base_url}: {_probe(entry.base_url)}"
+        elif label == "simulated":
+            endpoint = "fake provider on loopback (started per run)"
+        else:
+            endpoint = f"{entry.provider} API"
+        rows.append({
+            "model": entry.id,
+            "name": entry.name,
+            "provider": entry.provider,
+            "tier": entry.tier,
+            "setting": label,
+            "key": entry.key_env,
+            "key_present": portfolio.has_key(entry) if entry.key_env else None,
+            "price_usd_per_mtok": [str(entry.input_usd_per_mtok), str(entry.output_usd_per_mtok)],
+            "endpoint": endpoint,
+        })
+    return rows
+
+
+@app.command()
+def doctor(config: ConfigOpt = Path("handoffs.toml"), as_json: JsonOpt = False) -> None:
+    """Show what is configured, which keys are present and which endpoints answer."""
+    try:
+        cfg = load_config(config)
+    except ConfigError as exc:
+        raise _fail(str(exc), 2) from None
+    rows = _doctor_rows(cfg)
+    if as_json:
+        out.print_json(json.dumps({"config": str(config), "models": rows}), highlight=False)
+        return
+    table = Table(title=f"handoffs doctor — {config}", title_justify="left")
+    for col in ("model", "tier", "provider", "setting", "key", "$/M in/out", "endpoint"):
+        table.add_column(col)
+    for row in rows:
+        key = "—" if row["key"] is None else f"{row['key']} {'✓' if row['key_present'] else '✗'}"
+        table.add_row(row["model"], row["tier"], f"{row['provider']} {row['name']}",
+                      row["setting"], key, " / ".join(row["price_usd_per_mtok"]), row["endpoint"])
+    out.print(table)
+    rules = ", ".join(r.label for r in cfg.policy.rules) or "(none: everything to the frontier)"
+    out.print(f"policy rules: {rules}", highlight=False)
+
+
+def main() -> None:
+    """Entry point of the `handoffs` script."""
+    try:
+        app()
+    except HandoffsError as exc:  # anything a command let through
+        err.print(f"error: {exc}", highlight=False)
+        sys.exit(2)

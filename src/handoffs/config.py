@@ -1,0 +1,100 @@
+"""`handoffs.toml`: the catalog (`[models.*]`), the routing policy (`[policy]`) and runtime settings.
+
+```toml
+[portfolio]
+simulate_missing_keys = true   # cloud models without a key are served by the fake provider
+request_timeout_s = 60
+
+[models.frontier]
+provider = "anthropic"
+name = "claude-sonnet-4-5"
+tier = "frontier"
+context_window = 200000
+
+[[policy.rules]]
+kind = "classify"
+ladder = ["local", "mid", "frontier"]
+```
+"""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, cast
+
+from handoffs.catalog import Catalog
+from handoffs.errors import ConfigError
+from handoffs.router import Policy
+
+__all__ = ["Config", "load_config"]
+
+
+@dataclass(frozen=True, kw_only=True)
+class Config:
+    """A loaded `handoffs.toml`."""
+
+    catalog: Catalog
+    policy: Policy
+    simulate_missing_keys: bool = True
+    """Serve cloud models whose key is missing from the fake provider (labelled simulated)."""
+    request_timeout_s: float = 60.0
+    path: Path | None = None
+
+
+def read_toml(path: Path, what: str) -> dict[str, Any]:
+    """Parse a TOML file, turning every failure into a one-line `ConfigError`."""
+    try:
+        with path.open("rb") as fh:
+            return tomllib.load(fh)
+    except FileNotFoundError:
+        raise ConfigError(f"{what} not found: {path}") from None
+    except IsADirectoryError:
+        raise ConfigError(f"{what} is a directory, not a file: {path}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{what} {path} is not valid TOML: {exc}") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{what} {path} is not UTF-8 text") from None
+
+
+def config_from_dict(data: dict[str, Any], *, path: Path | None = None) -> Config:
+    """Build a `Config` from parsed TOML."""
+    unknown = sorted(set(data) - {"portfolio", "models", "policy"})
+    if unknown:
+        raise ConfigError(f"unknown table(s) in config: {', '.join(unknown)}")
+    models = data.get("models")
+    if not isinstance(models, dict) or not models:
+        raise ConfigError("config defines no models: add [models.<id>] tables")
+    catalog = Catalog.from_dict(cast(dict[str, Any], models))
+    raw_policy = data.get("policy", {})
+    if not isinstance(raw_policy, dict):
+        raise ConfigError("[policy] must be a table")
+    policy_data = cast(dict[str, Any], raw_policy)
+    policy = Policy.from_dict(policy_data) if policy_data.get("rules") else Policy.matrix(catalog)
+    policy.validate(catalog)
+    portfolio = data.get("portfolio", {})
+    if not isinstance(portfolio, dict):
+        raise ConfigError("[portfolio] must be a table")
+    settings = cast(dict[str, Any], portfolio)
+    unknown = sorted(set(settings) - {"simulate_missing_keys", "request_timeout_s"})
+    if unknown:
+        raise ConfigError(f"[portfolio]: unknown key(s) {', '.join(unknown)}")
+    simulate = settings.get("simulate_missing_keys", True)
+    timeout = settings.get("request_timeout_s", 60.0)
+    if not isinstance(simulate, bool):
+        raise ConfigError("[portfolio] simulate_missing_keys must be true or false")
+    if not isinstance(timeout, int | float) or timeout <= 0:
+        raise ConfigError("[portfolio] request_timeout_s must be a positive number")
+    return Config(
+        catalog=catalog,
+        policy=policy,
+        simulate_missing_keys=simulate,
+        request_timeout_s=float(timeout),
+        path=path,
+    )
+
+
+def load_config(path: Path) -> Config:
+    """Load and validate `handoffs.toml`; every problem is a one-line `ConfigError`."""
+    return config_from_dict(read_toml(path, "config file"), path=path)

@@ -1,0 +1,129 @@
+"""Running a job: bring up the portfolio (fake provider, local model), orchestrate, report.
+
+```python
+with open_portfolio(config, simulation=sim) as portfolio:
+    report = await run_job(spec, config, portfolio)
+```
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import ExitStack, contextmanager
+from decimal import Decimal
+from typing import Any
+
+from handoffs.budget import Budget
+from handoffs.config import Config
+from handoffs.delegate import Session
+from handoffs.handoff import HandoffRecord
+from handoffs.job import JobReport, JobSpec, all_frontier_cost
+from handoffs.orchestrator import Orchestrator
+from handoffs.providers import Portfolio
+from handoffs.roster import load_module
+
+__all__ = ["job_simulation", "open_portfolio", "run_job", "setting_line"]
+
+SIMULATED_LATENCY_S = {"frontier": 0.2, "mid": 0.1, "small": 0.05, "local": 0.05}
+"""Added by the fake provider per simulated call, for realism without slowing tests down."""
+
+
+def job_simulation(spec: JobSpec) -> Any:
+    """The `Simulation` a job's roster provides for simulated models (None if it has none)."""
+    from handoffs.testing.simulation import Simulation
+
+    if spec.simulation is None:
+        return None
+    module = load_module(spec.roster, spec.simulation)
+    return Simulation.from_module(module, [s.output_type for s in spec.subordinates])
+
+
+@contextmanager
+def open_portfolio(
+    config: Config,
+    *,
+    env: Mapping[str, str] | None = None,
+    simulation: Any = None,
+    model_ids: list[str] | None = None,
+) -> Iterator[Portfolio]:
+    """A `Portfolio` whose simulated and embedded models are being served until the block ends.
+
+    The fake provider starts only if some model is simulated, the local server only if some
+    model is embedded; keys are checked first so a missing one fails before anything starts.
+    """
+    portfolio = Portfolio(config.catalog, env=env, simulate_missing=config.simulate_missing_keys,
+                          timeout_s=config.request_timeout_s)
+    ids = list(config.catalog) if model_ids is None else model_ids
+    portfolio.check_keys(ids)
+    with ExitStack() as stack:
+        if portfolio.needs_simulation(ids):
+            from handoffs.testing import FakeProvider, LoopbackServer
+            from handoffs.testing.simulation import simulate
+
+            scripted = {
+                e.name: simulate(simulation, latency_s=SIMULATED_LATENCY_S[e.tier])
+                for e in config.catalog.values()
+                if e.id in ids and portfolio.label(e.id) == "simulated"
+            }
+            server = stack.enter_context(LoopbackServer(FakeProvider(scripted)))
+            portfolio.simulated_base_url = server.base_url
+        for name in portfolio.embedded_names(ids):
+            from handoffs.local import shared_server
+
+            portfolio.embedded_urls[name] = shared_server(name).start()
+        yield portfolio
+
+
+def setting_line(portfolio: Portfolio) -> str:
+    """One line saying which models are real, simulated, local or self-hosted."""
+    parts = [f"{m} ({portfolio.catalog[m].name}): {portfolio.label(m)}" for m in portfolio.catalog]
+    return "models — " + "; ".join(parts)
+
+
+async def run_job(
+    spec: JobSpec,
+    config: Config,
+    portfolio: Portfolio,
+    *,
+    on_record: Callable[[HandoffRecord], None] | None = None,
+    job_id: str | None = None,
+) -> JobReport:
+    """Run one job to completion (or to its budget) and report what happened and what it cost."""
+    budget = Budget(spec.budget_usd, name=f"job {spec.name}")
+    session = Session(
+        catalog=config.catalog,
+        models=portfolio,
+        policy=config.policy,
+        budget=budget,
+        on_record=on_record,
+        request_timeout_s=config.request_timeout_s,
+    )
+    orchestrator = Orchestrator.from_spec(
+        spec.orchestrator, subordinates=spec.subordinates, session=session
+    )
+    result = await orchestrator.run(spec.goal, data=spec.data)
+    records = list(result.records)
+    frontier = config.catalog[spec.orchestrator.model]
+    if frontier.tier != "frontier":
+        frontier = next((e for e in config.catalog.by_strength()), frontier)
+    return JobReport(
+        job_id=job_id or uuid.uuid4().hex[:12],
+        job=spec.name,
+        status=result.status,
+        models={m: portfolio.label(m) for m in config.catalog},
+        handoffs=records,
+        output=result.output,
+        orchestrator_cost_usd=result.orchestrator_cost_usd,
+        total_cost_usd=result.cost_usd,
+        all_frontier_cost_usd=result.orchestrator_cost_usd + all_frontier_cost(records, frontier),
+        budget_usd=spec.budget_usd,
+        escalations=sum(r.escalations for r in records),
+        degraded=sum(1 for r in records if r.degraded),
+        error=result.error,
+    )
+
+
+def spent(records: list[HandoffRecord]) -> Decimal:
+    """Total cost of some handoffs."""
+    return sum((r.cost_usd for r in records), Decimal(0))
