@@ -24,7 +24,7 @@ context_window = 200000
 
 [models.mini]
 provider = "openai"
-name = "gpt-4o-mini"
+name = "gpt-4.1-mini"
 tier = "small"
 context_window = 128000
 structured_output = "native"
@@ -68,8 +68,8 @@ def test_known_anthropic_and_openai_models_are_priced_by_genai_prices() -> None:
     catalog = load(CATALOG_TOML)
     assert catalog["sonnet"].input_usd_per_mtok == Decimal(3)
     assert catalog["sonnet"].output_usd_per_mtok == Decimal(15)
-    assert catalog["mini"].input_usd_per_mtok == Decimal("0.15")
-    assert catalog["mini"].output_usd_per_mtok == Decimal("0.6")
+    assert catalog["mini"].input_usd_per_mtok == Decimal("0.4")
+    assert catalog["mini"].output_usd_per_mtok == Decimal("1.6")
 
 
 def test_the_toml_table_order_is_the_catalog_order() -> None:

@@ -177,17 +177,25 @@ async def test_no_route_raises_with_reasons(catalog: Catalog, scripts: Scripts) 
     assert all("ceiling" in r for r in info.value.reasons)
 
 
-async def test_judge_runs_on_a_different_stronger_model_and_is_charged(
+async def test_default_judge_is_the_cheapest_model_of_a_stronger_tier_and_is_charged(
     catalog: Catalog, scripts: Scripts
 ) -> None:
     scripts.on("tiny", lambda c: {"category": "billing", "urgent": False})
-    scripts.on("best", lambda c: {"score": 0.9, "reasons": ["correct"]})
+    scripts.on("cheap", lambda c: {"score": 0.9, "reasons": ["correct"]})
     delivery = await session(catalog, scripts).delegate(classify(checks=[checks.judge(0.8)]))
     judge = delivery.verdicts[-1]
-    assert judge.check == "judge" and judge.model == "best" and judge.score == 0.9
+    assert judge.check == "judge" and judge.model == "cheap" and judge.score == 0.9
     assert judge.cost_usd > 0
     assert delivery.cost_usd == delivery.attempts[0].cost_usd > judge.cost_usd
-    assert "ANSWER" in scripts.calls["best"][0].prompt
+    assert "ANSWER" in scripts.calls["cheap"][0].prompt
+
+
+async def test_judge_never_grades_its_own_answer(catalog: Catalog, scripts: Scripts) -> None:
+    scripts.on("best", lambda c: {"category": "billing", "urgent": False})
+    scripts.on("middle", lambda c: {"score": 1.0, "reasons": []})
+    task = classify(checks=[checks.judge(0.8, model="best")], model="best")
+    delivery = await session(catalog, scripts).delegate(task)
+    assert delivery.model == "best" and delivery.verdicts[-1].model == "middle"
 
 
 async def test_low_judge_score_escalates(catalog: Catalog, scripts: Scripts) -> None:
@@ -200,7 +208,8 @@ async def test_low_judge_score_escalates(catalog: Catalog, scripts: Scripts) -> 
             "reasons": ["check the category"],
         },
     )
-    delivery = await session(catalog, scripts).delegate(classify(checks=[checks.judge(0.8)]))
+    judge = checks.judge(0.8, model="best")
+    delivery = await session(catalog, scripts).delegate(classify(checks=[judge]))
     assert delivery.model == "cheap" and delivery.escalations == 1
 
 

@@ -38,7 +38,7 @@ class ModelEntry:
     provider: Provider
     """Who serves it; `openai-compatible` needs `base_url` or `embedded`."""
     name: str
-    """The provider's own model name, e.g. `claude-sonnet-4-5`."""
+    """The provider's own model name, e.g. `claude-sonnet-4-6`."""
     tier: Tier
     input_usd_per_mtok: Decimal
     """Price of a million input tokens, in USD."""
@@ -59,6 +59,18 @@ class ModelEntry:
     """Typical latency of one call, compared against a task's deadline by the router."""
     capabilities: frozenset[str] = frozenset({"tools"})
     """What the model can do beyond typed output, e.g. `tools`, `vision`."""
+
+    def __post_init__(self) -> None:
+        if self.provider == "openai-compatible" and not (self.base_url or self.embedded):
+            raise ConfigError(f"model {self.id!r}: openai-compatible models need base_url or embedded")
+        for name in ("input_usd_per_mtok", "output_usd_per_mtok"):
+            price: Decimal = getattr(self, name)
+            if not price.is_finite() or price < 0:
+                raise ConfigError(f"model {self.id!r}: {name} must be a finite number >= 0")
+        if self.context_window <= 0:
+            raise ConfigError(f"model {self.id!r}: context_window must be a positive integer")
+        if self.typical_latency_s <= 0:
+            raise ConfigError(f"model {self.id!r}: typical_latency_s must be a positive number")
 
     @property
     def key_env(self) -> str | None:
@@ -151,8 +163,13 @@ def known_prices(name: str, provider: str) -> tuple[Decimal, Decimal] | None:
     except LookupError:
         return None
     scale = _MILLION / probe
-    price_in = (Decimal(str(inp.total_price)) * scale).normalize()
-    return price_in, (Decimal(str(out.total_price)) * scale).normalize()
+    return _plain(Decimal(str(inp.total_price)) * scale), _plain(Decimal(str(out.total_price)) * scale)
+
+
+def _plain(value: Decimal) -> Decimal:
+    """`3.000` -> `3`, `1E+1` -> `10`: the same number, written as people write prices."""
+    value = value.normalize()
+    return value.quantize(Decimal(1)) if value == value.to_integral_value() else value
 
 
 def _entry(model_id: str, spec: Any) -> ModelEntry:

@@ -91,9 +91,28 @@ def _other_model(ctx: CheckContext, prefer_strong: bool, exclude: str) -> str | 
     return (max if prefer_strong else min)(entries, key=key).id
 
 
+def _judge_model(ctx: CheckContext) -> str | None:
+    """The cheapest model of the nearest stronger tier; else a peer; else the next tier down."""
+    producer_rank = TIER_ORDER[ctx.catalog[ctx.producer].tier]
+    others = [e for e in ctx.catalog.values() if e.id != ctx.producer]
+    stronger = [e for e in others if TIER_ORDER[e.tier] > producer_rank]
+    peers = [e for e in others if TIER_ORDER[e.tier] == producer_rank]
+    if not others:
+        return None
+    if not (stronger or peers):  # the producer is the strongest: the next strongest tier judges
+        top = max(TIER_ORDER[e.tier] for e in others)
+        peers = [e for e in others if TIER_ORDER[e.tier] == top]
+    pool = stronger or peers
+    return min(pool, key=lambda e: (TIER_ORDER[e.tier], e.input_usd_per_mtok + e.output_usd_per_mtok)).id
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Judge:
-    """An LLM, never the one that produced the output, scores it against a rubric."""
+    """An LLM, never the one that produced the output, scores it against a rubric.
+
+    Without an explicit `model`, the judge is the cheapest model of the next stronger tier than the
+    one that answered (a peer when the producer is already the strongest).
+    """
 
     min_score: float | None = None
     rubric: str = "The answer is correct, complete and follows the task's instructions."
@@ -102,7 +121,7 @@ class Judge:
 
     async def __call__(self, output: Any, ctx: CheckContext) -> Verdict:
         judge_model = self.model if self.model and self.model != ctx.producer else None
-        judge_model = judge_model or _other_model(ctx, prefer_strong=True, exclude=ctx.producer)
+        judge_model = judge_model or _judge_model(ctx)
         if judge_model is None:
             return Verdict(check=self.name, passed=False, reasons=("no other model to judge",))
         threshold = self.min_score if self.min_score is not None else ctx.task.min_score

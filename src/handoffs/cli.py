@@ -43,7 +43,7 @@ JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON document o
 
 
 def _fail(message: str, code: int) -> typer.Exit:
-    err.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    err.print(f"[bold red]error:[/] {' '.join(message.split())}", highlight=False, soft_wrap=True)
     return typer.Exit(code)
 
 
@@ -109,7 +109,7 @@ def run(
         cfg = load_config(config)
         spec = load_job(job, cfg.catalog)
         with open_portfolio(cfg, simulation=job_simulation(spec)) as portfolio:
-            (err if as_json else out).print(setting_line(portfolio), highlight=False)
+            (err if as_json else out).print(setting_line(portfolio), highlight=False, soft_wrap=True)
             progress = Progress(
                 SpinnerColumn(),
                 TextColumn("[bold]{task.description}"),

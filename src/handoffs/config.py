@@ -7,7 +7,7 @@ request_timeout_s = 60
 
 [models.frontier]
 provider = "anthropic"
-name = "claude-sonnet-4-5"
+name = "claude-sonnet-4-6"
 tier = "frontier"
 context_window = 200000
 

@@ -28,6 +28,7 @@ from handoffs.errors import ConfigError
 from handoffs.handoff import HandoffRecord
 from handoffs.orchestrator import OrchestratorSpec, Subordinate
 from handoffs.roster import load_agent
+from handoffs.task import json_schema_of
 
 __all__ = ["JobReport", "JobSpec", "all_frontier_cost", "load_job"]
 
@@ -93,6 +94,8 @@ def load_job(path: Path, catalog: Catalog) -> JobSpec:
             raise ConfigError(f"roster file {name}.py: `agent` is not a Subordinate")
         subordinates.append(cast(Subordinate[Any, Any], sub))
     for sub in subordinates:
+        json_schema_of(sub.input_type)  # a type without a JSON Schema -> ConfigError now, not mid-job
+        json_schema_of(sub.output_type)
         for check in sub.checks:
             model = getattr(check, "model", None)
             if isinstance(model, str):

@@ -40,9 +40,9 @@ OutT = TypeVar("OutT")
 RESULT_TAG = register_tag("subordinate_result")
 """The data frame every subordinate result reaches the orchestrator in."""
 DATA_TAG = register_tag("job_data")
+"""The data frame the job's input reaches the orchestrator in."""
 _DEPTH: ContextVar[int] = ContextVar("handoffs_delegation_depth", default=0)
 """How many delegations enclose the current task (parallel siblings each see their own)."""
-"""The data frame the job's input reaches the orchestrator in."""
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -60,6 +60,19 @@ class Portfolio:
         self.embedded_urls = dict(embedded_urls or {})
         self.timeout_s = timeout_s
         self._models: dict[str, Model] = {}
+        self._clients: list[AsyncOpenAI | AsyncAnthropic] = []
+
+    async def aclose(self) -> None:
+        """Close every SDK client this portfolio opened (models are rebuilt on next use)."""
+        clients, self._clients, self._models = self._clients, [], {}
+        for client in clients:
+            await client.close()
+
+    async def __aenter__(self) -> Portfolio:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
 
     def has_key(self, entry: ModelEntry) -> bool:
         """Whether the environment holds the key this entry's provider needs."""
@@ -116,11 +129,13 @@ class Portfolio:
             client = AsyncAnthropic(
                 api_key=key, base_url=base, max_retries=0, timeout=self.timeout_s
             )
+            self._clients.append(client)
             return AnthropicModel(entry.name, provider=AnthropicProvider(anthropic_client=client))
         if entry.provider == "openai":
             base = f"{self.simulated_base_url}/v1" if label == "simulated" else None
             key = SIMULATED_KEY if label == "simulated" else self._env[entry.key_env or ""]
             client = AsyncOpenAI(api_key=key, base_url=base, max_retries=0, timeout=self.timeout_s)
+            self._clients.append(client)
             return OpenAIChatModel(entry.name, provider=OpenAIProvider(openai_client=client))
         base_url = entry.base_url
         if entry.embedded:
@@ -134,6 +149,7 @@ class Portfolio:
         client = AsyncOpenAI(
             api_key=key or "none", base_url=base_url, max_retries=0, timeout=self.timeout_s
         )
+        self._clients.append(client)
         return OpenAIChatModel(
             entry.name, provider=OpenAICompatibleProvider(entry.id, openai_client=client)
         )

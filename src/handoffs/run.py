@@ -102,7 +102,10 @@ async def run_job(
     orchestrator = Orchestrator.from_spec(
         spec.orchestrator, subordinates=spec.subordinates, session=session
     )
-    result = await orchestrator.run(spec.goal, data=spec.data)
+    try:
+        result = await orchestrator.run(spec.goal, data=spec.data)
+    finally:
+        await portfolio.aclose()
     records = list(result.records)
     frontier = config.catalog[spec.orchestrator.model]
     if frontier.tier != "frontier":

@@ -1,0 +1,192 @@
+"""The CLI: `run` end to end on the simulated portfolio, `--json`, `doctor`, and bad input → exit 2."""
+
+from __future__ import annotations
+
+import json
+import re
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from handoffs.cli import app
+
+ROOT = Path(__file__).resolve().parent.parent
+JOB = ROOT / "examples" / "jobs" / "support-triage.toml"
+
+# The default portfolio with a simulated cheap tier in place of the embedded model: fast and keyless.
+SIMULATED_CONFIG = """
+[models.small]
+provider = "openai"
+name = "gpt-4.1-nano"
+tier = "small"
+context_window = 128000
+structured_output = "native"
+
+[models.frontier]
+provider = "anthropic"
+name = "claude-sonnet-4-6"
+tier = "frontier"
+context_window = 200000
+prompt_variant = "xml"
+
+[models.mid]
+provider = "openai"
+name = "gpt-4.1-mini"
+tier = "mid"
+context_window = 128000
+structured_output = "native"
+
+[[policy.rules]]
+kind = "classify"
+ladder = ["small", "mid", "frontier"]
+
+[[policy.rules]]
+kind = "extract"
+ladder = ["small", "mid", "frontier"]
+
+[[policy.rules]]
+kind = "draft"
+ladder = ["mid", "frontier"]
+"""
+
+
+@pytest.fixture
+def runner(monkeypatch: pytest.MonkeyPatch) -> CliRunner:
+    monkeypatch.delenv("ANTHROPIC_API_KEY", raising=False)
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    return CliRunner(env={"COLUMNS": "200"})
+
+
+@pytest.fixture
+def simulated(tmp_path: Path) -> Path:
+    path = tmp_path / "handoffs.toml"
+    path.write_text(SIMULATED_CONFIG)
+    return path
+
+
+def test_run_json_reports_every_handoff_and_the_all_frontier_baseline(
+    runner: CliRunner, simulated: Path
+) -> None:
+    result = runner.invoke(app, ["run", str(JOB), "--config", str(simulated), "--json"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert report["status"] == "completed" and re.fullmatch(r"[0-9a-f]{12}", report["job_id"])
+    assert report["models"] == {"small": "simulated", "frontier": "simulated", "mid": "simulated"}
+    kinds = [h["task_kind"] for h in report["handoffs"]]
+    assert kinds.count("classify") == 30 and kinds.count("extract") == 30
+    assert kinds.count("draft") == 10  # replies only for the urgent third
+    for h in report["handoffs"]:
+        assert {"task_kind", "route", "model", "attempts", "verdicts", "cost_usd", "degraded"} <= set(h)
+    total = Decimal(report["total_cost_usd"])
+    assert total == Decimal(report["orchestrator_cost_usd"]) + sum(
+        Decimal(h["cost_usd"]) for h in report["handoffs"]
+    )
+    assert 0 < total < Decimal(report["all_frontier_cost_usd"])
+
+
+def test_run_prints_the_setting_first_then_a_table_and_totals(
+    runner: CliRunner, simulated: Path
+) -> None:
+    result = runner.invoke(app, ["run", str(JOB), "--config", str(simulated)])
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.splitlines()
+    assert lines[0].startswith("models — ") and "simulated" in lines[0]
+    assert "classify T-001" in result.stdout
+    assert "all-frontier would cost" in result.stdout and "escalations:" in result.stdout
+
+
+def test_doctor_lists_models_keys_and_endpoints(runner: CliRunner) -> None:
+    result = runner.invoke(app, ["doctor", "--config", str(ROOT / "handoffs.toml"), "--json"])
+    assert result.exit_code == 0, result.output
+    rows = {row["model"]: row for row in json.loads(result.stdout)["models"]}
+    assert rows["frontier"]["setting"] == "simulated" and rows["frontier"]["key_present"] is False
+    assert rows["local"]["setting"] == "local" and rows["local"]["key"] is None
+
+
+def _one_line_error(result: object, *needles: str) -> None:
+    stderr: str = result.stderr  # type: ignore[attr-defined]
+    assert result.exit_code == 2, stderr  # type: ignore[attr-defined]
+    lines = [line for line in stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error:"), stderr
+    assert "Traceback" not in stderr
+    for needle in needles:
+        assert needle in lines[0]
+
+
+def test_missing_job_file_is_one_line_and_exit_2(runner: CliRunner, simulated: Path) -> None:
+    result = runner.invoke(app, ["run", "nope.toml", "--config", str(simulated)])
+    _one_line_error(result, "job file not found")
+
+
+def test_malformed_job_file(runner: CliRunner, simulated: Path, tmp_path: Path) -> None:
+    bad = tmp_path / "job.toml"
+    bad.write_text("name = [unclosed\n")
+    _one_line_error(runner.invoke(app, ["run", str(bad), "--config", str(simulated)]), "not valid TOML")
+
+
+def test_job_missing_a_required_key(runner: CliRunner, simulated: Path, tmp_path: Path) -> None:
+    bad = tmp_path / "job.toml"
+    bad.write_text('name = "x"\n')
+    _one_line_error(runner.invoke(app, ["run", str(bad), "--config", str(simulated)]), "goal")
+
+
+def _roster_job(tmp_path: Path, orchestrator_src: str, sub_src: str | None = None) -> Path:
+    roster = tmp_path / "roster"
+    roster.mkdir()
+    (roster / "boss.py").write_text(orchestrator_src)
+    (roster / "worker.py").write_text(
+        sub_src
+        or (
+            "from pydantic import BaseModel\n"
+            "from handoffs import Subordinate\n"
+            "class In(BaseModel):\n    text: str\n"
+            "agent = Subordinate(name='work', kind='classify', input_type=In, output_type=str,"
+            " instructions='x')\n"
+        )
+    )
+    job = tmp_path / "job.toml"
+    job.write_text(
+        'name = "t"\ngoal = "g"\nroster = "roster"\norchestrator = "boss"\nsubordinates = ["worker"]\n'
+    )
+    return job
+
+
+def test_unknown_model_id_is_refused_before_running(
+    runner: CliRunner, simulated: Path, tmp_path: Path
+) -> None:
+    job = _roster_job(
+        tmp_path,
+        "from handoffs import OrchestratorSpec\nagent = OrchestratorSpec(model='gpt-7', instructions='x')\n",
+    )
+    _one_line_error(runner.invoke(app, ["run", str(job), "--config", str(simulated)]), "'gpt-7'")
+
+
+def test_output_type_without_a_json_schema_is_refused(
+    runner: CliRunner, simulated: Path, tmp_path: Path
+) -> None:
+    job = _roster_job(
+        tmp_path,
+        "from handoffs import OrchestratorSpec\nagent = OrchestratorSpec(model='frontier', instructions='x')\n",
+        "from pydantic import BaseModel\nfrom handoffs import Subordinate\n"
+        "class In(BaseModel):\n    text: str\n"
+        "class Opaque:\n    pass\n"
+        "agent = Subordinate(name='work', kind='k', input_type=In, output_type=Opaque, instructions='x')\n",
+    )
+    _one_line_error(
+        runner.invoke(app, ["run", str(job), "--config", str(simulated)]), "JSON Schema"
+    )
+
+
+def test_missing_key_for_a_required_model_is_exit_2(
+    runner: CliRunner, tmp_path: Path
+) -> None:
+    config = tmp_path / "handoffs.toml"
+    config.write_text("[portfolio]\nsimulate_missing_keys = false\n" + SIMULATED_CONFIG)
+    result = runner.invoke(app, ["run", str(JOB), "--config", str(config)])
+    _one_line_error(result, "needs OPENAI_API_KEY in the environment")
+
+
+def test_unknown_config_file_is_exit_2(runner: CliRunner) -> None:
+    _one_line_error(runner.invoke(app, ["doctor", "--config", "missing.toml"]), "config file not found")

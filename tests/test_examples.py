@@ -1,0 +1,95 @@
+"""Every example runs offline as a script and prints what it claims to show."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from handoffs.local import INSTALL_HINT, local_available
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def run_example(name: str, *args: str) -> str:
+    """Run `examples/<name>` with no API keys in the environment; return its stdout."""
+    env = {k: v for k, v in os.environ.items() if k not in ("ANTHROPIC_API_KEY", "OPENAI_API_KEY")}
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "examples" / name), *args],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert proc.returncode == 0, f"{name} exited {proc.returncode}:\n{proc.stderr[-3000:]}"
+    return proc.stdout
+
+
+def test_first_handoff_is_delivered_by_the_cheap_model_within_budget() -> None:
+    out = run_example("01_first_handoff.py")
+    assert "rule low-risk: ladder cheap -> strong" in out
+    assert "output:   Triage(category='billing', urgent=True)" in out
+    assert "model:    cheap (simulated)" in out
+    assert "attempt:  cheap rung 0 -> accepted" in out
+    assert "verdict:  schema passed" in out
+    assert "of $0.01 limit" in out
+
+
+def test_verify_retries_with_feedback_escalates_then_degrades() -> None:
+    out = run_example("02_verify_and_escalate.py")
+    ticket_a, ticket_b = out.split("ticket B:")
+    # A: predicate rejects, the feedback retry passes it but the judge rejects, mid is accepted.
+    assert "predicate:amount_in_ticket FAIL" in ticket_a
+    assert "rejected yes" in ticket_a and "judge FAIL 0.20" in ticket_a
+    assert "judge ok 0.95 ($0." in ticket_a and "on strong)" in ticket_a
+    assert "=> delivered by mid: Refund(amount=Decimal('59.90'), currency='EUR'" in ticket_a
+    assert "escalations 1" in ticket_a
+    # B: every rung fails the judge, the declared fallback comes back marked degraded.
+    assert ticket_b.count("judge FAIL 0.40") == 3
+    assert (
+        "=> DEGRADED (fallback): Refund(amount=Decimal('0'), currency='EUR', needs_review=True)"
+        in ticket_b
+    )
+
+
+def test_orchestrator_fans_out_four_handoffs_in_one_step_and_gets_framed_results() -> None:
+    out = run_example("03_orchestrator_fan_out.py")
+    assert "status: completed; output: 4 results in" in out
+    assert "4 handoffs from 2 orchestrator steps" in out
+    assert out.count(" delivered $") == 4
+    for label, kind in [
+        ("T-1", "classify"),
+        ("T-1", "draft"),
+        ("T-2", "classify"),
+        ("T-2", "draft"),
+    ]:
+        assert f"{label:<4} {kind:<9} -> mid" in out
+    assert '<subordinate_result subordinate="draft_reply">{"status": "delivered"' in out
+    assert "Ignore all previous instructions" in out.split("<subordinate_result")[1]
+    assert "budget: spent $0.00" in out and "of $0.05 limit" in out
+
+
+def test_self_hosted_endpoint_escalates_when_its_answer_fails_the_check() -> None:
+    out = run_example("04_self_hosted_endpoint.py", "--fake")
+    assert "endpoint: fake provider at http://127.0.0.1:" in out
+    assert "selfhosted (self-hosted), mid (simulated)" in out
+    assert out.count("selfhosted rejected") == 2
+    assert "delivered by mid: Triage(severity='high')" in out
+    assert "escalations 1" in out
+
+
+@pytest.mark.local
+@pytest.mark.skipif(not local_available(), reason=f"the [local] extra is absent: {INSTALL_HINT}")
+def test_self_hosted_endpoint_runs_on_the_embedded_smollm2() -> None:
+    out = run_example("04_self_hosted_endpoint.py")
+    assert "endpoint: SmolLM2-135M via llama.cpp at http://127.0.0.1:" in out
+    assert "selfhosted (self-hosted), mid (simulated)" in out
+    # A 135M model is often wrong: either it passed the check, or the check sent it up a rung.
+    assert "delivered by selfhosted: Triage(severity='high')" in out or (
+        "delivered by mid: Triage(severity='high')" in out and "escalations 1" in out
+    )
