@@ -54,7 +54,8 @@ agent = Subordinate(
             name="consistent_category",
             feedback="Tickets about charges, refunds or orders are not feature requests.",
         ),
-        checks.judge(min_score=0.8, rubric=RUBRICS["classify"], model="mid"),
+        # A mid-tier judge checks the cheap tiers; mid and frontier answers are trusted here.
+        checks.judge(min_score=0.8, rubric=RUBRICS["classify"], model="mid", below_tier="mid"),
     ],
     max_output_tokens=120,
     fallback=Triage(

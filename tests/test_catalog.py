@@ -141,7 +141,10 @@ def test_a_lone_explicit_price_is_not_silently_ignored() -> None:
 )
 def test_a_model_genai_prices_does_not_know_must_be_priced_explicitly(spec: dict[str, Any]) -> None:
     spec = {k: v for k, v in spec.items() if v is not None}
-    with pytest.raises(ConfigError, match=r"model 'm': (no known price .*set input_usd_per_mtok|set both input_usd_per_mtok)"):
+    with pytest.raises(
+        ConfigError,
+        match=r"model 'm': (no known price .*set input_usd_per_mtok|set both input_usd_per_mtok)",
+    ):
         one(**spec)
 
 

@@ -78,7 +78,15 @@ def test_run_json_reports_every_handoff_and_the_all_frontier_baseline(
     assert kinds.count("classify") == 30 and kinds.count("extract") == 30
     assert kinds.count("draft") == 10  # replies only for the urgent third
     for h in report["handoffs"]:
-        assert {"task_kind", "route", "model", "attempts", "verdicts", "cost_usd", "degraded"} <= set(h)
+        assert {
+            "task_kind",
+            "route",
+            "model",
+            "attempts",
+            "verdicts",
+            "cost_usd",
+            "degraded",
+        } <= set(h)
     total = Decimal(report["total_cost_usd"])
     assert total == Decimal(report["orchestrator_cost_usd"]) + sum(
         Decimal(h["cost_usd"]) for h in report["handoffs"]
@@ -123,7 +131,9 @@ def test_missing_job_file_is_one_line_and_exit_2(runner: CliRunner, simulated: P
 def test_malformed_job_file(runner: CliRunner, simulated: Path, tmp_path: Path) -> None:
     bad = tmp_path / "job.toml"
     bad.write_text("name = [unclosed\n")
-    _one_line_error(runner.invoke(app, ["run", str(bad), "--config", str(simulated)]), "not valid TOML")
+    _one_line_error(
+        runner.invoke(app, ["run", str(bad), "--config", str(simulated)]), "not valid TOML"
+    )
 
 
 def test_job_missing_a_required_key(runner: CliRunner, simulated: Path, tmp_path: Path) -> None:
@@ -179,9 +189,7 @@ def test_output_type_without_a_json_schema_is_refused(
     )
 
 
-def test_missing_key_for_a_required_model_is_exit_2(
-    runner: CliRunner, tmp_path: Path
-) -> None:
+def test_missing_key_for_a_required_model_is_exit_2(runner: CliRunner, tmp_path: Path) -> None:
     config = tmp_path / "handoffs.toml"
     config.write_text("[portfolio]\nsimulate_missing_keys = false\n" + SIMULATED_CONFIG)
     result = runner.invoke(app, ["run", str(JOB), "--config", str(config)])
@@ -189,4 +197,6 @@ def test_missing_key_for_a_required_model_is_exit_2(
 
 
 def test_unknown_config_file_is_exit_2(runner: CliRunner) -> None:
-    _one_line_error(runner.invoke(app, ["doctor", "--config", "missing.toml"]), "config file not found")
+    _one_line_error(
+        runner.invoke(app, ["doctor", "--config", "missing.toml"]), "config file not found"
+    )

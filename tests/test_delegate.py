@@ -254,3 +254,41 @@ async def test_input_failing_its_schema_is_refused_before_any_call(
     task = Task(kind="classify", input=unvalidated, output_type=Triage)
     with pytest.raises(ConfigError):
         await session(catalog, scripts).delegate(task)
+
+
+async def test_judge_below_tier_trusts_stronger_answers_and_says_so(
+    catalog: Catalog, scripts: Scripts
+) -> None:
+    scripts.on("tiny", lambda c: {"category": "bug", "urgent": False})
+    scripts.on("cheap", lambda c: {"category": "billing", "urgent": False})
+    scripts.on("middle", lambda c: {"score": 0.1, "reasons": ["wrong category"]})
+    judge = checks.judge(0.8, model="middle", below_tier="small")
+    delivery = await session(catalog, scripts).delegate(classify(checks=[judge]))
+    assert delivery.model == "cheap"  # tiny was judged and rejected; cheap is trusted
+    assert [a.verdicts[-1].passed for a in delivery.attempts] == [False, False, True]
+    assert "not judged" in delivery.verdicts[-1].reasons[0]
+    assert len(scripts.calls["middle"]) == 2
+
+
+async def test_max_concurrency_queues_calls_in_process(catalog: Catalog, scripts: Scripts) -> None:
+    from dataclasses import replace
+
+    limited = Catalog(
+        [replace(e, max_concurrency=1) if e.id == "tiny" else e for e in catalog.values()]
+    )
+    in_flight = peak = 0
+
+    async def answer(c: object) -> dict[str, object]:
+        nonlocal in_flight, peak
+        in_flight += 1
+        peak = max(peak, in_flight)
+        await anyio.sleep(0)
+        in_flight -= 1
+        return {"category": "bug", "urgent": False}
+
+    scripts.on("tiny", answer)
+    s = session(limited, scripts)
+    async with anyio.create_task_group() as tg:
+        for _ in range(5):
+            tg.start_soon(s.delegate, classify())
+    assert len(s.records) == 5 and peak == 1

@@ -45,8 +45,7 @@ def test_the_public_names_are_exactly_these() -> None:
             "BudgetExceeded",
             "Catalog",
             "Check",
-            "CheckContext",
-            "ConfigError",
+            "CheckContext", 'Config', "ConfigError",
             "Delivery",
             "HandoffError",
             "HandoffFailed",
@@ -68,8 +67,7 @@ def test_the_public_names_are_exactly_these() -> None:
             "Task",
             "Verdict",
             "VerificationFailed",
-            "checks",
-            "route",
+            "checks", 'load_config', 'open_portfolio', "route",
         ]
     )
 

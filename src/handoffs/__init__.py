@@ -3,6 +3,7 @@
 from handoffs import checks
 from handoffs.budget import Budget
 from handoffs.catalog import Catalog, ModelEntry
+from handoffs.config import Config, load_config
 from handoffs.delegate import Session
 from handoffs.errors import (
     BudgetExceeded,
@@ -18,6 +19,7 @@ from handoffs.handoff import Attempt, Delivery, HandoffRecord, RouteStep, Verdic
 from handoffs.orchestrator import JobResult, Orchestrator, OrchestratorSpec, Subordinate
 from handoffs.providers import Portfolio
 from handoffs.router import Policy, RouteDecision, Rule, route
+from handoffs.run import open_portfolio
 from handoffs.task import NO_FALLBACK, Task
 from handoffs.verify import Check, CheckContext
 
@@ -29,6 +31,7 @@ __all__ = [
     "Catalog",
     "Check",
     "CheckContext",
+    "Config",
     "ConfigError",
     "Delivery",
     "HandoffError",
@@ -52,5 +55,7 @@ __all__ = [
     "Verdict",
     "VerificationFailed",
     "checks",
+    "load_config",
+    "open_portfolio",
     "route",
 ]

@@ -59,16 +59,23 @@ class ModelEntry:
     """Typical latency of one call, compared against a task's deadline by the router."""
     capabilities: frozenset[str] = frozenset({"tools"})
     """What the model can do beyond typed output, e.g. `tools`, `vision`."""
+    max_concurrency: int | None = None
+    """Most calls in flight at once from this process (e.g. 1 for a single-slot local server), so
+    queued calls wait here instead of timing out at the server."""
 
     def __post_init__(self) -> None:
         if self.provider == "openai-compatible" and not (self.base_url or self.embedded):
-            raise ConfigError(f"model {self.id!r}: openai-compatible models need base_url or embedded")
+            raise ConfigError(
+                f"model {self.id!r}: openai-compatible models need base_url or embedded"
+            )
         for name in ("input_usd_per_mtok", "output_usd_per_mtok"):
             price: Decimal = getattr(self, name)
             if not price.is_finite() or price < 0:
                 raise ConfigError(f"model {self.id!r}: {name} must be a finite number >= 0")
         if self.context_window <= 0:
             raise ConfigError(f"model {self.id!r}: context_window must be a positive integer")
+        if self.max_concurrency is not None and self.max_concurrency < 1:
+            raise ConfigError(f"model {self.id!r}: max_concurrency must be at least 1")
         if self.typical_latency_s <= 0:
             raise ConfigError(f"model {self.id!r}: typical_latency_s must be a positive number")
 
@@ -163,13 +170,23 @@ def known_prices(name: str, provider: str) -> tuple[Decimal, Decimal] | None:
     except LookupError:
         return None
     scale = _MILLION / probe
-    return _plain(Decimal(str(inp.total_price)) * scale), _plain(Decimal(str(out.total_price)) * scale)
+    return _plain(Decimal(str(inp.total_price)) * scale), _plain(
+        Decimal(str(out.total_price)) * scale
+    )
 
 
 def _plain(value: Decimal) -> Decimal:
     """`3.000` -> `3`, `1E+1` -> `10`: the same number, written as people write prices."""
     value = value.normalize()
     return value.quantize(Decimal(1)) if value == value.to_integral_value() else value
+
+
+def _concurrency(model_id: str, value: Any) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ConfigError(f"model {model_id!r}: max_concurrency must be a positive integer")
+    return value
 
 
 def _entry(model_id: str, spec: Any) -> ModelEntry:
@@ -230,4 +247,5 @@ def _entry(model_id: str, spec: Any) -> ModelEntry:
         api_key_env=raw.get("api_key_env"),
         typical_latency_s=float(latency),
         capabilities=frozenset(cast(list[str], capabilities)),
+        max_concurrency=_concurrency(model_id, raw.get("max_concurrency")),
     )

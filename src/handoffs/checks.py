@@ -16,7 +16,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from handoffs.catalog import TIER_ORDER
+from handoffs.catalog import TIER_ORDER, Tier
 from handoffs.handoff import Verdict
 from handoffs.verify import CheckContext
 
@@ -103,7 +103,9 @@ def _judge_model(ctx: CheckContext) -> str | None:
         top = max(TIER_ORDER[e.tier] for e in others)
         peers = [e for e in others if TIER_ORDER[e.tier] == top]
     pool = stronger or peers
-    return min(pool, key=lambda e: (TIER_ORDER[e.tier], e.input_usd_per_mtok + e.output_usd_per_mtok)).id
+    return min(
+        pool, key=lambda e: (TIER_ORDER[e.tier], e.input_usd_per_mtok + e.output_usd_per_mtok)
+    ).id
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -117,9 +119,16 @@ class Judge:
     min_score: float | None = None
     rubric: str = "The answer is correct, complete and follows the task's instructions."
     model: str | None = None
+    below_tier: Tier | None = None
+    """Judge only output from models of a weaker tier than this; stronger output passes unjudged
+    (the verdict says so). None judges everything."""
     name: str = "judge"
 
     async def __call__(self, output: Any, ctx: CheckContext) -> Verdict:
+        producer_tier = ctx.catalog[ctx.producer].tier
+        if self.below_tier is not None and TIER_ORDER[producer_tier] >= TIER_ORDER[self.below_tier]:
+            why = f"not judged: {producer_tier}-tier output is trusted for this task"
+            return Verdict(check=self.name, passed=True, reasons=(why,))
         judge_model = self.model if self.model and self.model != ctx.producer else None
         judge_model = judge_model or _judge_model(ctx)
         if judge_model is None:
@@ -143,10 +152,20 @@ class Judge:
 
 
 def judge(
-    min_score: float | None = None, *, rubric: str | None = None, model: str | None = None
+    min_score: float | None = None,
+    *,
+    rubric: str | None = None,
+    model: str | None = None,
+    below_tier: Tier | None = None,
 ) -> Judge:
-    """A judge check: passes when a different model scores the output at least `min_score`."""
-    return Judge(min_score=min_score, model=model, rubric=rubric or Judge.rubric)
+    """A judge check: passes when a different model scores the output at least `min_score`.
+
+    `below_tier="mid"` judges only answers from tiers below mid (local, small) — the usual way to
+    verify a cheap tier without paying a frontier judge for answers a mid model already gave.
+    """
+    return Judge(
+        min_score=min_score, model=model, rubric=rubric or Judge.rubric, below_tier=below_tier
+    )
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import sys
 import urllib.request
+from collections import Counter
 from decimal import Decimal
 from pathlib import Path
 from typing import Annotated, Any
@@ -52,8 +53,17 @@ def _money(value: Decimal) -> str:
 
 
 def _verdict_marks(record: HandoffRecord) -> str:
-    marks = [f"{'✓' if v.passed else '✗'}{v.check}" for v in record.verdicts]
-    return " ".join(marks) or "—"
+    """`✓✓✓` for the delivered output's checks, after `✗judgex2` for what earlier attempts failed."""
+    failed = Counter(
+        next((v.check.removeprefix("predicate:") for v in a.verdicts if not v.passed), a.outcome)
+        for a in record.attempts
+        if a.outcome != "accepted"
+    )
+    rejected = [f"✗{name}" + (f"x{n}" if n > 1 else "") for name, n in failed.items()]
+    final = (
+        "".join("✓" if v.passed else "✗" for v in record.verdicts) if not record.degraded else ""
+    )
+    return " ".join([*rejected, final]).strip() or "—"
 
 
 def _table(report: JobReport) -> Table:
@@ -67,7 +77,7 @@ def _table(report: JobReport) -> Table:
             model += f" (↑{r.escalations})"
         table.add_row(
             f"{r.task_kind} {r.label or r.task_id}",
-            " → ".join(r.route),
+            "→".join(r.route),
             model,
             str(len(r.attempts)),
             _verdict_marks(r),
@@ -90,8 +100,7 @@ def _summary(report: JobReport) -> str:
         f"degraded: {report.degraded}",
         f"spent: {_money(report.total_cost_usd)}{share}"
         + (f" of a {_money(report.budget_usd)} budget" if report.budget_usd is not None else ""),
-        f"all-frontier would cost: {_money(report.all_frontier_cost_usd)}   "
-        f"saved: {_money(saved)}",
+        f"all-frontier would cost: {_money(report.all_frontier_cost_usd)}   saved: {_money(saved)}",
     ]
     return "\n".join(lines)
 
@@ -109,7 +118,9 @@ def run(
         cfg = load_config(config)
         spec = load_job(job, cfg.catalog)
         with open_portfolio(cfg, simulation=job_simulation(spec)) as portfolio:
-            (err if as_json else out).print(setting_line(portfolio), highlight=False, soft_wrap=True)
+            (err if as_json else out).print(
+                setting_line(portfolio), highlight=False, soft_wrap=True
+            )
             progress = Progress(
                 SpinnerColumn(),
                 TextColumn("[bold]{task.description}"),
@@ -128,8 +139,9 @@ def run(
                     spent += record.cost_usd
                     done = len(seen) + 1
                     seen.append(record)
-                    progress.update(bar, description=f"handoffs done: {done}",
-                                    spent=f"spent {_money(spent)}")
+                    progress.update(
+                        bar, description=f"handoffs done: {done}", spent=f"spent {_money(spent)}"
+                    )
 
                 seen: list[HandoffRecord] = []
                 report = anyio.run(lambda: run_job(spec, cfg, portfolio, on_record=tick))
@@ -167,7 +179,9 @@ def _doctor_rows(cfg: Config) -> list[dict[str, Any]]:
         label = portfolio.label(entry.id)
         if entry.embedded:
             endpoint = "in-process llama.cpp: " + (
-                "installed" if local_available() else "not installed (pip install 'handoffs[local]')"
+                "installed"
+                if local_available()
+                else "not installed (pip install 'handoffs[local]')"
             )
         elif entry.base_url:
             endpoint = f"{entry.base_url}: {_probe(entry.base_url)}"
@@ -175,17 +189,22 @@ def _doctor_rows(cfg: Config) -> list[dict[str, Any]]:
             endpoint = "fake provider on loopback (started per run)"
         else:
             endpoint = f"{entry.provider} API"
-        rows.append({
-            "model": entry.id,
-            "name": entry.name,
-            "provider": entry.provider,
-            "tier": entry.tier,
-            "setting": label,
-            "key": entry.key_env,
-            "key_present": portfolio.has_key(entry) if entry.key_env else None,
-            "price_usd_per_mtok": [str(entry.input_usd_per_mtok), str(entry.output_usd_per_mtok)],
-            "endpoint": endpoint,
-        })
+        rows.append(
+            {
+                "model": entry.id,
+                "name": entry.name,
+                "provider": entry.provider,
+                "tier": entry.tier,
+                "setting": label,
+                "key": entry.key_env,
+                "key_present": portfolio.has_key(entry) if entry.key_env else None,
+                "price_usd_per_mtok": [
+                    str(entry.input_usd_per_mtok),
+                    str(entry.output_usd_per_mtok),
+                ],
+                "endpoint": endpoint,
+            }
+        )
     return rows
 
 
@@ -205,8 +224,15 @@ def doctor(config: ConfigOpt = Path("handoffs.toml"), as_json: JsonOpt = False) 
         table.add_column(col)
     for row in rows:
         key = "—" if row["key"] is None else f"{row['key']} {'✓' if row['key_present'] else '✗'}"
-        table.add_row(row["model"], row["tier"], f"{row['provider']} {row['name']}",
-                      row["setting"], key, " / ".join(row["price_usd_per_mtok"]), row["endpoint"])
+        table.add_row(
+            row["model"],
+            row["tier"],
+            f"{row['provider']} {row['name']}",
+            row["setting"],
+            key,
+            " / ".join(row["price_usd_per_mtok"]),
+            row["endpoint"],
+        )
     out.print(table)
     rules = ", ".join(r.label for r in cfg.policy.rules) or "(none: everything to the frontier)"
     out.print(f"policy rules: {rules}", highlight=False)

@@ -95,6 +95,7 @@ def config_from_dict(data: dict[str, Any], *, path: Path | None = None) -> Confi
     )
 
 
-def load_config(path: Path) -> Config:
+def load_config(path: Path | str = "handoffs.toml") -> Config:
     """Load and validate `handoffs.toml`; every problem is a one-line `ConfigError`."""
+    path = Path(path)
     return config_from_dict(read_toml(path, "config file"), path=path)

@@ -18,6 +18,7 @@ from collections.abc import Callable, Mapping
 from decimal import Decimal
 from typing import Any, TypeVar
 
+import anyio
 from pydantic import BaseModel
 from pydantic_ai import Agent, NativeOutput, PromptedOutput, ToolOutput
 from pydantic_ai.exceptions import (
@@ -91,6 +92,7 @@ class Session:
         self._on_record = on_record
         self._timeout_s = request_timeout_s
         self._agents: dict[tuple[str, Any], Agent[None, Any]] = {}
+        self._limiters: dict[str, anyio.CapacityLimiter] = {}
 
     @property
     def models(self) -> ModelSource:
@@ -232,12 +234,32 @@ class Session:
         deadline_s: float | None,
     ) -> Any:
         timeout = min(deadline_s, self._timeout_s) if deadline_s else self._timeout_s
+        if entry.max_concurrency is None:
+            return await self._request(
+                entry, instructions, prompt, output_type, usage, max_tokens, timeout
+            )
+        limiter = self._limiters.setdefault(entry.id, anyio.CapacityLimiter(entry.max_concurrency))
+        async with limiter:
+            return await self._request(
+                entry, instructions, prompt, output_type, usage, max_tokens, timeout
+            )
+
+    async def _request(
+        self,
+        entry: ModelEntry,
+        instructions: str,
+        prompt: str,
+        output_type: type[Any],
+        usage: RunUsage,
+        max_tokens: int,
+        timeout_s: float,
+    ) -> Any:
         result = await self._agent(entry, output_type).run(
             prompt,
             instructions=instructions,
             usage=usage,
             usage_limits=UsageLimits(request_limit=1),
-            model_settings={"max_tokens": max_tokens, "timeout": timeout},
+            model_settings={"max_tokens": max_tokens, "timeout": timeout_s},
         )
         return result.output
 

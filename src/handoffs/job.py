@@ -33,8 +33,16 @@ from handoffs.task import json_schema_of
 __all__ = ["JobReport", "JobSpec", "all_frontier_cost", "load_job"]
 
 _KEYS = {
-    "name", "goal", "roster", "tools", "orchestrator", "subordinates", "data", "budget_usd",
-    "max_handoffs", "simulation",
+    "name",
+    "goal",
+    "roster",
+    "tools",
+    "orchestrator",
+    "subordinates",
+    "data",
+    "budget_usd",
+    "max_handoffs",
+    "simulation",
 }
 
 
@@ -82,7 +90,9 @@ def load_job(path: Path, catalog: Catalog) -> JobSpec:
     tools = (base / str(raw["tools"])).resolve() if "tools" in raw else None
     spec = load_agent(roster, str(raw["orchestrator"]), tools=tools)
     if not isinstance(spec, OrchestratorSpec):
-        raise ConfigError(f"roster file {raw['orchestrator']}.py: `agent` is not an OrchestratorSpec")
+        raise ConfigError(
+            f"roster file {raw['orchestrator']}.py: `agent` is not an OrchestratorSpec"
+        )
     catalog[spec.model]  # unknown model id -> ConfigError
     names = raw["subordinates"]
     if not isinstance(names, list) or not names:
@@ -94,7 +104,9 @@ def load_job(path: Path, catalog: Catalog) -> JobSpec:
             raise ConfigError(f"roster file {name}.py: `agent` is not a Subordinate")
         subordinates.append(cast(Subordinate[Any, Any], sub))
     for sub in subordinates:
-        json_schema_of(sub.input_type)  # a type without a JSON Schema -> ConfigError now, not mid-job
+        json_schema_of(
+            sub.input_type
+        )  # a type without a JSON Schema -> ConfigError now, not mid-job
         json_schema_of(sub.output_type)
         for check in sub.checks:
             model = getattr(check, "model", None)
@@ -113,7 +125,9 @@ def load_job(path: Path, catalog: Catalog) -> JobSpec:
         if not isinstance(max_handoffs, int) or max_handoffs < 1:
             raise ConfigError(f"job file {path}: max_handoffs must be a positive integer")
         spec = OrchestratorSpec(
-            model=spec.model, instructions=spec.instructions, max_handoffs=max_handoffs,
+            model=spec.model,
+            instructions=spec.instructions,
+            max_handoffs=max_handoffs,
             max_depth=spec.max_depth,
         )
     data = _load_data((base / str(raw["data"])).resolve()) if "data" in raw else None

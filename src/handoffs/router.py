@@ -94,9 +94,7 @@ class Policy:
             ("medium-risk", "medium", tiers("small", "mid", "frontier")),
             ("high-risk", "high", tiers("frontier")),
         ]
-        return cls(
-            rules=tuple(Rule(name=n, risk=r, ladder=lad) for n, r, lad in ladders if lad)
-        )
+        return cls(rules=tuple(Rule(name=n, risk=r, ladder=lad) for n, r, lad in ladders if lad))
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Policy:

@@ -52,8 +52,12 @@ def open_portfolio(
     The fake provider starts only if some model is simulated, the local server only if some
     model is embedded; keys are checked first so a missing one fails before anything starts.
     """
-    portfolio = Portfolio(config.catalog, env=env, simulate_missing=config.simulate_missing_keys,
-                          timeout_s=config.request_timeout_s)
+    portfolio = Portfolio(
+        config.catalog,
+        env=env,
+        simulate_missing=config.simulate_missing_keys,
+        timeout_s=config.request_timeout_s,
+    )
     ids = list(config.catalog) if model_ids is None else model_ids
     portfolio.check_keys(ids)
     with ExitStack() as stack:

@@ -83,7 +83,11 @@ def _to_decimal(value: Decimal | float | str | None) -> Decimal | None:
 
 def _label_of(value: Any, depth: int = 0) -> str | None:
     fields: dict[str, Any] = (
-        dict(value) if isinstance(value, dict) else dict(vars(value)) if isinstance(value, BaseModel) else {}
+        dict(value)
+        if isinstance(value, dict)
+        else dict(vars(value))
+        if isinstance(value, BaseModel)
+        else {}
     )
     for key in ("id", "name", "title"):
         if isinstance(fields.get(key), str | int):
