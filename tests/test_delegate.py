@@ -6,6 +6,7 @@ from decimal import Decimal
 from typing import Literal
 
 import anyio
+import anyio.lowlevel
 import pytest
 from pydantic import BaseModel
 
@@ -282,7 +283,7 @@ async def test_max_concurrency_queues_calls_in_process(catalog: Catalog, scripts
         nonlocal in_flight, peak
         in_flight += 1
         peak = max(peak, in_flight)
-        await anyio.sleep(0)
+        await anyio.lowlevel.checkpoint()
         in_flight -= 1
         return {"category": "bug", "urgent": False}
 

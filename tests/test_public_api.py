@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Any, Literal
 
 import pytest
@@ -45,7 +45,9 @@ def test_the_public_names_are_exactly_these() -> None:
             "BudgetExceeded",
             "Catalog",
             "Check",
-            "CheckContext", 'Config', "ConfigError",
+            "CheckContext",
+            "Config",
+            "ConfigError",
             "Delivery",
             "HandoffError",
             "HandoffFailed",
@@ -67,7 +69,10 @@ def test_the_public_names_are_exactly_these() -> None:
             "Task",
             "Verdict",
             "VerificationFailed",
-            "checks", 'load_config', 'open_portfolio', "route",
+            "checks",
+            "load_config",
+            "open_portfolio",
+            "route",
         ]
     )
 

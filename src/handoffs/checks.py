@@ -12,7 +12,7 @@ import inspect
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -41,11 +41,12 @@ class Predicate:
         result = self.fn(output, ctx.task.input) if arity >= 2 else self.fn(output)
         if inspect.isawaitable(result):
             result = await result
-        passed, reason = result if isinstance(result, tuple) else (result, None)  # pyright: ignore[reportUnknownVariableType]
+        outcome = cast(tuple[Any, Any], result if isinstance(result, tuple) else (result, None))
+        passed, reason = outcome
         reasons: tuple[str, ...] = ()
         if not passed:
             reasons = (str(reason or self.feedback or f"predicate {self.name} is false"),)
-        return Verdict(check=f"predicate:{self.name}", passed=bool(passed), reasons=reasons)  # pyright: ignore[reportUnknownArgumentType]
+        return Verdict(check=f"predicate:{self.name}", passed=bool(passed), reasons=reasons)
 
 
 def predicate(

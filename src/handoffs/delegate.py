@@ -51,7 +51,7 @@ _PROVIDER_ERRORS = (ModelAPIError, AgentRunError, TimeoutError, OSError)
 
 
 def _output_spec(entry: ModelEntry, output_type: type[Any]) -> Any:
-    if not (isinstance(output_type, type) and issubclass(output_type, BaseModel)):
+    if not issubclass(output_type, BaseModel):
         return output_type  # str, int, lists...: pydantic-ai picks the mode
     if entry.structured_output == "native":
         return NativeOutput(output_type)

@@ -13,7 +13,7 @@ from collections.abc import Callable, Sequence
 from contextvars import ContextVar
 from dataclasses import dataclass, field, replace
 from decimal import Decimal
-from typing import Any, Generic, Literal, TypeVar
+from typing import Any, Generic, Literal, TypeVar, cast
 
 from pydantic import BaseModel
 from pydantic_ai import Agent, RunContext, Tool
@@ -253,13 +253,17 @@ class Orchestrator:
         model = BudgetedModel(
             self.session.models(entry), entry, self.session.budget, self._max_tokens
         )
+        tools: list[Tool[Any] | Callable[..., Any]] = [
+            *self._extra_tools,
+            *(self._tool(s) for s in self.subordinates),
+        ]
         agent: Agent[Any, Any] = Agent(
             model,
             output_type=output_type,
             instructions=self.instructions or None,
-            tools=[*self._extra_tools, *(self._tool(s) for s in self.subordinates)],
+            tools=tools,
             name="orchestrator",
-            deps_type=type(deps) if deps is not None else type(None),
+            deps_type=cast(type[Any], type(deps)),
         )
         prompt = goal
         if data is not None:

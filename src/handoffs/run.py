@@ -9,7 +9,7 @@ with open_portfolio(config, simulation=sim) as portfolio:
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Generator, Mapping
 from contextlib import ExitStack, contextmanager
 from decimal import Decimal
 from typing import Any
@@ -46,7 +46,7 @@ def open_portfolio(
     env: Mapping[str, str] | None = None,
     simulation: Any = None,
     model_ids: list[str] | None = None,
-) -> Iterator[Portfolio]:
+) -> Generator[Portfolio, None, None]:
     """A `Portfolio` whose simulated and embedded models are being served until the block ends.
 
     The fake provider starts only if some model is simulated, the local server only if some

@@ -10,7 +10,7 @@ from decimal import Decimal, InvalidOperation
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any, Final, Generic, Literal, TypeVar, cast
 
-import jsonschema
+from jsonschema.validators import validator_for
 from pydantic import BaseModel, TypeAdapter
 
 from handoffs.errors import ConfigError
@@ -60,11 +60,11 @@ def json_schema_of(tp: Any) -> dict[str, Any]:
 
 def schema_errors(schema: dict[str, Any], data: Any) -> list[str]:
     """Every way `data` violates `schema`, as short readable strings (empty when it conforms)."""
-    validator_cls = jsonschema.validators.validator_for(schema)  # pyright: ignore[reportUnknownMemberType]
-    validator = validator_cls(schema)
+    validator: Any = validator_for(schema)(schema)
+    found: list[Any] = list(validator.iter_errors(data))
     errors: list[str] = []
-    for err in sorted(validator.iter_errors(data), key=lambda e: list(e.absolute_path)):  # pyright: ignore[reportUnknownMemberType,reportUnknownArgumentType,reportUnknownLambdaType]
-        where = "/".join(str(p) for p in err.absolute_path) or "(root)"  # pyright: ignore[reportUnknownMemberType,reportUnknownVariableType,reportUnknownArgumentType]
+    for err in sorted(found, key=lambda e: [str(p) for p in e.absolute_path]):
+        where = "/".join(str(p) for p in err.absolute_path) or "(root)"
         errors.append(f"{where}: {err.message}")
     return errors
 
@@ -83,7 +83,7 @@ def _to_decimal(value: Decimal | float | str | None) -> Decimal | None:
 
 def _label_of(value: Any, depth: int = 0) -> str | None:
     fields: dict[str, Any] = (
-        dict(value)
+        dict(cast(dict[str, Any], value))
         if isinstance(value, dict)
         else dict(vars(value))
         if isinstance(value, BaseModel)
@@ -169,7 +169,9 @@ class Task(Generic[OutputT]):
         """The input as JSON-compatible data."""
         if isinstance(self.input, BaseModel):
             return self.input.model_dump(mode="json", warnings=False)
-        return _adapter(type(self.input)).dump_python(self.input, mode="json")
+        value: Any = self.input
+        data: Any = _adapter(cast(Any, type(value))).dump_python(value, mode="json")
+        return data
 
     def input_json(self) -> str:
         """The input serialised as JSON text, exactly as the subordinate receives it."""

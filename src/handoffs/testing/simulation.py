@@ -138,7 +138,7 @@ def _plan_reply(sim: Simulation, request: FakeRequest) -> Reply:
         if message.role == "tool" and message.tool_call_id in calls:
             name, args = calls[message.tool_call_id]
             results.append((name, args, _unframe(message.text)))
-    step = sim.plan(data if isinstance(data, list) else [], results)
+    step = sim.plan(cast(list[Any], data) if isinstance(data, list) else [], results)
     if isinstance(step, str):
         return Reply(text=step)
     return Reply(tool_calls=[ToolCall(name=name, arguments=args) for name, args in step])
@@ -171,7 +171,11 @@ def _answer(sim: Simulation, request: FakeRequest) -> Reply:
         )
         return Reply.json({"score": score, "reasons": reasons})
     task_input = first_json(prompt)
-    answer = sim.solve(title, task_input) if sim.solve and isinstance(task_input, dict) else None
+    answer = (
+        sim.solve(title, cast(dict[str, Any], task_input))
+        if sim.solve and isinstance(task_input, dict)
+        else None
+    )
     return Reply.json(answer if answer is not None else placeholder(schema))
 
 
