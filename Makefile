@@ -23,8 +23,11 @@ $(VENV)/.test-installed: pyproject.toml $(VENV)/.demo-installed
 demo: $(VENV)/.demo-installed
 	$(BIN)/handoffs run examples/jobs/support-triage.toml
 
+# pytest exits 5 when it collects no tests: that is a failure too, said plainly.
 test: $(VENV)/.test-installed
-	$(BIN)/pytest
+	$(BIN)/pytest; status=$$?; \
+	if [ $$status -eq 5 ]; then echo "make test: pytest collected no tests" >&2; exit 1; fi; \
+	exit $$status
 
 lint: $(VENV)/.test-installed
 	$(BIN)/ruff check src tests examples agents tools
