@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Mapping
+from contextlib import AbstractAsyncContextManager, nullcontext
 from decimal import Decimal
 from typing import Any, TypeVar
 
@@ -210,6 +211,15 @@ class Session:
 
     # -- one call -------------------------------------------------------------------------------
 
+    def _slot(self, entry: ModelEntry) -> AbstractAsyncContextManager[Any]:
+        """Waits for a free slot on models with `max_concurrency`; a no-op for the others."""
+        if entry.max_concurrency is None:
+            return nullcontext()
+        limiter = self._limiters.get(entry.id)
+        if limiter is None:
+            limiter = self._limiters[entry.id] = anyio.CapacityLimiter(entry.max_concurrency)
+        return limiter
+
     def _agent(self, entry: ModelEntry, output_type: type[Any]) -> Agent[None, Any]:
         key = (entry.id, output_type)
         agent = self._agents.get(key)
@@ -233,34 +243,15 @@ class Session:
         max_tokens: int,
         deadline_s: float | None,
     ) -> Any:
-        timeout = min(deadline_s, self._timeout_s) if deadline_s else self._timeout_s
-        if entry.max_concurrency is None:
-            return await self._request(
-                entry, instructions, prompt, output_type, usage, max_tokens, timeout
+        timeout_s = min(deadline_s, self._timeout_s) if deadline_s else self._timeout_s
+        async with self._slot(entry):
+            result = await self._agent(entry, output_type).run(
+                prompt,
+                instructions=instructions,
+                usage=usage,
+                usage_limits=UsageLimits(request_limit=1),
+                model_settings={"max_tokens": max_tokens, "timeout": timeout_s},
             )
-        limiter = self._limiters.setdefault(entry.id, anyio.CapacityLimiter(entry.max_concurrency))
-        async with limiter:
-            return await self._request(
-                entry, instructions, prompt, output_type, usage, max_tokens, timeout
-            )
-
-    async def _request(
-        self,
-        entry: ModelEntry,
-        instructions: str,
-        prompt: str,
-        output_type: type[Any],
-        usage: RunUsage,
-        max_tokens: int,
-        timeout_s: float,
-    ) -> Any:
-        result = await self._agent(entry, output_type).run(
-            prompt,
-            instructions=instructions,
-            usage=usage,
-            usage_limits=UsageLimits(request_limit=1),
-            model_settings={"max_tokens": max_tokens, "timeout": timeout_s},
-        )
         return result.output
 
     async def _run(
