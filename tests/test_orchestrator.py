@@ -166,3 +166,24 @@ async def test_spent_job_budget_stops_the_job_and_keeps_finished_work(
     result = await orch.run("Classify these tickets")
     assert result.status == "budget_exceeded" and "budget" in (result.error or "")
     assert budget.spent_usd <= Decimal("0.00005") and budget.reserved_usd == 0
+
+
+async def test_depth_guard_refuses_delegation_beyond_max_depth(
+    catalog: Catalog, scripts: Scripts
+) -> None:
+    planner = Planner()
+    session = make_session(catalog, scripts, planner, Budget("1"))
+    orch = Orchestrator(model="best", subordinates=[classifier], session=session, max_depth=0)
+    result = await orch.run("Classify")
+    assert result.records == () and "tiny" not in scripts.calls
+    assert all("maximum delegation depth" in r for r in planner.seen_results)
+    assert len(planner.seen_results) == len(TICKETS)
+
+
+async def test_handoff_limit_is_per_run(catalog: Catalog, scripts: Scripts) -> None:
+    scripts.on("tiny", lambda c: {"category": "bug"})
+    session = make_session(catalog, scripts, Planner(), Budget("1"))
+    orch = Orchestrator(model="best", subordinates=[classifier], session=session, max_handoffs=6)
+    first = await orch.run("Classify")
+    second = await orch.run("Classify again")
+    assert len(first.records) == len(second.records) == 6

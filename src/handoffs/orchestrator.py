@@ -270,6 +270,7 @@ class Orchestrator:
             prompt += "\n\n" + wrap(DATA_TAG, json.dumps(data, ensure_ascii=False, default=str))
         limits = usage_limits or UsageLimits(request_limit=max(50, self.max_handoffs + 10))
         first = len(self.session.records)
+        self._handoffs = 0  # max_handoffs is per run
         status: Literal["completed", "budget_exceeded", "failed"] = "completed"
         output: Any = None
         error: str | None = None
