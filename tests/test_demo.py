@@ -1,0 +1,36 @@
+"""`make demo`'s job on the default offline portfolio: the real SmolLM2 tier answers, checks
+escalate its mistakes, and the job costs less than sending every subtask to the frontier."""
+
+from __future__ import annotations
+
+import json
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from handoffs.cli import app
+from handoffs.local import local_available
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.mark.local
+@pytest.mark.skipif(not local_available(), reason="needs the [local] extra (SmolLM2)")
+def test_bundled_job_escalates_local_mistakes_and_beats_all_frontier(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv("ANTHROPIC_API_KEY", raising=False)
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    monkeypatch.chdir(ROOT)
+    result = CliRunner().invoke(app, ["run", "examples/jobs/support-triage.toml", "--json"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert report["models"] == {"frontier": "simulated", "mid": "simulated", "local": "local"}
+    assert report["status"] == "completed" and len(report["handoffs"]) == 70
+    local = [a for h in report["handoffs"] for a in h["attempts"] if a["model"] == "local"]
+    assert local and all(a["input_tokens"] > 0 for a in local if a["outcome"] != "provider_error")
+    assert any(a["outcome"] in ("rejected", "invalid_output") for a in local)
+    assert report["escalations"] >= 1
+    assert Decimal(report["total_cost_usd"]) < Decimal(report["all_frontier_cost_usd"])
