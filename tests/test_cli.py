@@ -67,9 +67,12 @@ def simulated(tmp_path: Path) -> Path:
 
 
 def test_run_json_reports_every_handoff_and_the_all_frontier_baseline(
-    runner: CliRunner, simulated: Path
+    runner: CliRunner, simulated: Path, tmp_path: Path
 ) -> None:
-    result = runner.invoke(app, ["run", str(JOB), "--config", str(simulated), "--json"])
+    traces = tmp_path / "traces"
+    result = runner.invoke(
+        app, ["run", str(JOB), "--config", str(simulated), "--json", "--trace-dir", str(traces)]
+    )
     assert result.exit_code == 0, result.output
     report = json.loads(result.stdout)
     assert report["status"] == "completed" and re.fullmatch(r"[0-9a-f]{12}", report["job_id"])
@@ -95,9 +98,12 @@ def test_run_json_reports_every_handoff_and_the_all_frontier_baseline(
 
 
 def test_run_prints_the_setting_first_then_a_table_and_totals(
-    runner: CliRunner, simulated: Path
+    runner: CliRunner, simulated: Path, tmp_path: Path
 ) -> None:
-    result = runner.invoke(app, ["run", str(JOB), "--config", str(simulated)])
+    traces = tmp_path / "traces"
+    result = runner.invoke(
+        app, ["run", str(JOB), "--config", str(simulated), "--trace-dir", str(traces)]
+    )
     assert result.exit_code == 0, result.output
     lines = result.stdout.splitlines()
     assert lines[0].startswith("models — ") and "simulated" in lines[0]

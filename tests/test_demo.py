@@ -19,12 +19,13 @@ ROOT = Path(__file__).resolve().parent.parent
 @pytest.mark.local
 @pytest.mark.skipif(not local_available(), reason="needs the [local] extra (SmolLM2)")
 def test_bundled_job_escalates_local_mistakes_and_beats_all_frontier(
-    monkeypatch: pytest.MonkeyPatch,
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     monkeypatch.delenv("ANTHROPIC_API_KEY", raising=False)
     monkeypatch.delenv("OPENAI_API_KEY", raising=False)
     monkeypatch.chdir(ROOT)
-    result = CliRunner().invoke(app, ["run", "examples/jobs/support-triage.toml", "--json"])
+    args = ["run", "examples/jobs/support-triage.toml", "--json", "--trace-dir", str(tmp_path)]
+    result = CliRunner().invoke(app, args)
     assert result.exit_code == 0, result.output
     report = json.loads(result.stdout)
     assert report["models"] == {"frontier": "simulated", "mid": "simulated", "local": "local"}

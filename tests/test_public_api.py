@@ -67,6 +67,7 @@ def test_the_public_names_are_exactly_these() -> None:
             "Session",
             "Subordinate",
             "Task",
+            "Tracing",
             "Verdict",
             "VerificationFailed",
             "checks",

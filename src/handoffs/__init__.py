@@ -21,6 +21,7 @@ from handoffs.providers import Portfolio
 from handoffs.router import Policy, RouteDecision, Rule, route
 from handoffs.run import open_portfolio
 from handoffs.task import NO_FALLBACK, Task
+from handoffs.tracing import Tracing
 from handoffs.verify import Check, CheckContext
 
 __all__ = [
@@ -52,6 +53,7 @@ __all__ = [
     "Session",
     "Subordinate",
     "Task",
+    "Tracing",
     "Verdict",
     "VerificationFailed",
     "checks",

@@ -38,6 +38,7 @@ from handoffs.handoff import Attempt, Delivery, HandoffRecord, Verdict
 from handoffs.prompt import render
 from handoffs.router import Policy, RouteDecision, route
 from handoffs.task import Task
+from handoffs.tracing import Tracing
 from handoffs.verify import Answer, CheckContext, run_checks
 
 __all__ = ["ModelSource", "Session"]
@@ -82,6 +83,7 @@ class Session:
         unavailable: Callable[[], Mapping[str, str]] | None = None,
         on_record: Callable[[HandoffRecord], None] | None = None,
         request_timeout_s: float = 60.0,
+        tracing: Tracing | None = None,
     ) -> None:
         self.catalog = catalog
         self.policy = policy if policy is not None else Policy.matrix(catalog)
@@ -92,6 +94,8 @@ class Session:
         self._unavailable = unavailable
         self._on_record = on_record
         self._timeout_s = request_timeout_s
+        self.tracing = tracing
+        """Where handoff spans (and the subordinates' pydantic-ai spans) go; None: untraced."""
         self._agents: dict[tuple[str, Any], Agent[None, Any]] = {}
         self._limiters: dict[str, anyio.CapacityLimiter] = {}
 
@@ -111,6 +115,22 @@ class Session:
         Raises `BudgetExceeded`, `NoRouteAvailable`, `VerificationFailed` or `HandoffFailed` when
         the task declares no fallback; with a fallback, returns it as a degraded delivery instead.
         """
+        if self.tracing is None:
+            return await self._delegate(task)
+        with self.tracing.handoff(kind=task.kind, task_id=task.id) as span:
+            error: BaseException | None = None
+            try:
+                return await self._delegate(task)
+            except Exception as exc:
+                error = exc
+                raise
+            finally:
+                record = next((r for r in reversed(self.records) if r.task_id == task.id), None)
+                if record is not None:
+                    left = self.budget.remaining_usd
+                    self.tracing.finish_handoff(span, record, budget_left=left, error=error)
+
+    async def _delegate(self, task: Task[T]) -> Delivery[T]:
         task.validate_input()
         started = time.monotonic()
         decision = self.route(task)
@@ -229,6 +249,7 @@ class Session:
                 output_type=_output_spec(entry, output_type),
                 retries={"output": 0, "tools": 0},
                 name=f"subordinate:{entry.id}",
+                capabilities=[self.tracing.instrumentation()] if self.tracing else None,
             )
             self._agents[key] = agent
         return agent

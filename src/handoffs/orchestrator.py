@@ -15,6 +15,7 @@ from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from typing import Any, Generic, Literal, TypeVar, cast
 
+from opentelemetry import trace
 from pydantic import BaseModel
 from pydantic_ai import Agent, RunContext, Tool
 from pydantic_ai.framing import register_tag, wrap
@@ -208,6 +209,8 @@ class Orchestrator:
             if depth >= self.max_depth:
                 return _frame(sub.name, {"status": "refused", "error": "maximum delegation depth"})
             self._handoffs += 1
+            if self.session.tracing is not None:  # the current span is pydantic-ai's execute_tool
+                self.session.tracing.mark_transfer(trace.get_current_span(), sub.name)
             token = _DEPTH.set(depth + 1)
             try:
                 delivery = await self.session.delegate(sub.task(request))
@@ -264,6 +267,7 @@ class Orchestrator:
             tools=tools,
             name="orchestrator",
             deps_type=cast(type[Any], type(deps)),
+            capabilities=[tracing.instrumentation()] if (tracing := self.session.tracing) else None,
         )
         prompt = goal
         if data is not None:

@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable, Generator, Mapping
-from contextlib import ExitStack, contextmanager
+from contextlib import AbstractContextManager, ExitStack, contextmanager, nullcontext
 from decimal import Decimal
 from typing import Any
+
+from opentelemetry.trace import StatusCode
 
 from handoffs.budget import Budget
 from handoffs.config import Config
@@ -22,6 +24,7 @@ from handoffs.job import JobReport, JobSpec, all_frontier_cost
 from handoffs.orchestrator import Orchestrator
 from handoffs.providers import Portfolio
 from handoffs.roster import load_module
+from handoffs.tracing import Tracing
 
 __all__ = ["job_simulation", "open_portfolio", "run_job", "setting_line"]
 
@@ -92,8 +95,13 @@ async def run_job(
     *,
     on_record: Callable[[HandoffRecord], None] | None = None,
     job_id: str | None = None,
+    tracing: Tracing | None = None,
 ) -> JobReport:
-    """Run one job to completion (or to its budget) and report what happened and what it cost."""
+    """Run one job to completion (or to its budget) and report what happened and what it cost.
+
+    With `tracing`, the job is one `invoke_workflow {job}` span holding every other span.
+    """
+    job_id = job_id or uuid.uuid4().hex[:12]
     budget = Budget(spec.budget_usd, name=f"job {spec.name}")
     session = Session(
         catalog=config.catalog,
@@ -102,20 +110,40 @@ async def run_job(
         budget=budget,
         on_record=on_record,
         request_timeout_s=config.request_timeout_s,
+        tracing=tracing,
     )
     orchestrator = Orchestrator.from_spec(
         spec.orchestrator, subordinates=spec.subordinates, session=session
     )
-    try:
-        result = await orchestrator.run(spec.goal, data=spec.data)
-    finally:
-        await portfolio.aclose()
+    span: AbstractContextManager[Any] = (
+        tracing.workflow(spec.name, job_id=job_id) if tracing else nullcontext()
+    )
+    with span as root:
+        try:
+            result = await orchestrator.run(spec.goal, data=spec.data)
+        finally:
+            await portfolio.aclose()
+        if root is not None:
+            root.set_attributes(
+                {
+                    "handoffs.job.status": result.status,
+                    "handoffs.handoffs": len(result.records),
+                    "handoffs.cost_usd": str(result.cost_usd),
+                    "handoffs.orchestrator.cost_usd": str(result.orchestrator_cost_usd),
+                    "handoffs.budget_usd": "unlimited"
+                    if spec.budget_usd is None
+                    else str(spec.budget_usd),
+                }
+            )
+            if result.status != "completed":
+                root.set_attribute("error.type", result.status)
+                root.set_status(StatusCode.ERROR, result.status)
     records = list(result.records)
     frontier = config.catalog[spec.orchestrator.model]
     if frontier.tier != "frontier":
         frontier = next((e for e in config.catalog.by_strength()), frontier)
     return JobReport(
-        job_id=job_id or uuid.uuid4().hex[:12],
+        job_id=job_id,
         job=spec.name,
         status=result.status,
         models={m: portfolio.label(m) for m in config.catalog},
