@@ -7,8 +7,10 @@ with code 2; runtime faults exit with code 1. No tracebacks.
 from __future__ import annotations
 
 import json
+import os
 import sys
 import urllib.request
+import uuid
 from collections import Counter
 from decimal import Decimal
 from pathlib import Path
@@ -41,6 +43,10 @@ ConfigOpt = Annotated[
     Path, typer.Option("--config", "-c", help="Catalog and policy file.", show_default=True)
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON document on stdout.")]
+TRACE_DIR = Path(".handoffs/traces")
+TraceDirOpt = Annotated[
+    Path, typer.Option("--trace-dir", help="Where job traces (JSONL) are kept.", show_default=True)
+]
 
 
 def _fail(message: str, code: int) -> typer.Exit:
@@ -110,10 +116,28 @@ def run(
     job: Annotated[Path, typer.Argument(help="The job file (TOML).")],
     config: ConfigOpt = Path("handoffs.toml"),
     as_json: JsonOpt = False,
+    trace_dir: TraceDirOpt = TRACE_DIR,
+    trace_console: Annotated[
+        bool, typer.Option("--trace-console", help="Also print every span on stderr.")
+    ] = False,
+    trace_content: Annotated[
+        bool, typer.Option("--trace-content", help="Record prompt and response text in spans.")
+    ] = False,
 ) -> None:
-    """Run a job: the orchestrator delegates, verifies and escalates; print what it cost."""
-    from handoffs.run import job_simulation, open_portfolio, run_job, setting_line
+    """Run a job: the orchestrator delegates, verifies and escalates; print what it cost.
 
+    The job's trace is written to TRACE_DIR/<job id>.jsonl, and sent over OTLP/HTTP too when
+    OTEL_EXPORTER_OTLP_ENDPOINT is set.
+    """
+    from handoffs.run import job_simulation, open_portfolio, run_job, setting_line
+    from handoffs.trace_export import job_tracer_provider, trace_path
+    from handoffs.tracing import Tracing
+
+    job_id = uuid.uuid4().hex[:12]
+    provider = job_tracer_provider(
+        job_id, directory=trace_dir, env=os.environ, console=sys.stderr if trace_console else None
+    )
+    tracing = Tracing(tracer_provider=provider, include_content=trace_content)
     try:
         cfg = load_config(config)
         spec = load_job(job, cfg.catalog)
@@ -144,11 +168,20 @@ def run(
                     )
 
                 seen: list[HandoffRecord] = []
-                report = anyio.run(lambda: run_job(spec, cfg, portfolio, on_record=tick))
+                report = anyio.run(
+                    lambda: run_job(
+                        spec, cfg, portfolio, on_record=tick, job_id=job_id, tracing=tracing
+                    )
+                )
     except HandoffsError as exc:
         raise _fail(str(exc), 2) from None
     except KeyboardInterrupt:
         raise _fail("interrupted", 130) from None
+    finally:
+        provider.shutdown()
+    (err if as_json else out).print(
+        f"job {job_id} — trace: {trace_path(trace_dir, job_id)}", highlight=False, soft_wrap=True
+    )
     if as_json:
         out.print_json(report.model_dump_json(), highlight=False)
         return
@@ -236,6 +269,38 @@ def doctor(config: ConfigOpt = Path("handoffs.toml"), as_json: JsonOpt = False) 
     out.print(table)
     rules = ", ".join(r.label for r in cfg.policy.rules) or "(none: everything to the frontier)"
     out.print(f"policy rules: {rules}", highlight=False)
+
+
+trace_app = typer.Typer(help="Inspect the traces jobs leave.", no_args_is_help=True)
+
+
+@trace_app.command("show")
+def trace_show(
+    job_id: Annotated[str, typer.Argument(help="The job id `handoffs run` printed.")],
+    directory: Annotated[
+        Path, typer.Option("--dir", help="Where job traces are kept.", show_default=True)
+    ] = TRACE_DIR,
+    as_json: JsonOpt = False,
+) -> None:
+    """Show a job's trace as a tree: orchestrator, each handoff's route, model, attempts, cost."""
+    from handoffs.trace_view import load_trace, render_tree, trace_document
+
+    roots = load_trace(directory, job_id)
+    if roots is None:
+        raise _fail(f"no trace for job {job_id!r} in {directory}", 2)
+    document = trace_document(job_id, roots)
+    if as_json:
+        out.print_json(json.dumps(document), highlight=False)
+        return
+    out.print(render_tree(document, roots))
+
+
+app.add_typer(trace_app, name="trace")
+
+
+from handoffs.bench.cli import bench_app  # noqa: E402
+
+app.add_typer(bench_app, name="bench")
 
 
 def main() -> None:
