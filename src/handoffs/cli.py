@@ -295,12 +295,38 @@ def trace_show(
     out.print(render_tree(document, roots))
 
 
+@trace_app.command("html")
+def trace_html(
+    job_id: Annotated[str, typer.Argument(help="The job id `handoffs run` printed.")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="The HTML file to write.")],
+    directory: Annotated[
+        Path, typer.Option("--dir", help="Where job traces are kept.", show_default=True)
+    ] = TRACE_DIR,
+) -> None:
+    """Write a job's trace as one self-contained HTML page: tree, timeline, costs, filters."""
+    from handoffs.trace_html import render_html, write_html
+    from handoffs.trace_view import load_trace
+
+    roots = load_trace(directory, job_id)
+    if roots is None:
+        raise _fail(f"no trace for job {job_id!r} in {directory}", 2)
+    try:
+        write_html(output, render_html(job_id, roots))
+    except OSError as exc:
+        raise _fail(f"cannot write {output}: {exc.strerror or exc}", 2) from None
+    err.print(f"job {job_id} — page: {output}", highlight=False, soft_wrap=True)
+
+
 app.add_typer(trace_app, name="trace")
 
 
 from handoffs.bench.cli import bench_app  # noqa: E402
 
 app.add_typer(bench_app, name="bench")
+
+from handoffs.report import report_app  # noqa: E402
+
+app.add_typer(report_app, name="report")
 
 
 def main() -> None:

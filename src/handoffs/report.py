@@ -1,0 +1,502 @@
+"""`handoffs report`: figures over stored traces, and `report shadow`: replay a candidate policy.
+
+Everything is read back from the JSONL traces under `.handoffs/traces/` with `load_trace`; no model
+is called. Per model: attempts, latency percentiles (the subordinate run spans' durations), the share
+of provider errors and cost; per task kind: cost and where it went; the route distribution (share of
+handoffs delivered per tier and per model); `--compare`: the previous period of equal length and the
+change. `report shadow --policy candidate.toml` routes every logged handoff again through the
+candidate's policy and catalog and estimates the change in cost.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from collections import Counter, defaultdict
+from dataclasses import dataclass
+from datetime import timedelta
+from decimal import Decimal
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from handoffs.config import Config, load_config
+from handoffs.errors import ConfigError
+from handoffs.router import estimate_input_tokens, route
+from handoffs.task import RISKS, Risk, Task
+from handoffs.trace_view import SpanNode, handoff_summary, load_trace
+from handoffs.tracing import HANDOFF_SPAN
+
+__all__ = [
+    "HandoffRow",
+    "collect",
+    "parse_since",
+    "percentile",
+    "report_app",
+    "report_document",
+    "shadow_document",
+]
+
+_SINCE = re.compile(r"(\d+)([dhm])")
+_UNITS = {"d": "days", "h": "hours", "m": "minutes"}
+_SUBORDINATE = "invoke_agent subordinate:"
+_ESTIMATE = re.compile(r"~(\d+) input tokens")
+
+
+def parse_since(text: str) -> timedelta:
+    """`7d`, `24h`, `30m` as a timedelta; anything else is a `ValueError`."""
+    match = _SINCE.fullmatch(text.strip())
+    if not match or int(match.group(1)) == 0:
+        raise ValueError(f"--since must look like 7d, 24h or 30m, not {text!r}")
+    return timedelta(**{_UNITS[match.group(2)]: int(match.group(1))})
+
+
+def percentile(values: list[float], p: float) -> float | None:
+    """The `p`-th percentile (0-100) by linear interpolation between closest ranks."""
+    if not values:
+        return None
+    xs = sorted(values)
+    k = (len(xs) - 1) * p / 100
+    lo = int(k)
+    hi = min(lo + 1, len(xs) - 1)
+    return round(xs[lo] + (xs[hi] - xs[lo]) * (k - lo), 6)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class HandoffRow:
+    """What the report needs from one handoff span."""
+
+    job_id: str
+    start_ns: int
+    summary: dict[str, Any]
+    """`handoff_summary` of the span (what `trace show --json` says about it)."""
+    attempt_models: tuple[str, ...]
+    attempt_latency_s: tuple[float | None, ...]
+    """Duration of the subordinate run span matched to each attempt (None when none matched)."""
+    delivered_tokens: tuple[int, int] | None
+    """Input and output tokens of the delivered attempt's run span, when one matched."""
+    route_estimate_tokens: int | None
+    """The router's recorded prompt-size estimate (`~N input tokens` in its reasons)."""
+
+    @property
+    def cost(self) -> Decimal:
+        return Decimal(str(self.summary["cost_usd"] or 0))
+
+    @property
+    def delivered(self) -> bool:
+        return self.summary["status"] == "delivered"
+
+
+def _is_handoff(node: SpanNode) -> bool:
+    return node.name.startswith(HANDOFF_SPAN + " ") and "handoffs.status" in node.attributes
+
+
+def _row(job_id: str, node: SpanNode) -> HandoffRow:
+    summary = handoff_summary(node)
+    models = tuple(str(m) for m in node.attributes.get("handoffs.attempt.models", []))
+    runs = [c for c in node.children if c.name.startswith(_SUBORDINATE)]
+    # Attempts and check calls (a judge) both run as `subordinate:{model}`; an attempt precedes its
+    # checks, so each attempt takes the next unused run of its model, in start order.
+    matched: list[SpanNode | None] = []
+    cursor = 0
+    for model in models:
+        found = next(
+            (i for i in range(cursor, len(runs)) if runs[i].name == _SUBORDINATE + model), None
+        )
+        matched.append(runs[found] if found is not None else None)
+        cursor = found + 1 if found is not None else cursor
+    outcomes = list(summary["outcomes"])
+    delivered: tuple[int, int] | None = None
+    if "accepted" in outcomes:
+        run = matched[len(outcomes) - 1 - outcomes[::-1].index("accepted")]
+        if run is not None and "gen_ai.aggregated_usage.input_tokens" in run.attributes:
+            delivered = (
+                int(run.attributes["gen_ai.aggregated_usage.input_tokens"]),
+                int(run.attributes.get("gen_ai.aggregated_usage.output_tokens", 0)),
+            )
+    estimate = next(
+        (int(m.group(1)) for r in summary["route_reasons"] if (m := _ESTIMATE.search(str(r)))),
+        None,
+    )
+    return HandoffRow(
+        job_id=job_id,
+        start_ns=int(node.span.get("start_time_unix_nano") or 0),
+        summary=summary,
+        attempt_models=models,
+        attempt_latency_s=tuple(r.duration_s if r is not None else None for r in matched),
+        delivered_tokens=delivered,
+        route_estimate_tokens=estimate,
+    )
+
+
+def collect(directory: Path) -> list[HandoffRow]:
+    """Every handoff in every finished trace under `directory`, in start order."""
+    rows: list[HandoffRow] = []
+    for path in sorted(directory.glob("*.jsonl")):
+        roots = load_trace(directory, path.stem)
+        for root in roots or []:
+            rows += [_row(path.stem, n) for n in root.walk() if _is_handoff(n)]
+    return sorted(rows, key=lambda r: r.start_ns)
+
+
+def _usd(value: Decimal) -> str:
+    return str(value.normalize()) if value else "0"
+
+
+def _share(part: int, whole: int) -> float:
+    return round(part / whole, 4) if whole else 0.0
+
+
+def _figures(rows: list[HandoffRow]) -> dict[str, Any]:
+    attempts: Counter[str] = Counter()
+    errors: Counter[str] = Counter()
+    latencies: defaultdict[str, list[float]] = defaultdict(list)
+    model_cost: defaultdict[str, Decimal] = defaultdict(Decimal)
+    kind_cost: defaultdict[str, Decimal] = defaultdict(Decimal)
+    kind_count: Counter[str] = Counter()
+    kind_models: defaultdict[str, Counter[str]] = defaultdict(Counter)
+    by_model: Counter[str] = Counter()
+    by_tier: Counter[str] = Counter()
+    statuses: Counter[str] = Counter()
+    for row in rows:
+        s = row.summary
+        for model, outcome, latency in zip(
+            row.attempt_models, s["outcomes"], row.attempt_latency_s, strict=False
+        ):
+            attempts[model] += 1
+            errors[model] += outcome == "provider_error"
+            if latency is not None:
+                latencies[model].append(latency)
+        where = s["model"] if row.delivered and s["model"] else f"({s['status']})"
+        model_cost[where] += row.cost
+        kind_cost[s["task_kind"]] += row.cost
+        kind_count[s["task_kind"]] += 1
+        kind_models[s["task_kind"]][where] += 1
+        statuses[s["status"]] += 1
+        by_model[where] += 1
+        by_tier[s["tier"] if row.delivered and s["tier"] else f"({s['status']})"] += 1
+    total = len(rows)
+    models = {
+        m: {
+            "attempts": attempts[m],
+            "provider_errors": errors[m],
+            "error_rate": _share(errors[m], attempts[m]),
+            "latency_s": {f"p{p}": percentile(latencies[m], p) for p in (50, 95, 99)},
+            "cost_usd": _usd(model_cost[m]),
+        }
+        for m in sorted(set(attempts) | set(model_cost))
+    }
+    kinds = {
+        k: {
+            "handoffs": kind_count[k],
+            "cost_usd": _usd(kind_cost[k]),
+            "models": dict(kind_models[k].most_common()),
+        }
+        for k in sorted(kind_count)
+    }
+    return {
+        "jobs": len({r.job_id for r in rows}),
+        "handoffs": total,
+        "cost_usd": _usd(sum((r.cost for r in rows), Decimal(0))),
+        "statuses": dict(statuses),
+        "models": models,
+        "task_kinds": kinds,
+        "routes": {
+            "by_tier": {t: {"handoffs": n, "share": _share(n, total)} for t, n in by_tier.items()},
+            "by_model": {
+                m: {"handoffs": n, "share": _share(n, total)} for m, n in by_model.items()
+            },
+        },
+    }
+
+
+def _delta(now: str | float | int, before: str | float | int) -> str | float | int:
+    if isinstance(now, str) or isinstance(before, str):
+        return _usd(Decimal(str(now)) - Decimal(str(before)))
+    return round(now - before, 4)
+
+
+def _changes(current: dict[str, Any], previous: dict[str, Any]) -> dict[str, Any]:
+    """The change from `previous` to `current`: counts, dollars and shares (absent → 0)."""
+
+    def diff(
+        cur: dict[str, dict[str, Any]], prev: dict[str, dict[str, Any]], keys: tuple[str, ...]
+    ) -> dict[str, dict[str, Any]]:
+        out: dict[str, dict[str, Any]] = {}
+        for name in sorted(set(cur) | set(prev)):
+            c, p = cur.get(name, {}), prev.get(name, {})
+            zero: dict[str, Any] = {"cost_usd": "0"}
+            out[name] = {
+                k: _delta(c.get(k, zero.get(k, 0)), p.get(k, zero.get(k, 0))) for k in keys
+            }
+        return out
+
+    return {
+        "handoffs": current["handoffs"] - previous["handoffs"],
+        "cost_usd": _delta(current["cost_usd"], previous["cost_usd"]),
+        "models": diff(current["models"], previous["models"], ("attempts", "cost_usd")),
+        "task_kinds": diff(current["task_kinds"], previous["task_kinds"], ("handoffs", "cost_usd")),
+        "routes": {
+            axis: diff(current["routes"][axis], previous["routes"][axis], ("handoffs", "share"))
+            for axis in ("by_tier", "by_model")
+        },
+    }
+
+
+def _iso(ns: int) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(ns / 1e9))
+
+
+def report_document(
+    rows: list[HandoffRow],
+    *,
+    since: timedelta | None = None,
+    compare: bool = False,
+    now_ns: int | None = None,
+) -> dict[str, Any]:
+    """The `report --json` document; the period is `[now - since, now)` by the spans' start times."""
+    now = now_ns if now_ns is not None else time.time_ns()
+    if since is None:
+        doc: dict[str, Any] = {"period": {"since": None, "until": _iso(now)}, **_figures(rows)}
+        return doc
+    width = int(since.total_seconds() * 1e9)
+    current = [r for r in rows if now - width <= r.start_ns < now]
+    doc = {"period": {"since": _iso(now - width), "until": _iso(now)}, **_figures(current)}
+    if compare:
+        before = [r for r in rows if now - 2 * width <= r.start_ns < now - width]
+        previous = {
+            "period": {"since": _iso(now - 2 * width), "until": _iso(now - width)},
+            **_figures(before),
+        }
+        doc["previous"] = previous
+        doc["change"] = _changes(doc, previous)
+    return doc
+
+
+# -- shadow routing ------------------------------------------------------------------------------
+
+APPROXIMATIONS = (
+    "the routing question is rebuilt from the span: task kind, risk and the router's recorded "
+    "prompt-size estimate; capabilities, cost ceilings, deadlines, per-call model overrides and "
+    "open breakers are not recorded, so the candidate routes without them",
+    "'before' is the first rung of the recorded route",
+    "cost: a changed decision is priced as the delivered attempt's recorded tokens on the "
+    "candidate's first-rung model, against what the handoff actually paid (all attempts and checks); "
+    "escalations and check costs under the candidate are not simulated",
+)
+
+
+def _question(row: HandoffRow) -> Task[Any]:
+    """A task that routes like the logged one: same kind and risk, a prompt of the same size."""
+    s = row.summary
+    risk: Risk = s["risk"] if s["risk"] in RISKS else "medium"
+    bare: Task[Any] = Task(kind=s["task_kind"], input="", output_type=dict, risk=risk)
+    if row.route_estimate_tokens is None:
+        return bare
+    missing = row.route_estimate_tokens - estimate_input_tokens(bare)
+    padded = "x" * max(0, 4 * missing)
+    return Task(kind=s["task_kind"], input=padded, output_type=dict, risk=risk)
+
+
+def shadow_document(
+    rows: list[HandoffRow], candidate: Config, *, examples: int = 5
+) -> dict[str, Any]:
+    """Which decisions the candidate policy changes, and the estimated change in cost."""
+    changed: Counter[tuple[str, str]] = Counter()
+    shown: list[dict[str, Any]] = []
+    actual = estimated = Decimal(0)
+    unpriced = 0
+    for row in rows:
+        s = row.summary
+        decision = route(_question(row), candidate.catalog, candidate.policy)
+        before = s["route"][0] if s["route"] else None
+        after = decision.ladder[0] if decision.ladder else None
+        actual += row.cost
+        if before == after:
+            estimated += row.cost
+            continue
+        changed[(str(before), str(after))] += 1
+        tokens = row.delivered_tokens
+        if tokens is None or after is None:
+            unpriced += 1
+            estimated += row.cost
+            price = None
+        else:
+            price = candidate.catalog[after].cost(*tokens)
+            estimated += price
+        if len(shown) < examples:
+            shown.append(
+                {
+                    "job_id": row.job_id,
+                    "task_id": s["task_id"],
+                    "task_kind": s["task_kind"],
+                    "label": s["label"],
+                    "risk": s["risk"],
+                    "before": s["route"],
+                    "after": list(decision.ladder),
+                    "rule": decision.rule,
+                    "paid_usd": _usd(row.cost),
+                    "estimated_usd": None if price is None else _usd(price),
+                }
+            )
+    return {
+        "estimate": True,
+        "handoffs": len(rows),
+        "decisions_changed": sum(changed.values()),
+        "changes": [
+            {"before": b, "after": a, "handoffs": n} for (b, a), n in changed.most_common()
+        ],
+        "examples": shown,
+        "cost_usd": {
+            "actual": _usd(actual),
+            "estimated": _usd(estimated),
+            "change": _usd(estimated - actual),
+        },
+        "unpriced_changes": unpriced,
+        "approximations": list(APPROXIMATIONS),
+    }
+
+
+# -- the CLI -------------------------------------------------------------------------------------
+
+report_app = typer.Typer(
+    help="Figures over stored traces; `shadow` replays them through a candidate policy.",
+    no_args_is_help=False,
+)
+_out = Console()
+_err = Console(stderr=True)
+
+DirOpt = Annotated[
+    Path, typer.Option("--dir", help="Where job traces are kept.", show_default=True)
+]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON document on stdout.")]
+TRACE_DIR = Path(".handoffs/traces")
+
+
+def _fail(message: str) -> typer.Exit:
+    _err.print(f"[bold red]error:[/] {' '.join(message.split())}", highlight=False, soft_wrap=True)
+    return typer.Exit(2)
+
+
+def _rows(directory: Path) -> list[HandoffRow]:
+    if not directory.is_dir():
+        raise _fail(f"no trace directory {directory}")
+    return collect(directory)
+
+
+def _pct(value: float | None) -> str:
+    return "—" if value is None else f"{value:.3f}"
+
+
+def _print_report(doc: dict[str, Any]) -> None:
+    period = doc["period"]
+    _out.print(
+        f"[bold]{doc['handoffs']} handoffs in {doc['jobs']} jobs · ${doc['cost_usd']}[/] "
+        f"({period['since'] or 'all time'} → {period['until']})",
+        highlight=False,
+    )
+    change = doc.get("change", {})
+    models = Table(title="per model", title_justify="left")
+    for col in ("model", "attempts", "p50 s", "p95 s", "p99 s", "errors", "cost $"):
+        models.add_column(col, justify="left" if col == "model" else "right")
+    if change:
+        models.add_column("Δ cost $", justify="right")
+    for name, m in doc["models"].items():
+        lat = m["latency_s"]
+        row = [name, str(m["attempts"]), _pct(lat["p50"]), _pct(lat["p95"]), _pct(lat["p99"])]
+        row += [f"{m['error_rate']:.1%}", m["cost_usd"]]
+        if change:
+            row.append(str(change["models"].get(name, {}).get("cost_usd", "0")))
+        models.add_row(*row)
+    _out.print(models)
+    kinds = Table(title="per task kind", title_justify="left")
+    for col in ("kind", "handoffs", "cost $", "delivered by"):
+        kinds.add_column(col)
+    for name, k in doc["task_kinds"].items():
+        where = ", ".join(f"{m} {n}" for m, n in k["models"].items())
+        kinds.add_row(name, str(k["handoffs"]), k["cost_usd"], where)
+    _out.print(kinds)
+    routes = Table(title="route distribution (share of handoffs)", title_justify="left")
+    for col in ("tier / model", "handoffs", "share"):
+        routes.add_column(col)
+    if change:
+        routes.add_column("Δ share")
+    for axis in ("by_tier", "by_model"):
+        for name, r in doc["routes"][axis].items():
+            row = [f"{axis[3:]} {name}", str(r["handoffs"]), f"{r['share']:.1%}"]
+            if change:
+                row.append(f"{change['routes'][axis][name]['share']:+.1%}")
+            routes.add_row(*row)
+    _out.print(routes)
+
+
+@report_app.callback(invoke_without_command=True)
+def report(
+    ctx: typer.Context,
+    directory: DirOpt = TRACE_DIR,
+    since: Annotated[
+        str | None, typer.Option("--since", help="Only spans started this recently: 7d, 24h, 30m.")
+    ] = None,
+    compare: Annotated[
+        bool,
+        typer.Option("--compare", help="Also the previous period of equal length, and the change."),
+    ] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Per model, per task kind and per route: volume, latency, errors and cost from stored traces."""
+    if ctx.invoked_subcommand is not None:
+        return
+    try:
+        window = parse_since(since) if since is not None else None
+    except ValueError as exc:
+        raise _fail(str(exc)) from None
+    if compare and window is None:
+        raise _fail("--compare needs --since (the length of the period to compare)")
+    doc = report_document(_rows(directory), since=window, compare=compare)
+    if as_json:
+        _out.print_json(json.dumps(doc), highlight=False)
+        return
+    _print_report(doc)
+
+
+@report_app.command("shadow")
+def shadow(
+    policy: Annotated[
+        Path, typer.Option("--policy", help="Candidate config: its [policy] and [models] are used.")
+    ],
+    directory: DirOpt = TRACE_DIR,
+    as_json: JsonOpt = False,
+) -> None:
+    """Replay logged handoffs through a candidate policy (no model is called): what changes, and
+    the estimated change in cost."""
+    try:
+        candidate = load_config(policy)
+    except ConfigError as exc:
+        raise _fail(str(exc)) from None
+    doc = shadow_document(_rows(directory), candidate)
+    if as_json:
+        _out.print_json(json.dumps(doc), highlight=False)
+        return
+    cost = doc["cost_usd"]
+    _out.print(
+        f"[bold]shadow routing with {policy} — ESTIMATE, no model was called[/]\n"
+        f"{doc['decisions_changed']} of {doc['handoffs']} decisions change; cost "
+        f"${cost['actual']} → ~${cost['estimated']} (Δ ~${cost['change']})",
+        highlight=False,
+    )
+    for change in doc["changes"]:
+        _out.print(
+            f"  {change['before']} → {change['after']}: {change['handoffs']}", highlight=False
+        )
+    for ex in doc["examples"]:
+        _out.print(
+            f"  e.g. {ex['task_kind']} {ex['label'] or ex['task_id']} ({ex['risk']}): "
+            f"{'→'.join(ex['before'])}  ⇒  {'→'.join(ex['after'])}",
+            highlight=False,
+        )
+    for note in doc["approximations"]:
+        _out.print(f"  note: {note}", highlight=False)
