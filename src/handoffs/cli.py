@@ -18,10 +18,10 @@ from typing import Annotated, Any
 
 import anyio
 import typer
-from rich.console import Console
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from handoffs._terminal import TRACE_DIR, JsonOpt, err, fail, out
 from handoffs.config import Config, load_config
 from handoffs.errors import ConfigError, HandoffsError
 from handoffs.handoff import HandoffRecord
@@ -36,22 +36,12 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-out = Console()
-err = Console(stderr=True)
-
 ConfigOpt = Annotated[
     Path, typer.Option("--config", "-c", help="Catalog and policy file.", show_default=True)
 ]
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON document on stdout.")]
-TRACE_DIR = Path(".handoffs/traces")
 TraceDirOpt = Annotated[
     Path, typer.Option("--trace-dir", help="Where job traces (JSONL) are kept.", show_default=True)
 ]
-
-
-def _fail(message: str, code: int) -> typer.Exit:
-    err.print(f"[bold red]error:[/] {' '.join(message.split())}", highlight=False, soft_wrap=True)
-    return typer.Exit(code)
 
 
 def _money(value: Decimal) -> str:
@@ -174,9 +164,9 @@ def run(
                     )
                 )
     except HandoffsError as exc:
-        raise _fail(str(exc), 2) from None
+        raise fail(str(exc), 2) from None
     except KeyboardInterrupt:
-        raise _fail("interrupted", 130) from None
+        raise fail("interrupted", 130) from None
     finally:
         provider.shutdown()
     (err if as_json else out).print(
@@ -247,7 +237,7 @@ def doctor(config: ConfigOpt = Path("handoffs.toml"), as_json: JsonOpt = False) 
     try:
         cfg = load_config(config)
     except ConfigError as exc:
-        raise _fail(str(exc), 2) from None
+        raise fail(str(exc), 2) from None
     rows = _doctor_rows(cfg)
     if as_json:
         out.print_json(json.dumps({"config": str(config), "models": rows}), highlight=False)
@@ -287,7 +277,7 @@ def trace_show(
 
     roots = load_trace(directory, job_id)
     if roots is None:
-        raise _fail(f"no trace for job {job_id!r} in {directory}", 2)
+        raise fail(f"no trace for job {job_id!r} in {directory}", 2)
     document = trace_document(job_id, roots)
     if as_json:
         out.print_json(json.dumps(document), highlight=False)
@@ -309,11 +299,11 @@ def trace_html(
 
     roots = load_trace(directory, job_id)
     if roots is None:
-        raise _fail(f"no trace for job {job_id!r} in {directory}", 2)
+        raise fail(f"no trace for job {job_id!r} in {directory}", 2)
     try:
         write_html(output, render_html(job_id, roots))
     except OSError as exc:
-        raise _fail(f"cannot write {output}: {exc.strerror or exc}", 2) from None
+        raise fail(f"cannot write {output}: {exc.strerror or exc}", 2) from None
     err.print(f"job {job_id} — page: {output}", highlight=False, soft_wrap=True)
 
 

@@ -21,15 +21,14 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
+from handoffs._terminal import TRACE_DIR, JsonOpt, fail, out
 from handoffs.config import Config, load_config
 from handoffs.errors import ConfigError
 from handoffs.router import estimate_input_tokens, route
 from handoffs.task import RISKS, Risk, Task
-from handoffs.trace_view import SpanNode, handoff_summary, load_trace
-from handoffs.tracing import HANDOFF_SPAN
+from handoffs.trace_view import SpanNode, handoff_summary, is_handoff, load_trace
 
 __all__ = [
     "HandoffRow",
@@ -91,10 +90,6 @@ class HandoffRow:
         return self.summary["status"] == "delivered"
 
 
-def _is_handoff(node: SpanNode) -> bool:
-    return node.name.startswith(HANDOFF_SPAN + " ") and "handoffs.status" in node.attributes
-
-
 def _row(job_id: str, node: SpanNode) -> HandoffRow:
     summary = handoff_summary(node)
     models = tuple(str(m) for m in node.attributes.get("handoffs.attempt.models", []))
@@ -139,7 +134,7 @@ def collect(directory: Path) -> list[HandoffRow]:
     for path in sorted(directory.glob("*.jsonl")):
         roots = load_trace(directory, path.stem)
         for root in roots or []:
-            rows += [_row(path.stem, n) for n in root.walk() if _is_handoff(n)]
+            rows += [_row(path.stem, n) for n in root.walk() if is_handoff(n)]
     return sorted(rows, key=lambda r: r.start_ns)
 
 
@@ -367,24 +362,14 @@ report_app = typer.Typer(
     help="Figures over stored traces; `shadow` replays them through a candidate policy.",
     no_args_is_help=False,
 )
-_out = Console()
-_err = Console(stderr=True)
-
 DirOpt = Annotated[
     Path, typer.Option("--dir", help="Where job traces are kept.", show_default=True)
 ]
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON document on stdout.")]
-TRACE_DIR = Path(".handoffs/traces")
-
-
-def _fail(message: str) -> typer.Exit:
-    _err.print(f"[bold red]error:[/] {' '.join(message.split())}", highlight=False, soft_wrap=True)
-    return typer.Exit(2)
 
 
 def _rows(directory: Path) -> list[HandoffRow]:
     if not directory.is_dir():
-        raise _fail(f"no trace directory {directory}")
+        raise fail(f"no trace directory {directory}")
     return collect(directory)
 
 
@@ -394,7 +379,7 @@ def _pct(value: float | None) -> str:
 
 def _print_report(doc: dict[str, Any]) -> None:
     period = doc["period"]
-    _out.print(
+    out.print(
         f"[bold]{doc['handoffs']} handoffs in {doc['jobs']} jobs · ${doc['cost_usd']}[/] "
         f"({period['since'] or 'all time'} → {period['until']})",
         highlight=False,
@@ -412,14 +397,14 @@ def _print_report(doc: dict[str, Any]) -> None:
         if change:
             row.append(str(change["models"].get(name, {}).get("cost_usd", "0")))
         models.add_row(*row)
-    _out.print(models)
+    out.print(models)
     kinds = Table(title="per task kind", title_justify="left")
     for col in ("kind", "handoffs", "cost $", "delivered by"):
         kinds.add_column(col)
     for name, k in doc["task_kinds"].items():
         where = ", ".join(f"{m} {n}" for m, n in k["models"].items())
         kinds.add_row(name, str(k["handoffs"]), k["cost_usd"], where)
-    _out.print(kinds)
+    out.print(kinds)
     routes = Table(title="route distribution (share of handoffs)", title_justify="left")
     for col in ("tier / model", "handoffs", "share"):
         routes.add_column(col)
@@ -431,7 +416,7 @@ def _print_report(doc: dict[str, Any]) -> None:
             if change:
                 row.append(f"{change['routes'][axis][name]['share']:+.1%}")
             routes.add_row(*row)
-    _out.print(routes)
+    out.print(routes)
 
 
 @report_app.callback(invoke_without_command=True)
@@ -453,12 +438,12 @@ def report(
     try:
         window = parse_since(since) if since is not None else None
     except ValueError as exc:
-        raise _fail(str(exc)) from None
+        raise fail(str(exc)) from None
     if compare and window is None:
-        raise _fail("--compare needs --since (the length of the period to compare)")
+        raise fail("--compare needs --since (the length of the period to compare)")
     doc = report_document(_rows(directory), since=window, compare=compare)
     if as_json:
-        _out.print_json(json.dumps(doc), highlight=False)
+        out.print_json(json.dumps(doc), highlight=False)
         return
     _print_report(doc)
 
@@ -476,27 +461,27 @@ def shadow(
     try:
         candidate = load_config(policy)
     except ConfigError as exc:
-        raise _fail(str(exc)) from None
+        raise fail(str(exc)) from None
     doc = shadow_document(_rows(directory), candidate)
     if as_json:
-        _out.print_json(json.dumps(doc), highlight=False)
+        out.print_json(json.dumps(doc), highlight=False)
         return
     cost = doc["cost_usd"]
-    _out.print(
+    out.print(
         f"[bold]shadow routing with {policy} — ESTIMATE, no model was called[/]\n"
         f"{doc['decisions_changed']} of {doc['handoffs']} decisions change; cost "
         f"${cost['actual']} → ~${cost['estimated']} (Δ ~${cost['change']})",
         highlight=False,
     )
     for change in doc["changes"]:
-        _out.print(
+        out.print(
             f"  {change['before']} → {change['after']}: {change['handoffs']}", highlight=False
         )
     for ex in doc["examples"]:
-        _out.print(
+        out.print(
             f"  e.g. {ex['task_kind']} {ex['label'] or ex['task_id']} ({ex['risk']}): "
             f"{'→'.join(ex['before'])}  ⇒  {'→'.join(ex['after'])}",
             highlight=False,
         )
     for note in doc["approximations"]:
-        _out.print(f"  note: {note}", highlight=False)
+        out.print(f"  note: {note}", highlight=False)

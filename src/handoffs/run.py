@@ -11,7 +11,6 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable, Generator, Mapping
 from contextlib import AbstractContextManager, ExitStack, contextmanager, nullcontext
-from decimal import Decimal
 from typing import Any
 
 from opentelemetry.trace import StatusCode
@@ -157,8 +156,3 @@ async def run_job(
         degraded=sum(1 for r in records if r.degraded),
         error=result.error,
     )
-
-
-def spent(records: list[HandoffRecord]) -> Decimal:
-    """Total cost of some handoffs."""
-    return sum((r.cost_usd for r in records), Decimal(0))

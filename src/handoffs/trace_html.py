@@ -15,8 +15,7 @@ from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
 
-from handoffs.trace_view import SpanNode, trace_document
-from handoffs.tracing import HANDOFF_SPAN
+from handoffs.trace_view import SpanNode, is_handoff, trace_document
 
 __all__ = ["embed_json", "page_data", "render_html", "write_html"]
 
@@ -82,11 +81,7 @@ def page_data(job_id: str, roots: list[SpanNode]) -> dict[str, Any]:
     t0 = min((s for s in starts if s), default=0)
     t1 = max(ends, default=0)
     # the same spans, in the same order, as the document's handoffs
-    handoff_nodes = [
-        n
-        for n in nodes
-        if n.name.startswith(HANDOFF_SPAN + " ") and "handoffs.status" in n.attributes
-    ]
+    handoff_nodes = [n for n in nodes if is_handoff(n)]
     assert len(handoff_nodes) == len(handoffs)
     index = {id(n): i for i, n in enumerate(handoff_nodes)}
     spans: list[dict[str, Any]] = []

@@ -22,7 +22,14 @@ from rich.tree import Tree
 from handoffs.trace_export import trace_path
 from handoffs.tracing import HANDOFF_SPAN
 
-__all__ = ["SpanNode", "handoff_summary", "load_trace", "render_tree", "trace_document"]
+__all__ = [
+    "SpanNode",
+    "handoff_summary",
+    "is_handoff",
+    "load_trace",
+    "render_tree",
+    "trace_document",
+]
 
 _JOB_ID = re.compile(r"[A-Za-z0-9_.-]+")
 
@@ -68,7 +75,8 @@ def load_trace(directory: Path, job_id: str) -> list[SpanNode] | None:
     return roots
 
 
-def _is_handoff(node: SpanNode) -> bool:
+def is_handoff(node: SpanNode) -> bool:
+    """Whether a span is a finished handoff span."""
     return node.name.startswith(HANDOFF_SPAN + " ") and "handoffs.status" in node.attributes
 
 
@@ -111,7 +119,7 @@ def trace_document(job_id: str, roots: list[SpanNode]) -> dict[str, Any]:
     """The `trace show --json` document: the job, every handoff, and the span outline."""
     workflow = next((r for r in roots if r.name.startswith("invoke_workflow")), None)
     attrs = workflow.attributes if workflow else {}
-    handoffs = [n for r in roots for n in r.walk() if _is_handoff(n)]
+    handoffs = [n for r in roots for n in r.walk() if is_handoff(n)]
     return {
         "job_id": job_id,
         "job": attrs.get("gen_ai.workflow.name"),
@@ -164,6 +172,6 @@ def render_tree(document: dict[str, Any], roots: list[SpanNode]) -> Tree:
                 f"{name} ({model}) · {len(chats)} model calls · {agent.duration_s:.2f}s"
             )
             for node in agent.walk():
-                if _is_handoff(node):
+                if is_handoff(node):
                     branch.add(_handoff_line(handoff_summary(node)))
     return tree

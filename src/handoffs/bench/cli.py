@@ -8,9 +8,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Literal
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
+from handoffs._terminal import err, fail, out
 from handoffs.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -21,8 +21,6 @@ __all__ = ["bench_app"]
 bench_app = typer.Typer(
     help="Benchmarks on recorded outcomes (no model is called).", no_args_is_help=True
 )
-_out = Console()
-_err = Console(stderr=True)
 
 
 @bench_app.callback()
@@ -115,11 +113,10 @@ def routing(
             budget=budget,
         )
     except (ConfigError, ValueError) as exc:
-        _err.print(f"error: {' '.join(str(exc).split())}", highlight=False, soft_wrap=True)
-        raise typer.Exit(2) from None
+        raise fail(str(exc)) from None
     if plot is not None:
-        _err.print("--plot skipped: matplotlib is not installed", highlight=False)
+        err.print("--plot skipped: matplotlib is not installed", highlight=False)
     if as_json:
-        _out.print_json(json.dumps(report.document()), highlight=False)
+        out.print_json(json.dumps(report.document()), highlight=False)
         return
-    _out.print(_table(report))
+    out.print(_table(report))

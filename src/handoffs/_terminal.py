@@ -1,0 +1,26 @@
+"""What every `handoffs` command shares: the two consoles, the one-line error, common options."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+__all__ = ["TRACE_DIR", "JsonOpt", "err", "fail", "out"]
+
+out = Console()
+"""stdout: tables and `--json` documents."""
+err = Console(stderr=True)
+"""stderr: progress, the setting line under `--json`, errors."""
+
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON document on stdout.")]
+TRACE_DIR = Path(".handoffs/traces")
+"""Where `handoffs run` writes job traces and the trace/report commands read them."""
+
+
+def fail(message: str, code: int = 2) -> typer.Exit:
+    """Print `message` as one `error:` line on stderr; return the `Exit` to raise."""
+    err.print(f"[bold red]error:[/] {' '.join(message.split())}", highlight=False, soft_wrap=True)
+    return typer.Exit(code)
