@@ -13,12 +13,13 @@ from types import TracebackType
 
 from handoffs.errors import BudgetExceeded
 
-__all__ = ["Budget", "Reservation"]
+__all__ = ["Budget", "Reservation", "usd"]
 
 _ZERO = Decimal(0)
 
 
-def _usd(value: Decimal | int | str | float) -> Decimal:
+def usd(value: Decimal | int | str | float) -> Decimal:
+    """An amount of money as a finite `Decimal` (floats via their shortest repr); ValueError if not."""
     try:
         amount = value if isinstance(value, Decimal) else Decimal(str(value))
     except InvalidOperation:
@@ -39,7 +40,7 @@ class Budget:
         parent: Budget | None = None,
     ) -> None:
         self.name = name
-        self.limit_usd: Decimal | None = None if limit_usd is None else _usd(limit_usd)
+        self.limit_usd: Decimal | None = None if limit_usd is None else usd(limit_usd)
         if self.limit_usd is not None and self.limit_usd < 0:
             raise ValueError("a budget limit must not be negative")
         self.parent = parent
@@ -77,7 +78,7 @@ class Budget:
 
     def reserve(self, amount: Decimal | int | str | float) -> Reservation:
         """Hold `amount` against this budget and its parents, or raise `BudgetExceeded`."""
-        amount = _usd(amount)
+        amount = usd(amount)
         if amount < 0:
             raise ValueError("cannot reserve a negative amount")
         parent_res = self.parent.reserve(amount) if self.parent else None

@@ -8,9 +8,10 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Any, Final, Literal, cast, get_args
 
+from handoffs.budget import usd
 from handoffs.errors import ConfigError
 
 __all__ = ["Catalog", "ModelEntry", "Provider", "StructuredOutput", "Tier", "estimate_tokens"]
@@ -149,10 +150,12 @@ def _literal(model_id: str, key: str, value: Any, allowed: tuple[str, ...]) -> A
 
 def _price(model_id: str, key: str, value: Any) -> Decimal:
     try:
-        price = Decimal(str(value))
-    except InvalidOperation:
+        price = usd(value)
+    except ValueError:
+        if isinstance(value, int | float):  # inf, nan
+            raise ConfigError(f"model {model_id!r}: {key} must be a finite number >= 0") from None
         raise ConfigError(f"model {model_id!r}: {key} must be a number, not {value!r}") from None
-    if not price.is_finite() or price < 0:
+    if price < 0:
         raise ConfigError(f"model {model_id!r}: {key} must be a finite number >= 0")
     return price
 

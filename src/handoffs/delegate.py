@@ -39,7 +39,7 @@ from handoffs.prompt import render
 from handoffs.router import Policy, RouteDecision, route
 from handoffs.task import Task
 from handoffs.tracing import Tracing
-from handoffs.verify import Answer, CheckContext, run_checks
+from handoffs.verify import Answer, Ask, CheckContext, run_checks
 
 __all__ = ["ModelSource", "Session"]
 
@@ -296,7 +296,7 @@ class Session:
             task.deadline_s,
         )
 
-    def _asker(self, budget: Budget) -> Any:
+    def _asker(self, budget: Budget) -> Ask:
         async def ask(
             model_id: str, instructions: str, prompt: str, output_type: type[Any]
         ) -> Answer:

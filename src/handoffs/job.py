@@ -16,12 +16,13 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from pathlib import Path
 from typing import Any, Literal, cast
 
 from pydantic import BaseModel, ConfigDict
 
+from handoffs.budget import usd
 from handoffs.catalog import Catalog, ModelEntry
 from handoffs.config import read_toml
 from handoffs.errors import ConfigError
@@ -115,9 +116,9 @@ def load_job(path: Path, catalog: Catalog) -> JobSpec:
     budget: Decimal | None = None
     if "budget_usd" in raw:
         try:
-            budget = Decimal(str(raw["budget_usd"]))
-        except InvalidOperation:
-            raise ConfigError(f"job file {path}: budget_usd must be a number") from None
+            budget = usd(raw["budget_usd"])
+        except ValueError:
+            raise ConfigError(f"job file {path}: budget_usd must be a finite number") from None
         if budget < 0:
             raise ConfigError(f"job file {path}: budget_usd must not be negative")
     max_handoffs = raw.get("max_handoffs")

@@ -7,7 +7,6 @@ ceiling, are too slow for its deadline, or are marked unavailable (an open circu
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -149,7 +148,7 @@ class RouteDecision:
 
 def estimate_input_tokens(task: Task[Any]) -> int:
     """Prompt tokens a task will need: instructions, input and output schema."""
-    text = task.instructions + task.input_json() + json.dumps(task.output_schema())
+    text = task.instructions + task.input_json() + task.output_schema_text()
     return estimate_tokens(text) + 64  # framing around the parts
 
 

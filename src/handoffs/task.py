@@ -6,13 +6,14 @@ import json
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any, Final, Generic, Literal, TypeVar, cast
 
 from jsonschema.validators import validator_for
 from pydantic import BaseModel, TypeAdapter
 
+from handoffs.budget import usd
 from handoffs.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -50,17 +51,28 @@ def _adapter(tp: Any) -> TypeAdapter[Any]:
     return TypeAdapter(tp)
 
 
-def json_schema_of(tp: Any) -> dict[str, Any]:
-    """The JSON Schema pydantic derives for a type (a model, `str`, `list[Model]`, ...)."""
+@lru_cache(maxsize=256)
+def _compiled(tp: Any) -> tuple[str, Any]:
+    """A type's JSON Schema as text and its jsonschema validator, derived once per type."""
     try:
-        return _adapter(tp).json_schema()
+        schema = _adapter(tp).json_schema()
     except Exception as exc:  # pydantic raises several types for types it cannot describe
         raise ConfigError(f"cannot derive a JSON Schema from {tp!r}: {exc}") from exc
+    return json.dumps(schema), validator_for(schema)(schema)
+
+
+def json_schema_of(tp: Any) -> dict[str, Any]:
+    """The JSON Schema pydantic derives for a type (a model, `str`, `list[Model]`, ...)."""
+    schema: dict[str, Any] = json.loads(_compiled(tp)[0])  # a fresh copy: callers may change it
+    return schema
 
 
 def schema_errors(schema: dict[str, Any], data: Any) -> list[str]:
     """Every way `data` violates `schema`, as short readable strings (empty when it conforms)."""
-    validator: Any = validator_for(schema)(schema)
+    return _errors(validator_for(schema)(schema), data)
+
+
+def _errors(validator: Any, data: Any) -> list[str]:
     found: list[Any] = list(validator.iter_errors(data))
     errors: list[str] = []
     for err in sorted(found, key=lambda e: [str(p) for p in e.absolute_path]):
@@ -73,12 +85,9 @@ def _to_decimal(value: Decimal | float | str | None) -> Decimal | None:
     if value is None:
         return None
     try:
-        amount = value if isinstance(value, Decimal) else Decimal(str(value))
-    except InvalidOperation:
-        raise ConfigError(f"max_cost_usd must be a number, not {value!r}") from None
-    if not amount.is_finite():
-        raise ConfigError(f"max_cost_usd must be finite, not {value!r}")
-    return amount
+        return usd(value)
+    except ValueError:
+        raise ConfigError(f"max_cost_usd must be a finite number, not {value!r}") from None
 
 
 def _label_of(value: Any, depth: int = 0) -> str | None:
@@ -179,17 +188,23 @@ class Task(Generic[OutputT]):
 
     def input_schema(self) -> dict[str, Any]:
         """The JSON Schema of the input."""
-        if isinstance(self.input, BaseModel):
-            return json_schema_of(type(self.input))
-        return json_schema_of(type(self.input))
+        return json_schema_of(cast(Any, type(self.input)))
 
     def output_schema(self) -> dict[str, Any]:
         """The JSON Schema of the output type."""
         return json_schema_of(self.output_type)
 
+    def output_schema_text(self) -> str:
+        """The output's JSON Schema as compact text (what the router counts tokens of)."""
+        return _compiled(self.output_type)[0]
+
+    def output_errors(self, data: Any) -> list[str]:
+        """Every way output `data` (JSON) violates the output schema (empty when it conforms)."""
+        return _errors(_compiled(self.output_type)[1], data)
+
     def validate_input(self) -> None:
         """Check the input against its schema before anything is sent; raise `ConfigError` if not."""
-        errors = schema_errors(self.input_schema(), self.input_data())
+        errors = _errors(_compiled(cast(Any, type(self.input)))[1], self.input_data())
         if errors:
             raise ConfigError(f"task {self.kind!r} input fails its schema: {'; '.join(errors)}")
 

@@ -14,9 +14,9 @@ from typing import Any, Protocol, TypeVar, runtime_checkable
 
 from handoffs.catalog import Catalog
 from handoffs.handoff import Verdict
-from handoffs.task import Task, schema_errors
+from handoffs.task import Task
 
-__all__ = ["Answer", "Check", "CheckContext", "run_checks", "schema_verdict"]
+__all__ = ["Answer", "Ask", "Check", "CheckContext", "run_checks", "schema_verdict"]
 
 T = TypeVar("T")
 
@@ -63,7 +63,7 @@ class Check(Protocol):
 
 def schema_verdict(task: Task[Any], output: Any) -> Verdict:
     """Check an output against the JSON Schema of the task's output type."""
-    errors = schema_errors(task.output_schema(), task.dump_output(output))
+    errors = task.output_errors(task.dump_output(output))
     return Verdict(check="schema", passed=not errors, reasons=tuple(errors[:5]))
 
 
