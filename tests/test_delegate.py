@@ -15,6 +15,7 @@ from handoffs.budget import Budget
 from handoffs.catalog import Catalog
 from handoffs.delegate import Session
 from handoffs.errors import BudgetExceeded, HandoffFailed, NoRouteAvailable, VerificationFailed
+from handoffs.retry import RetryPolicy
 from handoffs.router import Policy, Rule
 from handoffs.task import Task
 from handoffs.testing.scripted import fail
@@ -149,8 +150,9 @@ async def test_all_providers_down_raises_handoff_failed(catalog: Catalog, script
     for model in ("tiny", "cheap", "best"):
         scripts.on(model, down)
     with pytest.raises(HandoffFailed) as info:
-        await session(catalog, scripts).delegate(classify())
+        await session(catalog, scripts, retry=RetryPolicy(sweeps=1)).delegate(classify())
     assert [a.outcome for a in info.value.attempts] == ["provider_error"] * 3
+    assert {a.fault for a in info.value.attempts} == {"unavailable"}
 
 
 async def test_budget_refuses_before_the_call(catalog: Catalog, scripts: Scripts) -> None:

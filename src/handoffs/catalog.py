@@ -63,8 +63,14 @@ class ModelEntry:
     max_concurrency: int | None = None
     """Most calls in flight at once from this process (e.g. 1 for a single-slot local server), so
     queued calls wait here instead of timing out at the server."""
+    failover: tuple[str, ...] = ()
+    """Equivalent models on other providers, tried in order when this one fails (5xx, overload,
+    connection, timeout): the same rung of a route, each with its own prompt variant."""
+    stream: bool = False
+    """Ask for the answer as a stream: a stalled provider is caught by the first-token deadline."""
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "failover", tuple(self.failover))
         if self.provider == "openai-compatible" and not (self.base_url or self.embedded):
             raise ConfigError(
                 f"model {self.id!r}: openai-compatible models need base_url or embedded"
@@ -105,6 +111,12 @@ class Catalog(Mapping[str, ModelEntry]):
             if entry.id in self._entries:
                 raise ConfigError(f"model {entry.id!r} is defined twice in the catalog")
             self._entries[entry.id] = entry
+        for entry in items:
+            for other in entry.failover:
+                if other not in self._entries:
+                    raise ConfigError(
+                        f"model {entry.id!r}: failover names unknown model id {other!r}"
+                    )
 
     def __getitem__(self, key: str) -> ModelEntry:
         try:
@@ -129,6 +141,10 @@ class Catalog(Mapping[str, ModelEntry]):
     def in_tier(self, tier: Tier) -> list[ModelEntry]:
         """The models of one tier, in catalog order."""
         return [e for e in self._entries.values() if e.tier == tier]
+
+    def rung(self, model_id: str) -> tuple[str, ...]:
+        """A model and its failover chain, in the order they are tried."""
+        return tuple(dict.fromkeys((model_id, *self[model_id].failover)))
 
     def by_strength(self) -> list[ModelEntry]:
         """Every model, strongest tier first, then in catalog order."""
@@ -227,6 +243,12 @@ def _entry(model_id: str, spec: Any) -> ModelEntry:
     latency = raw.get("typical_latency_s", 2.0)
     if isinstance(latency, bool) or not isinstance(latency, int | float) or latency <= 0:
         raise ConfigError(f"model {model_id!r}: typical_latency_s must be a positive number")
+    failover: Any = raw.get("failover", [])
+    if not isinstance(failover, list) or not all(isinstance(m, str) for m in failover):  # pyright: ignore[reportUnknownVariableType]
+        raise ConfigError(f"model {model_id!r}: failover must be a list of model ids")
+    stream = raw.get("stream", False)
+    if not isinstance(stream, bool):
+        raise ConfigError(f"model {model_id!r}: stream must be true or false")
     capabilities: Any = raw.get("capabilities", ["tools"])
     if not isinstance(capabilities, list) or not all(isinstance(c, str) for c in capabilities):  # pyright: ignore[reportUnknownVariableType]
         raise ConfigError(f"model {model_id!r}: capabilities must be a list of strings")
@@ -251,4 +273,6 @@ def _entry(model_id: str, spec: Any) -> ModelEntry:
         typical_latency_s=float(latency),
         capabilities=frozenset(cast(list[str], capabilities)),
         max_concurrency=_concurrency(model_id, raw.get("max_concurrency")),
+        failover=tuple(cast(list[str], failover)),
+        stream=stream,
     )

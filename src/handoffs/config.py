@@ -20,12 +20,15 @@ ladder = ["local", "mid", "frontier"]
 from __future__ import annotations
 
 import tomllib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, cast
 
+from handoffs.cap import Caps
 from handoffs.catalog import Catalog
 from handoffs.errors import ConfigError
+from handoffs.health import BreakerSettings
+from handoffs.retry import RetryPolicy
 from handoffs.router import Policy
 
 __all__ = ["Config", "load_config"]
@@ -40,6 +43,12 @@ class Config:
     simulate_missing_keys: bool = True
     """Serve cloud models whose key is missing from the fake provider (labelled simulated)."""
     request_timeout_s: float = 60.0
+    health: BreakerSettings = field(default_factory=BreakerSettings)
+    """Circuit breaker thresholds and the prober's interval (`[health]`)."""
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
+    """Caps on attempts and time per handoff, waits and timeouts (`[retry]`)."""
+    caps: Caps = field(default_factory=Caps)
+    """Spending caps per model and task kind (`[[caps]]`)."""
     path: Path | None = None
 
 
@@ -60,7 +69,9 @@ def read_toml(path: Path, what: str) -> dict[str, Any]:
 
 def config_from_dict(data: dict[str, Any], *, path: Path | None = None) -> Config:
     """Build a `Config` from parsed TOML."""
-    unknown = sorted(set(data) - {"portfolio", "models", "policy"})
+    unknown = sorted(
+        set(data) - {"portfolio", "models", "policy", "health", "retry", "caps", "jobs"}
+    )
     if unknown:
         raise ConfigError(f"unknown table(s) in config: {', '.join(unknown)}")
     models = data.get("models")
@@ -86,13 +97,27 @@ def config_from_dict(data: dict[str, Any], *, path: Path | None = None) -> Confi
         raise ConfigError("[portfolio] simulate_missing_keys must be true or false")
     if not isinstance(timeout, int | float) or timeout <= 0:
         raise ConfigError("[portfolio] request_timeout_s must be a positive number")
+    caps = Caps.from_list(data.get("caps", []))
+    for cap in caps.caps:
+        if cap.model != "*" and cap.model not in catalog:
+            raise ConfigError(f"caps: unknown model id {cap.model!r}")
     return Config(
         catalog=catalog,
         policy=policy,
         simulate_missing_keys=simulate,
         request_timeout_s=float(timeout),
+        health=BreakerSettings.from_dict(_table(data, "health")),
+        retry=RetryPolicy.from_dict(_table(data, "retry"), request_timeout_s=float(timeout)),
+        caps=caps,
         path=path,
     )
+
+
+def _table(data: dict[str, Any], name: str) -> dict[str, Any]:
+    value = data.get(name, {})
+    if not isinstance(value, dict):
+        raise ConfigError(f"[{name}] must be a table")
+    return cast(dict[str, Any], value)
 
 
 def load_config(path: Path | str = "handoffs.toml") -> Config:

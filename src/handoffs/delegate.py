@@ -1,44 +1,60 @@
-"""The delegation engine: route, reserve, run, verify, retry with feedback, escalate, degrade.
+"""The delegation engine: route, reserve, run, verify, retry with feedback, escalate, fail over, degrade.
 
 ```
-for each rung of the route:
-    reserve the worst-case cost -> run the subordinate (typed output) -> commit the actual cost
-        provider error       -> next rung (failover)
-        invalid output       -> retry the same model with the validation error, then escalate
-        a check fails        -> retry the same model with the verdict's feedback, then escalate
-        every check passes   -> Delivery
-all rungs spent -> the task's fallback (a degraded Delivery) or HandoffFailed / VerificationFailed
+for each rung of the route (a model and its failover chain on other providers):
+    for each model on the rung whose circuit breaker admits a call:
+        reserve the worst-case cost (job budget, handoff ceiling, spend caps) -> run -> commit
+            unavailable (5xx, 529, connection, timeout) -> next model on the rung, at once
+            rate limited (429)  -> wait its Retry-After if that fits the deadline, else next model
+            context too long    -> the next model with a longer context window
+            content filter      -> the task's fallback (a degraded Delivery), recorded as such
+            other 4xx           -> stop: ProviderRejected names the model and the cause
+            invalid output      -> retry the same model with the validation error, then escalate
+            a check fails       -> retry the same model with the verdict's feedback, then escalate
+            every check passes  -> Delivery
+every provider failed transiently -> back off (jittered) and sweep the route again, within the caps
+nothing delivered -> the task's fallback (degraded) or VerificationFailed / HandoffFailed / ...
 ```
+Provider faults are sorted by `handoffs.fault.classify`; breakers live in `handoffs.health`; the
+caps on attempts and time in `handoffs.retry`; the attempt log in `handoffs.trail`.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import AsyncIterable, Callable, Mapping
 from contextlib import AbstractAsyncContextManager, nullcontext
+from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any, TypeVar
+from typing import Any, Generic, Literal, TypeVar
 
 import anyio
 from pydantic import BaseModel
-from pydantic_ai import Agent, NativeOutput, PromptedOutput, ToolOutput
-from pydantic_ai.exceptions import (
-    AgentRunError,
-    ModelAPIError,
-    UnexpectedModelBehavior,
-    UsageLimitExceeded,
-)
+from pydantic_ai import Agent, NativeOutput, PromptedOutput, RunContext, ToolOutput
+from pydantic_ai.exceptions import UnexpectedModelBehavior, UsageLimitExceeded
+from pydantic_ai.messages import AgentStreamEvent
 from pydantic_ai.models import Model
+from pydantic_ai.settings import ModelSettings
 from pydantic_ai.usage import RunUsage, UsageLimits
 
-from handoffs.budget import Budget
+from handoffs.budget import Budget, Reservation
+from handoffs.cap import Caps
 from handoffs.catalog import Catalog, ModelEntry, estimate_tokens
-from handoffs.errors import BudgetExceeded, HandoffFailed, NoRouteAvailable, VerificationFailed
-from handoffs.handoff import Attempt, Delivery, HandoffRecord, Verdict
+from handoffs.errors import (
+    BudgetExceeded,
+    HandoffTimeout,
+    NoRouteAvailable,
+    ProviderRejected,
+)
+from handoffs.fault import ProviderFault, classify
+from handoffs.handoff import Delivery, HandoffRecord
+from handoffs.health import Breaker, Health
 from handoffs.prompt import render
-from handoffs.router import Policy, RouteDecision, route
+from handoffs.retry import RetryPolicy
+from handoffs.router import Policy, RouteDecision, estimate_input_tokens, longer_context, route
 from handoffs.task import Task
 from handoffs.tracing import Tracing
+from handoffs.trail import Trail
 from handoffs.verify import Answer, Ask, CheckContext, run_checks
 
 __all__ = ["ModelSource", "Session"]
@@ -47,9 +63,6 @@ T = TypeVar("T")
 
 ModelSource = Callable[[ModelEntry], Model]
 """Turns a catalog entry into a pydantic-ai model (a `Portfolio`, or a dict of scripted models)."""
-
-_PROVIDER_ERRORS = (ModelAPIError, AgentRunError, TimeoutError, OSError)
-"""Failures of the provider, not of the answer: fail over to the next rung."""
 
 
 def _output_spec(entry: ModelEntry, output_type: type[Any]) -> Any:
@@ -67,10 +80,28 @@ def _one_line(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text[:300]}"
 
 
+async def _drain(ctx: RunContext[None], events: AsyncIterable[AgentStreamEvent]) -> None:
+    """An event handler that only makes pydantic-ai stream the request (the output is taken whole)."""
+    async for _ in events:
+        pass
+
+
+@dataclass(frozen=True, slots=True)
+class _Step(Generic[T]):
+    """How one model's turn on a rung ended."""
+
+    kind: Literal["delivered", "escalate", "next", "stop"]
+    delivery: Delivery[T] | None = None
+    failure: Exception | None = None
+    fault: str | None = None
+
+
 class Session:
     """Delegates typed tasks to the models of one catalog, within one budget.
 
     One session per job: every handoff it makes is charged to `budget` and appended to `records`.
+    Pass one `health` (circuit breakers) and one `caps` to every session of a process so that
+    they share what they learn about endpoints and what they spend.
     """
 
     def __init__(
@@ -82,8 +113,11 @@ class Session:
         budget: Budget | None = None,
         unavailable: Callable[[], Mapping[str, str]] | None = None,
         on_record: Callable[[HandoffRecord], None] | None = None,
-        request_timeout_s: float = 60.0,
+        request_timeout_s: float | None = None,
         tracing: Tracing | None = None,
+        health: Health | None = None,
+        retry: RetryPolicy | None = None,
+        caps: Caps | None = None,
     ) -> None:
         self.catalog = catalog
         self.policy = policy if policy is not None else Policy.matrix(catalog)
@@ -93,11 +127,18 @@ class Session:
         self._models = models
         self._unavailable = unavailable
         self._on_record = on_record
-        self._timeout_s = request_timeout_s
+        self.retry = retry or RetryPolicy()
+        """Caps on attempts and time, waits and timeouts."""
+        self._timeout_s = request_timeout_s or self.retry.request_timeout_s
         self.tracing = tracing
         """Where handoff spans (and the subordinates' pydantic-ai spans) go; None: untraced."""
+        self.health = health or Health()
+        """The circuit breakers consulted by the router and fed by every call."""
+        self.caps = caps or Caps()
+        """Spending caps per model and task kind."""
         self._agents: dict[tuple[str, Any], Agent[None, Any]] = {}
         self._limiters: dict[str, anyio.CapacityLimiter] = {}
+        self._addresses: dict[str, str] = {}
 
     @property
     def models(self) -> ModelSource:
@@ -106,14 +147,34 @@ class Session:
 
     def route(self, task: Task[Any]) -> RouteDecision:
         """The route the router would choose for `task` now (no call is made)."""
-        unavailable = self._unavailable() if self._unavailable else None
+        unavailable = dict(self._unavailable() if self._unavailable else {})
+        breakers = {entry.id: self.breaker(entry) for entry in self.catalog.values()}
+        unavailable.update(self.health.unavailable(breakers))
+        if self.caps:
+            tokens = estimate_input_tokens(task)
+            for entry in self.catalog.values():
+                estimate = entry.cost(tokens, task.max_output_tokens)
+                blocked = self.caps.blocked(entry.id, task.kind, estimate)
+                if blocked is not None:
+                    unavailable.setdefault(entry.id, blocked)
         return route(task, self.catalog, self.policy, unavailable=unavailable)
+
+    def breaker(self, entry: ModelEntry) -> Breaker:
+        """The circuit breaker of the endpoint `entry` is really served from."""
+        address = self._addresses.get(entry.id)
+        if address is None:
+            locate = getattr(self._models, "address", None)  # a Portfolio knows without building
+            found = locate(entry) if callable(locate) else None
+            address = self._addresses[entry.id] = str(found or "")
+        return self.health.breaker(entry, address or None)
 
     async def delegate(self, task: Task[T]) -> Delivery[T]:
         """Hand `task` to the cheapest model that can do it and return a verified delivery.
 
-        Raises `BudgetExceeded`, `NoRouteAvailable`, `VerificationFailed` or `HandoffFailed` when
-        the task declares no fallback; with a fallback, returns it as a degraded delivery instead.
+        Raises `BudgetExceeded`, `NoRouteAvailable`, `VerificationFailed`, `HandoffFailed` or
+        `HandoffTimeout` when the task declares no fallback; with a fallback, returns it as a
+        degraded delivery instead. `ProviderRejected` (a bad request, a refused key) is raised
+        whatever the fallback, unless the rejection was the provider's content filter.
         """
         if self.tracing is None:
             return await self._delegate(task)
@@ -132,102 +193,277 @@ class Session:
 
     async def _delegate(self, task: Task[T]) -> Delivery[T]:
         task.validate_input()
-        started = time.monotonic()
         decision = self.route(task)
-        handoff_budget = self.budget.child(task.max_cost_usd, name=f"handoff {task.id}")
-        attempts: list[Attempt] = []
-        escalations = 0
-        failure: Exception | None = None
+        states = {s.model: self.breaker(self.catalog[s.model]).state for s in decision.steps}
+        trail = Trail(task=task, decision=decision, breakers=states)
+        limit = self.retry.max_handoff_s
+        if task.deadline_s is not None:
+            limit = min(limit, task.deadline_s)
+        deadline = trail.started + limit
+        budget = self.budget.child(task.max_cost_usd, name=f"handoff {task.id}")
         if not decision.ladder:
-            failure = NoRouteAvailable(
+            failure: Exception | None = NoRouteAvailable(
                 f"no model can take task {task.kind!r}: "
                 + "; ".join(f"{s.model}: {s.reason}" for s in decision.steps),
                 task_id=task.id,
                 reasons=[s.reason for s in decision.steps],
             )
-        for rung, model_id in enumerate(decision.ladder):
-            if failure is not None:
-                break
-            entry = self.catalog[model_id]
-            previous: Any = None
-            feedback: list[str] | None = None
-            for retry in range(1 + task.feedback_retries):
-                estimate = self._estimate(entry, task, decision, previous, feedback)
-                try:
-                    reservation = handoff_budget.reserve(estimate)
-                except BudgetExceeded as exc:
-                    attempts.append(
-                        self._attempt(entry, rung, "refused", bool(retry), error=str(exc))
-                    )
-                    failure = exc
+        else:
+            step = await self._climb(trail, budget, deadline)
+            if step.delivery is not None:
+                self._record(step.delivery.record)
+                return step.delivery
+            failure = step.failure
+        return self._give_up(trail, failure)
+
+    async def _climb(self, trail: Trail[T], budget: Budget, deadline: float) -> _Step[T]:
+        """Walk the route's rungs; sweep them again (after a backoff) while failures are transient."""
+        task = trail.task
+        rungs = [list(r) for r in trail.decision.rungs]
+        for sweep in range(self.retry.sweeps):
+            if sweep:
+                wait = self.retry.backoff_s(sweep)
+                if time.monotonic() + wait >= deadline or trail.calls >= self.retry.max_attempts:
                     break
-                usage = RunUsage()
-                t0 = time.monotonic()
-                try:
-                    output = await self._run(entry, task, usage, previous, feedback)
-                except (UnexpectedModelBehavior, UsageLimitExceeded) as exc:
-                    reservation.commit(entry.cost(usage.input_tokens, usage.output_tokens))
-                    attempts.append(
-                        self._attempt(
-                            entry,
-                            rung,
-                            "invalid_output",
-                            bool(retry),
-                            usage=usage,
-                            latency=time.monotonic() - t0,
-                            error=_one_line(exc),
-                        )
-                    )
-                    previous, feedback = None, [f"the answer did not validate: {_one_line(exc)}"]
-                    continue
-                except _PROVIDER_ERRORS as exc:
-                    reservation.commit(entry.cost(usage.input_tokens, usage.output_tokens))
-                    attempts.append(
-                        self._attempt(
-                            entry,
-                            rung,
-                            "provider_error",
-                            bool(retry),
-                            usage=usage,
-                            latency=time.monotonic() - t0,
-                            error=_one_line(exc),
-                        )
-                    )
-                    break  # failover: a provider fault is not the model's answer to retry
-                except BaseException:
-                    reservation.release()
+                await anyio.sleep(wait)
+                rungs = [list(r) for r in self.route(task).rungs]
+            need_context, transient, answered = 0, False, False
+            index = 0
+            while index < len(rungs):
+                step: _Step[T] = _Step("next")
+                for model_id in rungs[index]:
+                    entry = self.catalog[model_id]
+                    if entry.context_window < need_context:
+                        continue
+                    step = await self._turn(trail, entry, index, budget, deadline)
+                    if step.kind != "next":
+                        break
+                    transient |= step.fault in ("unavailable", "rate_limited")
+                    if step.fault == "context_length":
+                        need_context = max(need_context, entry.context_window + 1)
+                        self._add_longer_context(task, rungs, index, need_context)
+                if step.kind in ("delivered", "stop"):
+                    return step
+                if step.kind == "escalate":
+                    answered = True
+                    if index + 1 < len(rungs):
+                        trail.escalations += 1
+                index += 1
+            if answered or not transient:
+                break
+        return _Step("stop")
+
+    def _add_longer_context(
+        self, task: Task[Any], rungs: list[list[str]], index: int, need: int
+    ) -> None:
+        """After a context-length fault, make sure a model with `need` tokens of context is ahead."""
+        ahead = [m for rung in rungs[index:] for m in rung]
+        if any(self.catalog[m].context_window >= need for m in ahead):
+            return
+        tried = {m for rung in rungs for m in rung}
+        found = longer_context(task, self.catalog, need, exclude=tried)
+        if found is not None:
+            rungs.insert(index + 1, [found])
+
+    async def _turn(
+        self, trail: Trail[T], entry: ModelEntry, rung: int, budget: Budget, deadline: float
+    ) -> _Step[T]:
+        """One model's turn: call it, retrying with feedback or after a 429 as the policy allows."""
+        task = trail.task
+        previous: Any = None
+        feedback: list[str] | None = None
+        retries = 0
+        breaker = self.breaker(entry)
+        while True:
+            if trail.calls >= self.retry.max_attempts:
+                return _Step("stop", failure=self._timeout(trail, "attempts"))
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return _Step("stop", failure=self._timeout(trail, "time"))
+            estimate = self._estimate(entry, trail, previous, feedback)
+            blocked = self.caps.blocked(entry.id, task.kind, estimate) if self.caps else None
+            if blocked is not None:
+                trail.add(entry, rung, "refused", bool(retries), error=blocked)
+                return _Step("next")
+            if not breaker.admit():
+                why = breaker.unavailable_reason() or "circuit open"
+                trail.add(entry, rung, "refused", bool(retries), error=why)
+                return _Step("next")
+            try:
+                held = self._reserve(budget, entry, task.kind, estimate)
+            except BudgetExceeded as exc:
+                breaker.release()
+                trail.add(entry, rung, "refused", bool(retries), error=str(exc))
+                return _Step("stop", failure=exc)
+            usage = RunUsage()
+            t0 = time.monotonic()
+            try:
+                output = await self._run(entry, task, usage, previous, feedback, left)
+            except Exception as exc:
+                fault = classify(exc)
+                answer_problem = isinstance(exc, UnexpectedModelBehavior | UsageLimitExceeded)
+                if fault is None and not answer_problem:
+                    self._settle(held, None)
+                    breaker.release()
                     raise
-                reservation.commit(entry.cost(usage.input_tokens, usage.output_tokens))
-                ctx = CheckContext(
-                    task=task,
-                    producer=model_id,
-                    catalog=self.catalog,
-                    ask=self._asker(handoff_budget),
-                )
-                verdicts = await run_checks(output, ctx, task.checks)
-                passed = all(v.passed for v in verdicts)
-                attempts.append(
-                    self._attempt(
+                self._settle(held, entry.cost(usage.input_tokens, usage.output_tokens))
+                latency = time.monotonic() - t0
+                if fault is None:  # the endpoint answered; the answer did not validate
+                    breaker.success()
+                    trail.add(
                         entry,
                         rung,
-                        "accepted" if passed else "rejected",
-                        bool(retry),
+                        "invalid_output",
+                        bool(retries),
                         usage=usage,
-                        latency=time.monotonic() - t0,
-                        verdicts=verdicts,
+                        latency=latency,
+                        error=_one_line(exc),
                     )
+                    if retries < task.feedback_retries:
+                        retries += 1
+                        previous, feedback = (
+                            None,
+                            [f"the answer did not validate: {_one_line(exc)}"],
+                        )
+                        continue
+                    return _Step("escalate")
+                self._tell_breaker(fault, breaker)
+                trail.add(
+                    entry,
+                    rung,
+                    "provider_error",
+                    bool(retries),
+                    usage=usage,
+                    latency=latency,
+                    error=fault.detail,
+                    fault=fault.kind,
                 )
-                if passed:
-                    return self._deliver(
-                        task, decision, attempts, escalations, started, output, entry, verdicts
-                    )
-                previous = task.dump_output(output)
-                feedback = [r for v in verdicts if not v.passed for r in v.reasons] or ["rejected"]
-            if failure is None and rung + 1 < len(decision.ladder):
-                last = attempts[-1].outcome if attempts else None
-                if last in ("rejected", "invalid_output"):
-                    escalations += 1
-        return self._give_up(task, decision, attempts, escalations, started, failure)
+                if await self._wait_for_rate_limit(fault, entry, trail, deadline):
+                    continue
+                return self._after_fault(fault, entry, trail)
+            except BaseException:
+                self._settle(held, None)
+                breaker.release()
+                raise
+            self._settle(held, entry.cost(usage.input_tokens, usage.output_tokens))
+            breaker.success()
+            ctx = CheckContext(
+                task=task, producer=entry.id, catalog=self.catalog, ask=self._asker(budget)
+            )
+            verdicts = await run_checks(output, ctx, task.checks)
+            passed = all(v.passed for v in verdicts)
+            trail.add(
+                entry,
+                rung,
+                "accepted" if passed else "rejected",
+                bool(retries),
+                usage=usage,
+                latency=time.monotonic() - t0,
+                verdicts=verdicts,
+            )
+            if passed:
+                return _Step("delivered", delivery=trail.deliver(output, entry, verdicts))
+            if retries >= task.feedback_retries:
+                return _Step("escalate")
+            retries += 1
+            previous = task.dump_output(output)
+            feedback = [r for v in verdicts if not v.passed for r in v.reasons] or ["rejected"]
+
+    @staticmethod
+    def _tell_breaker(fault: ProviderFault, breaker: Breaker) -> None:
+        if fault.kind == "unavailable":
+            breaker.failure(fault.detail)
+        elif fault.kind == "rate_limited":
+            breaker.release()  # up but busy: neither healthy nor sick
+        else:
+            breaker.success()  # it answered, with a refusal about this request
+
+    async def _wait_for_rate_limit(
+        self, fault: ProviderFault, entry: ModelEntry, trail: Trail[Any], deadline: float
+    ) -> bool:
+        """Wait out a 429's Retry-After when it fits the deadline; False: move on instead."""
+        wait = fault.retry_after_s
+        if fault.kind != "rate_limited" or wait is None:
+            return False
+        if trail.task.deadline_s is None and wait > self.retry.max_retry_after_s:
+            return False
+        if time.monotonic() + wait + entry.typical_latency_s > deadline:
+            return False
+        await anyio.sleep(wait)
+        return True
+
+    def _after_fault(self, fault: ProviderFault, entry: ModelEntry, trail: Trail[T]) -> _Step[T]:
+        task = trail.task
+        if fault.kind in ("content_filter", "rejected"):
+            what = "its content filter refused" if fault.kind == "content_filter" else "it rejected"
+            failure = ProviderRejected(
+                f"task {task.kind!r}: {entry.id} ({entry.provider} {entry.name}): "
+                f"{what} the request: {fault.detail}",
+                task_id=task.id,
+                model=entry.id,
+                cause=fault.kind,
+                attempts=trail.attempts,
+            )
+            return _Step("stop", failure=failure)
+        return _Step("next", fault=fault.kind)
+
+    def _timeout(self, trail: Trail[Any], what: Literal["time", "attempts"]) -> HandoffTimeout:
+        task = trail.task
+        if what == "attempts":
+            message = f"task {task.kind!r}: used its {self.retry.max_attempts} attempts"
+        else:
+            message = (
+                f"task {task.kind!r}: out of time after {time.monotonic() - trail.started:.1f}s"
+            )
+        return HandoffTimeout(message, task_id=task.id, attempts=trail.attempts)
+
+    def _reserve(
+        self, budget: Budget, entry: ModelEntry, kind: str, estimate: Decimal
+    ) -> list[Reservation]:
+        held = [budget.reserve(estimate)]
+        if self.caps:
+            try:
+                held += self.caps.reserve(entry.id, kind, estimate)
+            except BudgetExceeded:
+                held[0].release()
+                raise
+        return held
+
+    @staticmethod
+    def _settle(held: list[Reservation], cost: Decimal | None) -> None:
+        for reservation in held:
+            if cost is None:
+                reservation.release()
+            else:
+                reservation.commit(cost)
+
+    def _give_up(self, trail: Trail[T], failure: Exception | None) -> Delivery[T]:
+        failure = trail.failure(failure)
+        fatal = isinstance(failure, ProviderRejected) and failure.cause == "rejected"
+        if trail.task.has_fallback and not fatal:
+            delivery = trail.degraded(failure)
+            self._record(delivery.record)
+            return delivery
+        self._record(trail.failed(failure))
+        raise failure
+
+    def _estimate(
+        self,
+        entry: ModelEntry,
+        trail: Trail[Any],
+        previous: Any,
+        feedback: list[str] | None,
+    ) -> Decimal:
+        extra = 0
+        if feedback:
+            extra = estimate_tokens(repr(previous) + " ".join(feedback)) + 32
+        return entry.cost(trail.decision.input_tokens + extra, trail.task.max_output_tokens)
+
+    def _record(self, record: HandoffRecord) -> HandoffRecord:
+        self.records.append(record)
+        if self._on_record is not None:
+            self._on_record(record)
+        return record
 
     # -- one call -------------------------------------------------------------------------------
 
@@ -262,16 +498,21 @@ class Session:
         output_type: type[Any],
         usage: RunUsage,
         max_tokens: int,
-        deadline_s: float | None,
+        time_left_s: float | None,
     ) -> Any:
-        timeout_s = min(deadline_s, self._timeout_s) if deadline_s else self._timeout_s
+        timeout_s = min(time_left_s, self._timeout_s) if time_left_s else self._timeout_s
+        settings: ModelSettings = {"max_tokens": max_tokens, "request_timeout": timeout_s}
+        first = self.retry.first_event_timeout_s
+        if entry.stream and first is not None:
+            settings["first_event_timeout"] = min(first, timeout_s)
         async with self._slot(entry):
             result = await self._agent(entry, output_type).run(
                 prompt,
                 instructions=instructions,
                 usage=usage,
                 usage_limits=UsageLimits(request_limit=1),
-                model_settings={"max_tokens": max_tokens, "timeout": timeout_s},
+                model_settings=settings,
+                event_stream_handler=_drain if entry.stream else None,
             )
         return result.output
 
@@ -282,6 +523,7 @@ class Session:
         usage: RunUsage,
         previous: Any,
         feedback: list[str] | None,
+        time_left_s: float,
     ) -> Any:
         instructions, prompt = render(
             task, entry.prompt_variant, previous=previous, feedback=feedback
@@ -293,7 +535,7 @@ class Session:
             task.output_type,
             usage,
             task.max_output_tokens,
-            task.deadline_s,
+            time_left_s,
         )
 
     def _asker(self, budget: Budget) -> Ask:
@@ -321,141 +563,3 @@ class Session:
             )
 
         return ask
-
-    def _estimate(
-        self,
-        entry: ModelEntry,
-        task: Task[Any],
-        decision: RouteDecision,
-        previous: Any,
-        feedback: list[str] | None,
-    ) -> Decimal:
-        extra = 0
-        if feedback:
-            extra = estimate_tokens(repr(previous) + " ".join(feedback)) + 32
-        return entry.cost(decision.input_tokens + extra, task.max_output_tokens)
-
-    # -- records --------------------------------------------------------------------------------
-
-    @staticmethod
-    def _attempt(
-        entry: ModelEntry,
-        rung: int,
-        outcome: Any,
-        feedback: bool,
-        *,
-        usage: RunUsage | None = None,
-        latency: float = 0.0,
-        verdicts: list[Verdict] | None = None,
-        error: str | None = None,
-    ) -> Attempt:
-        tokens_in = usage.input_tokens if usage else 0
-        tokens_out = usage.output_tokens if usage else 0
-        check_cost = sum((v.cost_usd for v in verdicts or []), Decimal(0))
-        return Attempt(
-            model=entry.id,
-            provider=entry.provider,
-            tier=entry.tier,
-            rung=rung,
-            outcome=outcome,
-            feedback=feedback,
-            input_tokens=tokens_in,
-            output_tokens=tokens_out,
-            cost_usd=entry.cost(tokens_in, tokens_out) + check_cost,
-            latency_s=round(latency, 4),
-            verdicts=tuple(verdicts or ()),
-            error=error,
-        )
-
-    def _record(self, record: HandoffRecord) -> HandoffRecord:
-        self.records.append(record)
-        if self._on_record is not None:
-            self._on_record(record)
-        return record
-
-    def _base(
-        self,
-        task: Task[Any],
-        decision: RouteDecision,
-        attempts: list[Attempt],
-        escalations: int,
-        started: float,
-    ) -> dict[str, Any]:
-        return {
-            "task_id": task.id,
-            "task_kind": task.kind,
-            "label": task.label,
-            "risk": task.risk,
-            "route": decision.ladder,
-            "route_reasons": decision.steps,
-            "attempts": tuple(attempts),
-            "escalations": escalations,
-            "input_tokens": sum(a.input_tokens for a in attempts),
-            "output_tokens": sum(a.output_tokens for a in attempts),
-            "cost_usd": sum((a.cost_usd for a in attempts), Decimal(0)),
-            "latency_s": round(time.monotonic() - started, 4),
-        }
-
-    def _deliver(
-        self,
-        task: Task[T],
-        decision: RouteDecision,
-        attempts: list[Attempt],
-        escalations: int,
-        started: float,
-        output: T,
-        entry: ModelEntry,
-        verdicts: list[Verdict],
-    ) -> Delivery[T]:
-        record = HandoffRecord(
-            **self._base(task, decision, attempts, escalations, started),
-            status="delivered",
-            model=entry.id,
-            provider=entry.provider,
-            tier=entry.tier,
-            verdicts=tuple(verdicts),
-            output=task.dump_output(output),
-        )
-        return Delivery(output=output, record=self._record(record))
-
-    def _give_up(
-        self,
-        task: Task[T],
-        decision: RouteDecision,
-        attempts: list[Attempt],
-        escalations: int,
-        started: float,
-        failure: Exception | None,
-    ) -> Delivery[T]:
-        verdicts = [v for a in attempts for v in a.verdicts if not v.passed]
-        if failure is None:
-            summary = "; ".join(f"{a.model}: {a.outcome}" for a in attempts) or "nothing tried"
-            if any(a.outcome in ("rejected", "invalid_output") for a in attempts):
-                failure = VerificationFailed(
-                    f"task {task.kind!r}: no output passed its checks ({summary})",
-                    task_id=task.id,
-                    attempts=attempts,
-                    verdicts=verdicts,
-                )
-            else:
-                failure = HandoffFailed(
-                    f"task {task.kind!r}: every route failed ({summary})",
-                    task_id=task.id,
-                    attempts=attempts,
-                )
-        base = self._base(task, decision, attempts, escalations, started)
-        if task.has_fallback:
-            fallback: T = task.fallback  # type: ignore[assignment]
-            record = HandoffRecord(
-                **base,
-                status="degraded",
-                degraded=True,
-                verdicts=tuple(verdicts),
-                output=task.dump_output(fallback),
-                error=str(failure),
-            )
-            return Delivery(output=fallback, record=self._record(record))
-        self._record(
-            HandoffRecord(**base, status="failed", verdicts=tuple(verdicts), error=str(failure))
-        )
-        raise failure

@@ -7,7 +7,9 @@ HandoffsError
 ├── HandoffError           .task_id, .attempts
 │   ├── VerificationFailed .verdicts — every rung produced output that failed its checks
 │   ├── NoRouteAvailable   .reasons — the router kept no model for the task
-│   └── HandoffFailed      every rung was tried and none delivered
+│   ├── HandoffFailed      every rung was tried and none delivered
+│   │   └── ProviderRejected .model, .cause — a 4xx that retrying cannot fix (bad request, auth)
+│   └── HandoffTimeout     the handoff ran out of time or attempts
 └── BudgetExceeded         .limit, .spent, .reserved, .requested
 ```
 
@@ -28,9 +30,11 @@ __all__ = [
     "ConfigError",
     "HandoffError",
     "HandoffFailed",
+    "HandoffTimeout",
     "HandoffsError",
     "MissingKey",
     "NoRouteAvailable",
+    "ProviderRejected",
     "VerificationFailed",
 ]
 
@@ -86,6 +90,28 @@ class NoRouteAvailable(HandoffError):
 
 class HandoffFailed(HandoffError):
     """Every rung of the route was tried and none delivered (provider errors, failed checks)."""
+
+
+class ProviderRejected(HandoffFailed):
+    """A provider refused the request itself (bad request, authentication, unknown model): sending it
+    again, here or elsewhere, would not help, so nothing is retried and no fallback hides it."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        task_id: str,
+        model: str,
+        cause: str,
+        attempts: Sequence[Attempt] = (),
+    ) -> None:
+        self.model = model
+        self.cause = cause
+        super().__init__(message, task_id=task_id, attempts=attempts)
+
+
+class HandoffTimeout(HandoffError):
+    """The handoff used up its time (`deadline_s`, `max_handoff_s`) or its attempts."""
 
 
 class BudgetExceeded(HandoffsError):

@@ -73,6 +73,9 @@ class Attempt(BaseModel):
     verdicts: tuple[Verdict, ...] = ()
     error: str | None = None
     """One line describing a provider error or invalid output."""
+    fault: str | None = None
+    """For a provider error, how the engine sorted it: `unavailable`, `rate_limited`,
+    `context_length`, `content_filter` or `rejected` (see `handoffs.fault`)."""
 
 
 class RouteStep(BaseModel):
@@ -116,6 +119,11 @@ class HandoffRecord(BaseModel):
     output: Any = None
     """The delivered output as JSON (the fallback when degraded)."""
     error: str | None = None
+    cause: str | None = None
+    """Why a handoff was degraded or failed: `verification`, `providers`, `content_filter`,
+    `rejected`, `budget`, `no_route` or `deadline`."""
+    breakers: dict[str, str] = Field(default_factory=dict[str, str])
+    """The circuit breaker state of every model the router considered, when it routed."""
     parent_id: str | None = Field(default=None)
     """The job or handoff this one was made for, when known."""
 

@@ -106,6 +106,16 @@ class Portfolio:
         ids = list(self.catalog) if model_ids is None else model_ids
         return any(self.label(m) == "simulated" for m in ids)
 
+    def address(self, entry: ModelEntry) -> str | None:
+        """Where calls for `entry` go (a base URL, or None for the provider's own API): the
+        circuit breakers' notion of an endpoint. Builds nothing."""
+        label = self.label(entry.id)
+        if label == "simulated":
+            return self.simulated_base_url
+        if entry.embedded:
+            return self.embedded_urls.get(entry.embedded)
+        return entry.base_url
+
     def model(self, model_id: str) -> Model:
         """The pydantic-ai model for a catalog id (built once, then reused)."""
         if model_id not in self._models:

@@ -17,7 +17,14 @@ from handoffs.errors import ConfigError
 from handoffs.handoff import RouteStep
 from handoffs.task import RISKS, Risk, Task
 
-__all__ = ["Policy", "RouteDecision", "Rule", "estimate_input_tokens", "route"]
+__all__ = [
+    "Policy",
+    "RouteDecision",
+    "Rule",
+    "estimate_input_tokens",
+    "longer_context",
+    "route",
+]
 
 ANY: Literal["*"] = "*"
 
@@ -131,6 +138,7 @@ class RouteDecision:
     """The ladder to try, in order, and the router's reason for every model it considered."""
 
     ladder: tuple[str, ...]
+    """Every kept model in the order tried: each rung's model, then its failover chain."""
     steps: tuple[RouteStep, ...]
     rule: str
     """The rule that chose the candidates (`unsure` when none matched, `override` for a per-call pick)."""
@@ -138,6 +146,14 @@ class RouteDecision:
     """The router's token estimate for the prompt."""
     estimates_usd: Mapping[str, Decimal] = field(default_factory=dict[str, Decimal])
     """Estimated worst-case cost of one call on each kept model."""
+    rungs: tuple[tuple[str, ...], ...] = ()
+    """The ladder grouped by rung: a model and the kept models of its failover chain. A provider
+    failure moves along a rung; a failed check escalates to the next rung. Empty means one rung
+    per model of `ladder`."""
+
+    def __post_init__(self) -> None:
+        if not self.rungs:
+            object.__setattr__(self, "rungs", tuple((m,) for m in self.ladder))
 
     def explain(self) -> str:
         """A human-readable account of the decision, one line per model."""
@@ -178,27 +194,64 @@ def route(
     tokens = estimate_input_tokens(task)
     steps: list[RouteStep] = []
     ladder: list[str] = []
+    rungs: list[tuple[str, ...]] = []
     estimates: dict[str, Decimal] = {}
-    for model_id in dict.fromkeys(candidates):
-        entry = catalog[model_id]
-        estimate = entry.cost(tokens, task.max_output_tokens)
-        reason = _drop_reason(task, entry, tokens, estimate, unavailable)
-        if reason is None:
-            ladder.append(model_id)
-            estimates[model_id] = estimate
-            why = f"{entry.tier} tier, est. ${estimate:.6f} for ~{tokens} input tokens"
-            if rule_label == "unsure":
-                why = f"no rule for {task.kind}/{task.risk}: unsure, so the frontier; {why}"
-            steps.append(RouteStep(model=model_id, kept=True, reason=why))
-        else:
-            steps.append(RouteStep(model=model_id, kept=False, reason=reason))
+    seen: set[str] = set()
+    for head in dict.fromkeys(candidates):
+        kept: list[str] = []
+        for model_id in catalog.rung(head):
+            if model_id in seen:
+                continue
+            seen.add(model_id)
+            entry = catalog[model_id]
+            estimate = entry.cost(tokens, task.max_output_tokens)
+            reason = _drop_reason(task, entry, tokens, estimate, unavailable)
+            if reason is None:
+                kept.append(model_id)
+                estimates[model_id] = estimate
+                why = f"{entry.tier} tier, est. ${estimate:.6f} for ~{tokens} input tokens"
+                if model_id != head:
+                    why = f"failover for {head}; {why}"
+                if rule_label == "unsure":
+                    why = f"no rule for {task.kind}/{task.risk}: unsure, so the frontier; {why}"
+                steps.append(RouteStep(model=model_id, kept=True, reason=why))
+            else:
+                steps.append(RouteStep(model=model_id, kept=False, reason=reason))
+        if kept:
+            ladder.extend(kept)
+            rungs.append(tuple(kept))
     return RouteDecision(
         ladder=tuple(ladder),
         steps=tuple(steps),
         rule=rule_label,
         input_tokens=tokens,
         estimates_usd=estimates,
+        rungs=tuple(rungs),
     )
+
+
+def longer_context(
+    task: Task[Any],
+    catalog: Catalog,
+    need: int,
+    *,
+    exclude: set[str] | frozenset[str] = frozenset(),
+) -> str | None:
+    """The cheapest model with at least `need` tokens of context that the task could use, or None.
+
+    For a provider's "context length exceeded": the router's estimate was too low for that model.
+    Models in `exclude` (already tried or on the route) are skipped; the usual filters apply.
+    """
+    tokens = estimate_input_tokens(task)
+    fits: list[ModelEntry] = []
+    for entry in catalog.values():
+        if entry.id in exclude or entry.context_window < need:
+            continue
+        estimate = entry.cost(tokens, task.max_output_tokens)
+        if _drop_reason(task, entry, tokens, estimate, {}) is None:
+            fits.append(entry)
+    fits.sort(key=lambda e: (e.cost(tokens, task.max_output_tokens), -e.context_window))
+    return fits[0].id if fits else None
 
 
 def _drop_reason(

@@ -18,6 +18,7 @@ from opentelemetry.trace import StatusCode
 from handoffs.budget import Budget
 from handoffs.config import Config
 from handoffs.delegate import Session
+from handoffs.health import shared_health
 from handoffs.handoff import HandoffRecord
 from handoffs.job import JobReport, JobSpec, all_frontier_cost
 from handoffs.orchestrator import Orchestrator
@@ -95,14 +96,16 @@ async def run_job(
     on_record: Callable[[HandoffRecord], None] | None = None,
     job_id: str | None = None,
     tracing: Tracing | None = None,
+    session_type: type[Session] = Session,
 ) -> JobReport:
     """Run one job to completion (or to its budget) and report what happened and what it cost.
 
     With `tracing`, the job is one `invoke_workflow {job}` span holding every other span.
+    `session_type` builds the job's `Session` (durable jobs pass one whose handoffs are steps).
     """
     job_id = job_id or uuid.uuid4().hex[:12]
     budget = Budget(spec.budget_usd, name=f"job {spec.name}")
-    session = Session(
+    session = session_type(
         catalog=config.catalog,
         models=portfolio,
         policy=config.policy,
@@ -110,6 +113,9 @@ async def run_job(
         on_record=on_record,
         request_timeout_s=config.request_timeout_s,
         tracing=tracing,
+        health=shared_health(config.health),
+        retry=config.retry,
+        caps=config.caps,
     )
     orchestrator = Orchestrator.from_spec(
         spec.orchestrator, subordinates=spec.subordinates, session=session
