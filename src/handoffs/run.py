@@ -18,8 +18,8 @@ from opentelemetry.trace import StatusCode
 from handoffs.budget import Budget
 from handoffs.config import Config
 from handoffs.delegate import Session
-from handoffs.health import shared_health
 from handoffs.handoff import HandoffRecord
+from handoffs.health import shared_health
 from handoffs.job import JobReport, JobSpec, all_frontier_cost
 from handoffs.orchestrator import Orchestrator
 from handoffs.providers import Portfolio
