@@ -31,7 +31,12 @@ from typing import Any, Generic, Literal, TypeVar
 import anyio
 from pydantic import BaseModel
 from pydantic_ai import Agent, NativeOutput, PromptedOutput, RunContext, ToolOutput
-from pydantic_ai.exceptions import UnexpectedModelBehavior, UsageLimitExceeded
+from pydantic_ai.exceptions import (
+    ContentFilterError,
+    ModelAPIError,
+    UnexpectedModelBehavior,
+    UsageLimitExceeded,
+)
 from pydantic_ai.messages import AgentStreamEvent
 from pydantic_ai.models import Model
 from pydantic_ai.settings import ModelSettings
@@ -231,11 +236,15 @@ class Session:
             index = 0
             while index < len(rungs):
                 step: _Step[T] = _Step("next")
+                last_rung = index + 1 == len(rungs)
                 for model_id in rungs[index]:
                     entry = self.catalog[model_id]
                     if entry.context_window < need_context:
                         continue
                     step = await self._turn(trail, entry, index, budget, deadline)
+                    if step.kind == "escalate" and last_rung:
+                        answered = True
+                        continue  # nothing stronger: an equivalent on the rung is the last hope
                     if step.kind != "next":
                         break
                     transient |= step.fault in ("unavailable", "rate_limited")
@@ -514,6 +523,11 @@ class Session:
                 model_settings=settings,
                 event_stream_handler=_drain if entry.stream else None,
             )
+        reason = result.response.finish_reason
+        if reason == "content_filter":  # a partial answer the provider's filter cut off
+            raise ContentFilterError(f"{entry.id}: the answer was cut off by a content filter")
+        if entry.stream and reason is None:  # the stream broke off before its final event
+            raise ModelAPIError(entry.name, "the stream ended before the provider finished")
         return result.output
 
     async def _run(

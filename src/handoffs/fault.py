@@ -35,6 +35,8 @@ from pydantic_ai.exceptions import (
 
 __all__ = ["FaultKind", "ProviderFault", "classify"]
 
+_FILTER_CODES = frozenset({"content_filter", "content_policy_violation"})
+
 FaultKind = Literal["unavailable", "rate_limited", "context_length", "content_filter", "rejected"]
 
 
@@ -64,6 +66,8 @@ def classify(exc: BaseException) -> ProviderFault | None:
     detail = _one_line(exc)
     if isinstance(exc, ContentFilterError):
         return ProviderFault(kind="content_filter", detail=detail)
+    if isinstance(exc, ModelAPIError) and exc.provider_error_code in _FILTER_CODES:
+        return ProviderFault(kind="content_filter", detail=detail)  # OpenAI's 400 content_filter
     if isinstance(exc, ModelRateLimitError):
         return ProviderFault(kind="rate_limited", detail=detail, retry_after_s=exc.retry_after)
     if isinstance(exc, ModelContextWindowExceededError):

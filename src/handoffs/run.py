@@ -22,6 +22,7 @@ from handoffs.handoff import HandoffRecord
 from handoffs.health import shared_health
 from handoffs.job import JobReport, JobSpec, all_frontier_cost
 from handoffs.orchestrator import Orchestrator
+from handoffs.probe import Prober
 from handoffs.providers import Portfolio
 from handoffs.roster import load_module
 from handoffs.tracing import Tracing
@@ -125,7 +126,8 @@ async def run_job(
     )
     with span as root:
         try:
-            result = await orchestrator.run(spec.goal, data=spec.data)
+            async with Prober(session).running():
+                result = await orchestrator.run(spec.goal, data=spec.data)
         finally:
             await portfolio.aclose()
         if root is not None:
