@@ -443,3 +443,16 @@ async def test_a_spend_cap_per_model_and_kind_takes_the_model_out_for_that_kind_
     assert caps.blocked("cheap", "extract", Decimal(1)) is None  # other kinds are not capped
     clock["now"] += 86400  # a new day: the cap renews
     assert (await s.delegate(classify())).model == "cheap"
+
+
+def test_while_a_prober_watches_the_first_half_open_trial_is_the_probers() -> None:
+    clock = Clock()
+    breaker = Breaker("x", BreakerSettings(failure_threshold=1, cooldown_s=5), clock)
+    breaker.watched = True
+    breaker.failure()
+    clock.now += 5
+    assert not breaker.admit()  # a user's request would pay to learn it is still down
+    assert breaker.unavailable_reason() == "circuit half-open: waiting for the prober's trial"
+    assert breaker.admit(probe=True)
+    breaker.success()
+    assert breaker.admit()  # once a probe succeeded, users' requests are trials too

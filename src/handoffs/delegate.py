@@ -201,10 +201,7 @@ class Session:
         decision = self.route(task)
         states = {s.model: self.breaker(self.catalog[s.model]).state for s in decision.steps}
         trail = Trail(task=task, decision=decision, breakers=states)
-        limit = self.retry.max_handoff_s
-        if task.deadline_s is not None:
-            limit = min(limit, task.deadline_s)
-        deadline = trail.started + limit
+        deadline = trail.started + self.retry.max_handoff_s
         budget = self.budget.child(task.max_cost_usd, name=f"handoff {task.id}")
         if not decision.ladder:
             failure: Exception | None = NoRouteAvailable(
@@ -307,7 +304,8 @@ class Session:
             usage = RunUsage()
             t0 = time.monotonic()
             try:
-                output = await self._run(entry, task, usage, previous, feedback, left)
+                per_call = left if task.deadline_s is None else min(left, task.deadline_s)
+                output = await self._run(entry, task, usage, previous, feedback, per_call)
             except Exception as exc:
                 fault = classify(exc)
                 answer_problem = isinstance(exc, UnexpectedModelBehavior | UsageLimitExceeded)
@@ -394,8 +392,9 @@ class Session:
         wait = fault.retry_after_s
         if fault.kind != "rate_limited" or wait is None:
             return False
-        if trail.task.deadline_s is None and wait > self.retry.max_retry_after_s:
-            return False
+        limit = trail.task.deadline_s or self.retry.max_retry_after_s
+        if wait + entry.typical_latency_s > limit:
+            return False  # the task's deadline (or the policy's longest wait) cannot absorb it
         if time.monotonic() + wait + entry.typical_latency_s > deadline:
             return False
         await anyio.sleep(wait)

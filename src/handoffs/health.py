@@ -115,6 +115,8 @@ class Breaker:
         self._trial_in_flight = False
         self.opened = 0
         """How many times this breaker has opened."""
+        self.watched = False
+        """Whether an active prober is probing this endpoint (set by `Prober.running`)."""
         self.last_error: str | None = None
 
     @property
@@ -139,18 +141,27 @@ class Breaker:
                 return f"circuit open (retry in {max(wait, 0):.0f}s){cause}"
             if state == "half_open" and self._trial_in_flight:
                 return "circuit half-open: its trial call is in flight"
+            if state == "half_open" and self.watched and self._half_open_successes == 0:
+                return "circuit half-open: waiting for the prober's trial"
             return None
 
-    def admit(self) -> bool:
-        """Take permission for one call: always when closed, one at a time when half-open."""
+    def admit(self, *, probe: bool = False) -> bool:
+        """Take permission for one call: always when closed, one at a time when half-open.
+
+        While a prober watches this breaker, the first half-open trial is the prober's: no user
+        request pays to learn that the endpoint is still down. Once a probe has succeeded, users'
+        requests are trials too, so the endpoint comes back as fast as traffic proves it.
+        """
         with self._lock:
             state = self._current()
             if state == "closed":
                 return True
-            if state == "half_open" and not self._trial_in_flight:
-                self._trial_in_flight = True
-                return True
-            return False
+            if state != "half_open" or self._trial_in_flight:
+                return False
+            if self.watched and not probe and self._half_open_successes == 0:
+                return False
+            self._trial_in_flight = True
+            return True
 
     def release(self) -> None:
         """Give back an admitted call that ended without telling success or failure."""

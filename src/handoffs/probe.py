@@ -85,7 +85,7 @@ class Prober:
 
     async def _probe(self, entry: ModelEntry) -> ProbeResult:
         breaker = self.session.breaker(entry)
-        if not breaker.admit():
+        if not breaker.admit(probe=True):
             return ProbeResult(model=entry.id, ok=False, latency_s=0.0, skipped=True)
         agent = self._agents.get(entry.id)
         if agent is None:
@@ -131,9 +131,16 @@ class Prober:
     @asynccontextmanager
     async def running(self) -> AsyncGenerator[Prober]:
         """Run the prober in the background for the duration of the `async with` block."""
-        async with anyio.create_task_group() as group:
-            group.start_soon(self.run)
-            try:
-                yield self
-            finally:
-                group.cancel_scope.cancel()
+        watched = [self.session.breaker(e) for e in self.entries] if self.interval_s > 0 else []
+        for breaker in watched:
+            breaker.watched = True
+        try:
+            async with anyio.create_task_group() as group:
+                group.start_soon(self.run)
+                try:
+                    yield self
+                finally:
+                    group.cancel_scope.cancel()
+        finally:
+            for breaker in watched:
+                breaker.watched = False

@@ -28,7 +28,7 @@ class RetryPolicy:
     max_attempts: int = 8
     """Model calls one handoff may make, across retries, failovers and escalations."""
     max_handoff_s: float = 120.0
-    """Wall-clock limit on one handoff; a task's own `deadline_s` is used when shorter."""
+    """Wall-clock limit on one handoff, across every attempt (a task's `deadline_s` limits each call)."""
     request_timeout_s: float = 60.0
     """Deadline of one whole model request (pydantic-ai's `request_timeout`)."""
     first_event_timeout_s: float | None = 15.0

@@ -120,3 +120,12 @@ def routing(
         out.print_json(json.dumps(report.document()), highlight=False)
         return
     out.print(_table(report))
+
+
+from handoffs.bench.failover import failover as _failover  # noqa: E402
+
+bench_app.command("failover")(_failover)
+
+from handoffs.bench.jobs import jobs as _jobs  # noqa: E402
+
+bench_app.command("jobs")(_jobs)

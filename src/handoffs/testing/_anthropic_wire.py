@@ -176,9 +176,13 @@ def _content(reply: Reply) -> list[JsonObject]:
 
 
 def _message(
-    model: str, content: list[JsonObject], stop_reason: str | None, usage: JsonObject
+    model: str,
+    content: list[JsonObject],
+    stop_reason: str | None,
+    usage: JsonObject,
+    stop_details: JsonObject | None = None,
 ) -> JsonObject:
-    return {
+    message: JsonObject = {
         "id": f"msg_{uuid.uuid4().hex[:24]}",
         "type": "message",
         "role": "assistant",
@@ -188,11 +192,28 @@ def _message(
         "stop_sequence": None,
         "usage": usage,
     }
+    if stop_details is not None:
+        message["stop_details"] = stop_details
+    return message
 
 
-def render(model: str, reply: Reply, *, input_tokens: int, output_tokens: int) -> JsonObject:
-    """A non-streamed `message` body."""
+def refusal_details(explanation: str) -> JsonObject:
+    """The `stop_details` of a refusal (`stop_reason: "refusal"`)."""
+    return {"type": "refusal", "category": None, "explanation": explanation}
+
+
+def render(
+    model: str,
+    reply: Reply,
+    *,
+    input_tokens: int,
+    output_tokens: int,
+    refusal: str | None = None,
+) -> JsonObject:
+    """A non-streamed `message` body; with `refusal`, one the safety system stopped."""
     usage = _usage(input_tokens, output_tokens)
+    if refusal is not None:
+        return _message(model, _content(reply), "refusal", usage, refusal_details(refusal))
     return _message(model, _content(reply), _stop_reason(reply), usage)
 
 
@@ -217,18 +238,40 @@ def _block_events(index: int, block: JsonObject) -> Iterator[bytes]:
     yield sse({"type": "content_block_stop", "index": index}, "content_block_stop")
 
 
+def stream_frames(
+    model: str,
+    reply: Reply,
+    *,
+    input_tokens: int,
+    output_tokens: int,
+    refusal: str | None = None,
+) -> tuple[list[bytes], list[bytes]]:
+    """The server-sent events of a streamed reply: its content frames (from `message_start`),
+    and the tail that ends it (`message_delta` with the stop reason, `message_stop`)."""
+    start = _message(model, [], None, _usage(input_tokens, 1))
+    content = [sse({"type": "message_start", "message": start}, "message_start")]
+    for index, block in enumerate(_content(reply)):
+        content.extend(_block_events(index, block))
+    delta: JsonObject = {"stop_reason": _stop_reason(reply), "stop_sequence": None}
+    if refusal is not None:
+        delta = {"stop_reason": "refusal", "stop_sequence": None}
+        delta["stop_details"] = refusal_details(refusal)
+    usage = _usage(input_tokens, output_tokens)
+    tail = [
+        sse({"type": "message_delta", "delta": delta, "usage": usage}, "message_delta"),
+        sse({"type": "message_stop"}, "message_stop"),
+    ]
+    return content, tail
+
+
 def render_stream(
     model: str, reply: Reply, *, input_tokens: int, output_tokens: int
 ) -> Iterable[bytes]:
     """The server-sent events of a streamed reply, from `message_start` to `message_stop`."""
-    start = _message(model, [], None, _usage(input_tokens, 1))
-    yield sse({"type": "message_start", "message": start}, "message_start")
-    for index, block in enumerate(_content(reply)):
-        yield from _block_events(index, block)
-    delta = {"stop_reason": _stop_reason(reply), "stop_sequence": None}
-    usage = _usage(input_tokens, output_tokens)
-    yield sse({"type": "message_delta", "delta": delta, "usage": usage}, "message_delta")
-    yield sse({"type": "message_stop"}, "message_stop")
+    content, tail = stream_frames(
+        model, reply, input_tokens=input_tokens, output_tokens=output_tokens
+    )
+    return [*content, *tail]
 
 
 _ERROR_TYPES = {
@@ -248,6 +291,23 @@ def error_body(status: int, message: str) -> JsonObject:
     """An Anthropic-shaped error body."""
     kind = _ERROR_TYPES.get(status, "api_error")
     return {"type": "error", "error": {"type": kind, "message": message}}
+
+
+def context_length_body(input_tokens: int) -> JsonObject:
+    """The 400 body Anthropic sends for a prompt over the context window."""
+    return error_body(
+        400, f"prompt is too long: {max(input_tokens, 200001)} tokens > 200000 maximum"
+    )
+
+
+def content_filter_body() -> JsonObject:
+    """The 400 body Anthropic sends when its content filter blocks the output outright."""
+    return error_body(400, "Output blocked by content filtering policy")
+
+
+def stream_error_frame(status: int, message: str) -> bytes:
+    """The `error` event Anthropic sends when a stream fails after it started (e.g. overloaded)."""
+    return sse(error_body(status, message), "error")
 
 
 def models_body(model_ids: Iterable[str]) -> JsonObject:

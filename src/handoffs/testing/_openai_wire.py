@@ -151,8 +151,15 @@ def _finish_reason(reply: Reply) -> str:
     return "tool_calls" if reply.tool_calls else "stop"
 
 
-def render(model: str, reply: Reply, *, input_tokens: int, output_tokens: int) -> JsonObject:
-    """A non-streamed `chat.completion` body."""
+def render(
+    model: str,
+    reply: Reply,
+    *,
+    input_tokens: int,
+    output_tokens: int,
+    finish_reason: str | None = None,
+) -> JsonObject:
+    """A non-streamed `chat.completion` body; `finish_reason` overrides the reply's own."""
     message: JsonObject = {"role": "assistant", "content": reply.text, "refusal": None}
     if reply.tool_calls:
         message["tool_calls"] = [
@@ -173,45 +180,65 @@ def render(model: str, reply: Reply, *, input_tokens: int, output_tokens: int) -
                 "index": 0,
                 "message": message,
                 "logprobs": None,
-                "finish_reason": _finish_reason(reply),
+                "finish_reason": finish_reason or _finish_reason(reply),
             }
         ],
         "usage": _usage(input_tokens, output_tokens),
     }
 
 
-def _deltas(reply: Reply) -> Iterator[tuple[JsonObject, str | None]]:
-    yield {"role": "assistant", "content": ""}, None
+def _deltas(reply: Reply) -> Iterator[JsonObject]:
+    yield {"role": "assistant", "content": ""}
     for piece in pieces(reply.text or ""):
-        yield {"content": piece}, None
+        yield {"content": piece}
     for index, call in enumerate(reply.tool_calls):
         head = {"name": call.name, "arguments": ""}
-        yield (
-            {"tool_calls": [{"index": index, "id": call.id, "type": "function", "function": head}]},
-            None,
-        )
+        yield {
+            "tool_calls": [{"index": index, "id": call.id, "type": "function", "function": head}]
+        }
         for piece in pieces(json.dumps(call.arguments)):
-            yield {"tool_calls": [{"index": index, "function": {"arguments": piece}}]}, None
-    yield {}, _finish_reason(reply)
+            yield {"tool_calls": [{"index": index, "function": {"arguments": piece}}]}
 
 
-def render_stream(
-    model: str, reply: Reply, *, input_tokens: int, output_tokens: int, usage: bool
-) -> Iterable[bytes]:
-    """The server-sent events of a streamed reply, ending in `data: [DONE]`."""
+def stream_frames(
+    model: str,
+    reply: Reply,
+    *,
+    input_tokens: int,
+    output_tokens: int,
+    usage: bool,
+    finish_reason: str | None = None,
+) -> tuple[list[bytes], list[bytes]]:
+    """The server-sent events of a streamed reply: its content frames, and the tail that ends it
+    (the `finish_reason` chunk, the usage chunk if asked for, `data: [DONE]`)."""
     head: JsonObject = {
         "id": f"chatcmpl-{uuid.uuid4().hex}",
         "object": "chat.completion.chunk",
         "created": int(time.time()),
         "model": model,
     }
-    tail: JsonObject = {"usage": None} if usage else {}
-    for delta, finish_reason in _deltas(reply):
-        choice = {"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish_reason}
-        yield sse({**head, "choices": [choice], **tail})
+    extra: JsonObject = {"usage": None} if usage else {}
+
+    def chunk(delta: JsonObject, finish: str | None) -> bytes:
+        choice = {"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}
+        return sse({**head, "choices": [choice], **extra})
+
+    content = [chunk(delta, None) for delta in _deltas(reply)]
+    tail = [chunk({}, finish_reason or _finish_reason(reply))]
     if usage:
-        yield sse({**head, "choices": [], "usage": _usage(input_tokens, output_tokens)})
-    yield sse("[DONE]")
+        tail.append(sse({**head, "choices": [], "usage": _usage(input_tokens, output_tokens)}))
+    tail.append(sse("[DONE]"))
+    return content, tail
+
+
+def render_stream(
+    model: str, reply: Reply, *, input_tokens: int, output_tokens: int, usage: bool
+) -> Iterable[bytes]:
+    """The server-sent events of a streamed reply, ending in `data: [DONE]`."""
+    content, tail = stream_frames(
+        model, reply, input_tokens=input_tokens, output_tokens=output_tokens, usage=usage
+    )
+    return [*content, *tail]
 
 
 _ERROR_TYPES = {
@@ -223,10 +250,51 @@ _ERROR_TYPES = {
 }
 
 
-def error_body(status: int, message: str) -> JsonObject:
-    """An OpenAI-shaped error body."""
-    kind, code = _ERROR_TYPES.get(status, ("server_error", None))
-    return {"error": {"message": message, "type": kind, "param": None, "code": code}}
+def error_body(status: int, message: str, *, code: str | None = None) -> JsonObject:
+    """An OpenAI-shaped error body; `code` overrides the status's usual one."""
+    kind, usual = _ERROR_TYPES.get(status, ("server_error", None))
+    return {"error": {"message": message, "type": kind, "param": None, "code": code or usual}}
+
+
+def context_length_body(input_tokens: int) -> JsonObject:
+    """The 400 body OpenAI sends for a prompt over the context window."""
+    message = (
+        f"This model's maximum context length is 128000 tokens. However, your messages resulted "
+        f"in {max(input_tokens, 128001)} tokens. Please reduce the length of the messages."
+    )
+    body = error_body(400, message, code="context_length_exceeded")
+    body["error"]["param"] = "messages"
+    return body
+
+
+def content_filter_body() -> JsonObject:
+    """The 400 body an OpenAI deployment with a content filter (Azure) sends for a blocked prompt."""
+    verdict = {"filtered": True, "severity": "high"}
+    safe = {"filtered": False, "severity": "safe"}
+    return {
+        "error": {
+            "message": "The response was filtered due to the prompt triggering Azure OpenAI's "
+            "content management policy.",
+            "type": None,
+            "param": "prompt",
+            "code": "content_filter",
+            "status": 400,
+            "innererror": {
+                "code": "ResponsibleAIPolicyViolation",
+                "content_filter_result": {
+                    "hate": safe,
+                    "self_harm": safe,
+                    "sexual": safe,
+                    "violence": verdict,
+                },
+            },
+        }
+    }
+
+
+def stream_error_frame(status: int, message: str) -> bytes:
+    """The frame OpenAI sends when a stream fails after it started: an `error` object."""
+    return sse(error_body(status, message))
 
 
 def models_body(model_ids: Iterable[str]) -> JsonObject:

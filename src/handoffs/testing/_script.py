@@ -171,18 +171,147 @@ class Reply:
         return "".join(parts)
 
 
+FaultKind = Literal[
+    "http",
+    "context_length",
+    "content_filter",
+    "content_filter_error",
+    "refuse",
+    "stall",
+    "stall_mid_stream",
+    "truncate",
+    "malformed",
+    "stream_error",
+    "empty",
+    "off_schema",
+]
+"""What goes wrong; `handoffs.testing.fault` tables what a client sees for each kind."""
+
+Cut = Literal["close", "reset", "end"]
+"""How a fault ends a connection: `close` it (TCP FIN) without finishing the HTTP message, `reset` it
+(TCP RST), or `end` the HTTP message properly with its payload cut short (truncate only)."""
+
+_CARRIERS: frozenset[FaultKind] = frozenset(
+    {"stall", "stall_mid_stream", "truncate", "malformed", "stream_error"}
+)
+_HTTP_STATUS_KINDS: frozenset[FaultKind] = frozenset({"http", "stream_error"})
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Fault:
-    """A scripted failure of one request, answered with a provider-shaped error body."""
+    """A scripted failure of one request; `kind` says which, the other fields tune it.
 
+    Build one with its constructor for the kind (`Fault.http(503)`, `Fault.truncate()`, ...);
+    `Fault(status=..., retry_after_s=..., stall_s=...)` is an HTTP error, as before. A script
+    returns it for one request; `handoffs.testing.faulty` injects it by rate or during an outage.
+    Faults that cut a connection short need a real socket (`LoopbackServer`).
+    """
+
+    kind: FaultKind = "http"
+    """What goes wrong."""
     status: int = 500
-    """The HTTP status to return (429, 500, 503, 529, 400, 401, ...)."""
+    """The HTTP status of an `http` or `stream_error` fault (429, 500, 502, 503, 529, 400, 401...)."""
     retry_after_s: float | None = None
-    """When set, sent as the `Retry-After` header."""
+    """For `http`: sent as `Retry-After` (whole seconds, rounded up) and `retry-after-ms`."""
     stall_s: float = 0.0
-    """Seconds to wait before answering, so that clients can hit their timeouts."""
+    """Seconds to stall: before answering (`http`, `stall`) or mid-answer (`stall_mid_stream`)."""
+    after_frames: int = 3
+    """For stream faults: the content frames sent before the fault (a plain body is cut in half)."""
+    cut: Cut = "close"
+    """For `refuse` and `truncate`: how the connection ends."""
+    html: bool = False
+    """For `http`: answer with an HTML error page, as a gateway in front of a provider does."""
     message: str = "scripted fault"
-    """The error message in the body."""
+    """The error message in an error body (a refusal's explanation, for `content_filter`)."""
+    reply: Reply | None = None
+    """The answer a fault delays, cuts short or corrupts, or the text a refusal comes after.
+    None: `faulty` fills in the script's own answer; the provider falls back to a stock one."""
+
+    def __post_init__(self) -> None:
+        if self.kind in _HTTP_STATUS_KINDS and not 400 <= self.status <= 599:
+            raise ValueError(f"a {self.kind} fault needs a 4xx or 5xx status, not {self.status}")
+        if self.cut == "end" and self.kind != "truncate":
+            raise ValueError("cut='end' applies to truncate faults only")
+        if self.after_frames < 0 or self.stall_s < 0:
+            raise ValueError("after_frames and stall_s cannot be negative")
+
+    @property
+    def carries_reply(self) -> bool:
+        """Whether the fault sends (some of) a real answer, which `reply` supplies."""
+        return self.kind in _CARRIERS
+
+    @classmethod
+    def http(
+        cls,
+        status: int = 500,
+        *,
+        retry_after_s: float | None = None,
+        stall_s: float = 0.0,
+        html: bool = False,
+        message: str = "scripted fault",
+    ) -> Fault:
+        """An HTTP error with the provider's error body: 5xx, 529 overloaded, 429, 401, 400..."""
+        return cls(
+            status=status, retry_after_s=retry_after_s, stall_s=stall_s, html=html, message=message
+        )
+
+    @classmethod
+    def context_length(cls) -> Fault:
+        """The provider's 400 for a prompt longer than the model's context window."""
+        return cls(kind="context_length")
+
+    @classmethod
+    def content_filter(
+        cls, *, partial: Reply | None = None, message: str = "scripted refusal"
+    ) -> Fault:
+        """A 200 answer the provider's safety system stopped, after `partial` text if given."""
+        return cls(kind="content_filter", reply=partial, message=message)
+
+    @classmethod
+    def content_filter_error(cls) -> Fault:
+        """The 400 a provider sends when its content filter blocks the request outright."""
+        return cls(kind="content_filter_error")
+
+    @classmethod
+    def refuse(cls, *, cut: Cut = "close") -> Fault:
+        """Drop the connection without any HTTP response, once the request is read."""
+        return cls(kind="refuse", cut=cut)
+
+    @classmethod
+    def stall(cls, stall_s: float) -> Fault:
+        """Send nothing for `stall_s` seconds, then the answer."""
+        return cls(kind="stall", stall_s=stall_s)
+
+    @classmethod
+    def stall_mid_stream(cls, stall_s: float, *, after_frames: int = 3) -> Fault:
+        """Start the answer, stall `stall_s` seconds after `after_frames` frames, then finish."""
+        return cls(kind="stall_mid_stream", stall_s=stall_s, after_frames=after_frames)
+
+    @classmethod
+    def truncate(cls, *, after_frames: int = 3, cut: Cut = "close") -> Fault:
+        """Start the answer and stop after `after_frames` frames, without its terminal event."""
+        return cls(kind="truncate", after_frames=after_frames, cut=cut)
+
+    @classmethod
+    def malformed(cls, *, after_frames: int = 3) -> Fault:
+        """A 200 whose JSON body (or the stream's frame after `after_frames`) does not parse."""
+        return cls(kind="malformed", after_frames=after_frames)
+
+    @classmethod
+    def stream_error(cls, status: int = 529, *, after_frames: int = 3) -> Fault:
+        """A stream that reports a provider error in an error event after `after_frames`
+        frames; a plain request gets the same error as an HTTP status."""
+        return cls(kind="stream_error", status=status, after_frames=after_frames)
+
+    @classmethod
+    def empty(cls) -> Fault:
+        """A well-formed 200 answer with no content at all."""
+        return cls(kind="empty")
+
+    @classmethod
+    def off_schema(cls) -> Fault:
+        """A well-formed 200 answer whose JSON fits no output schema: `{"unexpected": "fault"}`."""
+        return cls(kind="off_schema")
 
 
 Answer = Reply | Fault

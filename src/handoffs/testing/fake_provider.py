@@ -17,36 +17,51 @@ as a call of that tool with the JSON as arguments. A non-object JSON value is wr
 `Reply.json(obj)` works whether the agent asked for native (`response_format`) or tool output.
 Agents with several output tools (`final_result_A`, `final_result_B`) get no such help: script
 the `ToolCall` yourself.
+
+Faults: a script may answer with a `Fault` instead of a `Reply`; `FakeProvider.outage` fails a
+model for a while. `handoffs.testing.fault` tables what a client sees for each kind.
 """
 
 from __future__ import annotations
 
-import inspect
 import json
 import threading
-import uuid
-from collections.abc import Awaitable, Callable, Iterable, Mapping, MutableMapping
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import Any, Final
 
-import anyio
-
 from . import _anthropic_wire, _openai_wire
-from ._json import JsonObject, WireError, as_object, dumps, object_or_none
+from ._asgi import Exchange, Receive, Send, read_body, transport_of
+from ._delivery import (
+    NO_RESPONSE,
+    OFF_SCHEMA,
+    STOCK_REPLY,
+    Tokens,
+    deliver,
+    error_body,
+    inject,
+    request_id_header,
+    status_of,
+)
+from ._json import JsonObject, WireError, as_object, object_or_none
 from ._script import (
     Answer,
     FakeMessage,
     FakeRequest,
     FakeTool,
     Fault,
+    FaultKind,
     Reply,
     ScriptedModel,
     ToolCall,
     Wire,
     estimate_tokens,
 )
+from .fault import Outage, ask, resolve
 
 __all__ = [
+    "CLIENT_CLOSED",
+    "NO_RESPONSE",
     "FakeMessage",
     "FakeProvider",
     "FakeRequest",
@@ -57,10 +72,6 @@ __all__ = [
     "ScriptedModel",
     "ToolCall",
 ]
-
-ASGIMessage = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[ASGIMessage]]
-Send = Callable[[ASGIMessage], Awaitable[None]]
 
 CLIENT_CLOSED: Final = 499
 """The status logged for a request whose client hung up before it was answered."""
@@ -77,11 +88,12 @@ class LoggedRequest:
     stream: bool
     """Whether it asked for a stream."""
     status: int
-    """The HTTP status answered (499: the client hung up first)."""
+    """The HTTP status answered (`CLIENT_CLOSED` 499: the client hung up first; `NO_RESPONSE` 0:
+    the connection was dropped without one)."""
     input_tokens: int | None = None
-    """Input tokens reported, for a successful reply."""
+    """Input tokens reported, for a 200 answer (faulted ones included)."""
     output_tokens: int | None = None
-    """Output tokens reported, for a successful reply."""
+    """Output tokens reported, for a 200 answer (faulted ones included)."""
     request: FakeRequest | None = None
     """The normalised request, when it could be read."""
     body: JsonObject | None = None
@@ -89,6 +101,8 @@ class LoggedRequest:
     error: str | None = None
     """What went wrong, for an error answered by the fake itself (bad body, unknown model, a
     script that raised)."""
+    fault: FaultKind | None = None
+    """The kind of the scripted fault this request got, if any."""
 
 
 def settle(request: FakeRequest, reply: Reply) -> Reply:
@@ -115,67 +129,6 @@ def settle(request: FakeRequest, reply: Reply) -> Reply:
     return replace(reply, text=None, tool_calls=[ToolCall(name=tool.name, arguments=arguments)])
 
 
-async def _read_body(receive: Receive) -> bytes | None:
-    chunks: list[bytes] = []
-    while True:
-        message = await receive()
-        if message["type"] == "http.disconnect":
-            return None
-        chunks.append(message.get("body", b""))
-        if not message.get("more_body", False):
-            return b"".join(chunks)
-
-
-async def _pause(seconds: float, receive: Receive) -> bool:
-    """Sleep `seconds`, stopping early if the client hangs up; True if it is still there."""
-    if seconds <= 0:
-        return True
-    hung_up = False
-    async with anyio.create_task_group() as group:
-
-        async def watch() -> None:
-            nonlocal hung_up
-            while (await receive())["type"] != "http.disconnect":
-                pass
-            hung_up = True
-            group.cancel_scope.cancel()
-
-        group.start_soon(watch)
-        await anyio.sleep(seconds)
-        group.cancel_scope.cancel()
-    return not hung_up
-
-
-async def _send_json(
-    send: Send, status: int, body: JsonObject, headers: Iterable[tuple[bytes, bytes]] = ()
-) -> None:
-    data = dumps(body).encode()
-    head = [(b"content-type", b"application/json"), (b"content-length", str(len(data)).encode())]
-    await send({"type": "http.response.start", "status": status, "headers": [*head, *headers]})
-    await send({"type": "http.response.body", "body": data})
-
-
-async def _send_stream(
-    send: Send, frames: Iterable[bytes], headers: list[tuple[bytes, bytes]]
-) -> None:
-    head = [(b"content-type", b"text/event-stream; charset=utf-8"), (b"cache-control", b"no-cache")]
-    await send({"type": "http.response.start", "status": 200, "headers": [*head, *headers]})
-    for frame in frames:
-        await send({"type": "http.response.body", "body": frame, "more_body": True})
-    await send({"type": "http.response.body", "body": b""})
-
-
-def _request_id_header(wire: Wire) -> tuple[bytes, bytes]:
-    name = b"x-request-id" if wire == "openai" else b"request-id"
-    return name, f"req_{uuid.uuid4().hex[:24]}".encode()
-
-
-def _error_body(wire: Wire, status: int, message: str) -> JsonObject:
-    if wire == "openai":
-        return _openai_wire.error_body(status, message)
-    return _anthropic_wire.error_body(status, message)
-
-
 class FakeProvider:
     """An ASGI app serving scripted models over the OpenAI and Anthropic wires."""
 
@@ -185,11 +138,28 @@ class FakeProvider:
         """The scripted models by id; mutable, so a test can swap behaviour between requests."""
         self.requests: list[LoggedRequest] = []
         """Every request received, in arrival order."""
+        self._outages: dict[str, list[tuple[Outage, Fault]]] = {}
         self._lock = threading.Lock()
 
     def add(self, model_id: str, scripted: ScriptedModel) -> None:
         """Serve `scripted` as `model_id`, replacing any model of that id."""
         self.models[model_id] = scripted
+
+    def outage(self, model_id: str, fault: Fault | None = None) -> Outage:
+        """A switch that makes every request for `model_id` fail with `fault` (default: a 503)
+        while it is on; it starts off. `with provider.outage("m"): ...`, or `start()`/`end()`,
+        or `start(for_s=...)` for a timed window. It outlives `add()` replacing the model."""
+        switch = Outage()
+        with self._lock:
+            self._outages.setdefault(model_id, []).append((switch, fault or Fault.http(503)))
+        return switch
+
+    def reset(self) -> None:
+        """Forget every model, outage and logged request, e.g. between tests sharing a server."""
+        with self._lock:
+            self.models.clear()
+            self._outages.clear()
+            self.requests.clear()
 
     def _log(self, entry: LoggedRequest) -> None:
         with self._lock:
@@ -202,20 +172,21 @@ class FakeProvider:
             return
         if scope["type"] != "http":
             return
+        exchange = Exchange(receive=receive, send=send, transport=transport_of(scope))
         headers: list[tuple[bytes, bytes]] = scope.get("headers", [])
         anthropic = any(name.lower() == b"anthropic-version" for name, _ in headers)
         method, path = scope["method"], scope["path"]
         if (method, path) == ("POST", "/v1/chat/completions"):
-            await self._complete("openai", receive, send)
+            await self._complete("openai", exchange)
         elif (method, path) == ("POST", "/v1/messages"):
-            await self._complete("anthropic", receive, send)
+            await self._complete("anthropic", exchange)
         elif (method, path) == ("GET", "/v1/models"):
             wire = _anthropic_wire if anthropic else _openai_wire
-            await _send_json(send, 200, wire.models_body(list(self.models)))
+            await exchange.json(200, wire.models_body(list(self.models)))
         else:
             wire_name: Wire = "anthropic" if anthropic else "openai"
-            body = _error_body(wire_name, 404, f"no route for {method} {path}")
-            await _send_json(send, 404, body)
+            body = error_body(wire_name, 404, f"no route for {method} {path}")
+            await exchange.json(404, body)
 
     async def _lifespan(self, receive: Receive, send: Send) -> None:
         while True:
@@ -227,7 +198,7 @@ class FakeProvider:
                 return
 
     async def _refuse(
-        self, wire: Wire, send: Send, status: int, message: str, body: JsonObject | None
+        self, wire: Wire, exchange: Exchange, status: int, message: str, body: JsonObject | None
     ) -> None:
         model = body.get("model") if body else None
         self._log(
@@ -240,12 +211,10 @@ class FakeProvider:
                 error=message,
             )
         )
-        await _send_json(
-            send, status, _error_body(wire, status, message), [_request_id_header(wire)]
-        )
+        await exchange.json(status, error_body(wire, status, message), [request_id_header(wire)])
 
-    async def _complete(self, wire: Wire, receive: Receive, send: Send) -> None:
-        raw = await _read_body(receive)
+    async def _complete(self, wire: Wire, exchange: Exchange) -> None:
+        raw = await read_body(exchange.receive)
         if raw is None:
             return
         body: JsonObject | None = None
@@ -253,92 +222,86 @@ class FakeProvider:
             body = as_object(json.loads(raw), "body")
             request = (_openai_wire if wire == "openai" else _anthropic_wire).parse(body)
         except (ValueError, WireError) as exc:  # JSONDecodeError is a ValueError
-            await self._refuse(wire, send, 400, f"invalid request: {exc}", body)
+            await self._refuse(wire, exchange, 400, f"invalid request: {exc}", body)
             return
         scripted = self.models.get(request.model)
         if scripted is None:
-            await self._refuse(wire, send, 404, f"model {request.model!r} not found", body)
+            await self._refuse(wire, exchange, 404, f"model {request.model!r} not found", body)
             return
-        if not await _pause(scripted.latency_s, receive):
+        if not await exchange.pause(scripted.latency_s):
             self._log(self._entry(request, body, CLIENT_CLOSED))
             return
         try:
-            answer = await self._ask(scripted, request)
+            answer = await self._answer(scripted, request)
         except Exception as exc:
-            await self._refuse(
-                wire, send, 500, f"script for {request.model!r} raised {exc!r}", body
-            )
+            message = f"script for {request.model!r} raised {exc!r}"
+            await self._refuse(wire, exchange, 500, message, body)
             return
         if isinstance(answer, Fault):
-            await self._fail(request, body, answer, receive, send)
+            await self._fail(request, body, answer, exchange)
         else:
-            await self._reply(request, body, settle(request, answer), send)
+            await self._reply(request, body, settle(request, answer), exchange)
 
-    @staticmethod
-    async def _ask(scripted: ScriptedModel, request: FakeRequest) -> Answer:
-        answer = scripted.answer(request)
-        if inspect.isawaitable(answer):
-            return await answer
-        return answer
+    async def _answer(self, scripted: ScriptedModel, request: FakeRequest) -> Answer:
+        """The answer of the first outage that is on, else of the script."""
+        with self._lock:
+            outages = list(self._outages.get(request.model, ()))
+        for switch, fault in outages:
+            if switch.active:
+                return await resolve(fault, scripted.answer, request)
+        return await ask(scripted.answer, request)
 
     @staticmethod
     def _entry(
         request: FakeRequest,
         body: JsonObject,
         status: int,
-        input_tokens: int | None = None,
-        output_tokens: int | None = None,
+        tokens: Tokens | None = None,
+        fault: FaultKind | None = None,
     ) -> LoggedRequest:
         return LoggedRequest(
             wire=request.wire,
             model=request.model,
             stream=request.stream,
             status=status,
-            input_tokens=input_tokens,
-            output_tokens=output_tokens,
+            input_tokens=tokens.input if tokens else None,
+            output_tokens=tokens.output if tokens else None,
             request=request,
             body=body,
+            fault=fault,
         )
 
-    async def _fail(
-        self, request: FakeRequest, body: JsonObject, fault: Fault, receive: Receive, send: Send
-    ) -> None:
-        self._log(self._entry(request, body, fault.status))
-        if not await _pause(fault.stall_s, receive):
-            return
-        headers = [_request_id_header(request.wire)]
-        if fault.retry_after_s is not None:
-            headers.append((b"retry-after", f"{fault.retry_after_s:g}".encode()))
-        error = _error_body(request.wire, fault.status, fault.message)
-        await _send_json(send, fault.status, error, headers)
-
-    async def _reply(
-        self, request: FakeRequest, body: JsonObject, reply: Reply, send: Send
-    ) -> None:
+    @staticmethod
+    def _tokens(request: FakeRequest, reply: Reply) -> Tokens:
         input_tokens = reply.input_tokens
         if input_tokens is None:
             input_tokens = estimate_tokens(request.all_text)
         output_tokens = reply.output_tokens
         if output_tokens is None:
             output_tokens = estimate_tokens(reply.output_text)
-        self._log(
-            self._entry(request, body, 200, input_tokens=input_tokens, output_tokens=output_tokens)
-        )
-        headers = [_request_id_header(request.wire)]
-        tokens = {"input_tokens": input_tokens, "output_tokens": output_tokens}
-        if request.wire == "openai":
-            if request.stream:
-                usage = _openai_wire.include_usage(body)
-                frames = _openai_wire.render_stream(request.model, reply, usage=usage, **tokens)
-                await _send_stream(send, frames, headers)
-            else:
-                await _send_json(
-                    send, 200, _openai_wire.render(request.model, reply, **tokens), headers
-                )
-        elif request.stream:
-            frames = _anthropic_wire.render_stream(request.model, reply, **tokens)
-            await _send_stream(send, frames, headers)
-        else:
-            await _send_json(
-                send, 200, _anthropic_wire.render(request.model, reply, **tokens), headers
-            )
+        return Tokens(input=input_tokens, output=output_tokens)
+
+    async def _fail(
+        self, request: FakeRequest, body: JsonObject, fault: Fault, exchange: Exchange
+    ) -> None:
+        match fault.kind:
+            case "empty":
+                reply = Reply()
+            case "off_schema":
+                reply = settle(request, OFF_SCHEMA)
+            case "content_filter":
+                reply = fault.reply or Reply()
+            case _:
+                reply = settle(request, fault.reply or STOCK_REPLY)
+        tokens = self._tokens(request, reply)
+        status = status_of(fault, request.stream)
+        billed = tokens if status == 200 else None
+        self._log(self._entry(request, body, status, billed, fault.kind))
+        await inject(exchange, request, body, fault, reply, tokens)
+
+    async def _reply(
+        self, request: FakeRequest, body: JsonObject, reply: Reply, exchange: Exchange
+    ) -> None:
+        tokens = self._tokens(request, reply)
+        self._log(self._entry(request, body, 200, tokens))
+        await deliver(exchange, request, body, reply, tokens)

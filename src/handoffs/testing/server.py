@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import asyncio
 import socket
 import threading
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Generator
+from contextlib import contextmanager
 from types import TracebackType
 from typing import Any, Self
 
 import uvicorn
+from uvicorn.protocols.http.h11_impl import H11Protocol
 
-__all__ = ["ASGIApp", "LoopbackServer", "serve"]
+from ._asgi import TRANSPORT_KEY
+
+__all__ = ["ASGIApp", "LoopbackServer", "refused_url", "serve"]
 
 ASGIApp = Callable[[Any, Any, Any], Awaitable[None]]
 """An ASGI application: `await app(scope, receive, send)`."""
@@ -33,6 +38,15 @@ class _Server(uvicorn.Server):
             await super().startup(sockets)
         finally:
             self._ready.set()
+
+
+class _Protocol(H11Protocol):
+    """uvicorn's h11 protocol, handing each connection's transport to the app in `scope["state"]`,
+    so that a fault can drop the connection without an HTTP response."""
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:  # pyright: ignore[reportIncompatibleMethodOverride]
+        super().connection_made(transport)  # pyright: ignore[reportArgumentType]
+        self.app_state = {**self.app_state, TRANSPORT_KEY: transport}
 
 
 class LoopbackServer:
@@ -58,7 +72,7 @@ class LoopbackServer:
             access_log=False,
             lifespan="off",
             loop="asyncio",
-            http="h11",
+            http=_Protocol,
             timeout_graceful_shutdown=_GRACE_S,
         )
         ready = threading.Event()
@@ -122,3 +136,16 @@ def serve(app: ASGIApp) -> LoopbackServer:
     server = LoopbackServer(app)
     server.start()
     return server
+
+
+@contextmanager
+def refused_url() -> Generator[str]:
+    """A loopback base URL where connections are refused: its port is bound but never listens.
+
+    A client sees a connection error before sending anything (pydantic-ai: `ModelConnectionError`
+    with `phase == "connect"`). The port stays reserved until the block ends.
+    """
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        host, port = sock.getsockname()[:2]
+        yield f"http://{host}:{port}"
