@@ -7,6 +7,7 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 __all__ = ["TRACE_DIR", "JsonOpt", "err", "fail", "out"]
 
@@ -22,5 +23,6 @@ TRACE_DIR = Path(".handoffs/traces")
 
 def fail(message: str, code: int = 2) -> typer.Exit:
     """Print `message` as one `error:` line on stderr; return the `Exit` to raise."""
-    err.print(f"[bold red]error:[/] {' '.join(message.split())}", highlight=False, soft_wrap=True)
+    text = escape(" ".join(message.split()))  # "[health] ..." is text, not Rich markup
+    err.print(f"[bold red]error:[/] {text}", highlight=False, soft_wrap=True)
     return typer.Exit(code)
