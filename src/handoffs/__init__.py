@@ -2,6 +2,7 @@
 
 from handoffs import checks
 from handoffs.budget import Budget
+from handoffs.cap import Caps, SpendCap
 from handoffs.catalog import Catalog, ModelEntry
 from handoffs.config import Config, load_config
 from handoffs.delegate import Session
@@ -11,13 +12,18 @@ from handoffs.errors import (
     HandoffError,
     HandoffFailed,
     HandoffsError,
+    HandoffTimeout,
     MissingKey,
     NoRouteAvailable,
+    ProviderRejected,
     VerificationFailed,
 )
 from handoffs.handoff import Attempt, Delivery, HandoffRecord, RouteStep, Verdict
+from handoffs.health import BreakerSettings, Health
 from handoffs.orchestrator import JobResult, Orchestrator, OrchestratorSpec, Subordinate
+from handoffs.probe import Prober
 from handoffs.providers import Portfolio
+from handoffs.retry import RetryPolicy
 from handoffs.router import Policy, RouteDecision, Rule, route
 from handoffs.run import open_portfolio
 from handoffs.task import NO_FALLBACK, Task
@@ -27,8 +33,10 @@ from handoffs.verify import Check, CheckContext
 __all__ = [
     "NO_FALLBACK",
     "Attempt",
+    "BreakerSettings",
     "Budget",
     "BudgetExceeded",
+    "Caps",
     "Catalog",
     "Check",
     "CheckContext",
@@ -38,7 +46,9 @@ __all__ = [
     "HandoffError",
     "HandoffFailed",
     "HandoffRecord",
+    "HandoffTimeout",
     "HandoffsError",
+    "Health",
     "JobResult",
     "MissingKey",
     "ModelEntry",
@@ -47,10 +57,14 @@ __all__ = [
     "OrchestratorSpec",
     "Policy",
     "Portfolio",
+    "Prober",
+    "ProviderRejected",
+    "RetryPolicy",
     "RouteDecision",
     "RouteStep",
     "Rule",
     "Session",
+    "SpendCap",
     "Subordinate",
     "Task",
     "Tracing",
