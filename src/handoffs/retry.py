@@ -32,7 +32,8 @@ class RetryPolicy:
     request_timeout_s: float = 60.0
     """Deadline of one whole model request (pydantic-ai's `request_timeout`)."""
     first_event_timeout_s: float | None = 15.0
-    """Deadline of a streamed request's first token (pydantic-ai's `first_event_timeout`)."""
+    """Deadline of a streamed request's first token (pydantic-ai's `first_event_timeout`); None
+    (0 in `handoffs.toml`) turns it off."""
     max_retry_after_s: float = 10.0
     """The longest `Retry-After` honoured when the task has no deadline."""
     sweeps: int = 2
@@ -85,4 +86,6 @@ class RetryPolicy:
             if not number or isinstance(value, bool):
                 raise ConfigError(f"[retry] {key} must be a number, not {value!r}")
             values[key] = int(value) if key in ints else float(value)
+        if values.get("first_event_timeout_s") == 0:
+            values["first_event_timeout_s"] = None  # 0 in TOML turns the first-token deadline off
         return cls(**values)
