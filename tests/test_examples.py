@@ -93,3 +93,14 @@ def test_self_hosted_endpoint_runs_on_the_embedded_smollm2() -> None:
     assert "delivered by selfhosted: Triage(severity='high')" in out or (
         "delivered by mid: Triage(severity='high')" in out and "escalations 1" in out
     )
+
+
+def test_provider_failover_routes_around_an_outage_and_brings_the_primary_back() -> None:
+    out = run_example("07_provider_failover.py")
+    assert "handoff 0: delivered by gpt4o  attempts sonnet:unavailable -> gpt4o:accepted" in out
+    assert "handoff 3: delivered by gpt4o  attempts gpt4o:accepted " in out
+    assert "requests that paid for the outage: 3 (the breaker's threshold is 3)" in out
+    assert "- sonnet: unavailable: circuit open (retry in 30s)" in out
+    assert "next handoff: delivered by sonnet; breaker closed" in out
+    assert "attempts: sonnet:rate_limited, sonnet:accepted" in out
+    assert "degraded=True; cause=content_filter" in out
