@@ -9,12 +9,18 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from pydantic import BaseModel
 from typer.testing import CliRunner
 
-from handoffs import Catalog
+from handoffs import Catalog, Session, Task, checks
 from handoffs.cli import app
+from handoffs.metrics import job_meter_provider
 from handoffs.report import parse_since, percentile
-from handoffs.trace_export import span_to_json
+from handoffs.router import Policy, Rule
+from handoffs.trace_export import JsonlSpanExporter, span_to_json
+from handoffs.tracing import Tracing
 
 from .conftest import Scripts
 from .test_tracing import traced_job
@@ -113,17 +119,24 @@ def test_report_figures_per_model_kind_and_route(runner: CliRunner, traces: Path
     doc = report(runner, "--dir", str(traces), "--since", "24h")
     job = handoff_spans(traces / "job1.jsonl")
     paid = sum(Decimal(s["attributes"]["handoffs.cost_usd"]) for s in job)
+    # each attempt is charged to the model it called: T2's and T5's rejected tiny attempts to tiny
     by_model = {
         m: sum(
             (
-                Decimal(s["attributes"]["handoffs.cost_usd"])
+                Decimal(cost)
                 for s in job
-                if s["attributes"]["handoffs.model"] == m
+                for model, cost in zip(
+                    s["attributes"]["handoffs.attempt.models"],
+                    s["attributes"]["handoffs.attempt.costs_usd"],
+                    strict=True,
+                )
+                if model == m
             ),
             Decimal(0),
         )
         for m in ("tiny", "cheap")
     }
+    assert by_model["tiny"] + by_model["cheap"] == paid
     assert doc["jobs"] == 1 and doc["handoffs"] == 6
     assert Decimal(doc["cost_usd"]) == paid > 0
     # 4 tickets: one tiny attempt; T2 and T5: tiny, tiny (with feedback), then cheap
@@ -166,6 +179,8 @@ def test_compare_reports_the_previous_period_and_the_change(
         if s["name"] == "handoff classify" and a["handoffs.task.label"] in ("T0", "T1", "T3"):
             a.update({"handoffs.model": "best", "handoffs.tier": "frontier"})
             a["handoffs.cost_usd"] = "0.01"
+            # as an older trace would: no cost per attempt, so all of it goes to the final model
+            del a["handoffs.attempt.costs_usd"]
     path.write_text("".join(json.dumps(s) + "\n" for s in spans))
     old = sum(
         Decimal(s["attributes"]["handoffs.cost_usd"]) for s in handoff_spans(traces / "job0.jsonl")
@@ -254,3 +269,72 @@ def test_shadow_with_the_same_policy_changes_nothing(
     assert doc["decisions_changed"] == 0 and doc["changes"] == [] and doc["examples"] == []
     assert Decimal(doc["cost_usd"]["change"]) == 0
     assert doc["cost_usd"]["estimated"] == doc["cost_usd"]["actual"]
+
+
+async def test_a_failed_frontier_attempt_is_charged_to_the_frontier(
+    runner: CliRunner, tmp_path: Path, catalog: Catalog, scripts: Scripts
+) -> None:
+    """The frontier's answers fail the check twice, then `cheap` delivers: the frontier is charged
+    for its two attempts, `cheap` for its one (not the whole handoff, as older reports did)."""
+
+    class Ticket(BaseModel):
+        text: str
+
+    class Triage(BaseModel):
+        category: str
+
+    scripts.on("best", lambda c: {"category": "other"})
+    scripts.on("cheap", lambda c: {"category": "billing"})
+    directory = tmp_path / "traces"
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(JsonlSpanExporter(directory / "j.jsonl")))
+    meters = job_meter_provider("j", directory=directory, env={})
+    tracing = Tracing(tracer_provider=provider, meter_provider=meters)
+    policy = Policy(rules=(Rule(kind="classify", ladder=("best", "cheap")),))
+    session = Session(catalog=catalog, models=scripts, policy=policy, tracing=tracing)
+    specific = checks.predicate(lambda t, i: t.category != "other", name="specific")
+    task = Task(kind="classify", input=Ticket(text="hi"), output_type=Triage, checks=(specific,))
+    delivery = await session.delegate(task)
+    provider.shutdown()
+    meters.shutdown()
+    assert sorted(p.name for p in directory.iterdir()) == ["j.jsonl", "j.metrics.jsonl"]
+    assert delivery.model == "cheap" and delivery.escalations == 1
+    assert [a.model for a in delivery.attempts] == ["best", "best", "cheap"]
+    spent = {
+        m: sum((a.cost_usd for a in delivery.attempts if a.model == m), Decimal(0))
+        for m in ("best", "cheap")
+    }
+    assert spent["best"] > spent["cheap"] > 0
+
+    doc = report(runner, "--dir", str(directory))  # the metrics file is not read as a trace
+    assert doc["jobs"] == doc["handoffs"] == 1
+    models = doc["models"]
+    assert Decimal(models["best"]["cost_usd"]) == spent["best"]
+    assert Decimal(models["cheap"]["cost_usd"]) == spent["cheap"]
+    assert Decimal(doc["cost_usd"]) == delivery.cost_usd == spent["best"] + spent["cheap"]
+    assert doc["routes"]["by_model"] == {"cheap": {"handoffs": 1, "share": 1.0}}  # who delivered
+
+
+def test_shadow_replays_the_breakers_that_were_open(
+    runner: CliRunner, traces: Path, tmp_path: Path
+) -> None:
+    # T0 and T1 of job1 were routed while tiny's breaker was open: the same policy, replayed,
+    # routes them to cheap; every other decision stays
+    path = traces / "job1.jsonl"
+    spans = [json.loads(line) for line in path.read_text().splitlines()]
+    for s in spans:
+        a = s["attributes"]
+        assert s["name"] != "handoff classify" or a["handoffs.breakers"] == [
+            "tiny:closed",
+            "cheap:closed",
+        ]
+        if s["name"] == "handoff classify" and a["handoffs.task.label"] in ("T0", "T1"):
+            a["handoffs.breakers"] = ["tiny:open", "cheap:closed"]
+    path.write_text("".join(json.dumps(s) + "\n" for s in spans))
+    same = tmp_path / "same.toml"
+    same.write_text(CATALOG + '\n[[policy.rules]]\nkind = "classify"\nladder = ["tiny", "cheap"]\n')
+    doc = report(runner, "shadow", "--policy", str(same), "--dir", str(traces))
+    assert doc["handoffs"] == 12 and doc["decisions_changed"] == 2
+    assert doc["changes"] == [{"before": "tiny", "after": "cheap", "handoffs": 2}]
+    assert {e["label"] for e in doc["examples"]} == {"T0", "T1"}
+    assert {e["job_id"] for e in doc["examples"]} == {"job1"}

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import re
 import subprocess
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -130,10 +131,19 @@ def test_page_is_self_contained_and_its_data_round_trips(traces: Path, tmp_path:
     assert "failed" in by_label["T9"]["flags"]
     assert by_label["T0"]["flags"] == [] and by_label["T0"]["route_reasons"]
     # cost per subordinate and per model add up to the handoffs' cost
-    total = sum(float(h["cost_usd"]) for h in handoffs)
+    total = sum(Decimal(h["cost_usd"]) for h in handoffs)
     for table in ("cost_by_kind", "cost_by_model"):
-        assert sum(float(r["cost_usd"]) for r in data[table]) == pytest.approx(total)
-    assert {r["name"] for r in data["cost_by_model"]} == {"tiny", "cheap", "(degraded)", "(failed)"}
+        assert sum(Decimal(r["cost_usd"]) for r in data[table]) == total
+    # per model, each attempt is charged to the model it called, degraded and failed ones too
+    charged: dict[str, Decimal] = {}
+    for h in handoffs:
+        for model, cost in zip(h["attempt_models"], h["attempt_costs_usd"], strict=True):
+            charged[model] = charged.get(model, Decimal(0)) + Decimal(cost)
+    assert {r["name"]: Decimal(r["cost_usd"]) for r in data["cost_by_model"]} == charged
+    assert set(by_label["T9"]["attempt_models"]) <= set(charged)  # the failed handoff's models
+    assert (
+        by_label[HOSTILE]["cause"] == "verification" and by_label["T9"]["cause"] == "verification"
+    )
     # the waterfall: every span, inside the job's time span
     assert len(data["spans"]) == data["document"]["spans"]
     assert all(0 <= s["start_s"] <= s["end_s"] <= data["total_s"] for s in data["spans"])
@@ -193,6 +203,9 @@ def test_page_renders_in_headless_chromium_and_a_filter_applies(
     assert all("hidden" not in d and " open" in d for d in escalated)  # shown and expanded
     assert all(re.search(r'class="[^"]*\bhidden\b', d) for d in others)
     assert "router reasons" in dom and "kept: " in dom
+    # each attempt's model, fault and cost; the breakers the router saw; cost charged per attempt
+    assert "<th>fault</th>" in dom and "<th>cost</th>" in dom and "breakers when routed: " in dom
+    assert "model (charged per attempt)" in dom
     rows = re.findall(r'<div class="wrow row[^"]*"', dom)
     assert len(rows) == len(embedded(page.read_text())["spans"])
     assert sum("hidden" not in r for r in rows) == expected  # only the escalated handoffs' bars

@@ -1,10 +1,12 @@
 """Tracing: the span tree of a job, conformance to the pinned GenAI conventions, no secrets in any
-exporter, the JSONL file per job, OTLP/HTTP to a loopback receiver, and `trace show`."""
+exporter (spans and metrics), the JSONL file per job, OTLP/HTTP to a loopback receiver, and
+`trace show`."""
 
 from __future__ import annotations
 
 import json
 import threading
+from collections import defaultdict
 from collections.abc import Iterator
 from decimal import Decimal
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -12,6 +14,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from opentelemetry.metrics import MeterProvider
+from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
+    ExportMetricsServiceRequest,
+)
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
@@ -24,11 +30,14 @@ from handoffs import Budget, Catalog, Session, Task, checks
 from handoffs.cli import app
 from handoffs.config import load_config
 from handoffs.errors import VerificationFailed
+from handoffs.health import BreakerSettings, Health
 from handoffs.job import load_job
+from handoffs.metrics import METRICS_SUFFIX, metrics_path
 from handoffs.orchestrator import Orchestrator
 from handoffs.router import Policy, Rule
 from handoffs.run import job_simulation
 from handoffs.testing import FakeProvider, LoopbackServer
+from handoffs.testing.scripted import fail
 from handoffs.testing.simulation import simulate
 from handoffs.trace_export import JsonlSpanExporter
 from handoffs.tracing import SEMCONV_VERSION, TRANSFER_MODE, TRANSFER_TARGET, Tracing
@@ -57,13 +66,15 @@ HANDOFF_ATTRIBUTES = {
 }
 
 
-def traced(exporter: InMemorySpanExporter) -> Tracing:
+def traced(exporter: InMemorySpanExporter, meters: MeterProvider | None = None) -> Tracing:
     provider = TracerProvider()
     provider.add_span_processor(SimpleSpanProcessor(exporter))
-    return Tracing(tracer_provider=provider)
+    return Tracing(tracer_provider=provider, meter_provider=meters)
 
 
-async def traced_job(catalog: Catalog, scripts: Scripts) -> list[ReadableSpan]:
+async def traced_job(
+    catalog: Catalog, scripts: Scripts, meters: MeterProvider | None = None
+) -> list[ReadableSpan]:
     """Six tickets; the cheapest model answers `other` for T2 and T5, so those two escalate."""
 
     def tiny(call: Any) -> dict[str, str]:
@@ -72,7 +83,7 @@ async def traced_job(catalog: Catalog, scripts: Scripts) -> list[ReadableSpan]:
     scripts.on("tiny", tiny)
     scripts.on("cheap", lambda c: {"category": "billing"})
     exporter = InMemorySpanExporter()
-    tracing = traced(exporter)
+    tracing = traced(exporter, meters)
     session = make_session(catalog, scripts, Planner(), Budget("1"))
     session.tracing = tracing
     orch = Orchestrator(model="best", subordinates=[classifier], session=session)
@@ -161,6 +172,64 @@ async def test_failed_handoff_span_carries_error_type_and_error_status(
     attrs = dict(span.attributes or {})
     assert attrs["handoffs.status"] == "failed" and attrs["error.type"] == "VerificationFailed"
     assert span.status.status_code is StatusCode.ERROR
+
+
+async def test_handoff_span_records_breakers_cause_and_each_attempts_cost_and_fault(
+    catalog: Catalog, scripts: Scripts
+) -> None:
+    class Ticket(BaseModel):
+        text: str
+
+    class Triage(BaseModel):
+        category: str
+
+    def down(call: Any) -> Any:
+        raise fail(503)
+
+    scripts.on("tiny", down)
+    scripts.on("cheap", lambda c: {"category": "billing"})
+    exporter = InMemorySpanExporter()
+    policy = Policy(rules=(Rule(kind="classify", ladder=("tiny", "cheap")),))
+    health = Health(BreakerSettings(failure_threshold=1))  # one failure opens a breaker
+    session = Session(
+        catalog=catalog, models=scripts, policy=policy, tracing=traced(exporter), health=health
+    )
+    delivered = await session.delegate(
+        Task(kind="classify", input=Ticket(text="hi"), output_type=Triage, label="ok")
+    )
+    never = checks.predicate(lambda t, i: False, name="never")
+    degraded = await session.delegate(
+        Task(
+            kind="classify",
+            input=Ticket(text="hi"),
+            output_type=Triage,
+            checks=(never,),
+            fallback=Triage(category="other"),
+            label="degraded",
+        )
+    )
+    spans = {
+        (s.attributes or {})["handoffs.task.label"]: dict(s.attributes or {})
+        for s in exporter.get_finished_spans()
+        if s.name == "handoff classify"
+    }
+    ok = spans["ok"]
+    # tiny's endpoint failed, cheap answered: the fault and what each attempt cost
+    assert ok["handoffs.attempt.models"] == ("tiny", "cheap")
+    assert ok["handoffs.attempt.faults"] == ("unavailable", "")
+    costs = [Decimal(c) for c in ok["handoffs.attempt.costs_usd"]]
+    assert costs == [a.cost_usd for a in delivered.attempts] and costs[1] > 0
+    assert sum(costs) == Decimal(ok["handoffs.cost_usd"])
+    assert "handoffs.cause" not in ok
+    # the breakers the router saw, for each model it considered: closed before the first call
+    assert ok["handoffs.breakers"] == ("tiny:closed", "cheap:closed")
+    bad = spans["degraded"]
+    assert bad["handoffs.status"] == "degraded" and bad["handoffs.cause"] == "verification"
+    assert bad["handoffs.cause"] == degraded.record.cause
+    # tiny's 503 opened its breaker: the router saw it open and left tiny out
+    assert bad["handoffs.breakers"] == ("tiny:open", "cheap:closed")
+    assert set(bad["handoffs.attempt.models"]) == {"cheap"}
+    assert set(bad["handoffs.attempt.faults"]) == {""}
 
 
 # -- conformance to the pinned conventions -------------------------------------------------------
@@ -257,14 +326,13 @@ def test_jsonl_file_appears_only_when_complete(tmp_path: Path) -> None:
 
 
 class Receiver(BaseHTTPRequestHandler):
-    """An OTLP/HTTP trace receiver: keeps every body POSTed to /v1/traces."""
+    """An OTLP/HTTP receiver: keeps every body POSTed, by path (/v1/traces, /v1/metrics)."""
 
-    bodies: list[bytes]
+    bodies: dict[str, list[bytes]]
 
     def do_POST(self) -> None:
         body = self.rfile.read(int(self.headers["Content-Length"]))
-        if self.path == "/v1/traces":
-            self.bodies.append(body)
+        self.bodies[self.path].append(body)
         self.send_response(200)
         self.send_header("Content-Type", "application/x-protobuf")
         self.send_header("Content-Length", "0")
@@ -275,8 +343,8 @@ class Receiver(BaseHTTPRequestHandler):
 
 
 @pytest.fixture
-def otlp_receiver() -> Iterator[tuple[str, list[bytes]]]:
-    bodies: list[bytes] = []
+def otlp_receiver() -> Iterator[tuple[str, dict[str, list[bytes]]]]:
+    bodies: defaultdict[str, list[bytes]] = defaultdict(list)
     handler = type("Handler", (Receiver,), {"bodies": bodies})
     server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
@@ -310,7 +378,9 @@ PLANTED = {
 
 
 def test_planted_api_keys_reach_no_exporter(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, otlp_receiver: tuple[str, list[bytes]]
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    otlp_receiver: tuple[str, dict[str, list[bytes]]],
 ) -> None:
     endpoint, bodies = otlp_receiver
     simulated = tmp_path / "simulated.toml"
@@ -342,27 +412,42 @@ def test_planted_api_keys_reach_no_exporter(
     assert result.exit_code == 0, result.output
     key = PLANTED["HANDOFFS_PLANTED_KEY"].encode()
     assert fake.seen and all(v == b"Bearer " + key for v in fake.seen)  # the key was in play
-    [jsonl] = traces.glob("*.jsonl")
+    [jsonl] = [p for p in traces.glob("*.jsonl") if not p.name.endswith(METRICS_SUFFIX)]
+    [metrics] = traces.glob("*" + METRICS_SUFFIX)
     outputs = {
         "jsonl": jsonl.read_bytes(),
+        "metrics jsonl": metrics.read_bytes(),
         "console": result.stderr.encode(),
-        "otlp": b"".join(bodies),
+        "otlp": b"".join(bodies["/v1/traces"]),
+        "otlp metrics": b"".join(bodies["/v1/metrics"]),
         "stdout": result.stdout.encode(),
     }
     for name, data in outputs.items():
-        assert b"handoff classify" in data or name == "stdout", name  # the exporter did export
+        # the exporter did export: spans, metrics (the console has both)
+        assert b"handoff classify" in data or "metrics" in name or name == "stdout", name
+        assert b"handoffs.handoffs" in data or name in ("jsonl", "otlp", "stdout"), name
         for planted in PLANTED.values():
             assert planted.encode() not in data, f"{planted} leaked into {name}"
     request = ExportTraceServiceRequest()
     exported = [
         span.name
-        for body in bodies
+        for body in bodies["/v1/traces"]
         for rs in request.FromString(body).resource_spans
         for ss in rs.scope_spans
         for span in ss.spans
     ]
     assert "invoke_workflow support-triage" in exported
     assert exported.count("handoff classify") == 30
+    handoffs = [
+        point.as_int
+        for body in bodies["/v1/metrics"]
+        for rm in ExportMetricsServiceRequest.FromString(body).resource_metrics
+        for sm in rm.scope_metrics
+        for metric in sm.metrics
+        if metric.name == "handoffs.handoffs"
+        for point in metric.sum.data_points
+    ]
+    assert sum(handoffs) == 70  # every handoff of the job, counted once, over OTLP
 
 
 # -- the CLI round trip --------------------------------------------------------------------------
@@ -388,7 +473,8 @@ def test_run_writes_a_trace_that_trace_show_reads_back(runner: CliRunner, tmp_pa
     job_id = report["job_id"]
     path = traces / f"{job_id}.jsonl"
     assert f"job {job_id} — trace: {path}" in ran.stderr
-    assert [p.name for p in traces.iterdir()] == [path.name]  # no .part left behind
+    metrics = metrics_path(traces, job_id)  # no .part left behind
+    assert sorted(p.name for p in traces.iterdir()) == sorted([path.name, metrics.name])
     spans = [json.loads(line) for line in path.read_text().splitlines()]
     ids = {s["span_id"] for s in spans}
     assert all(s["parent_span_id"] in ids for s in spans if s["parent_span_id"])

@@ -2,10 +2,11 @@
 
 Everything is read back from the JSONL traces under `.handoffs/traces/` with `load_trace`; no model
 is called. Per model: attempts, latency percentiles (the subordinate run spans' durations), the share
-of provider errors and cost; per task kind: cost and where it went; the route distribution (share of
+of provider errors and cost (each attempt charged to the model it called, see `charges`); per task kind: cost and where it went; the route distribution (share of
 handoffs delivered per tier and per model); `--compare`: the previous period of equal length and the
 change. `report shadow --policy candidate.toml` routes every logged handoff again through the
-candidate's policy and catalog and estimates the change in cost.
+candidate's policy and catalog (with the breakers that were open at the time) and estimates the
+change in cost.
 """
 
 from __future__ import annotations
@@ -26,9 +27,10 @@ from rich.table import Table
 from handoffs._terminal import TRACE_DIR, JsonOpt, fail, out
 from handoffs.config import Config, load_config
 from handoffs.errors import ConfigError
+from handoffs.metrics import METRICS_SUFFIX
 from handoffs.router import estimate_input_tokens, route
 from handoffs.task import RISKS, Risk, Task
-from handoffs.trace_view import SpanNode, handoff_summary, is_handoff, load_trace
+from handoffs.trace_view import SpanNode, charges, handoff_summary, is_handoff, load_trace
 
 __all__ = [
     "HandoffRow",
@@ -132,6 +134,8 @@ def collect(directory: Path) -> list[HandoffRow]:
     """Every handoff in every finished trace under `directory`, in start order."""
     rows: list[HandoffRow] = []
     for path in sorted(directory.glob("*.jsonl")):
+        if path.name.endswith(METRICS_SUFFIX):
+            continue
         roots = load_trace(directory, path.stem)
         for root in roots or []:
             rows += [_row(path.stem, n) for n in root.walk() if is_handoff(n)]
@@ -167,7 +171,8 @@ def _figures(rows: list[HandoffRow]) -> dict[str, Any]:
             if latency is not None:
                 latencies[model].append(latency)
         where = s["model"] if row.delivered and s["model"] else f"({s['status']})"
-        model_cost[where] += row.cost
+        for model, cost in charges(s).items():
+            model_cost[model] += cost
         kind_cost[s["task_kind"]] += row.cost
         kind_count[s["task_kind"]] += 1
         kind_models[s["task_kind"]][where] += 1
@@ -276,8 +281,9 @@ def report_document(
 
 APPROXIMATIONS = (
     "the routing question is rebuilt from the span: task kind, risk and the router's recorded "
-    "prompt-size estimate; capabilities, cost ceilings, deadlines, per-call model overrides and "
-    "open breakers are not recorded, so the candidate routes without them",
+    "prompt-size estimate, and the models whose breakers were open (`handoffs.breakers`); "
+    "capabilities, cost ceilings, deadlines and per-call model overrides are not recorded, so the "
+    "candidate routes without them",
     "'before' is the first rung of the recorded route",
     "cost: a changed decision is priced as the delivered attempt's recorded tokens on the "
     "candidate's first-rung model, against what the handoff actually paid (all attempts and checks); "
@@ -297,6 +303,12 @@ def _question(row: HandoffRow) -> Task[Any]:
     return Task(kind=s["task_kind"], input=padded, output_type=dict, risk=risk)
 
 
+def _open_breakers(row: HandoffRow) -> dict[str, str]:
+    """The models whose circuit breaker was open when the logged handoff was routed."""
+    states = (str(b).rpartition(":") for b in row.summary["breakers"])
+    return {model: "circuit open (as logged)" for model, _, state in states if state == "open"}
+
+
 def shadow_document(
     rows: list[HandoffRow], candidate: Config, *, examples: int = 5
 ) -> dict[str, Any]:
@@ -307,7 +319,9 @@ def shadow_document(
     unpriced = 0
     for row in rows:
         s = row.summary
-        decision = route(_question(row), candidate.catalog, candidate.policy)
+        decision = route(
+            _question(row), candidate.catalog, candidate.policy, unavailable=_open_breakers(row)
+        )
         before = s["route"][0] if s["route"] else None
         after = decision.ladder[0] if decision.ladder else None
         actual += row.cost

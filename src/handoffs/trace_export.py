@@ -25,10 +25,22 @@ from opentelemetry.sdk.trace.export import (
     SpanExportResult,
 )
 
-__all__ = ["JsonlSpanExporter", "job_tracer_provider", "span_to_json", "trace_path"]
+__all__ = [
+    "JsonlSpanExporter",
+    "job_resource",
+    "job_tracer_provider",
+    "span_to_json",
+    "trace_path",
+]
 
 OTLP_ENDPOINT_ENV = "OTEL_EXPORTER_OTLP_ENDPOINT"
-"""Set it (e.g. `http://127.0.0.1:6006`) to also send spans over OTLP/HTTP to `<it>/v1/traces`."""
+"""Set it (e.g. `http://127.0.0.1:6006`) to also send spans over OTLP/HTTP to `<it>/v1/traces`
+(and metrics to `<it>/v1/metrics`, see `handoffs.metrics`)."""
+
+
+def job_resource(job_id: str) -> Resource:
+    """The OTel resource of one job's spans and metrics."""
+    return Resource.create({"service.name": "handoffs", "handoffs.job.id": job_id})
 
 
 def trace_path(directory: Path, job_id: str) -> Path:
@@ -107,9 +119,7 @@ def job_tracer_provider(
 ) -> TracerProvider:
     """A provider for one job: JSONL under `directory` (unless None), the console (if given), and
     OTLP/HTTP when `env` sets `OTEL_EXPORTER_OTLP_ENDPOINT`. `shutdown()` it when the job ends."""
-    provider = TracerProvider(
-        resource=Resource.create({"service.name": "handoffs", "handoffs.job.id": job_id})
-    )
+    provider = TracerProvider(resource=job_resource(job_id))
     if directory is not None:
         exporter = JsonlSpanExporter(trace_path(directory, job_id))
         provider.add_span_processor(SimpleSpanProcessor(exporter))

@@ -2,7 +2,8 @@
 
 The page carries its data as JSON in a `<script type="application/json">` tag and renders it with a
 little vanilla JS: the handoff tree (a `<details>` per handoff: attempts, verdicts, the router's
-reasons), a waterfall of every span, cost per subordinate (task kind) and per model, and filters for
+reasons), a waterfall of every span, cost per subordinate (task kind) and per model (each attempt
+charged to the model it called, `trace_view.charges`), and filters for
 failed / escalated / degraded handoffs (also from the URL fragment: `page.html#filter=escalated`).
 No network: no CDN, no external stylesheet, script, font or image.
 """
@@ -15,7 +16,7 @@ from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
 
-from handoffs.trace_view import SpanNode, is_handoff, trace_document
+from handoffs.trace_view import SpanNode, charges, is_handoff, trace_document
 
 __all__ = ["embed_json", "page_data", "render_html", "write_html"]
 
@@ -69,9 +70,9 @@ def page_data(job_id: str, roots: list[SpanNode]) -> dict[str, Any]:
     by_kind: dict[str, list[Decimal | int]] = {}
     by_model: dict[str, list[Decimal | int]] = {}
     for h in handoffs:
-        cost = _decimal(h["cost_usd"])
-        model = h["model"] or ("(degraded)" if h["degraded"] else "(failed)")
-        for table, key in ((by_kind, str(h["task_kind"])), (by_model, str(model))):
+        shares = [(by_kind, str(h["task_kind"]), _decimal(h["cost_usd"]))]
+        shares += [(by_model, model, cost) for model, cost in charges(h).items()]
+        for table, key, cost in shares:
             row = table.setdefault(key, [Decimal(0), 0])
             row[0] += cost
             row[1] += 1
@@ -161,15 +162,20 @@ doc.handoffs.forEach(function(h,i){
   'route '+(h.route||[]).join('\\u2192'),h.attempts+' attempt'+(h.attempts===1?'':'s'),
   (h.latency_s||0).toFixed(2)+'s','$'+h.cost_usd].concat(h.flags).join(' \\u00b7 ')));
  d.appendChild(s);
- d.appendChild(el('div',null,'status '+h.status+' \\u00b7 risk '+h.risk+' \\u00b7 provider '+
-  (h.provider||'-')+' \\u00b7 tier '+(h.tier||'-')+' \\u00b7 budget left $'+h.budget_left_usd));
- var t=el('table');var hr=el('tr');['attempt','outcome','checks'].forEach(function(c){hr.appendChild(el('th',null,c));});
- t.appendChild(hr);
+ d.appendChild(el('div',null,'status '+h.status+(h.cause?' ('+h.cause+')':'')+' \\u00b7 risk '+
+  h.risk+' \\u00b7 provider '+(h.provider||'-')+' \\u00b7 tier '+(h.tier||'-')+
+  ' \\u00b7 budget left $'+h.budget_left_usd));
+ if((h.breakers||[]).length)d.appendChild(el('div','breakers','breakers when routed: '+
+  h.breakers.join(', ')));
+ var t=el('table');var hr=el('tr');
+ ['attempt','model','outcome','fault','cost','checks'].forEach(function(c){hr.appendChild(el('th',null,c));});
+ t.appendChild(hr);var costs=h.attempt_costs_usd||[];
  (h.outcomes||[]).forEach(function(o,n){var tr=el('tr');tr.appendChild(el('td',null,n+1));
-  tr.appendChild(el('td',null,o));
+  tr.appendChild(el('td',null,(h.attempt_models||[])[n]||'-'));tr.appendChild(el('td',null,o));
+  tr.appendChild(el('td',null,(h.faults||[])[n]||''));
+  tr.appendChild(el('td','num',n<costs.length?'$'+costs[n]:'-'));
   var ev=(h.evaluations||[]).filter(function(e){return e['handoffs.attempt']===n;});
-  var model=ev.length?ev[0]['handoffs.model']+': ':'';
-  tr.appendChild(el('td',null,model+ev.map(function(e){return e['gen_ai.evaluation.name']+' '+
+  tr.appendChild(el('td',null,ev.map(function(e){return e['gen_ai.evaluation.name']+' '+
    e['gen_ai.evaluation.score.label'];}).join(', ')));t.appendChild(tr);});
  d.appendChild(t);d.appendChild(list('verdicts',h.verdicts));
  d.appendChild(list('router reasons',h.route_reasons));tree.appendChild(d);});
@@ -220,7 +226,7 @@ _PAGE = """<!DOCTYPE html>
 </div>
 <h2>Cost</h2>
 <table id="cost-kind"><tr><th>subordinate (task kind)</th><th>handoffs</th><th>cost</th></tr></table>
-<table id="cost-model"><tr><th>model (final)</th><th>handoffs</th><th>cost</th></tr></table>
+<table id="cost-model"><tr><th>model (charged per attempt)</th><th>handoffs</th><th>cost</th></tr></table>
 <h2>Handoffs</h2>
 <div id="tree"></div>
 <h2>Timeline</h2>

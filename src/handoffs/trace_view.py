@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass, field
+from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +25,7 @@ from handoffs.tracing import HANDOFF_SPAN
 
 __all__ = [
     "SpanNode",
+    "charges",
     "handoff_summary",
     "is_handoff",
     "load_trace",
@@ -61,8 +63,8 @@ class SpanNode:
 
 def load_trace(directory: Path, job_id: str) -> list[SpanNode] | None:
     """The root spans of a job's trace, or None when there is no finished trace for `job_id`."""
-    if not _JOB_ID.fullmatch(job_id) or job_id.startswith("."):
-        return None
+    if not _JOB_ID.fullmatch(job_id) or job_id.startswith(".") or job_id.endswith(".metrics"):
+        return None  # `<job>.metrics.jsonl` holds the job's metrics, not spans
     path = trace_path(directory, job_id)
     if not path.is_file():
         return None
@@ -93,6 +95,9 @@ def handoff_summary(node: SpanNode) -> dict[str, Any]:
         "route_reasons": a.get("handoffs.route.reasons", []),
         "attempts": a.get("handoffs.attempts", 0),
         "outcomes": a.get("handoffs.attempt.outcomes", []),
+        "attempt_models": a.get("handoffs.attempt.models", []),
+        "attempt_costs_usd": a.get("handoffs.attempt.costs_usd"),
+        "faults": a.get("handoffs.attempt.faults", []),
         "escalations": a.get("handoffs.escalations", 0),
         "model": a.get("handoffs.model"),
         "provider": a.get("handoffs.provider"),
@@ -102,8 +107,41 @@ def handoff_summary(node: SpanNode) -> dict[str, Any]:
         "cost_usd": a.get("handoffs.cost_usd"),
         "budget_left_usd": a.get("handoffs.budget.left_usd"),
         "degraded": a.get("handoffs.degraded", False),
+        "cause": a.get("handoffs.cause"),
+        "breakers": a.get("handoffs.breakers", []),
         "latency_s": node.duration_s,
     }
+
+
+def _decimal(value: Any) -> Decimal:
+    try:
+        return Decimal(str(value)) if value is not None else Decimal(0)
+    except InvalidOperation:
+        return Decimal(0)
+
+
+def charges(h: dict[str, Any]) -> dict[str, Decimal]:
+    """Who one handoff's cost (a `handoff_summary`) is charged to, by model.
+
+    Each attempt's cost goes to the model it called (`handoffs.attempt.costs_usd`), so a failed
+    attempt that escalated is charged to the model that failed. Traces written before that
+    attribute existed charge the whole cost to the model that delivered, or to `(degraded)` /
+    `(failed)`; so does any remainder the attempts do not account for.
+    """
+    total = _decimal(h["cost_usd"])
+    delivered = h["status"] == "delivered" and h["model"]
+    where = str(h["model"]) if delivered else f"({h['status']})"
+    models: list[Any] = list(h.get("attempt_models") or [])
+    costs: list[Any] | None = h.get("attempt_costs_usd")
+    charged: dict[str, Decimal] = {}
+    if costs is None or not models or len(costs) != len(models):
+        return {where: total}
+    for model, cost in zip(map(str, models), costs, strict=True):
+        charged[model] = charged.get(model, Decimal(0)) + _decimal(cost)
+    rest = total - sum(charged.values(), Decimal(0))
+    if rest:
+        charged[where] = charged.get(where, Decimal(0)) + rest
+    return charged
 
 
 def _outline(node: SpanNode) -> dict[str, Any]:
@@ -139,6 +177,8 @@ def _handoff_line(h: dict[str, Any]) -> Text:
         "yellow" if h["degraded"] else ("red" if not ok else ("cyan" if h["escalations"] else ""))
     )
     model = h["model"] or ("degraded" if h["degraded"] else "failed")
+    if h.get("cause") and not ok:
+        model += f" ({h['cause']})"
     if h["escalations"]:
         model += f" ↑{h['escalations']}"
     plural = "" if h["attempts"] == 1 else "s"

@@ -11,23 +11,27 @@ invoke_workflow {job}                      run_job           (GenAI semconv)
 
 The spans follow the OpenTelemetry GenAI semantic conventions at `SEMCONV_VERSION`; the
 `gen_ai.transfer.*` attributes are drafts of the later semantic-conventions-genai repository (no
-release yet). A `TracerProvider` is passed in explicitly: nothing here touches global OTel state.
-Prompt and response text stays out of spans unless `include_content=True`.
+release yet). A `TracerProvider` (and optionally a `MeterProvider`, for the instruments of
+`handoffs.metrics` and pydantic-ai's token and cost histograms) is passed in explicitly: nothing
+here touches global OTel state. Prompt and response text stays out of spans unless
+`include_content=True`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Generator
+from collections.abc import Generator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
+from opentelemetry.metrics import MeterProvider, NoOpMeterProvider
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode, Tracer, TracerProvider
 from pydantic_ai.capabilities import Instrumentation
 from pydantic_ai.models.instrumented import InstrumentationSettings
 
 from handoffs.handoff import HandoffRecord
+from handoffs.metrics import HandoffMetrics
 
 __all__ = ["SEMCONV_VERSION", "Tracing", "handoff_attributes"]
 
@@ -71,6 +75,9 @@ def handoff_attributes(record: HandoffRecord, *, budget_left: Decimal | None) ->
         "handoffs.attempts": len(record.attempts),
         "handoffs.attempt.models": [a.model for a in record.attempts],
         "handoffs.attempt.outcomes": [a.outcome for a in record.attempts],
+        "handoffs.attempt.costs_usd": [str(a.cost_usd) for a in record.attempts],
+        "handoffs.attempt.faults": [a.fault or "" for a in record.attempts],
+        "handoffs.breakers": [f"{model}:{state}" for model, state in record.breakers.items()],
         "handoffs.escalations": record.escalations,
         "handoffs.verdicts": [
             f"{v.check}:{'pass' if v.passed else 'fail'}" for v in record.verdicts
@@ -87,6 +94,7 @@ def handoff_attributes(record: HandoffRecord, *, budget_left: Decimal | None) ->
         "handoffs.model": record.model,
         "handoffs.provider": record.provider,
         "handoffs.tier": record.tier,
+        "handoffs.cause": record.cause,
     }
     attrs.update({k: v for k, v in optional.items() if v is not None})
     return attrs
@@ -94,12 +102,26 @@ def handoff_attributes(record: HandoffRecord, *, budget_left: Decimal | None) ->
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Tracing:
-    """Where a job's spans go, and whether prompt and response text may go with them."""
+    """Where a job's spans and metrics go, and whether prompt and response text may go with them."""
 
     tracer_provider: TracerProvider
     """The provider every span of the job is created from (pydantic-ai's included)."""
     include_content: bool = False
     """Opt in to prompts, responses, tool arguments and check explanations in spans."""
+    meter_provider: MeterProvider | None = None
+    """Where the job's metrics go (`handoffs.metrics` and pydantic-ai's); None records none."""
+    model_names: Mapping[str, str] = field(default_factory=dict[str, str])
+    """Catalog id -> the provider's model name, for `gen_ai.request.model` in metrics."""
+    metrics: HandoffMetrics | None = field(init=False, repr=False, compare=False)
+    """The project's instruments on `meter_provider`, recorded by `finish_handoff`."""
+
+    def __post_init__(self) -> None:
+        metrics = (
+            HandoffMetrics(self.meter_provider, model_names=self.model_names)
+            if self.meter_provider is not None
+            else None
+        )
+        object.__setattr__(self, "metrics", metrics)
 
     @property
     def tracer(self) -> Tracer:
@@ -110,6 +132,7 @@ class Tracing:
         return Instrumentation(
             InstrumentationSettings(
                 tracer_provider=self.tracer_provider,
+                meter_provider=self.meter_provider or NoOpMeterProvider(),
                 include_content=self.include_content,
                 include_binary_content=self.include_content,
             )
@@ -154,7 +177,8 @@ class Tracing:
         budget_left: Decimal | None,
         error: BaseException | None = None,
     ) -> None:
-        """Set a handoff span's attributes and one evaluation event per check result."""
+        """Set a handoff span's attributes and one evaluation event per check result, and record
+        the handoff's metrics when there is a meter provider."""
         span.set_attributes(handoff_attributes(record, budget_left=budget_left))
         for number, attempt in enumerate(record.attempts):
             for verdict in attempt.verdicts:
@@ -172,6 +196,8 @@ class Tracing:
         if record.status == "failed":
             span.set_attribute(ERROR_TYPE, type(error).__name__ if error else "HandoffFailed")
             span.set_status(Status(StatusCode.ERROR, record.status))
+        if self.metrics is not None:
+            self.metrics.record(record)
 
     @staticmethod
     def mark_transfer(span: Span, target: str) -> None:
