@@ -13,7 +13,7 @@ from types import TracebackType
 
 from handoffs.errors import BudgetExceeded
 
-__all__ = ["Budget", "Reservation", "usd"]
+__all__ = ["Budget", "Reservation", "usd", "usd_text"]
 
 _ZERO = Decimal(0)
 
@@ -27,6 +27,11 @@ def usd(value: Decimal | int | str | float) -> Decimal:
     if not amount.is_finite():
         raise ValueError(f"not a finite amount of money: {value!r}")
     return amount
+
+
+def usd_text(value: Decimal) -> str:
+    """An amount as plain text, without trailing zeros: `0.0012`, `3`, `0`."""
+    return str(value.normalize()) if value else "0"
 
 
 class Budget:

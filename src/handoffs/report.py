@@ -25,11 +25,11 @@ import typer
 from rich.table import Table
 
 from handoffs._terminal import TRACE_DIR, JsonOpt, fail, out
-from handoffs.config import Config, load_config
+from handoffs.budget import usd_text
+from handoffs.config import load_config
 from handoffs.errors import ConfigError
 from handoffs.metrics import METRICS_SUFFIX
-from handoffs.router import estimate_input_tokens, route
-from handoffs.task import RISKS, Risk, Task
+from handoffs.shadow import shadow_document
 from handoffs.trace_view import SpanNode, charges, handoff_summary, is_handoff, load_trace
 
 __all__ = [
@@ -39,7 +39,6 @@ __all__ = [
     "percentile",
     "report_app",
     "report_document",
-    "shadow_document",
 ]
 
 _SINCE = re.compile(r"(\d+)([dhm])")
@@ -142,10 +141,6 @@ def collect(directory: Path) -> list[HandoffRow]:
     return sorted(rows, key=lambda r: r.start_ns)
 
 
-def _usd(value: Decimal) -> str:
-    return str(value.normalize()) if value else "0"
-
-
 def _share(part: int, whole: int) -> float:
     return round(part / whole, 4) if whole else 0.0
 
@@ -186,14 +181,14 @@ def _figures(rows: list[HandoffRow]) -> dict[str, Any]:
             "provider_errors": errors[m],
             "error_rate": _share(errors[m], attempts[m]),
             "latency_s": {f"p{p}": percentile(latencies[m], p) for p in (50, 95, 99)},
-            "cost_usd": _usd(model_cost[m]),
+            "cost_usd": usd_text(model_cost[m]),
         }
         for m in sorted(set(attempts) | set(model_cost))
     }
     kinds = {
         k: {
             "handoffs": kind_count[k],
-            "cost_usd": _usd(kind_cost[k]),
+            "cost_usd": usd_text(kind_cost[k]),
             "models": dict(kind_models[k].most_common()),
         }
         for k in sorted(kind_count)
@@ -201,7 +196,7 @@ def _figures(rows: list[HandoffRow]) -> dict[str, Any]:
     return {
         "jobs": len({r.job_id for r in rows}),
         "handoffs": total,
-        "cost_usd": _usd(sum((r.cost for r in rows), Decimal(0))),
+        "cost_usd": usd_text(sum((r.cost for r in rows), Decimal(0))),
         "statuses": dict(statuses),
         "models": models,
         "task_kinds": kinds,
@@ -216,7 +211,7 @@ def _figures(rows: list[HandoffRow]) -> dict[str, Any]:
 
 def _delta(now: str | float | int, before: str | float | int) -> str | float | int:
     if isinstance(now, str) or isinstance(before, str):
-        return _usd(Decimal(str(now)) - Decimal(str(before)))
+        return usd_text(Decimal(str(now)) - Decimal(str(before)))
     return round(now - before, 4)
 
 
@@ -278,97 +273,6 @@ def report_document(
 
 
 # -- shadow routing ------------------------------------------------------------------------------
-
-APPROXIMATIONS = (
-    "the routing question is rebuilt from the span: task kind, risk and the router's recorded "
-    "prompt-size estimate, and the models whose breakers were open (`handoffs.breakers`); "
-    "capabilities, cost ceilings, deadlines and per-call model overrides are not recorded, so the "
-    "candidate routes without them",
-    "'before' is the first rung of the recorded route",
-    "cost: a changed decision is priced as the delivered attempt's recorded tokens on the "
-    "candidate's first-rung model, against what the handoff actually paid (all attempts and checks); "
-    "escalations and check costs under the candidate are not simulated",
-)
-
-
-def _question(row: HandoffRow) -> Task[Any]:
-    """A task that routes like the logged one: same kind and risk, a prompt of the same size."""
-    s = row.summary
-    risk: Risk = s["risk"] if s["risk"] in RISKS else "medium"
-    bare: Task[Any] = Task(kind=s["task_kind"], input="", output_type=dict, risk=risk)
-    if row.route_estimate_tokens is None:
-        return bare
-    missing = row.route_estimate_tokens - estimate_input_tokens(bare)
-    padded = "x" * max(0, 4 * missing)
-    return Task(kind=s["task_kind"], input=padded, output_type=dict, risk=risk)
-
-
-def _open_breakers(row: HandoffRow) -> dict[str, str]:
-    """The models whose circuit breaker was open when the logged handoff was routed."""
-    states = (str(b).rpartition(":") for b in row.summary["breakers"])
-    return {model: "circuit open (as logged)" for model, _, state in states if state == "open"}
-
-
-def shadow_document(
-    rows: list[HandoffRow], candidate: Config, *, examples: int = 5
-) -> dict[str, Any]:
-    """Which decisions the candidate policy changes, and the estimated change in cost."""
-    changed: Counter[tuple[str, str]] = Counter()
-    shown: list[dict[str, Any]] = []
-    actual = estimated = Decimal(0)
-    unpriced = 0
-    for row in rows:
-        s = row.summary
-        decision = route(
-            _question(row), candidate.catalog, candidate.policy, unavailable=_open_breakers(row)
-        )
-        before = s["route"][0] if s["route"] else None
-        after = decision.ladder[0] if decision.ladder else None
-        actual += row.cost
-        if before == after:
-            estimated += row.cost
-            continue
-        changed[(str(before), str(after))] += 1
-        tokens = row.delivered_tokens
-        if tokens is None or after is None:
-            unpriced += 1
-            estimated += row.cost
-            price = None
-        else:
-            price = candidate.catalog[after].cost(*tokens)
-            estimated += price
-        if len(shown) < examples:
-            shown.append(
-                {
-                    "job_id": row.job_id,
-                    "task_id": s["task_id"],
-                    "task_kind": s["task_kind"],
-                    "label": s["label"],
-                    "risk": s["risk"],
-                    "before": s["route"],
-                    "after": list(decision.ladder),
-                    "rule": decision.rule,
-                    "paid_usd": _usd(row.cost),
-                    "estimated_usd": None if price is None else _usd(price),
-                }
-            )
-    return {
-        "estimate": True,
-        "handoffs": len(rows),
-        "decisions_changed": sum(changed.values()),
-        "changes": [
-            {"before": b, "after": a, "handoffs": n} for (b, a), n in changed.most_common()
-        ],
-        "examples": shown,
-        "cost_usd": {
-            "actual": _usd(actual),
-            "estimated": _usd(estimated),
-            "change": _usd(estimated - actual),
-        },
-        "unpriced_changes": unpriced,
-        "approximations": list(APPROXIMATIONS),
-    }
-
 
 # -- the CLI -------------------------------------------------------------------------------------
 
