@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
@@ -67,3 +68,11 @@ class Scripts:
 @pytest.fixture
 def scripts() -> Scripts:
     return Scripts()
+
+
+@pytest.fixture(autouse=True)
+def _jobs_database(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Keep `handoffs run`'s durable job records out of the checkout: one SQLite file per test."""
+    if "HANDOFFS_DATABASE_URL" not in os.environ:
+        path = tmp_path_factory.mktemp("jobs") / "jobs.sqlite"
+        monkeypatch.setenv("HANDOFFS_DATABASE_URL", f"sqlite:///{path}")

@@ -28,7 +28,13 @@ def test_bundled_job_escalates_local_mistakes_and_beats_all_frontier(
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 0, result.output
     report = json.loads(result.stdout)
-    assert report["models"] == {"frontier": "simulated", "mid": "simulated", "local": "local"}
+    assert report["models"] == {
+        "frontier": "simulated",
+        "frontier-openai": "simulated",
+        "mid": "simulated",
+        "mid-anthropic": "simulated",
+        "local": "local",
+    }
     assert report["status"] == "completed" and len(report["handoffs"]) == 70
     local = [a for h in report["handoffs"] for a in h["attempts"] if a["model"] == "local"]
     assert local and all(a["input_tokens"] > 0 for a in local if a["outcome"] != "provider_error")

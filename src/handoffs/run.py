@@ -11,6 +11,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable, Generator, Mapping
 from contextlib import AbstractContextManager, ExitStack, contextmanager, nullcontext
+from dataclasses import replace
 from typing import Any
 
 from opentelemetry.trace import StatusCode
@@ -105,6 +106,8 @@ async def run_job(
     `session_type` builds the job's `Session` (durable jobs pass one whose handoffs are steps).
     """
     job_id = job_id or uuid.uuid4().hex[:12]
+    if tracing is not None and not tracing.model_names:  # metrics name models as providers do
+        tracing = replace(tracing, model_names={e.id: e.name for e in config.catalog.values()})
     budget = Budget(spec.budget_usd, name=f"job {spec.name}")
     session = session_type(
         catalog=config.catalog,

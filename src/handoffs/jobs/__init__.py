@@ -1,0 +1,104 @@
+"""Durable asynchronous jobs on DBOS: submit, watch, cancel, resume after a crash.
+
+```python
+from handoffs import jobs
+
+async with jobs.JobQueue() as queue:              # SQLite under .handoffs/, or Postgres
+    handle = await queue.submit("examples/jobs/support-triage.toml", key="monday")
+    print(handle.status().state)                  # queued -> running -> completed
+    report = await handle.result()                # needs a worker: `handoffs worker`
+```
+A job is one DBOS workflow; each handoff and each orchestrator request in it is a journaled step,
+so a job resumed after its worker died does not run (or pay for) a finished handoff again.
+`submit` is the module-level shortcut for a one-off submission. See docs/jobs.md.
+"""
+
+from __future__ import annotations
+
+import importlib
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from handoffs._terminal import TRACE_DIR
+
+if TYPE_CHECKING:
+    from handoffs.jobs.database import APP_VERSION, JobsDatabaseError, resolve_url
+    from handoffs.jobs.durable import durable_step
+    from handoffs.jobs.handle import (
+        JobHandle,
+        JobInfo,
+        JobNotCompleted,
+        JobQueue,
+        JobState,
+        UnknownJob,
+        job_id_for,
+    )
+    from handoffs.jobs.progress import JobProgress
+    from handoffs.jobs.supervisor import Handover
+    from handoffs.jobs.worker import Worker
+
+__all__ = [
+    "APP_VERSION",
+    "Handover",
+    "JobHandle",
+    "JobInfo",
+    "JobNotCompleted",
+    "JobProgress",
+    "JobQueue",
+    "JobState",
+    "JobsDatabaseError",
+    "UnknownJob",
+    "Worker",
+    "durable_step",
+    "job_id_for",
+    "resolve_url",
+    "submit",
+]
+
+_HOME = {
+    "APP_VERSION": "database",
+    "JobsDatabaseError": "database",
+    "resolve_url": "database",
+    "durable_step": "durable",
+    "JobHandle": "handle",
+    "JobInfo": "handle",
+    "JobNotCompleted": "handle",
+    "JobQueue": "handle",
+    "JobState": "handle",
+    "UnknownJob": "handle",
+    "job_id_for": "handle",
+    "JobProgress": "progress",
+    "Handover": "supervisor",
+    "Worker": "worker",
+}
+"""Where each public name lives: imported on first use, so `handoffs` commands that do not touch
+jobs do not pay for importing DBOS."""
+
+
+def __getattr__(name: str) -> Any:
+    home = _HOME.get(name)
+    if home is None:
+        raise AttributeError(f"module 'handoffs.jobs' has no attribute {name!r}")
+    return getattr(importlib.import_module(f"handoffs.jobs.{home}"), name)
+
+
+async def submit(
+    job: Path | str,
+    *,
+    key: str | None = None,
+    database_url: str | None = None,
+    config: Path | str = "handoffs.toml",
+    trace_dir: Path | None = TRACE_DIR,
+) -> JobHandle:
+    """Submit `job` and return its handle at once (see `JobQueue.submit`).
+
+    The handle keeps its own `JobQueue` open; `handle.queue.close()` when done with it.
+    """
+    from handoffs.jobs.handle import JobQueue
+
+    queue = JobQueue(database_url, config=config)
+    try:
+        return await queue.submit(job, key=key, trace_dir=trace_dir)
+    except BaseException:
+        queue.close()
+        raise
