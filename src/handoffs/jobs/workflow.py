@@ -30,6 +30,7 @@ from handoffs.jobs.database import WORKFLOW
 from handoffs.jobs.durable import DurableSession
 from handoffs.providers import Portfolio
 from handoffs.run import job_simulation, open_portfolio, run_job
+from handoffs.metrics import job_meter_provider
 from handoffs.trace_export import job_tracer_provider
 from handoffs.tracing import Tracing
 
@@ -120,6 +121,7 @@ async def _run(req: JobRequest) -> dict[str, Any]:
         return report.model_dump(mode="json")
     directory = Path(req.trace_dir) if req.trace_dir else None
     provider = job_tracer_provider(req.job_id, directory=directory, env=os.environ)
+    meters = job_meter_provider(req.job_id, directory=directory, env=os.environ)
     try:
         with open_portfolio(config, simulation=job_simulation(spec)) as portfolio:
             report = await run_job(
@@ -127,9 +129,10 @@ async def _run(req: JobRequest) -> dict[str, Any]:
                 config,
                 portfolio,
                 job_id=req.job_id,
-                tracing=Tracing(tracer_provider=provider),
+                tracing=Tracing(tracer_provider=provider, meter_provider=meters),
                 session_type=DurableSession,
             )
     finally:
         provider.shutdown()
+        meters.shutdown()
     return report.model_dump(mode="json")
