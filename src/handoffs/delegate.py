@@ -22,27 +22,21 @@ caps on attempts and time in `handoffs.retry`; the attempt log in `handoffs.trai
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterable, Callable, Mapping
-from contextlib import AbstractAsyncContextManager, nullcontext
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, Generic, Literal, TypeVar
 
 import anyio
-from pydantic import BaseModel
-from pydantic_ai import Agent, NativeOutput, PromptedOutput, RunContext, ToolOutput
 from pydantic_ai.exceptions import (
-    ContentFilterError,
-    ModelAPIError,
     UnexpectedModelBehavior,
     UsageLimitExceeded,
 )
-from pydantic_ai.messages import AgentStreamEvent
 from pydantic_ai.models import Model
-from pydantic_ai.settings import ModelSettings
-from pydantic_ai.usage import RunUsage, UsageLimits
+from pydantic_ai.usage import RunUsage
 
 from handoffs.budget import Budget, Reservation
+from handoffs.call import Caller
 from handoffs.cap import Caps
 from handoffs.catalog import Catalog, ModelEntry, estimate_tokens
 from handoffs.errors import (
@@ -70,25 +64,9 @@ ModelSource = Callable[[ModelEntry], Model]
 """Turns a catalog entry into a pydantic-ai model (a `Portfolio`, or a dict of scripted models)."""
 
 
-def _output_spec(entry: ModelEntry, output_type: type[Any]) -> Any:
-    if not issubclass(output_type, BaseModel):
-        return output_type  # str, int, lists...: pydantic-ai picks the mode
-    if entry.structured_output == "native":
-        return NativeOutput(output_type)
-    if entry.structured_output == "prompted":
-        return PromptedOutput(output_type)
-    return ToolOutput(output_type)
-
-
 def _one_line(exc: BaseException) -> str:
     text = " ".join(str(exc).split()) or type(exc).__name__
     return f"{type(exc).__name__}: {text[:300]}"
-
-
-async def _drain(ctx: RunContext[None], events: AsyncIterable[AgentStreamEvent]) -> None:
-    """An event handler that only makes pydantic-ai stream the request (the output is taken whole)."""
-    async for _ in events:
-        pass
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,15 +113,26 @@ class Session:
         self.retry = retry or RetryPolicy()
         """Caps on attempts and time, waits and timeouts."""
         self._timeout_s = request_timeout_s or self.retry.request_timeout_s
-        self.tracing = tracing
-        """Where handoff spans (and the subordinates' pydantic-ai spans) go; None: untraced."""
         self.health = health or Health()
         """The circuit breakers consulted by the router and fed by every call."""
         self.caps = caps or Caps()
         """Spending caps per model and task kind."""
-        self._agents: dict[tuple[str, Any], Agent[None, Any]] = {}
-        self._limiters: dict[str, anyio.CapacityLimiter] = {}
+        self._caller = Caller(
+            models,
+            tracing=tracing,
+            timeout_s=self._timeout_s,
+            first_event_timeout_s=self.retry.first_event_timeout_s,
+        )
         self._addresses: dict[str, str] = {}
+
+    @property
+    def tracing(self) -> Tracing | None:
+        """Where handoff spans (and the subordinates' pydantic-ai spans) go; None: untraced."""
+        return self._caller.tracing
+
+    @tracing.setter
+    def tracing(self, value: Tracing | None) -> None:
+        self._caller.tracing = value
 
     @property
     def models(self) -> ModelSource:
@@ -475,60 +464,6 @@ class Session:
 
     # -- one call -------------------------------------------------------------------------------
 
-    def _slot(self, entry: ModelEntry) -> AbstractAsyncContextManager[Any]:
-        """Waits for a free slot on models with `max_concurrency`; a no-op for the others."""
-        if entry.max_concurrency is None:
-            return nullcontext()
-        limiter = self._limiters.get(entry.id)
-        if limiter is None:
-            limiter = self._limiters[entry.id] = anyio.CapacityLimiter(entry.max_concurrency)
-        return limiter
-
-    def _agent(self, entry: ModelEntry, output_type: type[Any]) -> Agent[None, Any]:
-        key = (entry.id, output_type)
-        agent = self._agents.get(key)
-        if agent is None:
-            agent = Agent(
-                self._models(entry),
-                output_type=_output_spec(entry, output_type),
-                retries={"output": 0, "tools": 0},
-                name=f"subordinate:{entry.id}",
-                capabilities=[self.tracing.instrumentation()] if self.tracing else None,
-            )
-            self._agents[key] = agent
-        return agent
-
-    async def _call(
-        self,
-        entry: ModelEntry,
-        instructions: str,
-        prompt: str,
-        output_type: type[Any],
-        usage: RunUsage,
-        max_tokens: int,
-        time_left_s: float | None,
-    ) -> Any:
-        timeout_s = min(time_left_s, self._timeout_s) if time_left_s else self._timeout_s
-        settings: ModelSettings = {"max_tokens": max_tokens, "request_timeout": timeout_s}
-        first = self.retry.first_event_timeout_s
-        if entry.stream and first is not None:
-            settings["first_event_timeout"] = min(first, timeout_s)
-        async with self._slot(entry):
-            result = await self._agent(entry, output_type).run(
-                prompt,
-                instructions=instructions,
-                usage=usage,
-                usage_limits=UsageLimits(request_limit=1),
-                model_settings=settings,
-                event_stream_handler=_drain if entry.stream else None,
-            )
-        reason = result.response.finish_reason
-        if reason == "content_filter":  # a partial answer the provider's filter cut off
-            raise ContentFilterError(f"{entry.id}: the answer was cut off by a content filter")
-        if entry.stream and reason is None:  # the stream broke off before its final event
-            raise ModelAPIError(entry.name, "the stream ended before the provider finished")
-        return result.output
-
     async def _run(
         self,
         entry: ModelEntry,
@@ -541,7 +476,7 @@ class Session:
         instructions, prompt = render(
             task, entry.prompt_variant, previous=previous, feedback=feedback
         )
-        return await self._call(
+        return await self._caller.call(
             entry,
             instructions,
             prompt,
@@ -561,7 +496,7 @@ class Session:
             usage = RunUsage()
             with budget.reserve(estimate) as reservation:
                 try:
-                    output = await self._call(
+                    output = await self._caller.call(
                         entry, instructions, prompt, output_type, usage, max_tokens, None
                     )
                 finally:
