@@ -71,7 +71,9 @@ def scripts() -> Scripts:
 
 
 @pytest.fixture(autouse=True)
-def _jobs_database(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+def _jobs_database(
+    tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Keep `handoffs run`'s durable job records out of the checkout: one SQLite file per test."""
     if "HANDOFFS_DATABASE_URL" not in os.environ:
         path = tmp_path_factory.mktemp("jobs") / "jobs.sqlite"

@@ -28,9 +28,9 @@ from handoffs.handoff import HandoffRecord
 from handoffs.job import load_job
 from handoffs.jobs.database import WORKFLOW
 from handoffs.jobs.durable import DurableSession
+from handoffs.metrics import job_meter_provider
 from handoffs.providers import Portfolio
 from handoffs.run import job_simulation, open_portfolio, run_job
-from handoffs.metrics import job_meter_provider
 from handoffs.trace_export import job_tracer_provider
 from handoffs.tracing import Tracing
 
