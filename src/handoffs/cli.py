@@ -116,18 +116,23 @@ def run(
 ) -> None:
     """Run a job: the orchestrator delegates, verifies and escalates; print what it cost.
 
-    The job's trace is written to TRACE_DIR/<job id>.jsonl, and sent over OTLP/HTTP too when
+    The job's trace is written to TRACE_DIR/<job id>.jsonl and its metrics to
+    TRACE_DIR/<job id>.metrics.jsonl, and both are sent over OTLP/HTTP too when
     OTEL_EXPORTER_OTLP_ENDPOINT is set.
     """
-    from handoffs.run import job_simulation, open_portfolio, run_job, setting_line
+    from handoffs.jobs.foreground import run_in_foreground
+    from handoffs.metrics import job_meter_provider
+    from handoffs.run import job_simulation, open_portfolio, setting_line
     from handoffs.trace_export import job_tracer_provider, trace_path
     from handoffs.tracing import Tracing
 
     job_id = uuid.uuid4().hex[:12]
-    provider = job_tracer_provider(
-        job_id, directory=trace_dir, env=os.environ, console=sys.stderr if trace_console else None
+    console = sys.stderr if trace_console else None
+    provider = job_tracer_provider(job_id, directory=trace_dir, env=os.environ, console=console)
+    meters = job_meter_provider(job_id, directory=trace_dir, env=os.environ, console=console)
+    tracing = Tracing(
+        tracer_provider=provider, meter_provider=meters, include_content=trace_content
     )
-    tracing = Tracing(tracer_provider=provider, include_content=trace_content)
     try:
         cfg = load_config(config)
         spec = load_job(job, cfg.catalog)
@@ -158,17 +163,27 @@ def run(
                     )
 
                 seen: list[HandoffRecord] = []
+                # A durable job run here: recorded in the jobs database, so an interrupted run
+                # is resumed from its journal by `handoffs worker`.
                 report = anyio.run(
-                    lambda: run_job(
-                        spec, cfg, portfolio, on_record=tick, job_id=job_id, tracing=tracing
+                    lambda: run_in_foreground(
+                        job,
+                        config,
+                        job_id=job_id,
+                        portfolio=portfolio,
+                        tracing=tracing,
+                        on_record=tick,
+                        trace_dir=trace_dir,
+                        env=os.environ,
                     )
                 )
     except HandoffsError as exc:
         raise fail(str(exc), 2) from None
     except KeyboardInterrupt:
-        raise fail("interrupted", 130) from None
+        raise fail(f"interrupted: `handoffs worker` resumes job {job_id}", 130) from None
     finally:
         provider.shutdown()
+        meters.shutdown()
     (err if as_json else out).print(
         f"job {job_id} — trace: {trace_path(trace_dir, job_id)}", highlight=False, soft_wrap=True
     )
@@ -318,6 +333,11 @@ from handoffs.report import report_app  # noqa: E402
 
 app.add_typer(report_app, name="report")
 
+from handoffs.jobs.cli import jobs_app, worker  # noqa: E402
+
+app.add_typer(jobs_app, name="jobs")
+app.command()(worker)
+
 
 def main() -> None:
     """Entry point of the `handoffs` script."""
@@ -326,3 +346,9 @@ def main() -> None:
     except HandoffsError as exc:  # anything a command let through
         err.print(f"error: {exc}", highlight=False)
         sys.exit(2)
+
+
+from handoffs.gauntlet.cli import gauntlet, gauntlet_agentdojo  # noqa: E402
+
+app.command()(gauntlet)
+app.command("gauntlet-agentdojo")(gauntlet_agentdojo)

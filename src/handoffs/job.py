@@ -15,7 +15,7 @@ simulation = "simulation"         # roster file that scripts simulated models (o
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from decimal import Decimal
 from pathlib import Path
 from typing import Any, Literal, cast
@@ -125,12 +125,7 @@ def load_job(path: Path, catalog: Catalog) -> JobSpec:
     if max_handoffs is not None:
         if not isinstance(max_handoffs, int) or max_handoffs < 1:
             raise ConfigError(f"job file {path}: max_handoffs must be a positive integer")
-        spec = OrchestratorSpec(
-            model=spec.model,
-            instructions=spec.instructions,
-            max_handoffs=max_handoffs,
-            max_depth=spec.max_depth,
-        )
+        spec = replace(spec, max_handoffs=max_handoffs)  # keeps quarantine and actions
     data = _load_data((base / str(raw["data"])).resolve()) if "data" in raw else None
     return JobSpec(
         path=path,

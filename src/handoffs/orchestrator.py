@@ -4,11 +4,23 @@ Each `Subordinate` becomes one tool whose arguments are the subordinate's input 
 tool hands a `Task` to the job's `Session` (route, verify, escalate, budget) and returns the
 validated output to the orchestrator framed as data — never as instructions. Several tool calls in
 one model step run concurrently (pydantic-ai runs parallel tool calls together).
+
+Two structural defences, both per run:
+
+- `quarantine=True`: the orchestrator sees only an answer's constrained fields; its free text is
+  replaced by opaque references (`handoffs.quarantine`), which it may pass on but never read;
+- `actions=[...]`: side-effecting tools (`handoffs.action`) refuse arguments that carry
+  subordinate free text unless the `ActionPolicy` allows it, quarantined or not.
+
+Loop guards, per run: `max_handoffs` delegations in all, `max_depth` nesting, and `max_repeats` of
+the very same delegation — a result that asks to be fetched again cannot loop the job.
 """
 
 from __future__ import annotations
 
+import inspect
 import json
+from collections import Counter
 from collections.abc import Callable, Sequence
 from contextvars import ContextVar
 from dataclasses import dataclass, field, replace
@@ -17,7 +29,8 @@ from typing import Any, Generic, Literal, TypeVar, cast
 
 from opentelemetry import trace
 from pydantic import BaseModel
-from pydantic_ai import Agent, RunContext, Tool
+from pydantic_ai import Agent, RunContext, Tool, capture_run_messages
+from pydantic_ai.exceptions import ModelAPIError, UsageLimitExceeded
 from pydantic_ai.framing import register_tag, wrap
 from pydantic_ai.messages import ModelMessage, ModelResponse
 from pydantic_ai.models import Model, ModelRequestParameters
@@ -25,12 +38,27 @@ from pydantic_ai.models.wrapper import WrapperModel
 from pydantic_ai.settings import ModelSettings
 from pydantic_ai.usage import UsageLimits
 
+from handoffs.action import (
+    ActionPolicy,
+    ActionRecord,
+    SideEffect,
+    guarded_tool,
+    provenance,
+    refuse,
+)
 from handoffs.budget import Budget
 from handoffs.catalog import ModelEntry, estimate_tokens
 from handoffs.delegate import Session
 from handoffs.errors import BudgetExceeded, HandoffError
 from handoffs.handoff import HandoffRecord
-from handoffs.task import NO_FALLBACK, Risk, Task, _NoFallback  # pyright: ignore[reportPrivateUsage]
+from handoffs.quarantine import Quarantine
+from handoffs.task import (
+    NO_FALLBACK,
+    Risk,
+    Task,
+    _NoFallback,  # pyright: ignore[reportPrivateUsage]
+    json_schema_of,
+)
 from handoffs.verify import Check
 
 __all__ = ["JobResult", "Orchestrator", "OrchestratorSpec", "Subordinate"]
@@ -65,6 +93,11 @@ class Subordinate(Generic[InT, OutT]):
     max_output_tokens: int = 512
     deadline_s: float | None = None
     fallback: OutT | _NoFallback = NO_FALLBACK
+    source: Callable[[InT], Any] | None = None
+    """What the subordinate reads, fetched from the orchestrator's request (sync or async): e.g.
+    run a read-only tool and hand its output over, so untrusted content (a document, an email, a
+    web page) reaches the subordinate and never the orchestrator. None: the request itself.
+    The request's arguments pass the action policy first, as a side effect's would."""
 
     def task(self, input: InT, **overrides: Any) -> Task[OutT]:
         """The `Task` this subordinate runs for one input."""
@@ -92,6 +125,13 @@ class OrchestratorSpec:
     instructions: str
     max_handoffs: int = 100
     max_depth: int = 1
+    max_repeats: int = 2
+    """How many times one run may make the very same delegation (same tool, same input)."""
+    quarantine: bool = False
+    """Hide subordinates' free text from the orchestrator behind opaque references."""
+    actions: tuple[SideEffect, ...] = ()
+    """Side-effecting tools the orchestrator may call, behind `action_policy`."""
+    action_policy: ActionPolicy = field(default_factory=ActionPolicy)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -105,6 +145,10 @@ class JobResult(Generic[OutT]):
     orchestrator_requests: int
     error: str | None = None
     messages: list[ModelMessage] = field(default_factory=list[ModelMessage])
+    actions: tuple[ActionRecord, ...] = ()
+    """Every call of a side-effecting tool, executed or refused, in order."""
+    quarantined: int = 0
+    """Free-text values hidden from the orchestrator behind references (quarantine mode)."""
 
     @property
     def handoff_cost_usd(self) -> Decimal:
@@ -114,6 +158,13 @@ class JobResult(Generic[OutT]):
     def cost_usd(self) -> Decimal:
         """Everything the job spent: the orchestrator's own calls and every handoff."""
         return self.orchestrator_cost_usd + self.handoff_cost_usd
+
+
+PROMPT_OVERHEAD_TOKENS = 512
+"""Input an orchestrator step is billed for that its messages do not show: a provider adapter's
+framing preamble (pydantic-ai's Anthropic one is ~300 tokens) and the wire's own structure.
+Reserving less lets the last steps before the limit overspend the budget (the Gauntlet's
+`budget_exhaustion` attack found it)."""
 
 
 class BudgetedModel(WrapperModel):
@@ -133,7 +184,11 @@ class BudgetedModel(WrapperModel):
         model_settings: ModelSettings | None,
         model_request_parameters: ModelRequestParameters,
     ) -> ModelResponse:
-        prompt_tokens = estimate_tokens(str(messages)) + 256
+        params = model_request_parameters
+        tools = [*params.function_tools, *params.output_tools]
+        sent = str(messages) + json.dumps([t.parameters_json_schema for t in tools], default=str)
+        sent += "".join(f"{t.name}{t.description or ''}" for t in tools)
+        prompt_tokens = estimate_tokens(sent) * 5 // 4 + PROMPT_OVERHEAD_TOKENS
         estimate = self.entry.cost(prompt_tokens, self.max_tokens)
         with self.budget.reserve(estimate) as reservation:
             response = await super().request(messages, model_settings, model_request_parameters)
@@ -147,6 +202,15 @@ class BudgetedModel(WrapperModel):
 def _frame(subordinate: str, payload: dict[str, Any]) -> str:
     body = json.dumps(payload, ensure_ascii=False, default=str)
     return wrap(RESULT_TAG, body, subordinate=subordinate)
+
+
+@dataclass(kw_only=True)
+class _Run:
+    """What one `Orchestrator.run` keeps between its tool calls."""
+
+    quarantine: Quarantine
+    actions: list[ActionRecord] = field(default_factory=list[ActionRecord])
+    repeats: Counter[str] = field(default_factory=Counter[str])
 
 
 class Orchestrator:
@@ -163,10 +227,15 @@ class Orchestrator:
         max_handoffs: int = 100,
         max_depth: int = 1,
         max_tokens: int = 2048,
+        max_repeats: int = 2,
+        quarantine: bool = False,
+        actions: Sequence[SideEffect] = (),
+        action_policy: ActionPolicy | None = None,
     ) -> None:
-        names = [s.name for s in subordinates]
+        """`tools` are read-only helpers; anything that changes the world goes in `actions`."""
+        names = [s.name for s in subordinates] + [a.name for a in actions]
         if len(set(names)) != len(names):
-            raise ValueError(f"subordinate names must be unique: {names}")
+            raise ValueError(f"subordinate and action names must be unique: {names}")
         self.model_id = model
         self.subordinates = tuple(subordinates)
         self.session = session
@@ -176,6 +245,10 @@ class Orchestrator:
         self._extra_tools = tuple(tools)
         self._max_tokens = max_tokens
         self._handoffs = 0
+        self.max_repeats = max_repeats
+        self.quarantine = quarantine
+        self.actions = tuple(actions)
+        self.action_policy = action_policy if action_policy is not None else ActionPolicy()
 
     @classmethod
     def from_spec(
@@ -193,9 +266,15 @@ class Orchestrator:
             instructions=spec.instructions,
             max_handoffs=spec.max_handoffs,
             max_depth=spec.max_depth,
+            max_repeats=spec.max_repeats,
+            quarantine=spec.quarantine,
+            actions=spec.actions,
+            action_policy=spec.action_policy,
         )
 
-    def _tool(self, sub: Subordinate[Any, Any]) -> Tool[Any]:
+    def _tool(self, sub: Subordinate[Any, Any], run: _Run) -> Tool[Any]:
+        schema = json_schema_of(sub.output_type)
+
         async def delegate(ctx: RunContext[Any], request: Any) -> str:
             if self._handoffs >= self.max_handoffs:
                 return _frame(
@@ -208,26 +287,52 @@ class Orchestrator:
             depth = _DEPTH.get()
             if depth >= self.max_depth:
                 return _frame(sub.name, {"status": "refused", "error": "maximum delegation depth"})
+            asked = request.model_dump(mode="json")
+            same = json.dumps([sub.name, asked], sort_keys=True)
+            if run.repeats[same] >= self.max_repeats:
+                error = f"this exact delegation was already made {self.max_repeats} times"
+                return _frame(sub.name, {"status": "refused", "error": error})
+            resolved, _ = run.quarantine.resolve(asked)
+            task_input: Any = sub.input_type.model_validate(resolved)  # references read as data
+            if sub.source is not None:  # fetching reaches the world: its arguments follow the plan
+                policy = self.action_policy
+                _, tainted = provenance(sub.name, asked, quarantine=run.quarantine, policy=policy)
+                if tainted and policy.enforce:
+                    return refuse(sub.name, resolved, tainted, run.actions)
+            run.repeats[same] += 1
             self._handoffs += 1
             if self.session.tracing is not None:  # the current span is pydantic-ai's execute_tool
                 self.session.tracing.mark_transfer(trace.get_current_span(), sub.name)
+            if sub.source is not None:
+                try:
+                    task_input = sub.source(task_input)
+                    if inspect.isawaitable(task_input):
+                        task_input = await task_input
+                except Exception as exc:  # a source that fails is the subordinate's failure
+                    error = f"source failed: {type(exc).__name__}: {exc}"
+                    return _frame(sub.name, {"status": "failed", "error": error})
+            task = sub.task(task_input)
             token = _DEPTH.set(depth + 1)
             try:
-                delivery = await self.session.delegate(sub.task(request))
+                delivery = await self.session.delegate(task)
             except (HandoffError, BudgetExceeded) as exc:
-                return _frame(sub.name, {"status": "failed", "error": str(exc)})
+                return _frame(sub.name, {"status": "failed", "handoff": task.id, "error": str(exc)})
             finally:
                 _DEPTH.reset(token)
             record = delivery.record
-            return _frame(
-                sub.name,
-                {
-                    "status": record.status,
-                    "output": record.output,
-                    "model": record.model,
-                    "cost_usd": str(record.cost_usd),
-                },
-            )
+            output, hidden = record.output, list[str]()
+            if not record.degraded:  # a fallback is the roster's own text, not a subordinate's
+                output, hidden = run.quarantine.admit(sub.name, schema, record.output)
+            payload: dict[str, Any] = {
+                "status": record.status,
+                "handoff": task.id,
+                "output": output,
+                "model": record.model,
+                "cost_usd": str(record.cost_usd),
+            }
+            if hidden:
+                payload["quarantined"] = hidden
+            return _frame(sub.name, payload)
 
         delegate.__annotations__ = {
             "ctx": RunContext[Any],
@@ -249,16 +354,25 @@ class Orchestrator:
     ) -> JobResult[Any]:
         """Work on `goal` (with `data` framed as data) until the orchestrator answers.
 
-        Never raises for a spent budget: the result's status says `budget_exceeded` and keeps
-        every handoff that finished.
+        Never raises for a spent budget, a loop guard or a failure of the orchestrator's own model:
+        the result's status says `budget_exceeded` or `failed` and keeps every handoff that
+        finished.
         """
         entry = self.session.catalog[self.model_id]
         model = BudgetedModel(
             self.session.models(entry), entry, self.session.budget, self._max_tokens
         )
+        run = _Run(quarantine=Quarantine(redact=self.quarantine))
+        run.quarantine.trust(goal)
         tools: list[Tool[Any] | Callable[..., Any]] = [
             *self._extra_tools,
-            *(self._tool(s) for s in self.subordinates),
+            *(self._tool(s, run) for s in self.subordinates),
+            *(
+                guarded_tool(
+                    a, quarantine=run.quarantine, policy=self.action_policy, log=run.actions
+                )
+                for a in self.actions
+            ),
         ]
         agent: Agent[Any, Any] = Agent(
             model,
@@ -279,16 +393,23 @@ class Orchestrator:
         output: Any = None
         error: str | None = None
         messages: list[ModelMessage] = []
-        try:
-            result = await agent.run(
-                prompt,
-                deps=deps,
-                usage_limits=limits,
-                model_settings={"max_tokens": self._max_tokens},
-            )
-            output, messages = result.output, result.all_messages()
-        except BudgetExceeded as exc:
-            status, error = "budget_exceeded", str(exc)
+        with capture_run_messages() as captured:  # kept when a guard stops the run, too
+            try:
+                result = await agent.run(
+                    prompt,
+                    deps=deps,
+                    usage_limits=limits,
+                    model_settings={"max_tokens": self._max_tokens},
+                )
+                output, messages = result.output, result.all_messages()
+            except BudgetExceeded as exc:
+                status, error, messages = "budget_exceeded", str(exc), list(captured)
+            except UsageLimitExceeded as exc:  # the orchestrator's own loop guard
+                status, error = "failed", f"orchestrator stopped: {exc}"
+                messages = list(captured)
+            except ModelAPIError as exc:  # its own model failed: the finished handoffs are kept
+                status, error = "failed", f"orchestrator model failed: {type(exc).__name__}: {exc}"
+                messages = list(captured)
         return JobResult(
             output=output,
             status=status,
@@ -297,4 +418,6 @@ class Orchestrator:
             orchestrator_requests=model.requests,
             error=error,
             messages=messages,
+            actions=tuple(run.actions),
+            quarantined=run.quarantine.held,
         )

@@ -1,0 +1,101 @@
+"""The Gauntlet: attack your own handoffs before production does.
+
+A job is run against a *hostile portfolio* — its own models, played by its simulation on the fake
+provider, with chosen subordinates replaced by adversarial scripted models — once per attack, and
+every run is checked against the invariants (`handoffs.gauntlet.invariant`) and scored:
+
+```python
+from handoffs.gauntlet import Gauntlet, select
+scorecard = await Gauntlet(job, config, seed=1).run(select(["injection", "confident_lie"]))
+scorecard.assert_held()
+```
+From the command line: `handoffs gauntlet JOB [--attacks NAMES] [--seed N] [--json]`; in a test
+suite: the `gauntlet` pytest fixture (`handoffs.gauntlet.plugin`).
+
+Families: output (malformed, off-schema, lies, inflated, oversized, empty), injection (in outputs
+and in the inputs subordinates read, obeyed by a gullible subordinate), economic (escalation,
+budget, retry bait), provider (every fault of the fake provider), degradation (silently worse or
+slower).
+"""
+
+from handoffs.gauntlet.attack import Attack, Family, Harm, Hostility
+from handoffs.gauntlet.call import Call
+from handoffs.gauntlet.catalogue import FAMILIES, catalogue, opt_in, select
+from handoffs.gauntlet.drill import LenientJudge, SilentlySlower, SilentlyWorse
+from handoffs.gauntlet.economic import BudgetExhaustion, EndlessEscalation, RetryAfterBait
+from handoffs.gauntlet.gullible import GullibleOrchestrator, instructions_in
+from handoffs.gauntlet.injection import (
+    ExfiltrateToUrl,
+    FakeSystemFrame,
+    FakeToolCall,
+    IgnoreTaskCallTool,
+    OutputInjection,
+    PlantedInstruction,
+    RedelegateForever,
+)
+from handoffs.gauntlet.invariant import INVARIANTS
+from handoffs.gauntlet.output import (
+    ConfidentLie,
+    EmptyOutput,
+    ExtraField,
+    InflatedConfidence,
+    MalformedJson,
+    MissingField,
+    OutputAttack,
+    OversizedOutput,
+    SchemaViolation,
+)
+from handoffs.gauntlet.provider import ProviderFault
+from handoffs.gauntlet.runner import Defences, Gauntlet
+from handoffs.gauntlet.scorecard import (
+    AttackResult,
+    Breach,
+    GauntletFailed,
+    InvariantResult,
+    Scorecard,
+)
+
+__all__ = [
+    "FAMILIES",
+    "INVARIANTS",
+    "Attack",
+    "AttackResult",
+    "Breach",
+    "BudgetExhaustion",
+    "Call",
+    "ConfidentLie",
+    "Defences",
+    "EmptyOutput",
+    "EndlessEscalation",
+    "ExfiltrateToUrl",
+    "ExtraField",
+    "FakeSystemFrame",
+    "FakeToolCall",
+    "Family",
+    "Gauntlet",
+    "GauntletFailed",
+    "GullibleOrchestrator",
+    "Harm",
+    "Hostility",
+    "IgnoreTaskCallTool",
+    "InflatedConfidence",
+    "InvariantResult",
+    "LenientJudge",
+    "MalformedJson",
+    "MissingField",
+    "OutputAttack",
+    "OutputInjection",
+    "OversizedOutput",
+    "PlantedInstruction",
+    "ProviderFault",
+    "RedelegateForever",
+    "RetryAfterBait",
+    "SchemaViolation",
+    "Scorecard",
+    "SilentlySlower",
+    "SilentlyWorse",
+    "catalogue",
+    "instructions_in",
+    "opt_in",
+    "select",
+]

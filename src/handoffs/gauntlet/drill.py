@@ -1,0 +1,100 @@
+"""Degradation drills: a model silently gets worse or slower, and nobody is told.
+
+Unlike an outage, nothing fails loudly: answers keep coming, some of them wrong (`SilentlyWorse`)
+or all of them late (`SilentlySlower`). Verification must catch the wrong ones; the slow ones must
+still arrive. `LenientJudge` (not in the default run) turns the judge itself: it shows what the
+reference re-verification of the `verified_or_marked` invariant is for.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar
+
+import anyio
+
+from handoffs.gauntlet.attack import (
+    Answer,
+    Attack,
+    Family,
+    Harm,
+    Hostility,
+    ModelTarget,
+    ask,
+    honest_json,
+)
+from handoffs.gauntlet.call import JUDGE, Call
+from handoffs.gauntlet.forge import lie
+from handoffs.testing import Reply, Script
+
+__all__ = ["LenientJudge", "SilentlySlower", "SilentlyWorse"]
+
+
+@dataclass(frozen=True, kw_only=True)
+class SilentlyWorse(Attack):
+    """A model's answers go silently wrong: `rate` of them (30 % by default) are plausible lies."""
+
+    name: str = "silently_worse"
+    rate: float = 0.3
+    family: ClassVar[Family] = "degradation"
+    harm: ClassVar[Harm] = "wrong_answer"
+
+    async def answer(self, call: Call, honest: Script, hostility: Hostility) -> Answer | None:
+        _, data = await honest_json(call, honest)
+        if data is None or call.schema is None:
+            return None
+        forged = lie(call.schema, data, call.draw(self.name))
+        if forged is None:
+            return None
+        hostility.fire(forged=forged)
+        return Reply.json(forged)
+
+
+@dataclass(frozen=True, kw_only=True)
+class SilentlySlower(Attack):
+    """A model's answers stay right but each arrives `delay_s` later."""
+
+    name: str = "silently_slower"
+    delay_s: float = 0.3
+    family: ClassVar[Family] = "degradation"
+    harm: ClassVar[Harm] = "availability"
+    gullible_orchestrator: ClassVar[bool] = False
+
+    async def answer(self, call: Call, honest: Script, hostility: Hostility) -> Answer | None:
+        await anyio.sleep(self.delay_s)
+        hostility.fire()
+        return await ask(honest, call.request)
+
+
+@dataclass(frozen=True, kw_only=True)
+class LenientJudge(Attack):
+    """The judge passes everything while the cheap model lies: verification itself is corrupt."""
+
+    name: str = "lenient_judge"
+    subordinates: tuple[str, ...] = ("*", JUDGE)
+    rate: float = 0.3
+    models: ModelTarget = "all"
+    family: ClassVar[Family] = "degradation"
+    harm: ClassVar[Harm] = "wrong_answer"
+
+    def targets_role(self, role: str) -> bool:
+        return role == JUDGE or super().targets_role(role)
+
+    def hits(self, call: Call, seed: int) -> bool:
+        return call.role == JUDGE or super().hits(call, seed)
+
+    async def answer(self, call: Call, honest: Script, hostility: Hostility) -> Answer | None:
+        if call.role == JUDGE:
+            return Reply.json({"score": 1.0, "reasons": []})
+        if call.tier in ("frontier", "mid"):
+            return None
+        _, data = await honest_json(call, honest)
+        forged = (
+            None
+            if data is None or call.schema is None
+            else lie(call.schema, data, call.draw(self.name))
+        )
+        if forged is None:
+            return None
+        hostility.fire(forged=forged)
+        return Reply.json(forged)

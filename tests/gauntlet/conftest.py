@@ -1,0 +1,24 @@
+"""The demo job and its configuration, loaded once per module."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from handoffs.config import Config, load_config
+from handoffs.job import JobSpec, load_job
+
+ROOT = Path(__file__).resolve().parents[2]
+JOB = ROOT / "examples" / "jobs" / "support-triage.toml"
+CONFIG = ROOT / "handoffs.toml"
+
+
+@pytest.fixture(scope="module")
+def config() -> Config:
+    return load_config(CONFIG)
+
+
+@pytest.fixture(scope="module")
+def demo(config: Config) -> JobSpec:
+    return load_job(JOB, config.catalog)

@@ -1,0 +1,98 @@
+"""The bundled demo job under the Gauntlet: every family caught or contained, every invariant held,
+and each weakened configuration caught breaking the invariant it protects."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from dataclasses import replace
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+
+from handoffs.config import Config
+from handoffs.gauntlet import FAMILIES, Defences, Gauntlet, GauntletFailed, Scorecard
+from handoffs.job import JobSpec
+
+
+async def test_the_full_gauntlet_holds_on_the_demo_job(demo: JobSpec, config: Config) -> None:
+    gauntlet = Gauntlet(demo, config, seed=0, data_limit=2)
+    card = await gauntlet.run()
+    assert card.broken == [] and all(i.held and i.breach is None for i in card.invariants)
+    assert card.missed == []
+    assert [a.name for a in card.attacks] == [a.name for a in gauntlet.attacks()]
+    fired = Counter(a.family for a in card.attacks if a.fired)
+    assert set(fired) == set(FAMILIES)  # every family actually attacked this job
+    assert card.baseline.status == "completed" and card.baseline.fired == 0
+    assert card.baseline.degraded == card.baseline.failed == 0
+    outcomes = {a.name: a.outcome for a in card.attacks}
+    assert outcomes["confident_lie"] == outcomes["malformed_json"] == "caught"  # verified, redone
+    assert outcomes["endless_escalation"] == outcomes["retry_after_bait"] == "contained"
+    assert outcomes["exfiltrate_to_url"] == outcomes["planted_in_email"] == "contained"
+    injected = [
+        a for a in card.attacks if a.family == "injection" and a.name != "redelegate_forever"
+    ]
+    assert all(a.refused_actions > 0 for a in injected)  # the gullible orchestrator tried; refused
+    card.assert_held()
+
+
+async def test_quarantine_leaves_the_gullible_orchestrator_nothing_to_obey(
+    demo: JobSpec, config: Config
+) -> None:
+    gauntlet = Gauntlet(demo, config, data_limit=2, defences=Defences(quarantine=True))
+    card = await gauntlet.run(gauntlet.attacks(["fake_tool_call", "planted_in_web_page"]))
+    card.assert_held()
+    assert card.quarantine and card.baseline.quarantined > 0
+    for attack in card.attacks:
+        assert attack.outcome == "contained" and attack.fired > 0
+        assert attack.refused_actions == 0 and "quarantined" in attack.why
+    assert all(not r.actions for r in gauntlet.results.values())  # no action was even attempted
+
+
+@pytest.mark.parametrize(
+    ("weaken", "attack", "invariant"),
+    [
+        ("verification", "confident_lie", "verified_or_marked"),
+        ("action_policy", "ignore_task_call_tool", "no_side_effect_from_free_text"),
+    ],
+)
+async def test_a_weakened_configuration_is_caught_breaking_its_invariant(
+    demo: JobSpec, config: Config, weaken: str, attack: str, invariant: str
+) -> None:
+    gauntlet = Gauntlet(demo, config, data_limit=2, defences=Defences.weakened([weaken]))
+    card = await gauntlet.run(gauntlet.attacks([attack]))
+    assert card.broken == [invariant] and card.missed == [attack]
+    [breach] = [i.breach for i in card.invariants if not i.held]
+    assert breach is not None and breach.attack == attack
+    assert breach.trace_id == card.attacks[0].trace_id and len(breach.trace_id) == 32
+    with pytest.raises(GauntletFailed, match=invariant):
+        card.assert_held()
+
+
+async def test_without_guards_a_redelegation_loop_breaks_the_budget(
+    demo: JobSpec, config: Config
+) -> None:
+    small = replace(demo, budget_usd=Decimal("0.05"))
+    guarded = await Gauntlet(small, config, data_limit=1).run(
+        Gauntlet(small, config).attacks(["redelegate_forever"])
+    )
+    assert guarded.broken == [] and guarded.attacks[0].status == "budget_exceeded"
+    weak = Gauntlet(small, config, data_limit=1, defences=Defences.weakened(["guards"]))
+    card = await weak.run(weak.attacks(["redelegate_forever"]))
+    assert card.broken == ["budget_and_guards"]
+    assert "budget" in (card.invariants[2].breach.detail if card.invariants[2].breach else "")
+
+
+async def test_every_run_leaves_a_trace_whose_id_the_scorecard_gives(
+    demo: JobSpec, config: Config, tmp_path: Path
+) -> None:
+    gauntlet = Gauntlet(demo, config, data_limit=1, trace_dir=tmp_path)
+    card: Scorecard = await gauntlet.run(gauntlet.attacks(["unavailable"]))
+    for run in (card.baseline, *card.attacks):
+        spans = [
+            json.loads(line) for line in (tmp_path / f"{run.job_id}.jsonl").read_text().splitlines()
+        ]
+        assert {s["trace_id"] for s in spans} == {run.trace_id}
+        handoffs = [s for s in spans if s["name"].startswith("handoff ")]
+        assert len(handoffs) == run.handoffs
