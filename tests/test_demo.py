@@ -4,6 +4,7 @@ escalate its mistakes, and the job costs less than sending every subtask to the 
 from __future__ import annotations
 
 import json
+from collections import Counter
 from decimal import Decimal
 from pathlib import Path
 
@@ -35,7 +36,15 @@ def test_bundled_job_escalates_local_mistakes_and_beats_all_frontier(
         "mid-anthropic": "simulated",
         "local": "local",
     }
-    assert report["status"] == "completed" and len(report["handoffs"]) == 70
+    assert report["status"] == "completed"
+    kinds = Counter(h["task_kind"] for h in report["handoffs"])
+    assert kinds["classify"] == 30 and kinds["extract"] == 30  # every ticket, once each
+    # a reply is drafted for each ticket whose delivered triage says urgent: 10 by the gold labels,
+    # fewer or more when SmolLM2's (sampled) triage passed its checks with a different urgency
+    urgent = sum(
+        1 for h in report["handoffs"] if h["task_kind"] == "classify" and h["output"]["urgent"]
+    )
+    assert kinds["draft"] == urgent
     local = [a for h in report["handoffs"] for a in h["attempts"] if a["model"] == "local"]
     assert local and all(a["input_tokens"] > 0 for a in local if a["outcome"] != "provider_error")
     assert any(a["outcome"] in ("rejected", "invalid_output") for a in local)

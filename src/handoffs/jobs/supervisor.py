@@ -25,6 +25,7 @@ from pathlib import Path
 import sqlalchemy as sa
 from dbos import DBOSClient
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DatabaseError
 
 from handoffs.jobs.database import QUEUE, WORKFLOW
 
@@ -82,7 +83,10 @@ class Presence:
             parsed = parsed.set(drivername="postgresql+psycopg")
         args = {"timeout": 30} if parsed.get_backend_name() == "sqlite" else {}
         self._engine = sa.create_engine(parsed, connect_args=args, pool_pre_ping=True)
-        _metadata.create_all(self._engine, checkfirst=True)
+        try:
+            _metadata.create_all(self._engine, checkfirst=True)
+        except DatabaseError:  # another worker created it between the check and the CREATE
+            _metadata.create_all(self._engine, checkfirst=True)
 
     def close(self) -> None:
         """Release the connection pool."""
