@@ -430,14 +430,14 @@ async def test_a_spend_cap_per_model_and_kind_takes_the_model_out_for_that_kind_
     scripts.on("best", ok)
     clock = {"now": 86400.0 * 100}
     caps = Caps(
-        [SpendCap(model="cheap", kind="classify", usd=Decimal("0.0005"), per="day")],
+        [SpendCap(model="cheap", kind="classify", usd=Decimal("0.0012"), per="day")],
         wall_clock=lambda: clock["now"],
     )
     s = session(chain, scripts, caps=caps)
-    models = [(await s.delegate(classify())).model for _ in range(40)]
+    models = [(await s.delegate(classify())).model for _ in range(80)]
     assert models[0] == "cheap" and models[-1] == "best"
-    spent = caps.spent()["cheap/classify $0.0005 per day"]
-    assert spent <= Decimal("0.0005")
+    spent = caps.spent()["cheap/classify $0.0012 per day"]
+    assert spent <= Decimal("0.0012")
     reasons = {st.model: st.reason for st in s.route(classify()).steps}
     assert reasons["cheap"].startswith("unavailable: spend cap cheap/classify")
     assert caps.blocked("cheap", "extract", Decimal(1)) is None  # other kinds are not capped

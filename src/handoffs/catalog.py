@@ -25,6 +25,18 @@ TIER_ORDER: Final[dict[Tier, int]] = {"local": 0, "small": 1, "mid": 2, "frontie
 _MILLION: Final = Decimal(1_000_000)
 
 
+PROMPT_OVERHEAD_TOKENS: Final = 512
+"""Input a call is billed for that its messages do not show: a provider adapter's framing preamble
+(pydantic-ai's Anthropic one is ~300 tokens) and the wire's own structure. Reserving less lets the
+last calls before a budget's limit overspend it (the Gauntlet's `budget_exhaustion` attack)."""
+
+
+def reserved_input_tokens(estimated: int) -> int:
+    """The input tokens to reserve money for when `estimated` is what the messages show: a quarter
+    more (a tokenizer denser than four characters a token) plus `PROMPT_OVERHEAD_TOKENS`."""
+    return estimated * 5 // 4 + PROMPT_OVERHEAD_TOKENS
+
+
 def estimate_tokens(text: str) -> int:
     """A conservative token estimate for routing: about four characters a token, rounded up."""
     return max(1, -(-len(text) // 4))

@@ -38,7 +38,7 @@ from pydantic_ai.usage import RunUsage
 from handoffs.budget import Budget, Reservation
 from handoffs.call import Caller
 from handoffs.cap import Caps
-from handoffs.catalog import Catalog, ModelEntry, estimate_tokens
+from handoffs.catalog import Catalog, ModelEntry, estimate_tokens, reserved_input_tokens
 from handoffs.errors import (
     BudgetExceeded,
     HandoffTimeout,
@@ -145,7 +145,7 @@ class Session:
         breakers = {entry.id: self.breaker(entry) for entry in self.catalog.values()}
         unavailable.update(self.health.unavailable(breakers))
         if self.caps:
-            tokens = estimate_input_tokens(task)
+            tokens = reserved_input_tokens(estimate_input_tokens(task))  # as a call reserves
             for entry in self.catalog.values():
                 estimate = entry.cost(tokens, task.max_output_tokens)
                 blocked = self.caps.blocked(entry.id, task.kind, estimate)
@@ -454,7 +454,8 @@ class Session:
         extra = 0
         if feedback:
             extra = estimate_tokens(repr(previous) + " ".join(feedback)) + 32
-        return entry.cost(trail.decision.input_tokens + extra, trail.task.max_output_tokens)
+        tokens = reserved_input_tokens(trail.decision.input_tokens + extra)
+        return entry.cost(tokens, trail.task.max_output_tokens)
 
     def _record(self, record: HandoffRecord) -> HandoffRecord:
         self.records.append(record)
@@ -492,7 +493,8 @@ class Session:
         ) -> Answer:
             entry = self.catalog[model_id]
             max_tokens = 256
-            estimate = entry.cost(estimate_tokens(instructions + prompt) + 64, max_tokens)
+            tokens = reserved_input_tokens(estimate_tokens(instructions + prompt) + 64)
+            estimate = entry.cost(tokens, max_tokens)
             usage = RunUsage()
             with budget.reserve(estimate) as reservation:
                 try:

@@ -47,7 +47,7 @@ from handoffs.action import (
     refuse,
 )
 from handoffs.budget import Budget
-from handoffs.catalog import ModelEntry, estimate_tokens
+from handoffs.catalog import ModelEntry, estimate_tokens, reserved_input_tokens
 from handoffs.delegate import Session
 from handoffs.errors import BudgetExceeded, HandoffError
 from handoffs.handoff import HandoffRecord
@@ -160,13 +160,6 @@ class JobResult(Generic[OutT]):
         return self.orchestrator_cost_usd + self.handoff_cost_usd
 
 
-PROMPT_OVERHEAD_TOKENS = 512
-"""Input an orchestrator step is billed for that its messages do not show: a provider adapter's
-framing preamble (pydantic-ai's Anthropic one is ~300 tokens) and the wire's own structure.
-Reserving less lets the last steps before the limit overspend the budget (the Gauntlet's
-`budget_exhaustion` attack found it)."""
-
-
 class BudgetedModel(WrapperModel):
     """Charges every request of the wrapped model to a budget: reserved before, committed after."""
 
@@ -188,7 +181,7 @@ class BudgetedModel(WrapperModel):
         tools = [*params.function_tools, *params.output_tools]
         sent = str(messages) + json.dumps([t.parameters_json_schema for t in tools], default=str)
         sent += "".join(f"{t.name}{t.description or ''}" for t in tools)
-        prompt_tokens = estimate_tokens(sent) * 5 // 4 + PROMPT_OVERHEAD_TOKENS
+        prompt_tokens = reserved_input_tokens(estimate_tokens(sent))
         estimate = self.entry.cost(prompt_tokens, self.max_tokens)
         with self.budget.reserve(estimate) as reservation:
             response = await super().request(messages, model_settings, model_request_parameters)
