@@ -183,7 +183,7 @@ def gauntlet_agentdojo(
     defence mode. Needs the [gauntlet] extra: pip install 'handoffs[gauntlet]'.
     """
     try:
-        import agentdojo  # noqa: F401  # pyright: ignore[reportMissingTypeStubs, reportUnusedImport]
+        import agentdojo  # noqa: F401  # pyright: ignore[reportMissingImports, reportMissingTypeStubs, reportUnusedImport]
     except ImportError:
         raise fail("AgentDojo is not installed: pip install 'handoffs[gauntlet]'", 2) from None
     from handoffs.gauntlet.agentdojo import MODES, Cell, run_agentdojo
