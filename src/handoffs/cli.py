@@ -352,3 +352,7 @@ from handoffs.gauntlet.cli import gauntlet, gauntlet_agentdojo  # noqa: E402
 
 app.command()(gauntlet)
 app.command("gauntlet-agentdojo")(gauntlet_agentdojo)
+
+from handoffs.trainer import router_app  # noqa: E402
+
+app.add_typer(router_app, name="router")

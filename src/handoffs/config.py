@@ -20,7 +20,7 @@ ladder = ["local", "mid", "frontier"]
 from __future__ import annotations
 
 import tomllib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, cast
 
@@ -81,8 +81,11 @@ def config_from_dict(data: dict[str, Any], *, path: Path | None = None) -> Confi
     raw_policy = data.get("policy", {})
     if not isinstance(raw_policy, dict):
         raise ConfigError("[policy] must be a table")
-    policy_data = cast(dict[str, Any], raw_policy)
+    policy_data = dict(cast(dict[str, Any], raw_policy))
+    scorer_path, min_pass = policy_data.pop("scorer", None), policy_data.pop("min_pass", 0.0)
     policy = Policy.from_dict(policy_data) if policy_data.get("rules") else Policy.matrix(catalog)
+    if scorer_path is not None:
+        policy = _with_scorer(policy, scorer_path, min_pass, path)
     policy.validate(catalog)
     portfolio = data.get("portfolio", {})
     if not isinstance(portfolio, dict):
@@ -118,6 +121,18 @@ def _table(data: dict[str, Any], name: str) -> dict[str, Any]:
     if not isinstance(value, dict):
         raise ConfigError(f"[{name}] must be a table")
     return cast(dict[str, Any], value)
+
+
+def _with_scorer(policy: Policy, scorer: Any, min_pass: Any, path: Path | None) -> Policy:
+    """`[policy] scorer = "file.npz"` (relative to the config file) and `min_pass = 0.2`."""
+    from handoffs.scorer import load_scorer
+
+    if not isinstance(scorer, str) or not scorer:
+        raise ConfigError("[policy] scorer must be the path of a file written by `router train`")
+    if not isinstance(min_pass, int | float) or isinstance(min_pass, bool):
+        raise ConfigError("[policy] min_pass must be a number between 0 and 1")
+    file = Path(scorer) if path is None else path.parent / scorer
+    return replace(policy, scorer=load_scorer(file), min_pass=float(min_pass))
 
 
 def load_config(path: Path | str = "handoffs.toml") -> Config:

@@ -10,12 +10,15 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Any, Literal, cast
+from typing import TYPE_CHECKING, Any, Literal, cast
 
 from handoffs.catalog import TIER_ORDER, Catalog, ModelEntry, estimate_tokens
 from handoffs.errors import ConfigError
 from handoffs.handoff import RouteStep
 from handoffs.task import RISKS, Risk, Task
+
+if TYPE_CHECKING:
+    from handoffs.scorer import Scorer
 
 __all__ = [
     "Policy",
@@ -60,12 +63,22 @@ class Rule:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Policy:
-    """An ordered set of rules; unmatched tasks go to the frontier ("when unsure, ask the best")."""
+    """An ordered set of rules; unmatched tasks go to the frontier ("when unsure, ask the best").
+
+    With a `scorer` (`handoffs.scorer`), the ladder the rules and filters leave is reordered by
+    expected cost per verified answer (estimate / P(pass), the order that minimises the expected
+    spend when rungs are tried until one passes), and models whose P(pass) is below `min_pass` are
+    dropped - never the last one standing. Models the scorer does not know keep their place.
+    """
 
     rules: tuple[Rule, ...] = ()
+    scorer: Scorer | None = None
+    min_pass: float = 0.0
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "rules", tuple(self.rules))
+        if not 0.0 <= self.min_pass <= 1.0:
+            raise ConfigError(f"policy min_pass must be between 0 and 1, not {self.min_pass}")
 
     def validate(self, catalog: Catalog) -> None:
         """Raise `ConfigError` if a rule names a model the catalog lacks."""
@@ -220,6 +233,9 @@ def route(
         if kept:
             ladder.extend(kept)
             rungs.append(tuple(kept))
+    if policy.scorer is not None and ladder:
+        ladder, steps = _scored(task, policy, ladder, steps, estimates)
+        estimates = {m: estimates[m] for m in ladder}
     return RouteDecision(
         ladder=tuple(ladder),
         steps=tuple(steps),
@@ -276,3 +292,39 @@ def _drop_reason(
     if task.deadline_s is not None and entry.typical_latency_s > task.deadline_s:
         return f"typical latency {entry.typical_latency_s}s exceeds the {task.deadline_s}s deadline"
     return None
+
+
+def _scored(
+    task: Task[Any],
+    policy: Policy,
+    ladder: list[str],
+    steps: list[RouteStep],
+    estimates: Mapping[str, Decimal],
+) -> tuple[list[str], list[RouteStep]]:
+    """Reorder the kept models by estimate / P(pass) and drop those below `min_pass`."""
+    assert policy.scorer is not None
+    chances = policy.scorer.pass_chances(task.kind, f"{task.instructions}\n{task.input_json()}")
+    known = [m for m in ladder if m in chances]
+    kept = [m for m in known if chances[m] >= policy.min_pass]
+    if not kept and known:
+        kept = [max(known, key=lambda m: (chances[m], known.index(m)))]
+    dropped = {m for m in known if m not in kept}
+
+    def per_pass(m: str) -> Decimal:
+        return estimates[m] / Decimal(str(max(chances[m], 1e-9)))
+
+    order = iter(sorted(kept, key=lambda m: (per_pass(m), known.index(m))))
+    reordered = [m if m not in known else next(order) for m in ladder if m not in dropped]
+    notes: dict[str, RouteStep] = {}
+    for step in steps:
+        p = chances.get(step.model)
+        if not step.kept or p is None:
+            notes[step.model] = step
+        elif step.model in dropped:
+            why = f"scorer: P(pass) {p:.2f} < min_pass {policy.min_pass:g}"
+            notes[step.model] = RouteStep(model=step.model, kept=False, reason=why)
+        else:
+            why = f"{step.reason}; scorer P(pass) {p:.2f}, ~${per_pass(step.model):.6f} per pass"
+            notes[step.model] = RouteStep(model=step.model, kept=True, reason=why)
+    ordered = [notes[m] for m in reordered] + [n for m, n in notes.items() if m not in reordered]
+    return reordered, ordered

@@ -97,6 +97,8 @@ def test_real_routellm_gsm8k_data(tmp_path: Path) -> None:
             "--json",
             "--seeds",
             "5",
+            "--folds",
+            "2",
         ],
     )
     assert result.exit_code == 0, result.output

@@ -84,16 +84,19 @@ def routing(
     seeds: Annotated[int, typer.Option(help="Seeds for the random policy.")] = 20,
     quality: Annotated[
         float, typer.Option(help="Share of the frontier's accuracy the tuned policies aim for.")
-    ] = 0.97,
+    ] = 1.0,
     budget: Annotated[
         float, typer.Option(help="Budgeted baselines' share of the frontier's cost.")
     ] = 0.25,
 ) -> None:
     """Fit policies on --train, replay them on --data, print accuracy, cost, AIQ, APGR, ..."""
+    from handoffs.bench.plot import plot_available, plot_report
     from handoffs.bench.replay import evaluate
     from handoffs.bench.routing import load_outcomes
 
     try:
+        if plot is not None:
+            plot_available()
         if split not in ("prompt", "task"):
             raise ConfigError(f"--split must be prompt or task, not {split!r}")
         if folds < 2 or seeds < 1:
@@ -115,7 +118,11 @@ def routing(
     except (ConfigError, ValueError) as exc:
         raise fail(str(exc)) from None
     if plot is not None:
-        err.print("--plot skipped: matplotlib is not installed", highlight=False)
+        try:
+            plot_report(report, plot)
+        except OSError as exc:
+            raise fail(f"cannot write {plot}: {exc.strerror or exc}") from None
+        err.print(f"plot written to {plot}", highlight=False)
     if as_json:
         out.print_json(json.dumps(report.document()), highlight=False)
         return

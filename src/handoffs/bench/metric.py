@@ -22,10 +22,14 @@ import itertools
 import math
 from collections.abc import Sequence
 
+import numpy as np
+from numpy.typing import NDArray
+
 __all__ = [
     "accuracy",
     "aiq",
     "apgr",
+    "apgr_resampled",
     "cost_to_reach",
     "cpt",
     "escalation_rate",
@@ -128,15 +132,22 @@ def share_curve(
 ) -> list[Point]:
     """(strong-call share, accuracy) when the k highest-scored prompts go to the strong model.
 
-    One point per k = 0..n; ties keep the prompts' order.
+    One point per k = 0..n. Prompts with equal scores are taken in no particular order, so within
+    a run of ties the curve is the expectation over their orders: a straight line across the run
+    (otherwise a constant scorer would be graded on the data's file order).
     """
     n = len(scores)
     order = sorted(range(n), key=lambda i: -scores[i])
     total = sum(weak)
     points = [(0.0, total / n if n else 0.0)]
-    for k, i in enumerate(order, 1):
-        total += strong[i] - weak[i]
-        points.append((k / n, total / n))
+    k = 0
+    for _, run in itertools.groupby(order, key=lambda i: scores[i]):
+        members = list(run)
+        gain = sum(strong[i] - weak[i] for i in members)
+        for step in range(1, len(members) + 1):
+            points.append(((k + step) / n, (total + gain * step / len(members)) / n))
+        k += len(members)
+        total += gain
     return points
 
 
@@ -170,3 +181,38 @@ def cpt(
         if y0 < target <= y1:
             return x0 + (x1 - x0) * (target - y0) / (y1 - y0)
     return None
+
+
+def apgr_resampled(
+    scores: Sequence[float],
+    weak: Sequence[float],
+    strong: Sequence[float],
+    rows: NDArray[np.int64],
+    *,
+    intervals: int = 10,
+) -> NDArray[np.float64]:
+    """`apgr` of each resample of prompts (a row of `rows` holds prompt indices), vectorised.
+
+    Same definition as `share_curve` + `apgr`: ties in score are taken in expectation, i.e. the
+    curve is interpolated between the ends of each run of equal scores.
+    """
+    s, w, g = (np.asarray(v, dtype=np.float64) for v in (scores, weak, strong))
+    order = np.argsort(-s[rows], axis=1, kind="stable")
+    picked = np.take_along_axis(rows, order, axis=1)
+    ranked = s[picked]
+    n = rows.shape[1]
+    gains = np.cumsum(g[picked] - w[picked], axis=1)
+    base = w[rows].sum(axis=1)
+    mids = (np.arange(intervals) + 0.5) / intervals
+    out = np.empty(rows.shape[0])
+    for r in range(rows.shape[0]):
+        ends: NDArray[np.int64] = np.nonzero(np.r_[ranked[r, 1:] != ranked[r, :-1], True])[0]
+        xs: NDArray[np.float64] = np.r_[0.0, (ends + 1) / n]
+        ys: NDArray[np.float64] = (base[r] + np.r_[0.0, gains[r, ends]]) / n
+        acc_w, acc_s = float(base[r]) / n, float(g[rows[r]].mean())
+        gap = acc_s - acc_w
+        pgrs: NDArray[np.float64] = (
+            (np.interp(mids, xs, ys) - acc_w) / gap if gap else mids * np.nan
+        )
+        out[r] = float(pgrs.mean())
+    return out

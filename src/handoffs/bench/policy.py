@@ -12,14 +12,14 @@ The oracle reads the data's correctness: it is an upper bound, never an input to
 from __future__ import annotations
 
 import random
-import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from functools import cache
 from itertools import combinations, pairwise
 
-from handoffs.bench.learn import fit_scorer
+from handoffs.bench.evidence import Evidence, answer_key
 from handoffs.bench.routing import Outcomes
+from handoffs.scorer import LinearScorer
+from handoffs.trainer import Example, fit_linear_scorer
 
 __all__ = [
     "Context",
@@ -49,6 +49,9 @@ class Plan:
     """Whether a cheap answer was rejected and a stronger model called."""
     gated: tuple[bool, ...] = ()
     """Cascades only: whether the verifier looked at a cheap answer (False when routed past it)."""
+    judged: tuple[int, ...] = ()
+    """Cascades only: the cheap answer the verifier last judged (delivered unless escalated);
+    empty: the first model called."""
 
     def accuracy(self, data: Outcomes) -> float:
         """The share of prompts whose delivered answer is correct."""
@@ -83,6 +86,8 @@ class Context:
     budget: float = 0.25
     """The budget of the budgeted baselines, as a fraction of the frontier's cost."""
     seed: int = 0
+    evidence: Evidence | None = None
+    """What the answers show (keys, sandboxed runs) for every train and data prompt."""
 
 
 Fit = Callable[[Outcomes, Context], Callable[[Outcomes], Planned]]
@@ -226,27 +231,6 @@ def fit_task_rules(train: Outcomes, ctx: Context) -> Callable[[Outcomes], Planne
     return plan
 
 
-_FINAL_NUMBER = re.compile(r"####\s*\$?(-?[\d,]*\.?\d+)")
-_NUMBER = re.compile(r"-?\d[\d,]*\.?\d*")
-_LETTER = re.compile(r"^\s*\(?([A-E])\b[).:]?")
-_ANSWER_IS = re.compile(r"answer is:?\s*\(?([A-E])\b", re.IGNORECASE)
-
-
-@cache
-def answer_key(response: str) -> str | None:
-    """The comparable final answer in a response: a choice letter or a number, else None.
-
-    Code and free text yield None: two programs cannot be compared by their text.
-    """
-    if m := _FINAL_NUMBER.search(response):
-        return m.group(1).replace(",", "").rstrip(".")
-    if m := _LETTER.match(response) or _ANSWER_IS.search(response):
-        return m.group(1).upper()
-    if len(response) <= 40 and (numbers := _NUMBER.findall(response)):
-        return numbers[-1].replace(",", "").rstrip(".")
-    return None
-
-
 def agreement(data: Outcomes, a: str, b: str, frontier: str) -> Plan:
     """Models a and b answer; their agreement is accepted, anything else goes to the frontier."""
     ja, jb, jf = data.index(a), data.index(b), data.index(frontier)
@@ -326,61 +310,72 @@ def fit_cascade(
     return plan
 
 
-THRESHOLDS = tuple(round(k / 20 - 0.5, 2) for k in range(21))
-"""Margins P(frontier correct) - P(cheap correct) above which a prompt goes to the frontier."""
+SHARES = tuple(k / 20 for k in range(21))
+"""The learned router's sweep: shares of prompts sent to the frontier, the highest-scored first."""
 
 
-def _route_by(margins: Sequence[float], weak: int, strong: int, tau: float) -> Plan:
-    picks = tuple(strong if m > tau else weak for m in margins)
+def _by_share(margins: Sequence[float], weak: int, strong: int, share: float) -> Plan:
+    order = sorted(range(len(margins)), key=lambda i: -margins[i])
+    up = set(order[: round(share * len(margins))])
+    picks = tuple(strong if i in up else weak for i in range(len(margins)))
     n = len(margins)
     return Plan(calls=tuple((j,) for j in picks), delivered=picks, escalated=(False,) * n)
 
 
-def _margins(train: Outcomes, data: Outcomes, ctx: Context) -> list[float]:
-    weak, strong = train.index(ctx.cheap), train.index(ctx.frontier)
-    probs = [
-        fit_scorer(train.prompts, train.tasks, [row[j] for row in train.correct]).predict(
-            data.prompts, data.tasks
-        )
-        for j in (weak, strong)
-    ]
-    return [ps - pw for pw, ps in zip(*probs, strict=True)]
-
-
 def fit_learned(
-    train: Outcomes, ctx: Context, *, folds: int = 3, quality: float = 0.97
+    train: Outcomes, ctx: Context, *, quality: float = 1.0, folds: int = 2
 ) -> Callable[[Outcomes], Planned]:
-    """Hashed n-grams + logistic regression predicting, per model, P(correct) from the prompt.
+    """The product's learned scorer (`handoffs.scorer`) routing between the cheap model and the frontier.
 
-    One scorer per model (cheap and frontier); a prompt goes to the frontier when the predicted
-    gain P(frontier) - P(cheap) exceeds tau. tau is the cheapest threshold whose cross-validated
-    accuracy on train (`folds` folds inside train only) reaches `quality` x the frontier's train
-    accuracy, else the most accurate one.
+    One logistic regression per model predicts P(correct) from the prompt and its task kind; a
+    prompt's score is the predicted gain P(frontier) - P(cheap), less its mean over train (so that
+    scores of different cross-fitting folds are comparable). The chosen operating point sends the
+    top share of prompts up: the least share whose accuracy on train, routed by out-of-fold scores
+    (`folds` folds inside train, same regularisation), reaches `quality` x the frontier's.
     """
-    weak, strong = train.index(ctx.cheap), train.index(ctx.frontier)
+    examples = _examples(train, ctx)
+    scorer = fit_linear_scorer(examples)
+    l2 = min(scorer.l2.values()) if scorer.l2 else None
     n = len(train)
     oof = [0.0] * n
     for k in range(folds):
         inside = train.subset([i for i in range(n) if i % folds != k])
         held = [i for i in range(n) if i % folds == k]
-        for i, m in zip(held, _margins(inside, train.subset(held), ctx), strict=True):
-            oof[i] = m
+        if not held or len(inside) < 2:
+            continue
+        inner = fit_linear_scorer(_examples(inside, ctx), l2=l2, iterations=40)
+        offset = sum(_gains(inner, inside, ctx)) / len(inside)
+        for i, m in zip(held, _gains(inner, train.subset(held), ctx), strict=True):
+            oof[i] = m - offset
+    w, s = train.index(ctx.cheap), train.index(ctx.frontier)
     target = quality * train.model_accuracy(ctx.frontier)
-    options = [(_route_by(oof, weak, strong, tau), tau) for tau in THRESHOLDS]
-    reaching = [(p.cost(train), -tau) for p, tau in options if p.accuracy(train) >= target]
-    tau = (
-        -min(reaching)[1]
-        if reaching
-        else max(options, key=lambda o: (o[0].accuracy(train), o[1]))[1]
-    )
+    options = [(_by_share(oof, w, s, x), x) for x in SHARES]
+    reaching = [x for p, x in options if p.accuracy(train) >= target - 1e-12]
+    share = min(reaching) if reaching else max(options, key=lambda o: o[0].accuracy(train))[1]
+    base = sum(_gains(scorer, train, ctx)) / max(n, 1)
 
     def plan(data: Outcomes) -> Planned:
-        margins = _margins(train, data, ctx)
+        margins = [m - base for m in _gains(scorer, data, ctx)]
         w, s = data.index(ctx.cheap), data.index(ctx.frontier)
         return Planned(
-            chosen=_route_by(margins, w, s, tau),
-            sweep=tuple(_route_by(margins, w, s, t) for t in THRESHOLDS),
+            chosen=_by_share(margins, w, s, share),
+            sweep=tuple(_by_share(margins, w, s, x) for x in SHARES),
             scores=tuple(margins),
         )
 
     return plan
+
+
+def _examples(data: Outcomes, ctx: Context) -> list[Example]:
+    return [
+        Example(kind=kind, prompt=prompt, model=model, passed=row[data.index(model)] >= 0.5)
+        for kind, prompt, row in zip(data.tasks, data.prompts, data.correct, strict=True)
+        for model in (ctx.cheap, ctx.frontier)
+    ]
+
+
+def _gains(scorer: LinearScorer, data: Outcomes, ctx: Context) -> list[float]:
+    """Predicted P(frontier right) - P(cheap right) per prompt."""
+    p = scorer.predict(data.tasks, data.prompts)
+    strong, weak = scorer.models.index(ctx.frontier), scorer.models.index(ctx.cheap)
+    return [float(x) for x in p[:, strong] - p[:, weak]]

@@ -32,7 +32,13 @@ from typing import Any, cast
 
 from handoffs.errors import ConfigError
 
-__all__ = ["ESTIMATED_PRICES", "EXPORT_COLUMNS", "Outcomes", "load_outcomes"]
+__all__ = [
+    "ESTIMATED_PRICES",
+    "EXPORT_COLUMNS",
+    "Outcomes",
+    "load_examples",
+    "load_outcomes",
+]
 
 EXPORT_COLUMNS = ("prompt_id", "task", "prompt", "model", "correct", "cost_usd")
 """The columns of the layout a team can export from its own traces (`response` is optional)."""
@@ -107,34 +113,62 @@ class _Row:
     """model -> (correct, cost, response)."""
 
 
+def _files(path: Path) -> list[Path]:
+    if path.is_file():
+        return [path]
+    if not path.is_dir():
+        raise ConfigError(f"{path}: not a directory")
+    files = sorted(
+        p
+        for p in path.rglob("*")
+        if p.is_file() and p.suffix in (".csv", ".jsonl") and p.name != _CONTAMINATED
+    )
+    if not files:
+        raise ConfigError(f"{path}: no .csv or .jsonl files")
+    return files
+
+
+def _parsed(path: Path, *, strict: bool = True) -> tuple[list[_Row], bool]:
+    """The rows of one file, and whether their costs are estimated.
+
+    Not strict: an export needs only `task, prompt, model, correct`.
+    """
+    records = list(_records(path))
+    if not records:
+        return [], False
+    columns = set(records[0])
+    needed = set(EXPORT_COLUMNS) if strict else set(EXPORT_COLUMNS) - {"prompt_id", "cost_usd"}
+    if columns >= needed:
+        return _export_rows(path, records), False
+    if {"sample_id", "prompt", "eval_name"} <= columns:
+        return _routerbench_rows(path, records), False
+    if "prompt" in columns:
+        return _routellm_rows(path, records, _contaminated(path.parent / _CONTAMINATED)), True
+    raise ConfigError(f"{path}: unrecognised layout (columns {', '.join(sorted(columns))})")
+
+
+def load_examples(path: Path) -> list[tuple[str, str, str, float]]:
+    """Every recorded (task, prompt, model, correct) in a file or folder, complete prompts or not.
+
+    The export layout needs only `task, prompt, model, correct` here (`prompt_id` defaults to the
+    prompt, `cost_usd` to 0): what `handoffs router train` learns from.
+    """
+    out: list[tuple[str, str, str, float]] = []
+    for file in _files(path):
+        rows, _ = _parsed(file, strict=False)
+        out += [(r.task, r.prompt, m, cell[0]) for r in rows for m, cell in r.cells.items()]
+    return out
+
+
 def load_outcomes(folder: Path) -> Outcomes:
     """Read every recorded-outcome file under `folder` (see the module docstring for the layouts)."""
     if not folder.is_dir():
         raise ConfigError(f"{folder}: not a directory")
-    files = sorted(
-        p
-        for p in folder.rglob("*")
-        if p.is_file() and p.suffix in (".csv", ".jsonl") and p.name != _CONTAMINATED
-    )
-    if not files:
-        raise ConfigError(f"{folder}: no .csv or .jsonl files")
     rows: dict[str, _Row] = {}
     estimated = False
-    for path in files:
-        contaminated = _contaminated(path.parent / _CONTAMINATED)
-        records = list(_records(path))
-        if not records:
-            continue
-        columns = set(records[0])
-        if columns >= set(EXPORT_COLUMNS):
-            parsed = _export_rows(path, records)
-        elif {"sample_id", "prompt", "eval_name"} <= columns:
-            parsed = _routerbench_rows(path, records)
-        elif "prompt" in columns:
-            parsed = _routellm_rows(path, records, contaminated)
-            estimated = True
-        else:
-            raise ConfigError(f"{path}: unrecognised layout (columns {', '.join(sorted(columns))})")
+    for path in _files(folder):
+        parsed, guessed = _parsed(path)
+        estimated |= guessed
         for row in parsed:  # a repeated prompt id keeps its first outcome for each model
             kept = rows.setdefault(row.prompt_id, row)
             for model, cell in row.cells.items():
@@ -204,7 +238,7 @@ def _export_rows(path: Path, records: list[dict[str, Any]]) -> list[_Row]:
             raise ConfigError(
                 f"{path}: correct must be 0/1 or true/false, got {record['correct']!r}"
             )
-        pid = str(record["prompt_id"])
+        pid = str(record.get("prompt_id") or record["prompt"])
         row = rows.setdefault(
             pid,
             _Row(prompt_id=pid, task=str(record["task"]), prompt=str(record["prompt"]), cells={}),
@@ -212,7 +246,7 @@ def _export_rows(path: Path, records: list[dict[str, Any]]) -> list[_Row]:
         response = record.get("response")
         row.cells[str(record["model"])] = (
             correct,
-            _number(path, record["cost_usd"]),
+            _number(path, record.get("cost_usd", 0)),
             None if response is None else str(response),
         )
     return list(rows.values())
