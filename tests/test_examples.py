@@ -104,3 +104,15 @@ def test_provider_failover_routes_around_an_outage_and_brings_the_primary_back()
     assert "next handoff: delivered by sonnet; breaker closed" in out
     assert "attempts: sonnet:rate_limited, sonnet:accepted" in out
     assert "degraded=True; cause=content_filter" in out
+
+
+def test_learned_router_trains_on_recorded_traffic_and_stops_wasting_cheap_calls() -> None:
+    out = run_example("08_learned_router.py")
+    assert "week 1, rules only:   30 tickets" in out and "20 cheap answers rejected" in out
+    assert "recorded: 40 outcomes in outcomes.jsonl" in out
+    assert "rule refund/*: ladder strong -> cheap" in out  # a decimal-comma ticket
+    assert "rule refund/*: ladder cheap -> strong" in out  # a decimal-dot ticket
+    with_scorer = out.split("week 2, with scorer:")[1].splitlines()[0]
+    rules_only = out.split("week 2, rules only:")[1].splitlines()[0]
+    assert "0 cheap answers rejected, 10 sent straight to strong" in with_scorer
+    assert "20 cheap answers rejected, 0 sent straight to strong" in rules_only

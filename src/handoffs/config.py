@@ -49,6 +49,9 @@ class Config:
     """Caps on attempts and time per handoff, waits and timeouts (`[retry]`)."""
     caps: Caps = field(default_factory=Caps)
     """Spending caps per model and task kind (`[[caps]]`)."""
+    outcomes: Path | None = None
+    """Where each handoff's per-model outcomes are appended for `router train`
+    (`[policy] outcomes`, relative to the config file); None: not recorded."""
     path: Path | None = None
 
 
@@ -83,6 +86,7 @@ def config_from_dict(data: dict[str, Any], *, path: Path | None = None) -> Confi
         raise ConfigError("[policy] must be a table")
     policy_data = dict(cast(dict[str, Any], raw_policy))
     scorer_path, min_pass = policy_data.pop("scorer", None), policy_data.pop("min_pass", 0.0)
+    outcomes = _outcomes_path(policy_data.pop("outcomes", None), path)
     policy = Policy.from_dict(policy_data) if policy_data.get("rules") else Policy.matrix(catalog)
     if scorer_path is not None:
         policy = _with_scorer(policy, scorer_path, min_pass, path)
@@ -112,6 +116,7 @@ def config_from_dict(data: dict[str, Any], *, path: Path | None = None) -> Confi
         health=BreakerSettings.from_dict(_table(data, "health")),
         retry=RetryPolicy.from_dict(_table(data, "retry"), request_timeout_s=float(timeout)),
         caps=caps,
+        outcomes=outcomes,
         path=path,
     )
 
@@ -121,6 +126,15 @@ def _table(data: dict[str, Any], name: str) -> dict[str, Any]:
     if not isinstance(value, dict):
         raise ConfigError(f"[{name}] must be a table")
     return cast(dict[str, Any], value)
+
+
+def _outcomes_path(value: Any, path: Path | None) -> Path | None:
+    """`[policy] outcomes = "outcomes.jsonl"`: a file relative to the config file."""
+    if value is None:
+        return None
+    if not isinstance(value, str) or not value:
+        raise ConfigError("[policy] outcomes must be the path of a JSONL file to append to")
+    return Path(value) if path is None else path.parent / value
 
 
 def _with_scorer(policy: Policy, scorer: Any, min_pass: Any, path: Path | None) -> Policy:

@@ -48,6 +48,7 @@ from handoffs.errors import (
 from handoffs.fault import ProviderFault, classify
 from handoffs.handoff import Delivery, HandoffRecord
 from handoffs.health import Breaker, Health
+from handoffs.outcome import OutcomeLog
 from handoffs.prompt import render
 from handoffs.retry import RetryPolicy
 from handoffs.router import Policy, RouteDecision, estimate_input_tokens, longer_context, route
@@ -101,6 +102,7 @@ class Session:
         health: Health | None = None,
         retry: RetryPolicy | None = None,
         caps: Caps | None = None,
+        outcomes: OutcomeLog | None = None,
     ) -> None:
         self.catalog = catalog
         self.policy = policy if policy is not None else Policy.matrix(catalog)
@@ -110,6 +112,8 @@ class Session:
         self._models = models
         self._unavailable = unavailable
         self._on_record = on_record
+        self.outcomes = outcomes
+        """Where each finished handoff's per-model outcomes are appended (None: nowhere)."""
         self.retry = retry or RetryPolicy()
         """Caps on attempts and time, waits and timeouts."""
         self._timeout_s = request_timeout_s or self.retry.request_timeout_s
@@ -202,7 +206,7 @@ class Session:
         else:
             step = await self._climb(trail, budget, deadline)
             if step.delivery is not None:
-                self._record(step.delivery.record)
+                self._record(step.delivery.record, task)
                 return step.delivery
             failure = step.failure
         return self._give_up(trail, failure)
@@ -439,9 +443,9 @@ class Session:
         fatal = isinstance(failure, ProviderRejected) and failure.cause == "rejected"
         if trail.task.has_fallback and not fatal:
             delivery = trail.degraded(failure)
-            self._record(delivery.record)
+            self._record(delivery.record, trail.task)
             return delivery
-        self._record(trail.failed(failure))
+        self._record(trail.failed(failure), trail.task)
         raise failure
 
     def _estimate(
@@ -457,8 +461,12 @@ class Session:
         tokens = reserved_input_tokens(trail.decision.input_tokens + extra)
         return entry.cost(tokens, trail.task.max_output_tokens)
 
-    def _record(self, record: HandoffRecord) -> HandoffRecord:
+    def _record(self, record: HandoffRecord, task: Task[Any] | None = None) -> HandoffRecord:
+        """Keep a finished handoff's record; with its `task` (not for a replayed record), log
+        its outcomes too."""
         self.records.append(record)
+        if self.outcomes is not None and task is not None:
+            self.outcomes.write(task, record)
         if self._on_record is not None:
             self._on_record(record)
         return record

@@ -27,6 +27,7 @@ __all__ = [
     "estimate_input_tokens",
     "longer_context",
     "route",
+    "scorer_text",
 ]
 
 ANY: Literal["*"] = "*"
@@ -68,7 +69,8 @@ class Policy:
     With a `scorer` (`handoffs.scorer`), the ladder the rules and filters leave is reordered by
     expected cost per verified answer (estimate / P(pass), the order that minimises the expected
     spend when rungs are tried until one passes), and models whose P(pass) is below `min_pass` are
-    dropped - never the last one standing. Models the scorer does not know keep their place.
+    dropped - never the last one standing. Rungs move whole (a failover chain stays behind its
+    model, ordered by that model); rungs led by a model the scorer does not know keep their place.
     """
 
     rules: tuple[Rule, ...] = ()
@@ -234,7 +236,8 @@ def route(
             ladder.extend(kept)
             rungs.append(tuple(kept))
     if policy.scorer is not None and ladder:
-        ladder, steps = _scored(task, policy, ladder, steps, estimates)
+        rungs, steps = _scored(task, policy, rungs, steps, estimates)
+        ladder = [m for rung in rungs for m in rung]
         estimates = {m: estimates[m] for m in ladder}
     return RouteDecision(
         ladder=tuple(ladder),
@@ -294,27 +297,40 @@ def _drop_reason(
     return None
 
 
+def scorer_text(task: Task[Any]) -> str:
+    """What a scorer reads of a task before any call: its instructions and its input as JSON.
+
+    The same text is recorded by `handoffs.outcome.OutcomeLog`, so a scorer trained on those
+    records sees at routing time what it learned from.
+    """
+    return f"{task.instructions}\n{task.input_json()}"
+
+
 def _scored(
     task: Task[Any],
     policy: Policy,
-    ladder: list[str],
+    rungs: list[tuple[str, ...]],
     steps: list[RouteStep],
     estimates: Mapping[str, Decimal],
-) -> tuple[list[str], list[RouteStep]]:
-    """Reorder the kept models by estimate / P(pass) and drop those below `min_pass`."""
+) -> tuple[list[tuple[str, ...]], list[RouteStep]]:
+    """Drop the models below `min_pass` and reorder the rungs by their first model's estimate /
+    P(pass). A rung moves whole: its failover chain stays behind its model."""
     assert policy.scorer is not None
-    chances = policy.scorer.pass_chances(task.kind, f"{task.instructions}\n{task.input_json()}")
+    chances = policy.scorer.pass_chances(task.kind, scorer_text(task))
+    ladder = [m for rung in rungs for m in rung]
     known = [m for m in ladder if m in chances]
     kept = [m for m in known if chances[m] >= policy.min_pass]
     if not kept and known:
         kept = [max(known, key=lambda m: (chances[m], known.index(m)))]
     dropped = {m for m in known if m not in kept}
+    left = [r for r in (tuple(m for m in rung if m not in dropped) for rung in rungs) if r]
 
     def per_pass(m: str) -> Decimal:
         return estimates[m] / Decimal(str(max(chances[m], 1e-9)))
 
-    order = iter(sorted(kept, key=lambda m: (per_pass(m), known.index(m))))
-    reordered = [m if m not in known else next(order) for m in ladder if m not in dropped]
+    scored = [i for i, rung in enumerate(left) if rung[0] in chances]
+    order = iter(sorted(scored, key=lambda i: (per_pass(left[i][0]), i)))
+    reordered = [left[next(order)] if i in scored else rung for i, rung in enumerate(left)]
     notes: dict[str, RouteStep] = {}
     for step in steps:
         p = chances.get(step.model)
@@ -326,5 +342,6 @@ def _scored(
         else:
             why = f"{step.reason}; scorer P(pass) {p:.2f}, ~${per_pass(step.model):.6f} per pass"
             notes[step.model] = RouteStep(model=step.model, kept=True, reason=why)
-    ordered = [notes[m] for m in reordered] + [n for m, n in notes.items() if m not in reordered]
+    order_of = [m for rung in reordered for m in rung]
+    ordered = [notes[m] for m in order_of] + [n for m, n in notes.items() if m not in order_of]
     return reordered, ordered

@@ -23,6 +23,7 @@ from handoffs.handoff import HandoffRecord
 from handoffs.health import shared_health
 from handoffs.job import JobReport, JobSpec, all_frontier_cost
 from handoffs.orchestrator import Orchestrator
+from handoffs.outcome import OutcomeLog
 from handoffs.probe import Prober
 from handoffs.providers import Portfolio
 from handoffs.roster import load_module
@@ -120,6 +121,7 @@ async def run_job(
         health=shared_health(config.health),
         retry=config.retry,
         caps=config.caps,
+        outcomes=OutcomeLog(config.outcomes) if config.outcomes else None,
     )
     orchestrator = Orchestrator.from_spec(
         spec.orchestrator, subordinates=spec.subordinates, session=session

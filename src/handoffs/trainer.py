@@ -5,7 +5,8 @@ regression over hashed n-grams and prompt-shape numbers, by L-BFGS (numpy only).
 reads what to learn from:
 
 - the export layout of `docs/routing-benchmark.md` (CSV or JSONL, one row per prompt and model:
-  `task, prompt, model, correct`, optionally `prompt_id`, `cost_usd`, `response`), and the
+  `task, prompt, model, correct`, optionally `prompt_id`, `cost_usd`, `response`), which is what
+  the product's own outcome log writes (`handoffs.outcome`, `[policy] outcomes`), and the
   RouterBench and RouteLLM layouts, from a file or every file under a folder;
 - or a folder of `handoffs` job traces (`.handoffs/traces`): each attempt's task kind, model and
   whether its output passed the checks. Traces do not keep prompt text, so a scorer trained on

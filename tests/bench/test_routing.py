@@ -162,7 +162,7 @@ def test_bad_folders_raise_config_errors(tmp_path: Path, setup: object, message:
 
 
 def test_a_missing_folder_is_a_config_error(tmp_path: Path) -> None:
-    with pytest.raises(ConfigError, match="not a directory"):
+    with pytest.raises(ConfigError, match="no such directory"):
         load_outcomes(tmp_path / "absent")
 
 

@@ -116,8 +116,10 @@ class _Row:
 def _files(path: Path) -> list[Path]:
     if path.is_file():
         return [path]
+    if not path.exists():
+        raise ConfigError(f"{path}: no such file or directory")
     if not path.is_dir():
-        raise ConfigError(f"{path}: not a directory")
+        raise ConfigError(f"{path}: not a file or directory")
     files = sorted(
         p
         for p in path.rglob("*")
@@ -162,6 +164,8 @@ def load_examples(path: Path) -> list[tuple[str, str, str, float]]:
 
 def load_outcomes(folder: Path) -> Outcomes:
     """Read every recorded-outcome file under `folder` (see the module docstring for the layouts)."""
+    if not folder.exists():
+        raise ConfigError(f"{folder}: no such directory")
     if not folder.is_dir():
         raise ConfigError(f"{folder}: not a directory")
     rows: dict[str, _Row] = {}
