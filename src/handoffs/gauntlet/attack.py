@@ -32,7 +32,17 @@ from handoffs.gauntlet.call import ORCHESTRATOR, Call
 from handoffs.testing import Fault, Reply, Script
 from handoffs.testing.fault import ask
 
-__all__ = ["Answer", "Attack", "Family", "Harm", "Hostility", "ModelTarget", "ask", "canonical"]
+__all__ = [
+    "Answer",
+    "Attack",
+    "Family",
+    "Harm",
+    "Hostility",
+    "ModelTarget",
+    "Spoiler",
+    "ask",
+    "canonical",
+]
 
 Family = Literal["output", "injection", "economic", "provider", "degradation"]
 """The catalogue's families: what kind of hostility an attack is."""
@@ -159,3 +169,24 @@ async def honest_json(call: Call, honest: Script) -> tuple[Answer, Any]:
         except json.JSONDecodeError:
             return answer, None
     return answer, None
+
+
+@dataclass(frozen=True, kw_only=True)
+class Spoiler(Attack):
+    """Base of the attacks that rewrite the honest model's JSON answer (`spoil`); calls without
+    an output schema, and honest answers that are not JSON, are left alone."""
+
+    def spoil(self, call: Call, honest: Any) -> tuple[Answer, Any] | None:
+        """The spoiled answer and the value it forges (None: leave this one honest)."""
+        raise NotImplementedError
+
+    async def answer(self, call: Call, honest: Script, hostility: Hostility) -> Answer | None:
+        _, data = await honest_json(call, honest)
+        if data is None or call.schema is None:
+            return None
+        spoiled = self.spoil(call, data)
+        if spoiled is None:
+            return None
+        answer, forged = spoiled
+        hostility.fire(forged=forged)
+        return answer

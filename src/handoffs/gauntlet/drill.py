@@ -9,7 +9,7 @@ reference re-verification of the `verified_or_marked` invariant is for.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import anyio
 
@@ -20,8 +20,8 @@ from handoffs.gauntlet.attack import (
     Harm,
     Hostility,
     ModelTarget,
+    Spoiler,
     ask,
-    honest_json,
 )
 from handoffs.gauntlet.call import JUDGE, Call
 from handoffs.gauntlet.forge import lie
@@ -30,8 +30,15 @@ from handoffs.testing import Reply, Script
 __all__ = ["LenientJudge", "SilentlySlower", "SilentlyWorse"]
 
 
+def _lie(call: Call, honest: Any, name: str) -> tuple[Answer, Any] | None:
+    """A plausible lie in place of the honest answer (None when the schema leaves no room)."""
+    assert call.schema is not None
+    forged = lie(call.schema, honest, call.draw(name))
+    return None if forged is None else (Reply.json(forged), forged)
+
+
 @dataclass(frozen=True, kw_only=True)
-class SilentlyWorse(Attack):
+class SilentlyWorse(Spoiler):
     """A model's answers go silently wrong: `rate` of them (30 % by default) are plausible lies."""
 
     name: str = "silently_worse"
@@ -39,15 +46,8 @@ class SilentlyWorse(Attack):
     family: ClassVar[Family] = "degradation"
     harm: ClassVar[Harm] = "wrong_answer"
 
-    async def answer(self, call: Call, honest: Script, hostility: Hostility) -> Answer | None:
-        _, data = await honest_json(call, honest)
-        if data is None or call.schema is None:
-            return None
-        forged = lie(call.schema, data, call.draw(self.name))
-        if forged is None:
-            return None
-        hostility.fire(forged=forged)
-        return Reply.json(forged)
+    def spoil(self, call: Call, honest: Any) -> tuple[Answer, Any] | None:
+        return _lie(call, honest, self.name)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -67,7 +67,7 @@ class SilentlySlower(Attack):
 
 
 @dataclass(frozen=True, kw_only=True)
-class LenientJudge(Attack):
+class LenientJudge(Spoiler):
     """The judge passes everything while the cheap model lies: verification itself is corrupt."""
 
     name: str = "lenient_judge"
@@ -88,13 +88,7 @@ class LenientJudge(Attack):
             return Reply.json({"score": 1.0, "reasons": []})
         if call.tier in ("frontier", "mid"):
             return None
-        _, data = await honest_json(call, honest)
-        forged = (
-            None
-            if data is None or call.schema is None
-            else lie(call.schema, data, call.draw(self.name))
-        )
-        if forged is None:
-            return None
-        hostility.fire(forged=forged)
-        return Reply.json(forged)
+        return await super().answer(call, honest, hostility)
+
+    def spoil(self, call: Call, honest: Any) -> tuple[Answer, Any] | None:
+        return _lie(call, honest, self.name)

@@ -16,7 +16,7 @@ from handoffs.gauntlet.attack import (
     Harm,
     Hostility,
     ModelTarget,
-    honest_json,
+    Spoiler,
 )
 from handoffs.gauntlet.call import Call
 from handoffs.gauntlet.forge import drop_field, lie, pad, wrong_types
@@ -26,7 +26,7 @@ __all__ = ["BudgetExhaustion", "EndlessEscalation", "RetryAfterBait"]
 
 
 @dataclass(frozen=True, kw_only=True)
-class EndlessEscalation(Attack):
+class EndlessEscalation(Spoiler):
     """Every model, at every rung, answers nearly right but never valid, and differently after
     each piece of feedback: each handoff climbs the whole ladder, retrying at every rung."""
 
@@ -35,18 +35,15 @@ class EndlessEscalation(Attack):
     family: ClassVar[Family] = "economic"
     harm: ClassVar[Harm] = "cost"
 
-    async def answer(self, call: Call, honest: Script, hostility: Hostility) -> Answer | None:
-        _, data = await honest_json(call, honest)
-        if data is None or call.schema is None:
-            return None
+    def spoil(self, call: Call, honest: Any) -> tuple[Answer, Any] | None:
+        assert call.schema is not None
         spoil = drop_field if call.is_retry else wrong_types
-        forged = spoil(call.schema, data, call.draw(self.name))
-        hostility.fire(forged=forged)
-        return Reply.json(forged)
+        forged = spoil(call.schema, honest, call.draw(self.name))
+        return Reply.json(forged), forged
 
 
 @dataclass(frozen=True, kw_only=True)
-class BudgetExhaustion(Attack):
+class BudgetExhaustion(Spoiler):
     """Every model answers as large as it is allowed to, and wrong: the most expensive possible
     failure, on every rung, until the job's budget stops it."""
 
@@ -55,15 +52,12 @@ class BudgetExhaustion(Attack):
     family: ClassVar[Family] = "economic"
     harm: ClassVar[Harm] = "cost"
 
-    async def answer(self, call: Call, honest: Script, hostility: Hostility) -> Answer | None:
-        _, data = await honest_json(call, honest)
-        if data is None or call.schema is None:
-            return None
-        wrong: Any = lie(call.schema, data, call.draw(self.name)) or data
+    def spoil(self, call: Call, honest: Any) -> tuple[Answer, Any] | None:
+        assert call.schema is not None
+        wrong: Any = lie(call.schema, honest, call.draw(self.name)) or honest
         chars = 4 * (call.request.max_tokens or 1024)
         forged = pad(call.schema, wrong, chars) or wrong
-        hostility.fire(forged=forged)
-        return Reply.json(forged, output_tokens=call.request.max_tokens)
+        return Reply.json(forged, output_tokens=call.request.max_tokens), forged
 
 
 @dataclass(frozen=True, kw_only=True)

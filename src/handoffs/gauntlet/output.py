@@ -10,10 +10,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, ClassVar, cast
 
-from handoffs.gauntlet.attack import Answer, Attack, Family, Harm, Hostility, honest_json
+from handoffs.gauntlet.attack import Answer, Family, Harm, Spoiler
 from handoffs.gauntlet.call import Call
 from handoffs.gauntlet.forge import drop_field, lie, pad, rewrite_free_text, wrong_types
-from handoffs.testing import Reply, Script
+from handoffs.testing import Reply
 
 __all__ = [
     "ConfidentLie",
@@ -29,26 +29,11 @@ __all__ = [
 
 
 @dataclass(frozen=True, kw_only=True)
-class OutputAttack(Attack):
+class OutputAttack(Spoiler):
     """Base of the output attacks: spoil the honest answer with `spoil`."""
 
     family: ClassVar[Family] = "output"
     harm: ClassVar[Harm] = "wrong_answer"
-
-    def spoil(self, call: Call, honest: Any) -> tuple[Answer, Any] | None:
-        """The spoiled answer and the value it forges (None: leave this one honest)."""
-        raise NotImplementedError
-
-    async def answer(self, call: Call, honest: Script, hostility: Hostility) -> Answer | None:
-        _, data = await honest_json(call, honest)
-        if data is None or call.schema is None:
-            return None
-        spoiled = self.spoil(call, data)
-        if spoiled is None:
-            return None
-        answer, forged = spoiled
-        hostility.fire(forged=forged)
-        return answer
 
 
 @dataclass(frozen=True, kw_only=True)
