@@ -327,7 +327,7 @@ class Session:
                         )
                         continue
                     return _Step("escalate")
-                self._tell_breaker(fault, breaker)
+                self.tell_breaker(fault, breaker)
                 trail.add(
                     entry,
                     rung,
@@ -370,7 +370,9 @@ class Session:
             feedback = [r for v in verdicts if not v.passed for r in v.reasons] or ["rejected"]
 
     @staticmethod
-    def _tell_breaker(fault: ProviderFault, breaker: Breaker) -> None:
+    def tell_breaker(fault: ProviderFault, breaker: Breaker) -> None:
+        """What a provider fault tells the endpoint's breaker: sick (5xx, connection), busy
+        (429: neither) or well (it answered, refusing this one request)."""
         if fault.kind == "unavailable":
             breaker.failure(fault.detail)
         elif fault.kind == "rate_limited":

@@ -30,12 +30,9 @@ from typing import Any, Generic, Literal, TypeVar, cast
 from opentelemetry import trace
 from pydantic import BaseModel
 from pydantic_ai import Agent, RunContext, Tool, capture_run_messages
-from pydantic_ai.exceptions import ModelAPIError, UsageLimitExceeded
+from pydantic_ai.exceptions import FallbackExceptionGroup, ModelAPIError, UsageLimitExceeded
 from pydantic_ai.framing import register_tag, wrap
-from pydantic_ai.messages import ModelMessage, ModelResponse
-from pydantic_ai.models import Model, ModelRequestParameters
-from pydantic_ai.models.wrapper import WrapperModel
-from pydantic_ai.settings import ModelSettings
+from pydantic_ai.messages import ModelMessage
 from pydantic_ai.usage import UsageLimits
 
 from handoffs.action import (
@@ -46,11 +43,10 @@ from handoffs.action import (
     provenance,
     refuse,
 )
-from handoffs.budget import Budget
-from handoffs.catalog import ModelEntry, estimate_tokens, reserved_input_tokens
 from handoffs.delegate import Session
 from handoffs.errors import BudgetExceeded, HandoffError
 from handoffs.handoff import HandoffRecord
+from handoffs.helm import Helm
 from handoffs.quarantine import Quarantine
 from handoffs.task import (
     NO_FALLBACK,
@@ -160,36 +156,11 @@ class JobResult(Generic[OutT]):
         return self.orchestrator_cost_usd + self.handoff_cost_usd
 
 
-class BudgetedModel(WrapperModel):
-    """Charges every request of the wrapped model to a budget: reserved before, committed after."""
-
-    def __init__(self, wrapped: Model, entry: ModelEntry, budget: Budget, max_tokens: int) -> None:
-        super().__init__(wrapped)
-        self.entry = entry
-        self.budget = budget
-        self.max_tokens = max_tokens
-        self.spent_usd = Decimal(0)
-        self.requests = 0
-
-    async def request(
-        self,
-        messages: list[ModelMessage],
-        model_settings: ModelSettings | None,
-        model_request_parameters: ModelRequestParameters,
-    ) -> ModelResponse:
-        params = model_request_parameters
-        tools = [*params.function_tools, *params.output_tools]
-        sent = str(messages) + json.dumps([t.parameters_json_schema for t in tools], default=str)
-        sent += "".join(f"{t.name}{t.description or ''}" for t in tools)
-        prompt_tokens = reserved_input_tokens(estimate_tokens(sent))
-        estimate = self.entry.cost(prompt_tokens, self.max_tokens)
-        with self.budget.reserve(estimate) as reservation:
-            response = await super().request(messages, model_settings, model_request_parameters)
-            cost = self.entry.cost(response.usage.input_tokens, response.usage.output_tokens)
-            reservation.commit(cost)
-        self.spent_usd += cost
-        self.requests += 1
-        return response
+def _model_failure(exc: ModelAPIError | FallbackExceptionGroup) -> str:
+    if isinstance(exc, FallbackExceptionGroup):
+        each = "; ".join(f"{type(e).__name__}: {e}" for e in exc.exceptions)
+        return f"orchestrator model failed on every model of its chain: {each}"
+    return f"orchestrator model failed: {type(exc).__name__}: {exc}"
 
 
 def _frame(subordinate: str, payload: dict[str, Any]) -> str:
@@ -352,9 +323,7 @@ class Orchestrator:
         finished.
         """
         entry = self.session.catalog[self.model_id]
-        model = BudgetedModel(
-            self.session.models(entry), entry, self.session.budget, self._max_tokens
-        )
+        helm = Helm(self.session, entry.id, self._max_tokens)
         run = _Run(quarantine=Quarantine(redact=self.quarantine))
         run.quarantine.trust(goal)
         tools: list[Tool[Any] | Callable[..., Any]] = [
@@ -368,7 +337,7 @@ class Orchestrator:
             ),
         ]
         agent: Agent[Any, Any] = Agent(
-            model,
+            helm.model,
             output_type=output_type,
             instructions=self.instructions or None,
             tools=tools,
@@ -400,15 +369,15 @@ class Orchestrator:
             except UsageLimitExceeded as exc:  # the orchestrator's own loop guard
                 status, error = "failed", f"orchestrator stopped: {exc}"
                 messages = list(captured)
-            except ModelAPIError as exc:  # its own model failed: the finished handoffs are kept
-                status, error = "failed", f"orchestrator model failed: {type(exc).__name__}: {exc}"
+            except (ModelAPIError, FallbackExceptionGroup) as exc:  # its own models failed:
+                status, error = "failed", _model_failure(exc)  # the finished handoffs are kept
                 messages = list(captured)
         return JobResult(
             output=output,
             status=status,
             records=tuple(self.session.records[first:]),
-            orchestrator_cost_usd=model.spent_usd,
-            orchestrator_requests=model.requests,
+            orchestrator_cost_usd=helm.spent_usd,
+            orchestrator_requests=helm.requests,
             error=error,
             messages=messages,
             actions=tuple(run.actions),

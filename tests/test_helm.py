@@ -1,0 +1,90 @@
+"""The orchestrator's own model fails over along its catalog chain, behind circuit breakers."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from pydantic_ai.messages import ModelMessage, ModelResponse, TextPart
+from pydantic_ai.models import Model
+from pydantic_ai.models.function import AgentInfo, FunctionModel
+
+from handoffs import Budget, Catalog, Session
+from handoffs.catalog import ModelEntry
+from handoffs.orchestrator import Orchestrator
+from handoffs.testing.scripted import fail
+
+from .conftest import entry
+
+CATALOG = Catalog(
+    [
+        entry("tiny", "local", "0.02", "0.02"),
+        entry("best", "frontier", "3", "15", failover=("best-b",)),
+        entry("best-b", "frontier", "2.5", "10", base_url="http://127.0.0.2:9/v1"),
+    ]
+)
+
+
+class Lead:
+    """A scripted orchestrator model: answers, or fails with `status` while `failing`."""
+
+    def __init__(self, name: str, status: int | None = None) -> None:
+        self.name = name
+        self.status = status
+        self.calls = 0
+
+    def __call__(self, messages: list[ModelMessage], info: AgentInfo) -> ModelResponse:
+        self.calls += 1
+        if self.status is not None:
+            raise fail(self.status, self.name)
+        return ModelResponse(parts=[TextPart(f"done by {self.name}")])
+
+
+def session_with(primary: Lead, backup: Lead, budget: Budget | None = None) -> Session:
+    leads = {"best": primary, "best-b": backup}
+
+    def models(e: ModelEntry) -> Model:
+        return FunctionModel(leads[e.id], model_name=e.id)
+
+    return Session(catalog=CATALOG, models=models, budget=budget or Budget("1"))
+
+
+async def test_an_unavailable_orchestrator_model_fails_over_to_its_equivalent() -> None:
+    primary, backup = Lead("best", status=503), Lead("best-b")
+    budget = Budget("1")
+    session = session_with(primary, backup, budget)
+    result = await Orchestrator(model="best", subordinates=[], session=session).run("Plan")
+    assert result.status == "completed" and result.output == "done by best-b"
+    assert (primary.calls, backup.calls) == (1, 1)
+    assert result.orchestrator_requests == 1
+    assert Decimal(0) < result.orchestrator_cost_usd == budget.spent_usd
+    assert budget.reserved_usd == 0  # the failed request's reservation was released
+    assert session.breaker(CATALOG["best"]).state == "closed"  # one failure is below threshold
+
+
+async def test_an_open_breaker_skips_the_primary_without_calling_it() -> None:
+    primary, backup = Lead("best", status=503), Lead("best-b")
+    session = session_with(primary, backup)
+    for _ in range(3):  # the default threshold: three consecutive failures open the circuit
+        await Orchestrator(model="best", subordinates=[], session=session).run("Plan")
+    assert session.breaker(CATALOG["best"]).state == "open" and primary.calls == 3
+    result = await Orchestrator(model="best", subordinates=[], session=session).run("Plan")
+    assert result.output == "done by best-b" and primary.calls == 3
+
+
+async def test_a_rejected_request_is_not_failed_over() -> None:
+    primary, backup = Lead("best", status=400), Lead("best-b")
+    result = await Orchestrator(
+        model="best", subordinates=[], session=session_with(primary, backup)
+    ).run("Plan")
+    assert result.status == "failed" and "orchestrator model failed" in (result.error or "")
+    assert backup.calls == 0
+
+
+async def test_when_every_model_of_the_chain_fails_the_run_fails_and_says_why() -> None:
+    primary, backup = Lead("best", status=503), Lead("best-b", status=429)
+    result = await Orchestrator(
+        model="best", subordinates=[], session=session_with(primary, backup)
+    ).run("Plan")
+    assert result.status == "failed"
+    assert "every model of its chain" in (result.error or "")
+    assert (primary.calls, backup.calls) == (1, 1)
