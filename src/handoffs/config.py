@@ -52,6 +52,10 @@ class Config:
     outcomes: Path | None = None
     """Where each handoff's per-model outcomes are appended for `router train`
     (`[policy] outcomes`, relative to the config file); None: not recorded."""
+    spread: bool = False
+    """`[jobs] spread`: a durable job run by `handoffs worker` hands each handoff to the
+    handoffs queue, where any worker may run it (docs/jobs.md). Off: a job's handoffs run in
+    the worker that runs the job."""
     path: Path | None = None
 
 
@@ -104,6 +108,9 @@ def config_from_dict(data: dict[str, Any], *, path: Path | None = None) -> Confi
         raise ConfigError("[portfolio] simulate_missing_keys must be true or false")
     if not isinstance(timeout, int | float) or timeout <= 0:
         raise ConfigError("[portfolio] request_timeout_s must be a positive number")
+    spread = _table(data, "jobs").get("spread", False)
+    if not isinstance(spread, bool):
+        raise ConfigError("[jobs] spread must be true or false")
     caps = Caps.from_list(data.get("caps", []))
     for cap in caps.caps:
         if cap.model != "*" and cap.model not in catalog:
@@ -117,6 +124,7 @@ def config_from_dict(data: dict[str, Any], *, path: Path | None = None) -> Confi
         retry=RetryPolicy.from_dict(_table(data, "retry"), request_timeout_s=float(timeout)),
         caps=caps,
         outcomes=outcomes,
+        spread=spread,
         path=path,
     )
 

@@ -36,7 +36,12 @@ def spawn(tmp_path: Path) -> Generator[Callable[..., WorkerProcess], None, None]
     env = {k: v for k, v in os.environ.items() if k not in ("ANTHROPIC_API_KEY", "OPENAI_API_KEY")}
 
     def start(
-        url: str, config: Path, *, concurrency: int = 2, run: Path | None = None
+        url: str,
+        config: Path,
+        *,
+        concurrency: int = 2,
+        run: Path | None = None,
+        args: tuple[str, ...] = (),
     ) -> WorkerProcess:
         """`handoffs worker` on `url`; with `run`, `handoffs run RUN` (which runs that job only)."""
         log = tmp_path / f"worker-{len(started)}.log"
@@ -44,7 +49,7 @@ def spawn(tmp_path: Path) -> Generator[Callable[..., WorkerProcess], None, None]
         if run is None:
             command = [
                 *cli, "worker", "--database-url", url, "--config", str(config),
-                "--concurrency", str(concurrency),
+                "--concurrency", str(concurrency), *args,
             ]  # fmt: skip
         else:
             command = [*cli, "run", str(run), "--config", str(config), "--trace-dir", "traces"]

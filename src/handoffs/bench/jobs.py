@@ -30,6 +30,9 @@ import typer
 from rich.table import Table
 
 from handoffs._terminal import JsonOpt, err, fail, out
+from handoffs.bench.recovery import Recovery, measure_recovery
+from handoffs.bench.spread import SpreadRun, print_spread, spread_runs
+from handoffs.bench.spread import as_json as spread_json
 
 __all__ = ["JobsFigures", "Recovery", "Throughput", "jobs", "run_jobs_bench"]
 
@@ -57,19 +60,6 @@ class Throughput:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class Recovery:
-    """A worker killed while it held running jobs: how soon they moved to a live worker."""
-
-    backend: str
-    jobs: int
-    """Jobs running on the killed worker."""
-    handed_over_s: float
-    """From SIGKILL to the last of them being back on the queue (or running elsewhere)."""
-    running_again_s: float
-    """From SIGKILL to the last of them running (or done) on another worker."""
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
 class JobsFigures:
     """Everything one `handoffs bench jobs` run measured."""
 
@@ -78,6 +68,7 @@ class JobsFigures:
     throughput: list[Throughput]
     recovery: list[Recovery]
     skipped: list[str]
+    spread: list[SpreadRun]
 
     def as_json(self) -> dict[str, Any]:
         base = self.throughput[0] if self.throughput else None
@@ -94,6 +85,7 @@ class JobsFigures:
                 for t in self.throughput
             ],
             "recovery": [asdict(r) for r in self.recovery],
+            "spread": spread_json(self.spread),
             "skipped": self.skipped,
         }
 
@@ -138,7 +130,8 @@ class _Bench:
         data: Any = spec.data
         if not isinstance(data, list):
             raise RuntimeError(f"{job}: the bench needs a job whose data is a list of tickets")
-        rows = cast(list[Any], data)[:tickets]
+        self.rows = cast(list[Any], data)
+        rows = self.rows[:tickets]
         (directory / "tickets.jsonl").write_text("".join(json.dumps(t) + "\n" for t in rows))
         tools = (
             f'tools = "{(job.parent / str(raw["tools"])).resolve()}"\n' if "tools" in raw else ""
@@ -158,7 +151,7 @@ class _Bench:
 
     @contextmanager
     def workers(
-        self, url: str, count: int, concurrency: int
+        self, url: str, count: int, concurrency: int, *, config: Path | None = None
     ) -> Generator[list[subprocess.Popen[bytes]]]:
         """`count` worker processes on `url`, stopped (SIGTERM) at the end."""
         from handoffs.jobs.supervisor import Presence
@@ -168,7 +161,7 @@ class _Bench:
         }
         command = [
             sys.executable, "-c", "from handoffs.cli import main; main()", "worker",
-            "--database-url", url, "--config", str(self.config), "--concurrency", str(concurrency),
+            "--database-url", url, "--config", str(config or self.config), "--concurrency", str(concurrency),
         ]  # fmt: skip
         procs = [
             subprocess.Popen(
@@ -291,45 +284,6 @@ def _in_process(bench: _Bench, concurrency: int, jobs: int) -> Throughput:
     )
 
 
-def _recovery(bench: _Bench, backend: str, url: str, concurrency: int, jobs: int) -> Recovery:
-    from handoffs.jobs import JobQueue
-
-    with JobQueue(url, config=bench.config) as queue, bench.workers(url, 2, concurrency) as procs:
-        ids = set(_submit(queue, bench.job, jobs))
-        victim = procs[0]
-        tag = f":{victim.pid}:"
-        held: list[str] = []
-
-        def victim_busy() -> bool:
-            states = _states(queue, ids)
-            held[:] = [j for j, (s, owner) in states.items() if s == "PENDING" and tag in owner]
-            return bool(held)
-
-        _until(victim_busy, 120, "a worker to hold running jobs")
-        victim.kill()
-        killed = time.perf_counter()
-        victim.wait()
-        handed_at: float | None = None
-
-        def running_again() -> bool:
-            nonlocal handed_at
-            states = _states(queue, held).values()
-            if handed_at is None and not any(s == "PENDING" and tag in o for s, o in states):
-                handed_at = time.perf_counter()
-            return all(s != "ENQUEUED" and tag not in o for s, o in states)
-
-        _until(running_again, 120, "the killed worker's jobs to resume")
-        back = time.perf_counter()
-        assert handed_at is not None
-        _until(lambda: _finished(queue, ids), 600, "the jobs to finish")
-    return Recovery(
-        backend=backend,
-        jobs=len(held),
-        handed_over_s=round(handed_at - killed, 3),
-        running_again_s=round(back - killed, 3),
-    )
-
-
 def run_jobs_bench(
     *,
     job: Path,
@@ -339,6 +293,7 @@ def run_jobs_bench(
     concurrency: int,
     latency_s: float,
     postgres: bool = True,
+    spread_tickets: int = 0,
     progress: Callable[[str], None] = lambda _: None,
 ) -> JobsFigures:
     """Measure throughput per backend and worker count, then recovery per backend."""
@@ -368,13 +323,17 @@ def run_jobs_bench(
                 url = url_for(f"throughput_{count}")
                 throughput.append(_throughput(bench, backend, url, count, concurrency, jobs))
             progress(f"{backend}: killing a worker")
-            recovery.append(_recovery(bench, backend, url_for("recovery"), concurrency, jobs))
+            recovery.append(
+                measure_recovery(bench, backend, url_for("recovery"), concurrency, jobs)
+            )
+        spread = spread_runs(bench, backends, workers, spread_tickets, progress)
     return JobsFigures(
         tickets=tickets,
         latency_ms=latency_s * 1000,
         throughput=throughput,
         recovery=recovery,
         skipped=skipped,
+        spread=spread,
     )
 
 
@@ -390,6 +349,9 @@ def jobs(
     concurrency: Annotated[int, typer.Option(help="Jobs each worker runs at once.")] = 4,
     latency_ms: Annotated[float, typer.Option(help="Every scripted model's latency.")] = 50.0,
     postgres: Annotated[bool, typer.Option(help="Also measure PostgreSQL (if installed).")] = True,
+    spread_tickets: Annotated[
+        int, typer.Option(help="Tickets of the one wide job run spread and not (0: skip).")
+    ] = 24,
     as_json: JsonOpt = False,
 ) -> None:
     """Jobs/s and handoffs/s through `handoffs worker` on SQLite and PostgreSQL with 1, 2 and 4
@@ -406,6 +368,7 @@ def jobs(
         or tickets < 1
         or concurrency < 1
         or latency_ms < 0
+        or spread_tickets < 0
     ):
         raise fail("--jobs, --tickets, --concurrency and every worker count must be at least 1")
     if not job.is_file():
@@ -419,6 +382,7 @@ def jobs(
             concurrency=concurrency,
             latency_s=latency_ms / 1000,
             postgres=postgres,
+            spread_tickets=spread_tickets,
             progress=lambda line: None if as_json else err.print(line, highlight=False),
         )
     except RuntimeError as exc:
@@ -461,5 +425,6 @@ def jobs(
             f"{r.handed_over_s:.2f} s, running on the survivor after {r.running_again_s:.2f} s",
             highlight=False,
         )
+    print_spread(figures.spread, spread_tickets)
     for note in figures.skipped:
         out.print(f"skipped {note}", highlight=False)

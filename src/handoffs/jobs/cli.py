@@ -329,6 +329,13 @@ def _sole_cause(exc: BaseException) -> BaseException:
 
 def worker(
     concurrency: Annotated[int, typer.Option(help="Jobs one worker runs at once.")] = 4,
+    handoff_concurrency: Annotated[
+        int,
+        typer.Option(
+            "--handoff-concurrency",
+            help="Handoffs of spreading jobs ([jobs] spread) one worker runs at once.",
+        ),
+    ] = 8,
     worker_id: Annotated[
         str | None, typer.Option("--id", help="Worker id [default: host:pid:random]")
     ] = None,
@@ -343,14 +350,22 @@ def worker(
     from handoffs.jobs.database import describe, open_client, resolve_url
     from handoffs.jobs.worker import Worker
 
-    if concurrency < 1 or dead_after <= 0:
-        raise fail("--concurrency must be at least 1 and --dead-after positive", 2)
+    if concurrency < 1 or handoff_concurrency < 1 or dead_after <= 0:
+        raise fail(
+            "--concurrency and --handoff-concurrency must be at least 1, --dead-after positive", 2
+        )
     try:
         url = resolve_url(database_url, config=config.resolve(), env={})
         open_client(url).destroy()  # unreachable: one line now, not from inside the worker
     except ConfigError as exc:
         raise fail(str(exc), 2) from None
-    runner = Worker(url, concurrency=concurrency, worker_id=worker_id, dead_after_s=dead_after)
+    runner = Worker(
+        url,
+        concurrency=concurrency,
+        handoff_concurrency=handoff_concurrency,
+        worker_id=worker_id,
+        dead_after_s=dead_after,
+    )
     events = logging.getLogger("handoffs.jobs")  # handovers and heartbeat trouble, one line each
     events.setLevel(logging.INFO)
     handler = logging.StreamHandler(sys.stderr)

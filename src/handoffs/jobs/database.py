@@ -28,6 +28,8 @@ __all__ = [
     "APP_NAME",
     "APP_VERSION",
     "DEFAULT_URL",
+    "HANDOFF_QUEUE",
+    "HANDOFF_WORKFLOW",
     "QUEUE",
     "URL_ENV",
     "WORKFLOW",
@@ -52,6 +54,11 @@ QUEUE = "handoffs-jobs"
 """The DBOS queue `handoffs worker` processes take jobs from."""
 WORKFLOW = "handoffs.job"
 """The registered name of the job workflow."""
+HANDOFF_QUEUE = "handoffs-handoffs"
+"""The DBOS queue a spreading job puts its handoffs on (`[jobs] spread`); every worker takes
+them, up to its `--handoff-concurrency` at once."""
+HANDOFF_WORKFLOW = "handoffs.handoff.child"
+"""The registered name of the workflow that runs one spread handoff."""
 URL_ENV = "HANDOFFS_DATABASE_URL"
 DEFAULT_URL = "sqlite:///.handoffs/jobs.sqlite"
 
@@ -70,7 +77,7 @@ def _config_url(config: Path | None) -> str | None:
     if not isinstance(jobs, dict):
         raise ConfigError(f"{config}: [jobs] must be a table")
     table = cast(dict[str, Any], jobs)
-    unknown = sorted(set(table) - {"database_url"})
+    unknown = sorted(set(table) - {"database_url", "spread"})
     if unknown:
         raise ConfigError(f"{config}: [jobs]: unknown key(s) {', '.join(unknown)}")
     url = table.get("database_url")

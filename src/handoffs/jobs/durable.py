@@ -41,9 +41,11 @@ __all__ = [
     "HANDOFF_STEP",
     "ORCHESTRATOR_STEP",
     "DurableSession",
+    "HandoffJournal",
     "JournaledModel",
     "durable_step",
     "in_workflow",
+    "run_handoff_step",
 ]
 
 T = TypeVar("T")
@@ -128,27 +130,23 @@ class DurableSession(Session):
     async def _delegate(self, task: Task[T]) -> Delivery[T]:
         if not in_workflow():
             return await super()._delegate(task)
+        from handoffs.jobs.child import remote_handoff
+
+        remote = remote_handoff(self, task)
+        if remote is not None:  # spreading: a child workflow on the handoffs queue runs it
+            return await remote
         outcome: list[Delivery[T] | HandoffError | BudgetExceeded] = []
-
-        async def handoff() -> HandoffJournal:
-            try:
-                delivery = await Session._delegate(self, task)  # pyright: ignore[reportPrivateUsage]
-            except (HandoffError, BudgetExceeded) as exc:
-                outcome.append(exc)
-                record = next((r for r in reversed(self.records) if r.task_id == task.id), None)
-                return {
-                    "record": record.model_dump(mode="json") if record else None,
-                    "failure": _failure(exc),
-                }
-            outcome.append(delivery)
-            return {"record": delivery.record.model_dump(mode="json"), "failure": None}
-
-        journal = await DBOS.run_step_async({"name": HANDOFF_STEP, "preemptible": True}, handoff)
+        journal = await run_handoff_step(self, task, outcome)
         if outcome:  # it ran here and now: the session already holds its record
             result = outcome[0]
             if isinstance(result, Delivery):
                 return result
             raise result
+        return self.replay(task, journal)
+
+    def replay(self, task: Task[T], journal: HandoffJournal) -> Delivery[T]:
+        """A handoff journaled elsewhere (a replayed step, a child workflow): charge its cost,
+        record it as if it had just finished here, and return or raise what it ended with."""
         raw = journal["record"]
         record = HandoffRecord.model_validate(raw) if raw is not None else None
         if record is not None:
@@ -158,6 +156,30 @@ class DurableSession(Session):
             raise _replayed(journal["failure"], record)
         assert record is not None
         return Delivery(output=task.parse_output(record.output), record=record)
+
+
+async def run_handoff_step(
+    session: Session,
+    task: Task[T],
+    outcome: list[Delivery[T] | HandoffError | BudgetExceeded],
+) -> HandoffJournal:
+    """Run `task` on `session` as one `handoffs.handoff` step and return its journal; when it ran
+    now (not replayed), `outcome` receives its delivery or failure."""
+
+    async def handoff() -> HandoffJournal:
+        try:
+            delivery = await Session._delegate(session, task)  # pyright: ignore[reportPrivateUsage]
+        except (HandoffError, BudgetExceeded) as exc:
+            outcome.append(exc)
+            record = next((r for r in reversed(session.records) if r.task_id == task.id), None)
+            return {
+                "record": record.model_dump(mode="json") if record else None,
+                "failure": _failure(exc),
+            }
+        outcome.append(delivery)
+        return {"record": delivery.record.model_dump(mode="json"), "failure": None}
+
+    return await DBOS.run_step_async({"name": HANDOFF_STEP, "preemptible": True}, handoff)
 
 
 class JournaledModel(WrapperModel):

@@ -31,7 +31,14 @@ from handoffs._terminal import TRACE_DIR
 from handoffs.config import load_config
 from handoffs.errors import ConfigError, HandoffsError
 from handoffs.job import JobReport, load_job
-from handoffs.jobs.database import APP_VERSION, QUEUE, WORKFLOW, open_client, resolve_url
+from handoffs.jobs.database import (
+    APP_VERSION,
+    HANDOFF_WORKFLOW,
+    QUEUE,
+    WORKFLOW,
+    open_client,
+    resolve_url,
+)
 from handoffs.jobs.progress import JobProgress, progress_of
 from handoffs.jobs.supervisor import Handover, Presence, recover
 from handoffs.jobs.workflow import JobRequest
@@ -301,7 +308,20 @@ class JobHandle:
         info = self.status(progress=False)
         if info.active:
             self.queue.client.cancel_workflow(self.job_id)
+            self._cancel_children()
         return self.status()
+
+    def _cancel_children(self) -> None:
+        """Cancel the job's spread handoffs (`[jobs] spread`) still queued or running."""
+        live = self.queue.client.list_workflows(
+            name=HANDOFF_WORKFLOW,
+            workflow_id_prefix=f"{self.job_id}-handoff-",
+            status=["ENQUEUED", "PENDING"],
+            load_input=False,
+            load_output=False,
+        )
+        if live:
+            self.queue.client.cancel_workflows([w.workflow_id for w in live])
 
     async def watch(self, *, poll_s: float = 0.25) -> AsyncIterator[JobInfo]:
         """The job's status (with progress) now and every `poll_s` until it is no longer active."""

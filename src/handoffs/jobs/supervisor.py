@@ -27,7 +27,7 @@ from dbos import DBOSClient
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DatabaseError
 
-from handoffs.jobs.database import QUEUE, WORKFLOW
+from handoffs.jobs.database import HANDOFF_QUEUE, HANDOFF_WORKFLOW, QUEUE, WORKFLOW
 
 __all__ = ["Handover", "Presence", "new_worker_id", "recover"]
 
@@ -165,7 +165,7 @@ def recover(
 ) -> list[Handover]:
     """Put every job PENDING on a gone worker (or on one in `force`) back on the queue."""
     pending = client.list_workflows(
-        status="PENDING", name=WORKFLOW, load_input=False, load_output=False
+        status="PENDING", name=[WORKFLOW, HANDOFF_WORKFLOW], load_input=False, load_output=False
     )
     owners = {wf.executor_id for wf in pending if wf.executor_id}
     gone = presence.gone(owners, dead_after_s=dead_after_s)
@@ -185,6 +185,8 @@ def recover(
         )
         if not current or current[0].status != "PENDING" or current[0].executor_id != owner:
             continue
-        client.resume_workflow(wf.workflow_id, queue_name=QUEUE)
+        client.resume_workflow(
+            wf.workflow_id, queue_name=HANDOFF_QUEUE if wf.name == HANDOFF_WORKFLOW else QUEUE
+        )
         handed.append(Handover(job_id=wf.workflow_id, worker=owner, reason=reason))
     return handed

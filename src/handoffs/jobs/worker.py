@@ -19,7 +19,8 @@ import anyio
 from anyio.abc import TaskGroup, TaskStatus
 from dbos import DBOS, DBOSClient
 
-from handoffs.jobs.database import QUEUE, dbos_config, describe, open_client
+from handoffs.jobs.child import serve
+from handoffs.jobs.database import HANDOFF_QUEUE, QUEUE, dbos_config, describe, open_client
 from handoffs.jobs.supervisor import Handover, Presence, new_worker_id, recover
 from handoffs.jobs.workflow import running_jobs, stop_running_jobs
 
@@ -41,6 +42,7 @@ class Worker:
         database_url: str,
         *,
         concurrency: int = 4,
+        handoff_concurrency: int = 8,
         worker_id: str | None = None,
         beat_s: float = 1.0,
         dead_after_s: float = 15.0,
@@ -51,15 +53,17 @@ class Worker:
         """Prepare a worker; `run()` or `async with` starts it.
 
         `concurrency` is how many jobs one worker runs at once (stored with the queue, so the
-        last worker started sets it for all); `dead_after_s` is how long a worker on another
+        last worker started sets it for all); `handoff_concurrency` is how many handoffs of
+        spreading jobs (`[jobs] spread`) it runs at once, from any job; `dead_after_s` is how long a worker on another
         host may stay silent before its jobs are handed over; `poll_s` is how often the queue
         is polled. `listen=False` takes no job from the queue: the process only runs the jobs it
         starts itself (`handoffs run`).
         """
-        if concurrency < 1:
+        if concurrency < 1 or handoff_concurrency < 1:
             raise ValueError("concurrency must be at least 1")
         self.database_url = database_url
         self.concurrency = concurrency
+        self.handoff_concurrency = handoff_concurrency
         self.worker_id = worker_id or new_worker_id()
         self.beat_s = beat_s
         self.dead_after_s = dead_after_s
@@ -94,6 +98,13 @@ class Worker:
                         polling_interval_sec=self.poll_s,
                         on_conflict="always_update",
                     )
+                    await DBOS.register_queue_async(
+                        HANDOFF_QUEUE,
+                        worker_concurrency=self.handoff_concurrency,
+                        polling_interval_sec=self.poll_s,
+                        on_conflict="always_update",
+                    )
+                    serve(client)  # this process's jobs may spread their handoffs
                 log.debug("worker %s on %s", self.worker_id, describe(self.database_url))
                 self.ready.set()
                 task_status.started()
@@ -105,6 +116,7 @@ class Worker:
                     await self._stop()
         finally:
             Worker._active = False
+            serve(None)
             if presence is not None:
                 with anyio.CancelScope(shield=True):
                     await anyio.to_thread.run_sync(presence.leave, self.worker_id)

@@ -5,6 +5,7 @@ job_workflow(request)
   load handoffs.toml and the job file        (workflow code: runs again on resume)
   open the portfolio (fake provider, local model), tracing to TRACE_DIR/<job id>.jsonl
   run_job(..., session_type=DurableSession)  orchestrator requests and handoffs are steps
+                                              ([jobs] spread: handoffs are child workflows, child.py)
   -> JobReport as JSON                        (DBOS stores it as the workflow's output)
 ```
 The request holds absolute paths: the job file, its roster and `handoffs.toml` are read where the
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
+from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -26,6 +28,7 @@ from pydantic import BaseModel, ConfigDict
 from handoffs.config import load_config
 from handoffs.handoff import HandoffRecord
 from handoffs.job import load_job
+from handoffs.jobs.child import running_children, spreading, stop_running_children
 from handoffs.jobs.database import WORKFLOW
 from handoffs.jobs.durable import DurableSession
 from handoffs.metrics import job_meter_provider
@@ -79,8 +82,8 @@ attached: dict[str, Attachment] = {}
 
 
 def running_jobs() -> int:
-    """How many jobs this process is running now."""
-    return len(_running)
+    """How many jobs (and spread handoffs) this process is running now."""
+    return len(_running) + running_children()
 
 
 def stop_running_jobs() -> None:
@@ -88,6 +91,7 @@ def stop_running_jobs() -> None:
     another worker (or this one, restarted) resumes them from their journaled steps."""
     for scope in list(_running):
         scope.cancel()
+    stop_running_children()
 
 
 @DBOS.workflow(name=WORKFLOW)
@@ -122,8 +126,19 @@ async def _run(req: JobRequest) -> dict[str, Any]:
     directory = Path(req.trace_dir) if req.trace_dir else None
     provider = job_tracer_provider(req.job_id, directory=directory, env=os.environ)
     meters = job_meter_provider(req.job_id, directory=directory, env=os.environ)
+    spread = (
+        spreading(
+            job_id=req.job_id,
+            job=req.job,
+            config=req.config,
+            trace_dir=req.trace_dir,
+            subordinates=spec.subordinates,
+        )
+        if config.spread
+        else nullcontext()
+    )
     try:
-        with open_portfolio(config, simulation=job_simulation(spec)) as portfolio:
+        with spread, open_portfolio(config, simulation=job_simulation(spec)) as portfolio:
             report = await run_job(
                 spec,
                 config,
