@@ -88,3 +88,14 @@ async def test_when_every_model_of_the_chain_fails_the_run_fails_and_says_why() 
     assert result.status == "failed"
     assert "every model of its chain" in (result.error or "")
     assert (primary.calls, backup.calls) == (1, 1)
+
+
+async def test_the_last_model_of_the_chain_is_tried_even_with_its_circuit_open() -> None:
+    primary, backup = Lead("best", status=503), Lead("best-b", status=503)
+    session = session_with(primary, backup)
+    for _ in range(3):
+        await Orchestrator(model="best", subordinates=[], session=session).run("Plan")
+    assert session.breaker(CATALOG["best-b"]).state == "open"
+    backup.status = None
+    result = await Orchestrator(model="best", subordinates=[], session=session).run("Plan")
+    assert result.output == "done by best-b" and (primary.calls, backup.calls) == (3, 4)

@@ -8,8 +8,9 @@ FallbackModel(                      pydantic-ai: the next model when one fails t
 ```
 
 `Watched` asks the endpoint's breaker before each request (an open circuit is skipped at once,
-without a call) and tells it how the call went, so the orchestrator and the handoffs share what
-they learn about a provider. pydantic-ai's `FallbackModel` moves on when a request fails with a
+without a call, except on the chain's last model, which is always tried: a job is not failed on a
+breaker's word alone) and tells it how the call went, so the orchestrator and the handoffs share
+what they learn about a provider. pydantic-ai's `FallbackModel` moves on when a request fails with a
 fault the engine would fail over on (`unavailable`, `rate_limited`: see `handoffs.fault`); a
 rejected request (a bad key, a malformed call) is raised as it is.
 """
@@ -76,12 +77,14 @@ class BudgetedModel(WrapperModel):
 
 
 class Watched(WrapperModel):
-    """`wrapped` behind its endpoint's circuit breaker."""
+    """`wrapped` behind its endpoint's circuit breaker: told how every call went and, when
+    `gate`, skipped without a call while the circuit is open."""
 
-    def __init__(self, wrapped: Model, entry: ModelEntry, breaker: Breaker) -> None:
+    def __init__(self, wrapped: Model, entry: ModelEntry, breaker: Breaker, *, gate: bool) -> None:
         super().__init__(wrapped)
         self.entry = entry
         self.breaker = breaker
+        self.gate = gate
 
     async def request(
         self,
@@ -89,7 +92,7 @@ class Watched(WrapperModel):
         model_settings: ModelSettings | None,
         model_request_parameters: ModelRequestParameters,
     ) -> ModelResponse:
-        if not self.breaker.admit():
+        if self.gate and not self.breaker.admit():
             reason = self.breaker.unavailable_reason() or "circuit open"
             raise CircuitOpen(self.entry.id, f"{self.breaker.endpoint}: {reason}")
         try:
@@ -119,9 +122,12 @@ class Helm:
         chain = [session.catalog[m] for m in session.catalog.rung(model_id)]
         self.budgeted: Sequence[BudgetedModel] = [
             BudgetedModel(
-                Watched(session.models(e), e, session.breaker(e)), e, session.budget, max_tokens
+                Watched(session.models(e), e, session.breaker(e), gate=i < len(chain) - 1),
+                e,
+                session.budget,
+                max_tokens,
             )
-            for e in chain
+            for i, e in enumerate(chain)
         ]
         self.model: Model = (
             self.budgeted[0]
