@@ -156,3 +156,21 @@ def test_config_names_the_outcome_log_beside_it(tmp_path: Path) -> None:
     data["policy"]["outcomes"] = 3
     with pytest.raises(ConfigError, match=r"\[policy\] outcomes"):
         config_from_dict(data, path=tmp_path / "handoffs.toml")
+
+
+def test_every_configured_session_logs_where_the_config_says(tmp_path: Path) -> None:
+    """`handoffs run`, workers and spread handoffs all build their session from the config."""
+    from handoffs.budget import Budget
+    from handoffs.providers import Portfolio
+    from handoffs.run import configured_session
+
+    with (ROOT / "handoffs.toml").open("rb") as fh:
+        data = tomllib.load(fh)
+    data.setdefault("policy", {})["outcomes"] = "outcomes.jsonl"
+    config = config_from_dict(data, path=tmp_path / "handoffs.toml")
+    portfolio = Portfolio(config.catalog, env={})
+    session = configured_session(config, portfolio, Budget("1"))
+    assert session.outcomes is not None and session.outcomes.path == tmp_path / "outcomes.jsonl"
+    data["policy"].pop("outcomes")
+    plain = configured_session(config_from_dict(data), portfolio, Budget("1"))
+    assert plain.outcomes is None

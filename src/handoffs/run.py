@@ -29,7 +29,7 @@ from handoffs.providers import Portfolio
 from handoffs.roster import load_module
 from handoffs.tracing import Tracing
 
-__all__ = ["job_simulation", "open_portfolio", "run_job", "setting_line"]
+__all__ = ["configured_session", "job_simulation", "open_portfolio", "run_job", "setting_line"]
 
 SIMULATED_LATENCY_S = {"frontier": 0.2, "mid": 0.1, "small": 0.05, "local": 0.05}
 """Added by the fake provider per simulated call, for realism without slowing tests down."""
@@ -91,6 +91,32 @@ def setting_line(portfolio: Portfolio) -> str:
     return "models — " + "; ".join(parts)
 
 
+def configured_session(
+    config: Config,
+    portfolio: Portfolio,
+    budget: Budget,
+    *,
+    on_record: Callable[[HandoffRecord], None] | None = None,
+    tracing: Tracing | None = None,
+    session_type: type[Session] = Session,
+) -> Session:
+    """A `Session` as `handoffs.toml` configures it: its policy, timeouts, retry caps, spending
+    caps and outcome log, and this process's shared circuit breakers."""
+    return session_type(
+        catalog=config.catalog,
+        models=portfolio,
+        policy=config.policy,
+        budget=budget,
+        on_record=on_record,
+        request_timeout_s=config.request_timeout_s,
+        tracing=tracing,
+        health=shared_health(config.health),
+        retry=config.retry,
+        caps=config.caps,
+        outcomes=OutcomeLog(config.outcomes) if config.outcomes else None,
+    )
+
+
 async def run_job(
     spec: JobSpec,
     config: Config,
@@ -110,18 +136,8 @@ async def run_job(
     if tracing is not None and not tracing.model_names:  # metrics name models as providers do
         tracing = replace(tracing, model_names={e.id: e.name for e in config.catalog.values()})
     budget = Budget(spec.budget_usd, name=f"job {spec.name}")
-    session = session_type(
-        catalog=config.catalog,
-        models=portfolio,
-        policy=config.policy,
-        budget=budget,
-        on_record=on_record,
-        request_timeout_s=config.request_timeout_s,
-        tracing=tracing,
-        health=shared_health(config.health),
-        retry=config.retry,
-        caps=config.caps,
-        outcomes=OutcomeLog(config.outcomes) if config.outcomes else None,
+    session = configured_session(
+        config, portfolio, budget, on_record=on_record, tracing=tracing, session_type=session_type
     )
     orchestrator = Orchestrator.from_spec(
         spec.orchestrator, subordinates=spec.subordinates, session=session

@@ -391,12 +391,10 @@ async def _run_child(req: HandoffRequest) -> HandoffJournal:
     import os
 
     from handoffs.config import load_config
-    from handoffs.delegate import Session
-    from handoffs.health import shared_health
     from handoffs.job import load_job
     from handoffs.jobs.durable import run_handoff_step
     from handoffs.metrics import job_meter_provider
-    from handoffs.run import job_simulation, open_portfolio
+    from handoffs.run import configured_session, job_simulation, open_portfolio
     from handoffs.trace_export import job_tracer_provider
     from handoffs.tracing import Tracing
 
@@ -415,17 +413,8 @@ async def _run_child(req: HandoffRequest) -> HandoffJournal:
     token = otel_context.attach(TraceContextTextMapPropagator().extract(req.trace))
     try:
         with open_portfolio(config, simulation=job_simulation(spec)) as portfolio:
-            session = Session(
-                catalog=config.catalog,
-                models=portfolio,
-                policy=config.policy,
-                budget=Budget(req.ceiling_usd, name=f"job {spec.name}, handoff {task.id}"),
-                request_timeout_s=config.request_timeout_s,
-                tracing=tracing,
-                health=shared_health(config.health),
-                retry=config.retry,
-                caps=config.caps,
-            )
+            budget = Budget(req.ceiling_usd, name=f"job {spec.name}, handoff {task.id}")
+            session = configured_session(config, portfolio, budget, tracing=tracing)
             try:
                 return await run_handoff_step(session, task, [])
             finally:
