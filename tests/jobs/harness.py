@@ -14,6 +14,7 @@ import subprocess
 import threading
 from collections import Counter
 from collections.abc import Callable
+from contextlib import aclosing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,7 @@ import anyio
 
 from handoffs.config import load_config
 from handoffs.job import load_job
+from handoffs.jobs import JobHandle
 from handoffs.roster import load_module
 from handoffs.testing import FakeProvider, FakeRequest, LoopbackServer, Reply, ScriptedModel
 from handoffs.testing.simulation import Simulation, simulate
@@ -189,3 +191,19 @@ class WorkerProcess:
 
     def output(self) -> str:
         return self.log.read_text(errors="replace")[-4000:]
+
+
+async def all_but_one_done(handle: JobHandle) -> None:
+    """Wait until every handoff of a 4-ticket triage job but one has finished (the one a test
+    holds in flight): 4 classifications, 4 extractions, a draft per urgent ticket."""
+    with anyio.fail_after(60):
+        async with aclosing(handle.watch(poll_s=0.05)) as updates:
+            async for info in updates:
+                assert info.progress is not None
+                urgent = sum(
+                    1
+                    for r in info.progress.handoffs
+                    if r.task_kind == "classify" and r.output["urgent"]
+                )
+                if info.progress.done == 4 + 4 + urgent - 1:
+                    return

@@ -5,7 +5,6 @@ orchestrator request) a second time."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from contextlib import aclosing
 from pathlib import Path
 
 import anyio
@@ -13,7 +12,7 @@ import pytest
 
 from handoffs.jobs import JobQueue
 
-from .harness import KIND, TICKETS, Models, WorkerProcess, write_job
+from .harness import KIND, TICKETS, Models, WorkerProcess, all_but_one_done, write_job
 
 
 @pytest.mark.parametrize("first", ["worker", "run"])
@@ -44,17 +43,7 @@ async def test_killed_job_resumes_on_a_new_worker_without_rerunning_finished_han
         process = next(p for p in processes if f":{p.proc.pid}:" in owner)
         second = next(p for p in processes if p is not process)
         # Let every other handoff of the step finish, so the crash leaves exactly one in flight.
-        with anyio.fail_after(60):
-            async with aclosing(handle.watch(poll_s=0.05)) as updates:
-                async for info in updates:
-                    assert info.progress is not None
-                    urgent = sum(
-                        1
-                        for r in info.progress.handoffs
-                        if r.task_kind == "classify" and r.output["urgent"]
-                    )
-                    if info.progress.done == 4 + 4 + urgent - 1:
-                        break
+        await all_but_one_done(handle)
         process.kill()
         before = handle.status()
         assert before.state == "running" and before.worker is not None

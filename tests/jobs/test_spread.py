@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import threading
 from collections.abc import Callable
-from contextlib import aclosing
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -25,7 +24,7 @@ from handoffs.jobs.postgres import TemporaryPostgres
 from handoffs.run import open_portfolio, run_job
 from handoffs.testing import FakeRequest
 
-from .harness import KIND, TICKETS, Models, WorkerProcess, write_job
+from .harness import KIND, TICKETS, Models, WorkerProcess, all_but_one_done, write_job
 
 HANDOFF_SLOTS = ("--handoff-concurrency", "2")
 
@@ -220,17 +219,7 @@ async def test_a_killed_worker_loses_only_the_child_in_flight(
             await gate.wait_arrived()
         except TimeoutError:
             raise AssertionError("\n".join(w.output() for w in workers)) from None
-        with anyio.fail_after(60):  # every other handoff of the step finishes first
-            async with aclosing(handle.watch(poll_s=0.05)) as updates:
-                async for info in updates:
-                    assert info.progress is not None
-                    urgent = sum(
-                        1
-                        for r in info.progress.handoffs
-                        if r.task_kind == "classify" and r.output["urgent"]
-                    )
-                    if info.progress.done == 4 + 4 + urgent - 1:
-                        break
+        await all_but_one_done(handle)  # every other handoff of the step finishes first
         (runner,) = {e for _, e, what in children(handle) if what == "extract T-002" and e}
         before = handle.status()
         assert before.progress is not None and before.worker is not None
