@@ -57,9 +57,22 @@ from handoffs.tracing import Tracing
 from handoffs.trail import Trail
 from handoffs.verify import Answer, Ask, CheckContext, run_checks
 
-__all__ = ["ModelSource", "Session"]
+__all__ = [
+    "ASK_MAX_TOKENS",
+    "ASK_PROMPT_TOKENS",
+    "FEEDBACK_PROMPT_TOKENS",
+    "ModelSource",
+    "Session",
+]
 
 T = TypeVar("T")
+
+ASK_MAX_TOKENS = 256
+"""What a check's own model call (a judge, an agreement vote) may answer."""
+ASK_PROMPT_TOKENS = 64
+"""Reserved on top of a check call's estimated prompt: its framing."""
+FEEDBACK_PROMPT_TOKENS = 32
+"""Reserved on top of a feedback retry's estimated previous answer and verdicts."""
 
 ModelSource = Callable[[ModelEntry], Model]
 """Turns a catalog entry into a pydantic-ai model (a `Portfolio`, or a dict of scripted models)."""
@@ -459,7 +472,7 @@ class Session:
     ) -> Decimal:
         extra = 0
         if feedback:
-            extra = estimate_tokens(repr(previous) + " ".join(feedback)) + 32
+            extra = estimate_tokens(repr(previous) + " ".join(feedback)) + FEEDBACK_PROMPT_TOKENS
         tokens = reserved_input_tokens(trail.decision.input_tokens + extra)
         return entry.cost(tokens, trail.task.max_output_tokens)
 
@@ -502,8 +515,10 @@ class Session:
             model_id: str, instructions: str, prompt: str, output_type: type[Any]
         ) -> Answer:
             entry = self.catalog[model_id]
-            max_tokens = 256
-            tokens = reserved_input_tokens(estimate_tokens(instructions + prompt) + 64)
+            max_tokens = ASK_MAX_TOKENS
+            tokens = reserved_input_tokens(
+                estimate_tokens(instructions + prompt) + ASK_PROMPT_TOKENS
+            )
             estimate = entry.cost(tokens, max_tokens)
             usage = RunUsage()
             with budget.reserve(estimate) as reservation:

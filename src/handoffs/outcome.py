@@ -26,10 +26,15 @@ from handoffs.handoff import HandoffRecord
 from handoffs.router import scorer_text
 from handoffs.task import Task
 
-__all__ = ["OutcomeLog"]
+__all__ = ["OutcomeLog", "passed"]
 
 _VERIFIED = {"accepted": True, "rejected": False, "invalid_output": False}
-"""Attempt outcomes that say whether an answer passed."""
+
+
+def passed(outcome: str) -> bool | None:
+    """Whether an attempt's answer passed verification; None for outcomes that say nothing about
+    the answer (a provider error, a call the budget refused)."""
+    return _VERIFIED.get(outcome)
 
 
 class OutcomeLog:
@@ -37,16 +42,17 @@ class OutcomeLog:
 
     def __init__(self, path: Path | str) -> None:
         self.path = Path(path)
+        self._ready = False
 
     def rows(self, task: Task[Any], record: HandoffRecord) -> list[dict[str, Any]]:
         """The rows `write` would append for `record`: one per model whose answer was checked."""
-        passed: dict[str, bool] = {}
+        ok: dict[str, bool] = {}
         cost: dict[str, Decimal] = {}
         for attempt in record.attempts:
-            verdict = _VERIFIED.get(attempt.outcome)
+            verdict = passed(attempt.outcome)
             if verdict is None:
                 continue
-            passed[attempt.model] = passed.get(attempt.model, False) or verdict
+            ok[attempt.model] = ok.get(attempt.model, False) or verdict
             cost[attempt.model] = cost.get(attempt.model, Decimal(0)) + attempt.cost_usd
         text = scorer_text(task)
         return [
@@ -55,17 +61,19 @@ class OutcomeLog:
                 "task": task.kind,
                 "prompt": text,
                 "model": model,
-                "correct": ok,
+                "correct": right,
                 "cost_usd": str(cost[model]),
             }
-            for model, ok in passed.items()
+            for model, right in ok.items()
         ]
 
     def write(self, task: Task[Any], record: HandoffRecord) -> int:
         """Append the rows of one finished handoff in one write; return how many."""
         rows = self.rows(task, record)
         if rows:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+            if not self._ready:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                self._ready = True
             text = "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows)
             with self.path.open("a", encoding="utf-8") as fh:
                 fh.write(text)

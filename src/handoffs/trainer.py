@@ -28,6 +28,7 @@ from numpy.typing import NDArray
 
 from handoffs._terminal import JsonOpt, err, fail, out
 from handoffs.errors import ConfigError
+from handoffs.outcome import passed
 from handoffs.scorer import SHAPE_SIZE, HashedRows, LinearScorer, hashed_features, shape
 
 __all__ = ["L2_GRID", "Example", "fit_linear_scorer", "read_examples", "router_app"]
@@ -203,10 +204,6 @@ def fit_linear_scorer(
     )
 
 
-_VERIFIED = {"accepted": True, "rejected": False, "invalid_output": False}
-"""Attempt outcomes that say whether an answer passed (provider errors and refusals say nothing)."""
-
-
 def _trace_examples(folder: Path) -> list[Example]:
     from handoffs.report import collect
 
@@ -215,10 +212,9 @@ def _trace_examples(folder: Path) -> list[Example]:
         kind = str(row.summary.get("task_kind") or "")
         outcomes = list(row.summary.get("outcomes") or [])
         for model, outcome in zip(row.attempt_models, outcomes, strict=False):
-            if outcome in _VERIFIED:
-                examples.append(
-                    Example(kind=kind, prompt="", model=model, passed=_VERIFIED[outcome])
-                )
+            verdict = passed(str(outcome))
+            if verdict is not None:
+                examples.append(Example(kind=kind, prompt="", model=model, passed=verdict))
     return examples
 
 

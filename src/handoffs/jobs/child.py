@@ -47,6 +47,7 @@ from pydantic import BaseModel, ConfigDict
 
 from handoffs.budget import Budget, Reservation
 from handoffs.catalog import reserved_input_tokens
+from handoffs.delegate import ASK_MAX_TOKENS, ASK_PROMPT_TOKENS, FEEDBACK_PROMPT_TOKENS
 from handoffs.errors import BudgetExceeded
 from handoffs.handoff import Delivery
 from handoffs.jobs.database import APP_VERSION, HANDOFF_QUEUE, HANDOFF_WORKFLOW
@@ -69,8 +70,6 @@ T = TypeVar("T")
 
 POLL_S = 0.1
 """How often a parent looks for its children's results."""
-_JUDGE_TOKENS = 256
-"""What a judge call may answer (`Session._asker`)."""
 
 _running: set[anyio.CancelScope] = set()
 _client: DBOSClient | None = None
@@ -191,11 +190,11 @@ def worst_case(session: DurableSession, task: Task[Any]) -> tuple[Decimal, Decim
         return None
     out = task.max_output_tokens
     tokens = reserved_input_tokens(decision.input_tokens)
-    again = reserved_input_tokens(decision.input_tokens + out + 32)  # with the feedback
+    again = reserved_input_tokens(decision.input_tokens + out + FEEDBACK_PROMPT_TOKENS)
     judge = Decimal(0)
     if task.checks:
-        asked = reserved_input_tokens(decision.input_tokens + out + 64)
-        judge = max(e.cost(asked, _JUDGE_TOKENS) for e in session.catalog.values())
+        asked = reserved_input_tokens(decision.input_tokens + out + ASK_PROMPT_TOKENS)
+        judge = max(e.cost(asked, ASK_MAX_TOKENS) for e in session.catalog.values())
     climb = Decimal(0)
     for rung in decision.rungs:
         climb += max(
@@ -337,41 +336,23 @@ def _cancel_if_parent_cancelled(client: DBOSClient, request: HandoffRequest, chi
         return
 
 
+_CARRIED = tuple(f for f in TaskSpec.model_fields if f not in ("input", "input_model", "requires"))
+"""The task's own fields a spec carries as they are (the rest come from the roster entry)."""
+
+
 def _spec_of(task: Task[Any]) -> TaskSpec:
     return TaskSpec(
-        id=task.id,
         input=task.input_data(),
         input_model=isinstance(task.input, BaseModel),
-        instructions=task.instructions,
-        risk=task.risk,
-        max_cost_usd=task.max_cost_usd,
-        deadline_s=task.deadline_s,
-        min_score=task.min_score,
-        model=task.model,
         requires=sorted(task.requires),
-        max_output_tokens=task.max_output_tokens,
-        feedback_retries=task.feedback_retries,
-        label=task.label,
+        **{name: getattr(task, name) for name in _CARRIED},
     )
 
 
 def _task_of(sub: Subordinate[Any, Any], spec: TaskSpec) -> Task[Any]:
-    data = spec.input
-    value: Any = sub.input_type.model_validate(data) if spec.input_model else data
-    return sub.task(
-        value,
-        id=spec.id,
-        instructions=spec.instructions,
-        risk=spec.risk,
-        max_cost_usd=spec.max_cost_usd,
-        deadline_s=spec.deadline_s,
-        min_score=spec.min_score,
-        model=spec.model,
-        requires=frozenset(spec.requires),
-        max_output_tokens=spec.max_output_tokens,
-        feedback_retries=spec.feedback_retries,
-        label=spec.label,
-    )
+    value: Any = sub.input_type.model_validate(spec.input) if spec.input_model else spec.input
+    carried = {name: getattr(spec, name) for name in _CARRIED}
+    return sub.task(value, requires=frozenset(spec.requires), **carried)
 
 
 def _parent_cancelled(parent: str) -> bool:

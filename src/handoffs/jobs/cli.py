@@ -163,6 +163,14 @@ def list_jobs(
     out.print(table)
 
 
+def _show(info: JobInfo, as_json: bool) -> None:
+    """One job's state: a JSON document, or the human summary."""
+    if as_json:
+        out.print_json(_dump(info), highlight=False)
+    else:
+        _print_info(info)
+
+
 @jobs_app.command()
 def status(
     job_id: JobIdArg,
@@ -172,11 +180,7 @@ def status(
 ) -> None:
     """A job's state, worker, handoffs done / running / failed and spend."""
     with _queue(database_url, config) as queue:
-        info = queue.get(job_id).status()
-    if as_json:
-        out.print_json(_dump(info), highlight=False)
-        return
-    _print_info(info)
+        _show(queue.get(job_id).status(), as_json)
 
 
 @jobs_app.command()
@@ -214,10 +218,7 @@ def watch(
             info = anyio.run(follow)
         except KeyboardInterrupt:
             raise fail("interrupted (the job goes on)", 130) from None
-    if as_json:
-        out.print_json(_dump(info), highlight=False)
-    else:
-        _print_info(info)
+    _show(info, as_json)
     if info.state != "completed":
         raise typer.Exit(1)
 
@@ -231,11 +232,7 @@ def cancel(
 ) -> None:
     """Cancel a job: its worker stops at once; finished handoffs are kept."""
     with _queue(database_url, config) as queue:
-        info = queue.get(job_id).cancel()
-    if as_json:
-        out.print_json(_dump(info), highlight=False)
-        return
-    _print_info(info)
+        _show(queue.get(job_id).cancel(), as_json)
 
 
 @jobs_app.command()
