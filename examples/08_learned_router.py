@@ -28,11 +28,11 @@ import anyio
 from pydantic import BaseModel
 
 from handoffs import Catalog, Policy, Portfolio, Rule, Session, Task, checks
-from handoffs.outcome import OutcomeLog
-from handoffs.scorer import load_scorer
+from handoffs.routing._outcome import OutcomeLog
+from handoffs.routing._scorer import load_scorer
+from handoffs.routing._trainer import fit_linear_scorer, read_examples
 from handoffs.testing import FakeProvider, FakeRequest, LoopbackServer, Reply, ScriptedModel
 from handoffs.testing.simulation import first_json
-from handoffs.trainer import fit_linear_scorer, read_examples
 
 AMOUNT = re.compile(r"(\d+)[.,](\d\d)")
 

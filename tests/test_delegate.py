@@ -13,10 +13,10 @@ from pydantic import BaseModel
 from handoffs import checks
 from handoffs.budget import Budget
 from handoffs.catalog import Catalog
-from handoffs.delegate import Session
+from handoffs.engine._retry import RetryPolicy
+from handoffs.engine._session import Session
 from handoffs.errors import BudgetExceeded, HandoffFailed, NoRouteAvailable, VerificationFailed
-from handoffs.retry import RetryPolicy
-from handoffs.router import Policy, Rule
+from handoffs.routing._router import Policy, Rule
 from handoffs.task import Task
 from handoffs.testing.scripted import fail
 

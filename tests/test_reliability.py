@@ -18,13 +18,13 @@ from pydantic_ai.exceptions import (
 )
 
 from handoffs.budget import Budget
-from handoffs.cap import Caps, SpendCap
 from handoffs.catalog import Catalog
-from handoffs.delegate import Session
+from handoffs.engine._cap import Caps, SpendCap
+from handoffs.engine._retry import RetryPolicy
+from handoffs.engine._session import Session
 from handoffs.errors import HandoffTimeout, ProviderRejected
-from handoffs.health import Breaker, BreakerSettings, Health
-from handoffs.retry import RetryPolicy
-from handoffs.router import Policy, Rule
+from handoffs.health._breaker import Breaker, BreakerSettings, Health
+from handoffs.routing._router import Policy, Rule
 from handoffs.task import Task
 from handoffs.testing.scripted import ScriptCall
 

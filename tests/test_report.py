@@ -16,11 +16,11 @@ from typer.testing import CliRunner
 
 from handoffs import Catalog, Session, Task, checks
 from handoffs.cli import app
-from handoffs.metrics import job_meter_provider
-from handoffs.report import parse_since, percentile
-from handoffs.router import Policy, Rule
-from handoffs.trace_export import JsonlSpanExporter, span_to_json
-from handoffs.tracing import Tracing
+from handoffs.routing._router import Policy, Rule
+from handoffs.tracing._export import JsonlSpanExporter, span_to_json
+from handoffs.tracing._metrics import job_meter_provider
+from handoffs.tracing._report import parse_since, percentile
+from handoffs.tracing._spans import Tracing
 
 from .conftest import Scripts
 from .test_tracing import traced_job

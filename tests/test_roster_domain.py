@@ -11,10 +11,10 @@ from typing import Any
 import pytest
 
 from handoffs.catalog import Catalog
-from handoffs.checks import Predicate
 from handoffs.handoff import Verdict
-from handoffs.roster import load_module
-from handoffs.verify import CheckContext
+from handoffs.project._roster import load_module
+from handoffs.verify._run import CheckContext
+from handoffs.verify.checks import Predicate
 
 ROOT = Path(__file__).resolve().parent.parent
 AGENTS = ROOT / "agents"

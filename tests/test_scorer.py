@@ -15,12 +15,12 @@ from typer.testing import CliRunner
 
 from handoffs.catalog import Catalog
 from handoffs.cli import app
-from handoffs.config import config_from_dict
 from handoffs.errors import ConfigError
-from handoffs.router import Policy, Rule, route
-from handoffs.scorer import LinearScorer, load_scorer, shape
+from handoffs.project._config import config_from_dict
+from handoffs.routing._router import Policy, Rule, route
+from handoffs.routing._scorer import LinearScorer, load_scorer, shape
+from handoffs.routing._trainer import Example, fit_linear_scorer, read_examples
 from handoffs.task import Task
-from handoffs.trainer import Example, fit_linear_scorer, read_examples
 
 from .conftest import entry
 

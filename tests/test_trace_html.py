@@ -18,11 +18,11 @@ from typer.testing import CliRunner
 from handoffs import Budget, Catalog, Task, checks
 from handoffs.cli import app
 from handoffs.errors import VerificationFailed
-from handoffs.orchestrator import Orchestrator
-from handoffs.trace_export import JsonlSpanExporter
-from handoffs.trace_html import embed_json, page_data
-from handoffs.trace_view import load_trace
-from handoffs.tracing import Tracing
+from handoffs.orchestrator._agent import Orchestrator
+from handoffs.tracing._export import JsonlSpanExporter
+from handoffs.tracing._html import embed_json, page_data
+from handoffs.tracing._spans import Tracing
+from handoffs.tracing._view import load_trace
 
 from .conftest import Scripts
 from .test_orchestrator import Planner, Ticket, Triage, classifier, make_session

@@ -1,11 +1,10 @@
 """handoffs: delegate typed subtasks to cheaper models, verify, escalate, stay in budget."""
 
-from handoffs import checks
 from handoffs.budget import Budget
-from handoffs.cap import Caps, SpendCap
 from handoffs.catalog import Catalog, ModelEntry
-from handoffs.config import Config, load_config
-from handoffs.delegate import Session
+from handoffs.engine._cap import Caps, SpendCap
+from handoffs.engine._retry import RetryPolicy
+from handoffs.engine._session import Session
 from handoffs.errors import (
     BudgetExceeded,
     ConfigError,
@@ -19,16 +18,17 @@ from handoffs.errors import (
     VerificationFailed,
 )
 from handoffs.handoff import Attempt, Delivery, HandoffRecord, RouteStep, Verdict
-from handoffs.health import BreakerSettings, Health
-from handoffs.orchestrator import JobResult, Orchestrator, OrchestratorSpec, Subordinate
-from handoffs.probe import Prober
-from handoffs.providers import Portfolio
-from handoffs.retry import RetryPolicy
-from handoffs.router import Policy, RouteDecision, Rule, route
-from handoffs.run import open_portfolio
+from handoffs.health._breaker import BreakerSettings, Health
+from handoffs.health._prober import Prober
+from handoffs.orchestrator._agent import JobResult, Orchestrator, OrchestratorSpec, Subordinate
+from handoffs.project._config import Config, load_config
+from handoffs.project._run import open_portfolio
+from handoffs.providers._portfolio import Portfolio
+from handoffs.routing._router import Policy, RouteDecision, Rule, route
 from handoffs.task import NO_FALLBACK, Task
-from handoffs.tracing import Tracing
-from handoffs.verify import Check, CheckContext
+from handoffs.tracing._spans import Tracing
+from handoffs.verify import checks
+from handoffs.verify._run import Check, CheckContext
 
 __all__ = [
     "NO_FALLBACK",

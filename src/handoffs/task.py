@@ -17,7 +17,7 @@ from handoffs.budget import usd
 from handoffs.errors import ConfigError
 
 if TYPE_CHECKING:
-    from handoffs.verify import Check
+    from handoffs.verify._run import Check
 
 __all__ = ["NO_FALLBACK", "Risk", "Task", "json_schema_of", "schema_errors"]
 

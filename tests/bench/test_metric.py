@@ -7,7 +7,7 @@ import random
 
 import pytest
 
-from handoffs.bench import metric
+from handoffs_bench import metric
 
 
 @pytest.mark.parametrize(

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from handoffs.bench import metric
-from handoffs.bench.policy import (
+from handoffs_bench import metric
+from handoffs_bench.policy import (
     Context,
     agreement,
     answer_key,
@@ -15,8 +15,8 @@ from handoffs.bench.policy import (
     fit_zero_router,
     oracle,
 )
-from handoffs.bench.replay import evaluate, folds_of
-from handoffs.bench.routing import Outcomes
+from handoffs_bench.replay import evaluate, folds_of
+from handoffs.routing._recorded import Outcomes
 
 A, B, F = 0, 1, 2  # two cheap models and the frontier
 

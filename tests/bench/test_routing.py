@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from handoffs.bench.routing import Outcomes, load_outcomes
 from handoffs.errors import ConfigError
+from handoffs.routing._recorded import Outcomes, load_outcomes
 
 
 def _write_csv(path: Path, header: list[str], rows: list[list[str]]) -> None:
@@ -167,7 +167,7 @@ def test_a_missing_folder_is_a_config_error(tmp_path: Path) -> None:
 
 
 def test_the_bench_package_exports_a_sorted_public_api() -> None:
-    import handoffs.bench as bench
+    import handoffs_bench as bench
 
     assert bench.__all__ == sorted(bench.__all__)
     assert all(hasattr(bench, name) for name in bench.__all__)

@@ -11,16 +11,16 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from handoffs.bench import metric
-from handoffs.bench.cascade import fit_verified
-from handoffs.bench.evidence import gather
-from handoffs.bench.gate import fit_key_vote
-from handoffs.bench.policy import Context
-from handoffs.bench.program import parse_program
-from handoffs.bench.replay import evaluate
-from handoffs.bench.routing import Outcomes
-from handoffs.bench.sandbox import Job, run_cases
 from handoffs.cli import app
+from handoffs_bench import metric
+from handoffs_bench.cascade import fit_verified
+from handoffs_bench.evidence import gather
+from handoffs_bench.gate import fit_key_vote
+from handoffs_bench.policy import Context
+from handoffs_bench.program import parse_program
+from handoffs_bench.replay import evaluate
+from handoffs.routing._recorded import Outcomes
+from handoffs_bench.sandbox import Job, run_cases
 
 ADDER = """Here you go:
 ```python

@@ -10,11 +10,11 @@ from pydantic import BaseModel, Field, ValidationError
 
 from handoffs.errors import ConfigError
 from handoffs.gauntlet import FAMILIES, catalogue, opt_in, select
-from handoffs.gauntlet.call import JUDGE, ORCHESTRATOR, Roles
-from handoffs.gauntlet.forge import drop_field, lie, pad, wrong_types
-from handoffs.gauntlet.gullible import directives_in, instructions_in, strings_in
-from handoffs.gauntlet.provider import ProviderFault
-from handoffs.orchestrator import Subordinate
+from handoffs.gauntlet._call import JUDGE, ORCHESTRATOR, Roles
+from handoffs.gauntlet._forge import drop_field, lie, pad, wrong_types
+from handoffs.gauntlet._gullible import directives_in, instructions_in, strings_in
+from handoffs.gauntlet._provider import ProviderFault
+from handoffs.orchestrator._agent import Subordinate
 from handoffs.task import json_schema_of
 from handoffs.testing import FakeMessage, FakeRequest, FakeTool, Fault
 

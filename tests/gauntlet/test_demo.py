@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from handoffs.config import Config
 from handoffs.gauntlet import FAMILIES, Defences, Gauntlet, GauntletFailed, Scorecard
-from handoffs.job import JobSpec
+from handoffs.project._config import Config
+from handoffs.project._job import JobSpec
 
 
 async def test_the_full_gauntlet_holds_on_the_demo_job(demo: JobSpec, config: Config) -> None:

@@ -20,11 +20,11 @@ from pydantic_ai.models.function import AgentInfo, FunctionModel
 from pydantic_ai.usage import UsageLimits
 
 from handoffs import Budget, Catalog, Session
-from handoffs.action import ActionPolicy, Allow, side_effect
 from handoffs.catalog import ModelEntry
-from handoffs.orchestrator import Orchestrator, Subordinate
-from handoffs.quarantine import REF, Quarantine, free_text
-from handoffs.router import Policy, Rule
+from handoffs.orchestrator._action import ActionPolicy, Allow, side_effect
+from handoffs.orchestrator._agent import Orchestrator, Subordinate
+from handoffs.orchestrator._quarantine import REF, Quarantine, free_text
+from handoffs.routing._router import Policy, Rule
 from handoffs.task import json_schema_of
 from handoffs.testing.scripted import fail
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from handoffs.jobs.postgres import TemporaryPostgres, available
+from handoffs.testing.postgres import TemporaryPostgres, available
 
 from .harness import Models, WorkerProcess
 

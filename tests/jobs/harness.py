@@ -21,10 +21,10 @@ from typing import Any
 
 import anyio
 
-from handoffs.config import load_config
-from handoffs.job import load_job
 from handoffs.jobs import JobHandle
-from handoffs.roster import load_module
+from handoffs.project._config import load_config
+from handoffs.project._job import load_job
+from handoffs.project._roster import load_module
 from handoffs.testing import FakeProvider, FakeRequest, LoopbackServer, Reply, ScriptedModel
 from handoffs.testing.simulation import Simulation, simulate
 

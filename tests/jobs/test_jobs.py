@@ -19,7 +19,7 @@ from handoffs.jobs import (
     Worker,
     job_id_for,
 )
-from handoffs.jobs.workflow import running_jobs
+from handoffs.jobs._workflow import running_jobs
 
 from .harness import TICKETS, Models, write_job
 

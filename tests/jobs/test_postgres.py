@@ -10,8 +10,8 @@ from pathlib import Path
 import anyio
 
 from handoffs.jobs import JobQueue
-from handoffs.jobs.postgres import TemporaryPostgres
-from handoffs.jobs.supervisor import Presence
+from handoffs.jobs._supervisor import Presence
+from handoffs.testing.postgres import TemporaryPostgres
 
 from .harness import TICKETS, Models, WorkerProcess, write_job
 

@@ -14,15 +14,15 @@ from typing import Any
 import anyio
 import pytest
 
-from handoffs.config import load_config
 from handoffs.errors import ConfigError
-from handoffs.job import JobReport, load_job
 from handoffs.jobs import JobQueue
-from handoffs.jobs.database import HANDOFF_WORKFLOW, resolve_url
-from handoffs.jobs.handle import JobHandle
-from handoffs.jobs.postgres import TemporaryPostgres
-from handoffs.run import open_portfolio, run_job
+from handoffs.jobs._database import HANDOFF_WORKFLOW, resolve_url
+from handoffs.jobs._handle import JobHandle
+from handoffs.project._config import load_config
+from handoffs.project._job import JobReport, load_job
+from handoffs.project._run import open_portfolio, run_job
 from handoffs.testing import FakeRequest
+from handoffs.testing.postgres import TemporaryPostgres
 
 from .harness import KIND, TICKETS, Models, WorkerProcess, all_but_one_done, write_job
 
@@ -90,7 +90,7 @@ def outcome(report: JobReport) -> list[tuple[str, str | None, str, object]]:
 
 
 async def wait_for_workers(workers: list[WorkerProcess], url: str) -> None:
-    from handoffs.jobs.supervisor import Presence
+    from handoffs.jobs._supervisor import Presence
 
     presence = Presence(url)
     try:

@@ -16,10 +16,10 @@ import pytest
 from pydantic import BaseModel
 
 from handoffs import Catalog, Policy, Portfolio, Rule, Session, Task
+from handoffs.engine._retry import RetryPolicy
 from handoffs.errors import ProviderRejected
-from handoffs.health import BreakerSettings, Health
-from handoffs.probe import Prober
-from handoffs.retry import RetryPolicy
+from handoffs.health._breaker import BreakerSettings, Health
+from handoffs.health._prober import Prober
 from handoffs.testing import FakeProvider, FakeRequest, Fault, LoopbackServer, Reply, ScriptedModel
 
 Wire = Literal["anthropic", "openai"]

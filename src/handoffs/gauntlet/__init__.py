@@ -2,7 +2,7 @@
 
 A job is run against a *hostile portfolio* — its own models, played by its simulation on the fake
 provider, with chosen subordinates replaced by adversarial scripted models — once per attack, and
-every run is checked against the invariants (`handoffs.gauntlet.invariant`) and scored:
+every run is checked against the invariants (`handoffs.gauntlet._invariant`) and scored:
 
 ```python
 from handoffs.gauntlet import Gauntlet, select
@@ -18,13 +18,13 @@ budget, retry bait), provider (every fault of the fake provider), degradation (s
 slower).
 """
 
-from handoffs.gauntlet.attack import Attack, Family, Harm, Hostility
-from handoffs.gauntlet.call import Call
-from handoffs.gauntlet.catalogue import FAMILIES, catalogue, opt_in, select
-from handoffs.gauntlet.drill import LenientJudge, SilentlySlower, SilentlyWorse
-from handoffs.gauntlet.economic import BudgetExhaustion, EndlessEscalation, RetryAfterBait
-from handoffs.gauntlet.gullible import GullibleOrchestrator, instructions_in
-from handoffs.gauntlet.injection import (
+from handoffs.gauntlet._attack import Attack, Family, Harm, Hostility
+from handoffs.gauntlet._call import Call
+from handoffs.gauntlet._catalogue import FAMILIES, catalogue, opt_in, select
+from handoffs.gauntlet._drill import LenientJudge, SilentlySlower, SilentlyWorse
+from handoffs.gauntlet._economic import BudgetExhaustion, EndlessEscalation, RetryAfterBait
+from handoffs.gauntlet._gullible import GullibleOrchestrator, instructions_in
+from handoffs.gauntlet._injection import (
     ExfiltrateToUrl,
     FakeSystemFrame,
     FakeToolCall,
@@ -33,8 +33,8 @@ from handoffs.gauntlet.injection import (
     PlantedInstruction,
     RedelegateForever,
 )
-from handoffs.gauntlet.invariant import INVARIANTS
-from handoffs.gauntlet.output import (
+from handoffs.gauntlet._invariant import INVARIANTS
+from handoffs.gauntlet._output import (
     ConfidentLie,
     EmptyOutput,
     ExtraField,
@@ -45,9 +45,9 @@ from handoffs.gauntlet.output import (
     OversizedOutput,
     SchemaViolation,
 )
-from handoffs.gauntlet.provider import ProviderFault
-from handoffs.gauntlet.runner import Defences, Gauntlet
-from handoffs.gauntlet.scorecard import (
+from handoffs.gauntlet._provider import ProviderFault
+from handoffs.gauntlet._runner import Defences, Gauntlet
+from handoffs.gauntlet._scorecard import (
     AttackResult,
     Breach,
     GauntletFailed,

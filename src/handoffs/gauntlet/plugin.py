@@ -30,10 +30,10 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 if TYPE_CHECKING:
-    from handoffs.config import Config
-    from handoffs.gauntlet.attack import Attack
-    from handoffs.gauntlet.scorecard import Scorecard
-    from handoffs.job import JobSpec
+    from handoffs.gauntlet._attack import Attack
+    from handoffs.gauntlet._scorecard import Scorecard
+    from handoffs.project._config import Config
+    from handoffs.project._job import JobSpec
 
 __all__ = ["GauntletFixture", "gauntlet", "pytest_configure"]
 
@@ -86,10 +86,10 @@ class GauntletFixture:
         **options: Any,
     ) -> Scorecard:
         """`run`, awaited on the caller's event loop."""
-        from handoffs.config import load_config
-        from handoffs.gauntlet.attack import Attack
-        from handoffs.gauntlet.runner import Defences, Gauntlet
-        from handoffs.job import JobSpec, load_job
+        from handoffs.gauntlet._attack import Attack
+        from handoffs.gauntlet._runner import Defences, Gauntlet
+        from handoffs.project._config import load_config
+        from handoffs.project._job import JobSpec, load_job
 
         settings = {**self.defaults, **options}
         unknown = sorted(

@@ -19,12 +19,12 @@ import importlib
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from handoffs._terminal import TRACE_DIR
+from handoffs.tracing._export import TRACE_DIR
 
 if TYPE_CHECKING:
-    from handoffs.jobs.database import APP_VERSION, JobsDatabaseError, resolve_url
-    from handoffs.jobs.durable import durable_step
-    from handoffs.jobs.handle import (
+    from handoffs.jobs._database import APP_VERSION, JobsDatabaseError, resolve_url
+    from handoffs.jobs._durable import durable_step
+    from handoffs.jobs._handle import (
         JobHandle,
         JobInfo,
         JobNotCompleted,
@@ -33,9 +33,9 @@ if TYPE_CHECKING:
         UnknownJob,
         job_id_for,
     )
-    from handoffs.jobs.progress import JobProgress
-    from handoffs.jobs.supervisor import Handover
-    from handoffs.jobs.worker import Worker
+    from handoffs.jobs._progress import JobProgress
+    from handoffs.jobs._supervisor import Handover
+    from handoffs.jobs._worker import Worker
 
 __all__ = [
     "APP_VERSION",
@@ -79,7 +79,7 @@ def __getattr__(name: str) -> Any:
     home = _HOME.get(name)
     if home is None:
         raise AttributeError(f"module 'handoffs.jobs' has no attribute {name!r}")
-    return getattr(importlib.import_module(f"handoffs.jobs.{home}"), name)
+    return getattr(importlib.import_module(f"handoffs.jobs._{home}"), name)
 
 
 async def submit(
@@ -94,7 +94,7 @@ async def submit(
 
     The handle keeps its own `JobQueue` open; `handle.queue.close()` when done with it.
     """
-    from handoffs.jobs.handle import JobQueue
+    from handoffs.jobs._handle import JobQueue
 
     queue = JobQueue(database_url, config=config)
     try:

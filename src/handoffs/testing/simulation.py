@@ -20,9 +20,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, cast
 
-from handoffs.checks import JudgeScore
 from handoffs.task import json_schema_of
 from handoffs.testing._script import FakeRequest, Reply, ScriptedModel, ToolCall
+from handoffs.verify.checks import JudgeScore
 
 __all__ = ["Simulation", "first_json", "placeholder", "simulate"]
 

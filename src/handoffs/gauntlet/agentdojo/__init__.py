@@ -33,8 +33,8 @@ hijackable orchestrator, not a model's skill: utility is an upper bound set by a
 
 from __future__ import annotations
 
-from handoffs.gauntlet.agentdojo.benchmark import AgentDojoReport, Cell, run_agentdojo
-from handoffs.gauntlet.agentdojo.pipeline import (
+from handoffs.gauntlet.agentdojo._benchmark import AgentDojoReport, Cell, run_agentdojo
+from handoffs.gauntlet.agentdojo._pipeline import (
     ATTACKS,
     MODES,
     VERSION,

@@ -1,0 +1,147 @@
+"""`handoffs report`: figures over stored traces, and `report shadow`: replay a candidate policy."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.table import Table
+
+from handoffs.cli.terminal import JsonOpt, fail, out
+from handoffs.errors import ConfigError
+from handoffs.project._config import load_config
+from handoffs.routing._shadow import shadow_document
+from handoffs.tracing._export import TRACE_DIR
+from handoffs.tracing._report import HandoffRow, collect, parse_since, report_document
+
+__all__ = ["report_app"]
+
+report_app = typer.Typer(
+    help="Figures over stored traces; `shadow` replays them through a candidate policy.",
+    no_args_is_help=False,
+)
+DirOpt = Annotated[
+    Path, typer.Option("--dir", help="Where job traces are kept.", show_default=True)
+]
+
+
+def _rows(directory: Path) -> list[HandoffRow]:
+    if not directory.is_dir():
+        raise fail(f"no trace directory {directory}")
+    return collect(directory)
+
+
+def _pct(value: float | None) -> str:
+    return "—" if value is None else f"{value:.3f}"
+
+
+def _print_report(doc: dict[str, Any]) -> None:
+    period = doc["period"]
+    out.print(
+        f"[bold]{doc['handoffs']} handoffs in {doc['jobs']} jobs · ${doc['cost_usd']}[/] "
+        f"({period['since'] or 'all time'} → {period['until']})",
+        highlight=False,
+    )
+    change = doc.get("change", {})
+    models = Table(title="per model", title_justify="left")
+    for col in ("model", "attempts", "p50 s", "p95 s", "p99 s", "errors", "cost $"):
+        models.add_column(col, justify="left" if col == "model" else "right")
+    if change:
+        models.add_column("Δ cost $", justify="right")
+    for name, m in doc["models"].items():
+        lat = m["latency_s"]
+        row = [name, str(m["attempts"]), _pct(lat["p50"]), _pct(lat["p95"]), _pct(lat["p99"])]
+        row += [f"{m['error_rate']:.1%}", m["cost_usd"]]
+        if change:
+            row.append(str(change["models"].get(name, {}).get("cost_usd", "0")))
+        models.add_row(*row)
+    out.print(models)
+    kinds = Table(title="per task kind", title_justify="left")
+    for col in ("kind", "handoffs", "cost $", "delivered by"):
+        kinds.add_column(col)
+    for name, k in doc["task_kinds"].items():
+        where = ", ".join(f"{m} {n}" for m, n in k["models"].items())
+        kinds.add_row(name, str(k["handoffs"]), k["cost_usd"], where)
+    out.print(kinds)
+    routes = Table(title="route distribution (share of handoffs)", title_justify="left")
+    for col in ("tier / model", "handoffs", "share"):
+        routes.add_column(col)
+    if change:
+        routes.add_column("Δ share")
+    for axis in ("by_tier", "by_model"):
+        for name, r in doc["routes"][axis].items():
+            row = [f"{axis[3:]} {name}", str(r["handoffs"]), f"{r['share']:.1%}"]
+            if change:
+                row.append(f"{change['routes'][axis][name]['share']:+.1%}")
+            routes.add_row(*row)
+    out.print(routes)
+
+
+@report_app.callback(invoke_without_command=True)
+def report(
+    ctx: typer.Context,
+    directory: DirOpt = TRACE_DIR,
+    since: Annotated[
+        str | None, typer.Option("--since", help="Only spans started this recently: 7d, 24h, 30m.")
+    ] = None,
+    compare: Annotated[
+        bool,
+        typer.Option("--compare", help="Also the previous period of equal length, and the change."),
+    ] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Per model, per task kind and per route: volume, latency, errors and cost from stored traces."""
+    if ctx.invoked_subcommand is not None:
+        return
+    try:
+        window = parse_since(since) if since is not None else None
+    except ValueError as exc:
+        raise fail(str(exc)) from None
+    if compare and window is None:
+        raise fail("--compare needs --since (the length of the period to compare)")
+    doc = report_document(_rows(directory), since=window, compare=compare)
+    if as_json:
+        out.print_json(json.dumps(doc), highlight=False)
+        return
+    _print_report(doc)
+
+
+@report_app.command("shadow")
+def shadow(
+    policy: Annotated[
+        Path, typer.Option("--policy", help="Candidate config: its [policy] and [models] are used.")
+    ],
+    directory: DirOpt = TRACE_DIR,
+    as_json: JsonOpt = False,
+) -> None:
+    """Replay logged handoffs through a candidate policy (no model is called): what changes, and
+    the estimated change in cost."""
+    try:
+        candidate = load_config(policy)
+    except ConfigError as exc:
+        raise fail(str(exc)) from None
+    doc = shadow_document(_rows(directory), candidate.catalog, candidate.policy)
+    if as_json:
+        out.print_json(json.dumps(doc), highlight=False)
+        return
+    cost = doc["cost_usd"]
+    out.print(
+        f"[bold]shadow routing with {policy} — ESTIMATE, no model was called[/]\n"
+        f"{doc['decisions_changed']} of {doc['handoffs']} decisions change; cost "
+        f"${cost['actual']} → ~${cost['estimated']} (Δ ~${cost['change']})",
+        highlight=False,
+    )
+    for change in doc["changes"]:
+        out.print(
+            f"  {change['before']} → {change['after']}: {change['handoffs']}", highlight=False
+        )
+    for ex in doc["examples"]:
+        out.print(
+            f"  e.g. {ex['task_kind']} {ex['label'] or ex['task_id']} ({ex['risk']}): "
+            f"{'→'.join(ex['before'])}  ⇒  {'→'.join(ex['after'])}",
+            highlight=False,
+        )
+    for note in doc["approximations"]:
+        out.print(f"  note: {note}", highlight=False)

@@ -1,0 +1,120 @@
+"""One typed request of one catalog model, as the engine makes it.
+
+`Caller` keeps one pydantic-ai `Agent` per (model, output type), waits for a slot on models with
+`max_concurrency`, sets pydantic-ai's deadlines (`request_timeout`, and `first_event_timeout` on
+streamed models), streams when the catalog says so, and turns the two silent failures a provider
+can hide in a successful response into errors the engine can sort: an answer cut off by a content
+filter, and a stream that ended before its final event.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterable, Callable
+from contextlib import AbstractAsyncContextManager, nullcontext
+from typing import Any
+
+import anyio
+from pydantic import BaseModel
+from pydantic_ai import Agent, NativeOutput, PromptedOutput, RunContext, ToolOutput
+from pydantic_ai.exceptions import ContentFilterError, ModelAPIError
+from pydantic_ai.messages import AgentStreamEvent
+from pydantic_ai.models import Model
+from pydantic_ai.settings import ModelSettings
+from pydantic_ai.usage import RunUsage, UsageLimits
+
+from handoffs.catalog import ModelEntry
+from handoffs.tracing._spans import Tracing
+
+__all__ = ["Caller"]
+
+
+def _output_spec(entry: ModelEntry, output_type: type[Any]) -> Any:
+    if not issubclass(output_type, BaseModel):
+        return output_type  # str, int, lists...: pydantic-ai picks the mode
+    if entry.structured_output == "native":
+        return NativeOutput(output_type)
+    if entry.structured_output == "prompted":
+        return PromptedOutput(output_type)
+    return ToolOutput(output_type)
+
+
+async def _drain(ctx: RunContext[None], events: AsyncIterable[AgentStreamEvent]) -> None:
+    """An event handler that only makes pydantic-ai stream the request (the output is taken whole)."""
+    async for _ in events:
+        pass
+
+
+class Caller:
+    """Makes single typed requests to catalog models through pydantic-ai agents."""
+
+    def __init__(
+        self,
+        models: Callable[[ModelEntry], Model],
+        *,
+        tracing: Tracing | None,
+        timeout_s: float,
+        first_event_timeout_s: float | None,
+    ) -> None:
+        self._models = models
+        self.tracing = tracing
+        """Where the subordinates' pydantic-ai spans go (agents built after a change use it)."""
+        self._timeout_s = timeout_s
+        self._first_event_timeout_s = first_event_timeout_s
+        self._agents: dict[tuple[str, Any], Agent[None, Any]] = {}
+        self._limiters: dict[str, anyio.CapacityLimiter] = {}
+
+    def _slot(self, entry: ModelEntry) -> AbstractAsyncContextManager[Any]:
+        """Waits for a free slot on models with `max_concurrency`; a no-op for the others."""
+        if entry.max_concurrency is None:
+            return nullcontext()
+        limiter = self._limiters.get(entry.id)
+        if limiter is None:
+            limiter = self._limiters[entry.id] = anyio.CapacityLimiter(entry.max_concurrency)
+        return limiter
+
+    def _agent(self, entry: ModelEntry, output_type: type[Any]) -> Agent[None, Any]:
+        key = (entry.id, output_type)
+        agent = self._agents.get(key)
+        if agent is None:
+            agent = Agent(
+                self._models(entry),
+                output_type=_output_spec(entry, output_type),
+                retries={"output": 0, "tools": 0},
+                name=f"subordinate:{entry.id}",
+                capabilities=[self.tracing.instrumentation()] if self.tracing else None,
+            )
+            self._agents[key] = agent
+        return agent
+
+    async def call(
+        self,
+        entry: ModelEntry,
+        instructions: str,
+        prompt: str,
+        output_type: type[Any],
+        usage: RunUsage,
+        max_tokens: int,
+        time_left_s: float | None,
+    ) -> Any:
+        """One request; its tokens are added to `usage` whatever happens. Raises what pydantic-ai
+        raises, plus `ContentFilterError` / `ModelAPIError` for the silent failures above."""
+        timeout_s = min(time_left_s, self._timeout_s) if time_left_s else self._timeout_s
+        settings: ModelSettings = {"max_tokens": max_tokens, "request_timeout": timeout_s}
+        first = self._first_event_timeout_s
+        if entry.stream and first is not None:
+            settings["first_event_timeout"] = min(first, timeout_s)
+        async with self._slot(entry):
+            result = await self._agent(entry, output_type).run(
+                prompt,
+                instructions=instructions,
+                usage=usage,
+                usage_limits=UsageLimits(request_limit=1),
+                model_settings=settings,
+                event_stream_handler=_drain if entry.stream else None,
+            )
+        reason = result.response.finish_reason
+        if reason == "content_filter":  # a partial answer the provider's filter cut off
+            raise ContentFilterError(f"{entry.id}: the answer was cut off by a content filter")
+        if entry.stream and reason is None:  # the stream broke off before its final event
+            raise ModelAPIError(entry.name, "the stream ended before the provider finished")
+        return result.output

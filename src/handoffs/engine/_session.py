@@ -1,0 +1,546 @@
+"""The delegation engine: route, reserve, run, verify, retry with feedback, escalate, fail over, degrade.
+
+```
+for each rung of the route (a model and its failover chain on other providers):
+    for each model on the rung whose circuit breaker admits a call:
+        reserve the worst-case cost (job budget, handoff ceiling, spend caps) -> run -> commit
+            unavailable (5xx, 529, connection, timeout) -> next model on the rung, at once
+            rate limited (429)  -> wait its Retry-After if that fits the deadline, else next model
+            context too long    -> the next model with a longer context window
+            content filter      -> the task's fallback (a degraded Delivery), recorded as such
+            other 4xx           -> stop: ProviderRejected names the model and the cause
+            invalid output      -> retry the same model with the validation error, then escalate
+            a check fails       -> retry the same model with the verdict's feedback, then escalate
+            every check passes  -> Delivery
+every provider failed transiently -> back off (jittered) and sweep the route again, within the caps
+nothing delivered -> the task's fallback (degraded) or VerificationFailed / HandoffFailed / ...
+```
+Provider faults are sorted by `handoffs.providers._fault.classify`; breakers live in `handoffs.health._breaker`; the
+caps on attempts and time in `handoffs.engine._retry`; the attempt log in `handoffs.engine._trail`.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any, Generic, Literal, TypeVar
+
+import anyio
+from pydantic_ai.exceptions import (
+    UnexpectedModelBehavior,
+    UsageLimitExceeded,
+)
+from pydantic_ai.models import Model
+from pydantic_ai.usage import RunUsage
+
+from handoffs.budget import Budget, Reservation
+from handoffs.catalog import Catalog, ModelEntry, estimate_tokens, reserved_input_tokens
+from handoffs.engine._call import Caller
+from handoffs.engine._cap import Caps
+from handoffs.engine._prompt import render
+from handoffs.engine._retry import RetryPolicy
+from handoffs.engine._trail import Trail
+from handoffs.errors import (
+    BudgetExceeded,
+    HandoffTimeout,
+    NoRouteAvailable,
+    ProviderRejected,
+)
+from handoffs.handoff import Delivery, HandoffRecord
+from handoffs.health._breaker import Breaker, Health
+from handoffs.providers._fault import ProviderFault, classify
+from handoffs.routing._outcome import OutcomeLog
+from handoffs.routing._router import (
+    Policy,
+    RouteDecision,
+    estimate_input_tokens,
+    longer_context,
+    route,
+)
+from handoffs.task import Task
+from handoffs.tracing._spans import Tracing
+from handoffs.verify._run import Answer, Ask, CheckContext, run_checks
+
+__all__ = [
+    "ASK_MAX_TOKENS",
+    "ASK_PROMPT_TOKENS",
+    "FEEDBACK_PROMPT_TOKENS",
+    "ModelSource",
+    "Session",
+]
+
+T = TypeVar("T")
+
+ASK_MAX_TOKENS = 256
+"""What a check's own model call (a judge, an agreement vote) may answer."""
+ASK_PROMPT_TOKENS = 64
+"""Reserved on top of a check call's estimated prompt: its framing."""
+FEEDBACK_PROMPT_TOKENS = 32
+"""Reserved on top of a feedback retry's estimated previous answer and verdicts."""
+
+ModelSource = Callable[[ModelEntry], Model]
+"""Turns a catalog entry into a pydantic-ai model (a `Portfolio`, or a dict of scripted models)."""
+
+
+def _one_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    return f"{type(exc).__name__}: {text[:300]}"
+
+
+@dataclass(frozen=True, slots=True)
+class _Step(Generic[T]):
+    """How one model's turn on a rung ended."""
+
+    kind: Literal["delivered", "escalate", "next", "stop"]
+    delivery: Delivery[T] | None = None
+    failure: Exception | None = None
+    fault: str | None = None
+
+
+class Session:
+    """Delegates typed tasks to the models of one catalog, within one budget.
+
+    One session per job: every handoff it makes is charged to `budget` and appended to `records`.
+    Pass one `health` (circuit breakers) and one `caps` to every session of a process so that
+    they share what they learn about endpoints and what they spend.
+    """
+
+    def __init__(
+        self,
+        *,
+        catalog: Catalog,
+        models: ModelSource,
+        policy: Policy | None = None,
+        budget: Budget | None = None,
+        unavailable: Callable[[], Mapping[str, str]] | None = None,
+        on_record: Callable[[HandoffRecord], None] | None = None,
+        request_timeout_s: float | None = None,
+        tracing: Tracing | None = None,
+        health: Health | None = None,
+        retry: RetryPolicy | None = None,
+        caps: Caps | None = None,
+        outcomes: OutcomeLog | None = None,
+    ) -> None:
+        self.catalog = catalog
+        self.policy = policy if policy is not None else Policy.matrix(catalog)
+        self.policy.validate(catalog)
+        self.budget = budget if budget is not None else Budget(None)
+        self.records: list[HandoffRecord] = []
+        self._models = models
+        self._unavailable = unavailable
+        self._on_record = on_record
+        self.outcomes = outcomes
+        """Where each finished handoff's per-model outcomes are appended (None: nowhere)."""
+        self.retry = retry or RetryPolicy()
+        """Caps on attempts and time, waits and timeouts."""
+        self._timeout_s = request_timeout_s or self.retry.request_timeout_s
+        self.health = health or Health()
+        """The circuit breakers consulted by the router and fed by every call."""
+        self.caps = caps or Caps()
+        """Spending caps per model and task kind."""
+        self._caller = Caller(
+            models,
+            tracing=tracing,
+            timeout_s=self._timeout_s,
+            first_event_timeout_s=self.retry.first_event_timeout_s,
+        )
+        self._addresses: dict[str, str] = {}
+
+    @property
+    def tracing(self) -> Tracing | None:
+        """Where handoff spans (and the subordinates' pydantic-ai spans) go; None: untraced."""
+        return self._caller.tracing
+
+    @tracing.setter
+    def tracing(self, value: Tracing | None) -> None:
+        self._caller.tracing = value
+
+    @property
+    def models(self) -> ModelSource:
+        """Where this session gets pydantic-ai models for catalog entries."""
+        return self._models
+
+    def route(self, task: Task[Any]) -> RouteDecision:
+        """The route the router would choose for `task` now (no call is made)."""
+        unavailable = dict(self._unavailable() if self._unavailable else {})
+        breakers = {entry.id: self.breaker(entry) for entry in self.catalog.values()}
+        unavailable.update(self.health.unavailable(breakers))
+        if self.caps:
+            tokens = reserved_input_tokens(estimate_input_tokens(task))  # as a call reserves
+            for entry in self.catalog.values():
+                estimate = entry.cost(tokens, task.max_output_tokens)
+                blocked = self.caps.blocked(entry.id, task.kind, estimate)
+                if blocked is not None:
+                    unavailable.setdefault(entry.id, blocked)
+        return route(task, self.catalog, self.policy, unavailable=unavailable)
+
+    def breaker(self, entry: ModelEntry) -> Breaker:
+        """The circuit breaker of the endpoint `entry` is really served from."""
+        address = self._addresses.get(entry.id)
+        if address is None:
+            locate = getattr(self._models, "address", None)  # a Portfolio knows without building
+            found = locate(entry) if callable(locate) else None
+            address = self._addresses[entry.id] = str(found or "")
+        return self.health.breaker(entry, address or None)
+
+    async def delegate(self, task: Task[T]) -> Delivery[T]:
+        """Hand `task` to the cheapest model that can do it and return a verified delivery.
+
+        Raises `BudgetExceeded`, `NoRouteAvailable`, `VerificationFailed`, `HandoffFailed` or
+        `HandoffTimeout` when the task declares no fallback; with a fallback, returns it as a
+        degraded delivery instead. `ProviderRejected` (a bad request, a refused key) is raised
+        whatever the fallback, unless the rejection was the provider's content filter.
+        """
+        if self.tracing is None:
+            return await self._delegate(task)
+        with self.tracing.handoff(kind=task.kind, task_id=task.id) as span:
+            error: BaseException | None = None
+            try:
+                return await self._delegate(task)
+            except Exception as exc:
+                error = exc
+                raise
+            finally:
+                record = next((r for r in reversed(self.records) if r.task_id == task.id), None)
+                if record is not None:
+                    left = self.budget.remaining_usd
+                    self.tracing.finish_handoff(span, record, budget_left=left, error=error)
+
+    async def _delegate(self, task: Task[T]) -> Delivery[T]:
+        task.validate_input()
+        decision = self.route(task)
+        states = {s.model: self.breaker(self.catalog[s.model]).state for s in decision.steps}
+        trail = Trail(task=task, decision=decision, breakers=states)
+        deadline = trail.started + self.retry.max_handoff_s
+        budget = self.budget.child(task.max_cost_usd, name=f"handoff {task.id}")
+        if not decision.ladder:
+            failure: Exception | None = NoRouteAvailable(
+                f"no model can take task {task.kind!r}: "
+                + "; ".join(f"{s.model}: {s.reason}" for s in decision.steps),
+                task_id=task.id,
+                reasons=[s.reason for s in decision.steps],
+            )
+        else:
+            step = await self._climb(trail, budget, deadline)
+            if step.delivery is not None:
+                self._record(step.delivery.record, task)
+                return step.delivery
+            failure = step.failure
+        return self._give_up(trail, failure)
+
+    async def _climb(self, trail: Trail[T], budget: Budget, deadline: float) -> _Step[T]:
+        """Walk the route's rungs; sweep them again (after a backoff) while failures are transient."""
+        task = trail.task
+        rungs = [list(r) for r in trail.decision.rungs]
+        for sweep in range(self.retry.sweeps):
+            if sweep:
+                wait = self.retry.backoff_s(sweep)
+                if time.monotonic() + wait >= deadline or trail.calls >= self.retry.max_attempts:
+                    break
+                await anyio.sleep(wait)
+                rungs = [list(r) for r in self.route(task).rungs]
+            need_context, transient, answered = 0, False, False
+            index = 0
+            while index < len(rungs):
+                step: _Step[T] = _Step("next")
+                last_rung = index + 1 == len(rungs)
+                for model_id in rungs[index]:
+                    entry = self.catalog[model_id]
+                    if entry.context_window < need_context:
+                        continue
+                    step = await self._turn(trail, entry, index, budget, deadline)
+                    if step.kind == "escalate" and last_rung:
+                        answered = True
+                        continue  # nothing stronger: an equivalent on the rung is the last hope
+                    if step.kind != "next":
+                        break
+                    transient |= step.fault in ("unavailable", "rate_limited")
+                    if step.fault == "context_length":
+                        need_context = max(need_context, entry.context_window + 1)
+                        self._add_longer_context(task, rungs, index, need_context)
+                if step.kind in ("delivered", "stop"):
+                    return step
+                if step.kind == "escalate":
+                    answered = True
+                    if index + 1 < len(rungs):
+                        trail.escalations += 1
+                index += 1
+            if answered or not transient:
+                break
+        return _Step("stop")
+
+    def _add_longer_context(
+        self, task: Task[Any], rungs: list[list[str]], index: int, need: int
+    ) -> None:
+        """After a context-length fault, make sure a model with `need` tokens of context is ahead."""
+        ahead = [m for rung in rungs[index:] for m in rung]
+        if any(self.catalog[m].context_window >= need for m in ahead):
+            return
+        tried = {m for rung in rungs for m in rung}
+        found = longer_context(task, self.catalog, need, exclude=tried)
+        if found is not None:
+            rungs.insert(index + 1, [found])
+
+    async def _turn(
+        self, trail: Trail[T], entry: ModelEntry, rung: int, budget: Budget, deadline: float
+    ) -> _Step[T]:
+        """One model's turn: call it, retrying with feedback or after a 429 as the policy allows."""
+        task = trail.task
+        previous: Any = None
+        feedback: list[str] | None = None
+        retries = 0
+        breaker = self.breaker(entry)
+        while True:
+            if trail.calls >= self.retry.max_attempts:
+                return _Step("stop", failure=self._timeout(trail, "attempts"))
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return _Step("stop", failure=self._timeout(trail, "time"))
+            estimate = self._estimate(entry, trail, previous, feedback)
+            blocked = self.caps.blocked(entry.id, task.kind, estimate) if self.caps else None
+            if blocked is not None:
+                trail.add(entry, rung, "refused", bool(retries), error=blocked)
+                return _Step("next")
+            if not breaker.admit():
+                why = breaker.unavailable_reason() or "circuit open"
+                trail.add(entry, rung, "refused", bool(retries), error=why)
+                return _Step("next")
+            try:
+                held = self._reserve(budget, entry, task.kind, estimate)
+            except BudgetExceeded as exc:
+                breaker.release()
+                trail.add(entry, rung, "refused", bool(retries), error=str(exc))
+                return _Step("stop", failure=exc)
+            usage = RunUsage()
+            t0 = time.monotonic()
+            try:
+                per_call = left if task.deadline_s is None else min(left, task.deadline_s)
+                output = await self._run(entry, task, usage, previous, feedback, per_call)
+            except Exception as exc:
+                fault = classify(exc)
+                answer_problem = isinstance(exc, UnexpectedModelBehavior | UsageLimitExceeded)
+                if fault is None and not answer_problem:
+                    self._settle(held, None)
+                    breaker.release()
+                    raise
+                self._settle(held, entry.cost(usage.input_tokens, usage.output_tokens))
+                latency = time.monotonic() - t0
+                if fault is None:  # the endpoint answered; the answer did not validate
+                    breaker.success()
+                    trail.add(
+                        entry,
+                        rung,
+                        "invalid_output",
+                        bool(retries),
+                        usage=usage,
+                        latency=latency,
+                        error=_one_line(exc),
+                    )
+                    if retries < task.feedback_retries:
+                        retries += 1
+                        previous, feedback = (
+                            None,
+                            [f"the answer did not validate: {_one_line(exc)}"],
+                        )
+                        continue
+                    return _Step("escalate")
+                self.tell_breaker(fault, breaker)
+                trail.add(
+                    entry,
+                    rung,
+                    "provider_error",
+                    bool(retries),
+                    usage=usage,
+                    latency=latency,
+                    error=fault.detail,
+                    fault=fault.kind,
+                )
+                if await self._wait_for_rate_limit(fault, entry, trail, deadline):
+                    continue
+                return self._after_fault(fault, entry, trail)
+            except BaseException:
+                self._settle(held, None)
+                breaker.release()
+                raise
+            self._settle(held, entry.cost(usage.input_tokens, usage.output_tokens))
+            breaker.success()
+            ctx = CheckContext(
+                task=task, producer=entry.id, catalog=self.catalog, ask=self._asker(budget)
+            )
+            verdicts = await run_checks(output, ctx, task.checks)
+            passed = all(v.passed for v in verdicts)
+            trail.add(
+                entry,
+                rung,
+                "accepted" if passed else "rejected",
+                bool(retries),
+                usage=usage,
+                latency=time.monotonic() - t0,
+                verdicts=verdicts,
+            )
+            if passed:
+                return _Step("delivered", delivery=trail.deliver(output, entry, verdicts))
+            if retries >= task.feedback_retries:
+                return _Step("escalate")
+            retries += 1
+            previous = task.dump_output(output)
+            feedback = [r for v in verdicts if not v.passed for r in v.reasons] or ["rejected"]
+
+    @staticmethod
+    def tell_breaker(fault: ProviderFault, breaker: Breaker) -> None:
+        """What a provider fault tells the endpoint's breaker: sick (5xx, connection), busy
+        (429: neither) or well (it answered, refusing this one request)."""
+        if fault.kind == "unavailable":
+            breaker.failure(fault.detail)
+        elif fault.kind == "rate_limited":
+            breaker.release()  # up but busy: neither healthy nor sick
+        else:
+            breaker.success()  # it answered, with a refusal about this request
+
+    async def _wait_for_rate_limit(
+        self, fault: ProviderFault, entry: ModelEntry, trail: Trail[Any], deadline: float
+    ) -> bool:
+        """Wait out a 429's Retry-After when it fits the deadline; False: move on instead."""
+        wait = fault.retry_after_s
+        if fault.kind != "rate_limited" or wait is None:
+            return False
+        limit = trail.task.deadline_s or self.retry.max_retry_after_s
+        if wait + entry.typical_latency_s > limit:
+            return False  # the task's deadline (or the policy's longest wait) cannot absorb it
+        if time.monotonic() + wait + entry.typical_latency_s > deadline:
+            return False
+        await anyio.sleep(wait)
+        return True
+
+    def _after_fault(self, fault: ProviderFault, entry: ModelEntry, trail: Trail[T]) -> _Step[T]:
+        task = trail.task
+        if fault.kind in ("content_filter", "rejected"):
+            what = "its content filter refused" if fault.kind == "content_filter" else "it rejected"
+            failure = ProviderRejected(
+                f"task {task.kind!r}: {entry.id} ({entry.provider} {entry.name}): "
+                f"{what} the request: {fault.detail}",
+                task_id=task.id,
+                model=entry.id,
+                cause=fault.kind,
+                attempts=trail.attempts,
+            )
+            return _Step("stop", failure=failure)
+        return _Step("next", fault=fault.kind)
+
+    def _timeout(self, trail: Trail[Any], what: Literal["time", "attempts"]) -> HandoffTimeout:
+        task = trail.task
+        if what == "attempts":
+            message = f"task {task.kind!r}: used its {self.retry.max_attempts} attempts"
+        else:
+            message = (
+                f"task {task.kind!r}: out of time after {time.monotonic() - trail.started:.1f}s"
+            )
+        return HandoffTimeout(message, task_id=task.id, attempts=trail.attempts)
+
+    def _reserve(
+        self, budget: Budget, entry: ModelEntry, kind: str, estimate: Decimal
+    ) -> list[Reservation]:
+        held = [budget.reserve(estimate)]
+        if self.caps:
+            try:
+                held += self.caps.reserve(entry.id, kind, estimate)
+            except BudgetExceeded:
+                held[0].release()
+                raise
+        return held
+
+    @staticmethod
+    def _settle(held: list[Reservation], cost: Decimal | None) -> None:
+        for reservation in held:
+            if cost is None:
+                reservation.release()
+            else:
+                reservation.commit(cost)
+
+    def _give_up(self, trail: Trail[T], failure: Exception | None) -> Delivery[T]:
+        failure = trail.failure(failure)
+        fatal = isinstance(failure, ProviderRejected) and failure.cause == "rejected"
+        if trail.task.has_fallback and not fatal:
+            delivery = trail.degraded(failure)
+            self._record(delivery.record, trail.task)
+            return delivery
+        self._record(trail.failed(failure), trail.task)
+        raise failure
+
+    def _estimate(
+        self,
+        entry: ModelEntry,
+        trail: Trail[Any],
+        previous: Any,
+        feedback: list[str] | None,
+    ) -> Decimal:
+        extra = 0
+        if feedback:
+            extra = estimate_tokens(repr(previous) + " ".join(feedback)) + FEEDBACK_PROMPT_TOKENS
+        tokens = reserved_input_tokens(trail.decision.input_tokens + extra)
+        return entry.cost(tokens, trail.task.max_output_tokens)
+
+    def _record(self, record: HandoffRecord, task: Task[Any] | None = None) -> HandoffRecord:
+        """Keep a finished handoff's record; with its `task` (not for a replayed record), log
+        its outcomes too."""
+        self.records.append(record)
+        if self.outcomes is not None and task is not None:
+            self.outcomes.write(task, record)
+        if self._on_record is not None:
+            self._on_record(record)
+        return record
+
+    # -- one call -------------------------------------------------------------------------------
+
+    async def _run(
+        self,
+        entry: ModelEntry,
+        task: Task[Any],
+        usage: RunUsage,
+        previous: Any,
+        feedback: list[str] | None,
+        time_left_s: float,
+    ) -> Any:
+        instructions, prompt = render(
+            task, entry.prompt_variant, previous=previous, feedback=feedback
+        )
+        return await self._caller.call(
+            entry,
+            instructions,
+            prompt,
+            task.output_type,
+            usage,
+            task.max_output_tokens,
+            time_left_s,
+        )
+
+    def _asker(self, budget: Budget) -> Ask:
+        async def ask(
+            model_id: str, instructions: str, prompt: str, output_type: type[Any]
+        ) -> Answer:
+            entry = self.catalog[model_id]
+            max_tokens = ASK_MAX_TOKENS
+            tokens = reserved_input_tokens(
+                estimate_tokens(instructions + prompt) + ASK_PROMPT_TOKENS
+            )
+            estimate = entry.cost(tokens, max_tokens)
+            usage = RunUsage()
+            with budget.reserve(estimate) as reservation:
+                try:
+                    output = await self._caller.call(
+                        entry, instructions, prompt, output_type, usage, max_tokens, None
+                    )
+                finally:
+                    cost = entry.cost(usage.input_tokens, usage.output_tokens)
+                    reservation.commit(cost)
+            return Answer(
+                output=output,
+                model=model_id,
+                cost_usd=cost,
+                input_tokens=usage.input_tokens,
+                output_tokens=usage.output_tokens,
+            )
+
+        return ask

@@ -1,0 +1,178 @@
+"""What one handoff did, attempt by attempt, and the `HandoffRecord` it leaves.
+
+The engine (`handoffs.engine._session`) appends an `Attempt` per call here and ends with `deliver` or
+`give_up`; this module knows how to turn that into a record and, when the handoff cannot deliver,
+into the task's degraded fallback or the right exception.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any, Generic, TypeVar
+
+from pydantic_ai.usage import RunUsage
+
+from handoffs.catalog import ModelEntry
+from handoffs.errors import (
+    BudgetExceeded,
+    HandoffFailed,
+    HandoffTimeout,
+    NoRouteAvailable,
+    ProviderRejected,
+    VerificationFailed,
+)
+from handoffs.handoff import Attempt, Delivery, HandoffRecord, Outcome, Verdict
+from handoffs.routing._router import RouteDecision
+from handoffs.task import Task
+
+__all__ = ["Trail", "cause_of"]
+
+T = TypeVar("T")
+
+
+def cause_of(failure: Exception) -> str:
+    """The `HandoffRecord.cause` word for why a handoff could not deliver."""
+    if isinstance(failure, BudgetExceeded):
+        return "budget"
+    if isinstance(failure, NoRouteAvailable):
+        return "no_route"
+    if isinstance(failure, VerificationFailed):
+        return "verification"
+    if isinstance(failure, HandoffTimeout):
+        return "deadline"
+    if isinstance(failure, ProviderRejected):
+        return failure.cause
+    return "providers"
+
+
+@dataclass(kw_only=True)
+class Trail(Generic[T]):
+    """The attempts of one handoff in flight."""
+
+    task: Task[T]
+    decision: RouteDecision
+    breakers: dict[str, str] = field(default_factory=dict[str, str])
+    started: float = field(default_factory=time.monotonic)
+    attempts: list[Attempt] = field(default_factory=list[Attempt])
+    escalations: int = 0
+
+    @property
+    def calls(self) -> int:
+        """Model calls made so far (attempts that were not refused before calling)."""
+        return sum(1 for a in self.attempts if a.outcome != "refused")
+
+    def add(
+        self,
+        entry: ModelEntry,
+        rung: int,
+        outcome: Outcome,
+        feedback: bool,
+        *,
+        usage: RunUsage | None = None,
+        latency: float = 0.0,
+        verdicts: list[Verdict] | None = None,
+        error: str | None = None,
+        fault: str | None = None,
+    ) -> Attempt:
+        """Record one attempt (a call, or a call refused before it was made)."""
+        tokens_in = usage.input_tokens if usage else 0
+        tokens_out = usage.output_tokens if usage else 0
+        check_cost = sum((v.cost_usd for v in verdicts or []), Decimal(0))
+        attempt = Attempt(
+            model=entry.id,
+            provider=entry.provider,
+            tier=entry.tier,
+            rung=rung,
+            outcome=outcome,
+            feedback=feedback,
+            input_tokens=tokens_in,
+            output_tokens=tokens_out,
+            cost_usd=entry.cost(tokens_in, tokens_out) + check_cost,
+            latency_s=round(latency, 4),
+            verdicts=tuple(verdicts or ()),
+            error=error,
+            fault=fault,
+        )
+        self.attempts.append(attempt)
+        return attempt
+
+    def _base(self) -> dict[str, Any]:
+        attempts = self.attempts
+        return {
+            "task_id": self.task.id,
+            "task_kind": self.task.kind,
+            "label": self.task.label,
+            "risk": self.task.risk,
+            "route": self.decision.ladder,
+            "route_reasons": self.decision.steps,
+            "attempts": tuple(attempts),
+            "escalations": self.escalations,
+            "input_tokens": sum(a.input_tokens for a in attempts),
+            "output_tokens": sum(a.output_tokens for a in attempts),
+            "cost_usd": sum((a.cost_usd for a in attempts), Decimal(0)),
+            "latency_s": round(time.monotonic() - self.started, 4),
+            "breakers": self.breakers,
+        }
+
+    def deliver(self, output: T, entry: ModelEntry, verdicts: list[Verdict]) -> Delivery[T]:
+        """The delivery of a checked output."""
+        record = HandoffRecord(
+            **self._base(),
+            status="delivered",
+            model=entry.id,
+            provider=entry.provider,
+            tier=entry.tier,
+            verdicts=tuple(verdicts),
+            output=self.task.dump_output(output),
+        )
+        return Delivery(output=output, record=record)
+
+    def failure(self, failure: Exception | None) -> Exception:
+        """The exception that says why nothing was delivered (`failure` if one is known)."""
+        if failure is not None:
+            return failure
+        task = self.task
+        summary = "; ".join(f"{a.model}: {a.fault or a.outcome}" for a in self.attempts)
+        if any(a.outcome in ("rejected", "invalid_output") for a in self.attempts):
+            return VerificationFailed(
+                f"task {task.kind!r}: no output passed its checks ({summary})",
+                task_id=task.id,
+                attempts=self.attempts,
+                verdicts=self.failed_verdicts,
+            )
+        return HandoffFailed(
+            f"task {task.kind!r}: every route failed ({summary or 'nothing tried'})",
+            task_id=task.id,
+            attempts=self.attempts,
+        )
+
+    @property
+    def failed_verdicts(self) -> list[Verdict]:
+        """Every failed verdict of every attempt."""
+        return [v for a in self.attempts for v in a.verdicts if not v.passed]
+
+    def degraded(self, failure: Exception) -> Delivery[T]:
+        """The task's fallback, marked degraded, with why."""
+        fallback: T = self.task.fallback  # type: ignore[assignment]
+        record = HandoffRecord(
+            **self._base(),
+            status="degraded",
+            degraded=True,
+            verdicts=tuple(self.failed_verdicts),
+            output=self.task.dump_output(fallback),
+            error=str(failure),
+            cause=cause_of(failure),
+        )
+        return Delivery(output=fallback, record=record)
+
+    def failed(self, failure: Exception) -> HandoffRecord:
+        """The record of a handoff that raises `failure`."""
+        return HandoffRecord(
+            **self._base(),
+            status="failed",
+            verdicts=tuple(self.failed_verdicts),
+            error=str(failure),
+            cause=cause_of(failure),
+        )

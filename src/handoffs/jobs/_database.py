@@ -1,0 +1,180 @@
+"""Where durable jobs live: the DBOS system database, its URL, and the names pinned in it.
+
+The URL comes from, in order: an explicit argument, `HANDOFFS_DATABASE_URL`, `[jobs] database_url`
+in `handoffs.toml`, and otherwise SQLite at `.handoffs/jobs.sqlite` (no server to install).
+PostgreSQL (`postgresql://user:pass@host:port/db`) lets workers on many machines share one queue.
+
+Everything DBOS writes is keyed by names below. They are compatibility data: renaming one strands
+the jobs already in a database. `APP_VERSION` is the one to bump on purpose (see docs/jobs.md).
+"""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+from collections.abc import Mapping
+from contextlib import closing
+from pathlib import Path
+from typing import Any, cast
+
+from dbos import DBOS, DBOSClient, DBOSConfig
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import ArgumentError
+
+from handoffs.errors import ConfigError
+from handoffs.project._config import read_toml
+
+__all__ = [
+    "APP_NAME",
+    "APP_VERSION",
+    "DEFAULT_URL",
+    "HANDOFF_QUEUE",
+    "HANDOFF_WORKFLOW",
+    "QUEUE",
+    "URL_ENV",
+    "WORKFLOW",
+    "JobsDatabaseError",
+    "dbos_config",
+    "describe",
+    "open_client",
+    "resolve_url",
+]
+
+APP_NAME = "handoffs"
+"""The DBOS application name every worker and client uses."""
+APP_VERSION = "handoffs-jobs-1"
+"""The DBOS application version, pinned so that editing code does not strand in-flight jobs.
+
+A worker only runs and resumes jobs of its own version. Bump it (`handoffs-jobs-2`) when a change
+alters the sequence of steps a job records — the job workflow, the step names, what a step returns —
+and keep one worker of the old release running until `handoffs jobs list --status running` shows
+no job of the old version.
+"""
+QUEUE = "handoffs-jobs"
+"""The DBOS queue `handoffs worker` processes take jobs from."""
+WORKFLOW = "handoffs.project._job"
+"""The registered name of the job workflow."""
+HANDOFF_QUEUE = "handoffs-handoffs"
+"""The DBOS queue a spreading job puts its handoffs on (`[jobs] spread`); every worker takes
+them, up to its `--handoff-concurrency` at once."""
+HANDOFF_WORKFLOW = "handoffs.handoff.child"
+"""The registered name of the workflow that runs one spread handoff."""
+URL_ENV = "HANDOFFS_DATABASE_URL"
+DEFAULT_URL = "sqlite:///.handoffs/jobs.sqlite"
+
+logging.getLogger("dbos").addHandler(logging.NullHandler())
+"""DBOS logs connection failures itself; the CLI reports them in one line instead."""
+
+
+class JobsDatabaseError(ConfigError):
+    """The jobs database URL is malformed, or the database cannot be reached or created."""
+
+
+def _config_url(config: Path | None) -> str | None:
+    if config is None or not config.is_file():
+        return None
+    jobs = read_toml(config, "config file").get("jobs", {})
+    if not isinstance(jobs, dict):
+        raise ConfigError(f"{config}: [jobs] must be a table")
+    table = cast(dict[str, Any], jobs)
+    unknown = sorted(set(table) - {"database_url", "spread"})
+    if unknown:
+        raise ConfigError(f"{config}: [jobs]: unknown key(s) {', '.join(unknown)}")
+    url = table.get("database_url")
+    if url is not None and not isinstance(url, str):
+        raise ConfigError(f"{config}: [jobs] database_url must be a string")
+    return url
+
+
+def _parse(url: str) -> URL:
+    try:
+        return make_url(url)
+    except ArgumentError:
+        raise JobsDatabaseError(f"not a database URL: {describe(url)!r}") from None
+
+
+def resolve_url(
+    explicit: str | None = None,
+    *,
+    config: Path | None = None,
+    env: Mapping[str, str] | None = None,
+    cwd: Path | None = None,
+) -> str:
+    """The jobs database URL, with a SQLite path made absolute and its folder created.
+
+    Raises `JobsDatabaseError` for a URL that is neither SQLite nor PostgreSQL.
+    """
+    env = env if env is not None else {}
+    url = explicit or env.get(URL_ENV) or _config_url(config) or DEFAULT_URL
+    parsed = _parse(url)
+    backend = parsed.get_backend_name()
+    if backend == "postgresql":
+        return url
+    if backend != "sqlite":
+        raise JobsDatabaseError(
+            f"unsupported jobs database {describe(url)!r}: use sqlite:///PATH or postgresql://..."
+        )
+    if not parsed.database or parsed.database == ":memory:":
+        raise JobsDatabaseError("the jobs database must be a file: sqlite:///PATH")
+    path = Path(parsed.database)
+    if not path.is_absolute():
+        path = (cwd or Path.cwd()) / path
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise JobsDatabaseError(f"cannot create {path.parent}: {exc.strerror or exc}") from None
+    return f"sqlite:///{path}"
+
+
+def describe(url: str) -> str:
+    """The URL with its password hidden, for messages."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except ArgumentError:
+        return url.split("@")[-1]
+
+
+def _one_line(exc: BaseException) -> str:
+    orig = getattr(exc, "orig", None)
+    text = str(orig if orig is not None else exc).strip().splitlines()
+    return text[0] if text else type(exc).__name__
+
+
+def dbos_config(url: str, *, executor_id: str) -> DBOSConfig:
+    """The DBOS configuration of a worker process."""
+    return {
+        "name": APP_NAME,
+        "system_database_url": url,
+        "application_version": APP_VERSION,
+        "executor_id": executor_id,
+        "log_level": "WARNING",
+        "enable_otlp": False,
+    }
+
+
+def _use_wal(url: str) -> None:
+    """Put a SQLite database in write-ahead-log mode (persistent, set once): every commit is
+    still synced, but a step costs about half as much as in the default rollback-journal mode,
+    and readers (`handoffs jobs watch`) do not block the workers' writes."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite" or not parsed.database:
+        return
+    with closing(sqlite3.connect(parsed.database, timeout=30)) as conn:
+        conn.execute("PRAGMA journal_mode=WAL")
+
+
+def open_client(url: str) -> DBOSClient:
+    """A DBOS client on `url`, creating or migrating the system database first.
+
+    Raises `JobsDatabaseError` in one line when the database cannot be reached.
+    """
+    try:
+        _use_wal(url)
+        DBOS.migrate(url)
+        return DBOSClient(
+            system_database_url=url, application_name=APP_NAME, retry_connection_errors=False
+        )
+    except Exception as exc:  # driver errors: report, don't trace back
+        raise JobsDatabaseError(
+            f"cannot reach the jobs database {describe(url)}: {_one_line(exc)}"
+        ) from None

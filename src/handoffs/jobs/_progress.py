@@ -1,0 +1,79 @@
+"""A job's progress, read from its journal: the steps DBOS recorded as they finished.
+
+Finished handoffs are `handoffs.handoff` steps (their records); orchestrator requests are
+`handoffs.orchestrator._agent.request` steps (their cost and how many tool calls they made). A handoff
+is *running* when the orchestrator's latest request asked for it and no step has finished it yet.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any, cast
+
+from dbos import StepInfo
+from pydantic import BaseModel, ConfigDict
+
+from handoffs.handoff import HandoffRecord
+from handoffs.jobs._durable import HANDOFF_STEP, ORCHESTRATOR_STEP
+
+__all__ = ["JobProgress", "progress_of"]
+
+
+class JobProgress(BaseModel):
+    """Where a job stands: handoffs done, running and failed; money spent against its budget."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    done: int = 0
+    """Handoffs that finished with an output (delivered or degraded)."""
+    degraded: int = 0
+    """Of those, how many fell back to the task's declared fallback."""
+    failed: int = 0
+    """Handoffs that finished without an output."""
+    running: int = 0
+    """Handoffs asked for and not finished yet."""
+    orchestrator_requests: int = 0
+    spent_usd: Decimal = Decimal(0)
+    """Every finished handoff and orchestrator request, in USD."""
+    budget_usd: Decimal | None = None
+    handoffs: list[HandoffRecord] = []
+    """The finished handoffs, in the order they were started."""
+
+
+def progress_of(steps: list[StepInfo], *, budget_usd: Decimal | None, active: bool) -> JobProgress:
+    """Summarise a job's journaled steps; `active` when the job may still start handoffs."""
+    records: list[HandoffRecord] = []
+    failed = orchestrator = 0
+    spent = Decimal(0)
+    asked, asked_at = 0, -1
+    finished_since = 0
+    for step in sorted(steps, key=lambda s: s["function_id"]):
+        output = step["output"]
+        if step["function_name"] == ORCHESTRATOR_STEP and isinstance(output, dict):
+            journal = cast(dict[str, Any], output)
+            orchestrator += 1
+            spent += Decimal(str(journal["cost_usd"]))
+            asked, asked_at, finished_since = int(journal["tool_calls"]), step["function_id"], 0
+        elif step["function_name"] == HANDOFF_STEP and isinstance(output, dict):
+            journal = cast(dict[str, Any], output)
+            if step["function_id"] > asked_at:
+                finished_since += 1
+            raw = journal.get("record")
+            if raw is None:
+                failed += 1
+                continue
+            record = HandoffRecord.model_validate(raw)
+            spent += record.cost_usd
+            records.append(record)
+            if record.status == "failed":
+                failed += 1
+    return JobProgress(
+        done=sum(1 for r in records if r.status != "failed"),
+        degraded=sum(1 for r in records if r.degraded),
+        failed=failed,
+        running=max(0, asked - finished_since) if active else 0,
+        orchestrator_requests=orchestrator,
+        spent_usd=spent,
+        budget_usd=budget_usd,
+        handoffs=records,
+    )

@@ -1,0 +1,153 @@
+"""The job workflow: one DBOS workflow per submitted job, run by whichever worker dequeues it.
+
+```
+job_workflow(request)
+  load handoffs.toml and the job file        (workflow code: runs again on resume)
+  open the portfolio (fake provider, local model), tracing to TRACE_DIR/<job id>.jsonl
+  run_job(..., session_type=DurableSession)  orchestrator requests and handoffs are steps
+                                              ([jobs] spread: handoffs are child workflows, child.py)
+  -> JobReport as JSON                        (DBOS stores it as the workflow's output)
+```
+The request holds absolute paths: the job file, its roster and `handoffs.toml` are read where the
+job runs (and again where it resumes), so keep them in place, on every machine, while it is in flight.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from contextlib import nullcontext
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import anyio
+from dbos import DBOS
+from pydantic import BaseModel, ConfigDict
+
+from handoffs.handoff import HandoffRecord
+from handoffs.jobs._child import running_children, spreading, stop_running_children
+from handoffs.jobs._database import WORKFLOW
+from handoffs.jobs._durable import DurableSession
+from handoffs.project._config import load_config
+from handoffs.project._job import load_job
+from handoffs.project._run import job_simulation, open_portfolio, run_job
+from handoffs.providers._portfolio import Portfolio
+from handoffs.tracing._export import job_tracer_provider
+from handoffs.tracing._metrics import job_meter_provider
+from handoffs.tracing._spans import Tracing
+
+__all__ = [
+    "Attachment",
+    "JobRequest",
+    "attached",
+    "job_workflow",
+    "running_jobs",
+    "stop_running_jobs",
+]
+
+_running: set[anyio.CancelScope] = set()
+"""One cancel scope per job running in this process, so a stopping worker can stop them."""
+
+
+class JobRequest(BaseModel):
+    """What a submitted job asks a worker to run: the workflow's one input."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    job_id: str
+    job: str
+    """Absolute path of the job file."""
+    config: str
+    """Absolute path of `handoffs.toml`."""
+    key: str | None = None
+    """The client's idempotency key, if it gave one."""
+    trace_dir: str | None = None
+    """Where the job's trace is written (absolute), or None for no trace file."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Attachment:
+    """What a job run in the foreground (`handoffs run`) uses instead of building its own: the
+    caller's open portfolio, its tracing and its progress callback. In this process only: a
+    worker that resumes the job elsewhere builds its own."""
+
+    portfolio: Portfolio
+    tracing: Tracing | None = None
+    on_record: Callable[[HandoffRecord], None] | None = None
+
+
+attached: dict[str, Attachment] = {}
+"""Attachments of the foreground jobs of this process, by job id."""
+
+
+def running_jobs() -> int:
+    """How many jobs (and spread handoffs) this process is running now."""
+    return len(_running) + running_children()
+
+
+def stop_running_jobs() -> None:
+    """Cancel every job running in this process. They stay PENDING in the database, where
+    another worker (or this one, restarted) resumes them from their journaled steps."""
+    for scope in list(_running):
+        scope.cancel()
+    stop_running_children()
+
+
+@DBOS.workflow(name=WORKFLOW)
+async def job_workflow(request: dict[str, Any]) -> dict[str, Any]:
+    """Run one submitted job to its report; finished handoffs are journaled steps."""
+    req = JobRequest.model_validate(request)
+    with anyio.CancelScope() as scope:
+        _running.add(scope)
+        try:
+            return await _run(req)
+        finally:
+            _running.discard(scope)
+    # Stopped by its worker: raise a cancellation, which DBOS leaves unrecorded (still PENDING).
+    raise anyio.get_cancelled_exc_class()()
+
+
+async def _run(req: JobRequest) -> dict[str, Any]:
+    config = load_config(Path(req.config))
+    spec = load_job(Path(req.job), config.catalog)
+    here = attached.get(req.job_id)
+    if here is not None:
+        report = await run_job(
+            spec,
+            config,
+            here.portfolio,
+            job_id=req.job_id,
+            tracing=here.tracing,
+            on_record=here.on_record,
+            session_type=DurableSession,
+        )
+        return report.model_dump(mode="json")
+    directory = Path(req.trace_dir) if req.trace_dir else None
+    provider = job_tracer_provider(req.job_id, directory=directory, env=os.environ)
+    meters = job_meter_provider(req.job_id, directory=directory, env=os.environ)
+    spread = (
+        spreading(
+            job_id=req.job_id,
+            job=req.job,
+            config=req.config,
+            trace_dir=req.trace_dir,
+            subordinates=spec.subordinates,
+        )
+        if config.spread
+        else nullcontext()
+    )
+    try:
+        with spread, open_portfolio(config, simulation=job_simulation(spec)) as portfolio:
+            report = await run_job(
+                spec,
+                config,
+                portfolio,
+                job_id=req.job_id,
+                tracing=Tracing(tracer_provider=provider, meter_provider=meters),
+                session_type=DurableSession,
+            )
+    finally:
+        provider.shutdown()
+        meters.shutdown()
+    return report.model_dump(mode="json")

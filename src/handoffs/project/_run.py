@@ -1,0 +1,187 @@
+"""Running a job: bring up the portfolio (fake provider, local model), orchestrate, report.
+
+```python
+with open_portfolio(config, simulation=sim) as portfolio:
+    report = await run_job(spec, config, portfolio)
+```
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Generator, Mapping
+from contextlib import AbstractContextManager, ExitStack, contextmanager, nullcontext
+from dataclasses import replace
+from typing import Any
+
+from opentelemetry.trace import StatusCode
+
+from handoffs.budget import Budget
+from handoffs.engine._session import Session
+from handoffs.handoff import HandoffRecord
+from handoffs.health._breaker import shared_health
+from handoffs.health._prober import Prober
+from handoffs.orchestrator._agent import Orchestrator
+from handoffs.project._config import Config
+from handoffs.project._job import JobReport, JobSpec, all_frontier_cost
+from handoffs.project._roster import load_module
+from handoffs.providers._portfolio import Portfolio
+from handoffs.routing._outcome import OutcomeLog
+from handoffs.tracing._spans import Tracing
+
+__all__ = ["configured_session", "job_simulation", "open_portfolio", "run_job", "setting_line"]
+
+SIMULATED_LATENCY_S = {"frontier": 0.2, "mid": 0.1, "small": 0.05, "local": 0.05}
+"""Added by the fake provider per simulated call, for realism without slowing tests down."""
+
+
+def job_simulation(spec: JobSpec) -> Any:
+    """The `Simulation` a job's roster provides for simulated models (None if it has none)."""
+    from handoffs.testing.simulation import Simulation
+
+    if spec.simulation is None:
+        return None
+    module = load_module(spec.roster, spec.simulation)
+    return Simulation.from_module(module, [s.output_type for s in spec.subordinates])
+
+
+@contextmanager
+def open_portfolio(
+    config: Config,
+    *,
+    env: Mapping[str, str] | None = None,
+    simulation: Any = None,
+    model_ids: list[str] | None = None,
+) -> Generator[Portfolio, None, None]:
+    """A `Portfolio` whose simulated and embedded models are being served until the block ends.
+
+    The fake provider starts only if some model is simulated, the local server only if some
+    model is embedded; keys are checked first so a missing one fails before anything starts.
+    """
+    portfolio = Portfolio(
+        config.catalog,
+        env=env,
+        simulate_missing=config.simulate_missing_keys,
+        timeout_s=config.request_timeout_s,
+    )
+    ids = list(config.catalog) if model_ids is None else model_ids
+    portfolio.check_keys(ids)
+    with ExitStack() as stack:
+        if portfolio.needs_simulation(ids):
+            from handoffs.testing import FakeProvider, LoopbackServer
+            from handoffs.testing.simulation import simulate
+
+            scripted = {
+                e.name: simulate(simulation, latency_s=SIMULATED_LATENCY_S[e.tier])
+                for e in config.catalog.values()
+                if e.id in ids and portfolio.label(e.id) == "simulated"
+            }
+            server = stack.enter_context(LoopbackServer(FakeProvider(scripted)))
+            portfolio.simulated_base_url = server.base_url
+        for name in portfolio.embedded_names(ids):
+            from handoffs.providers._local import shared_server
+
+            portfolio.embedded_urls[name] = shared_server(name).start()
+        yield portfolio
+
+
+def setting_line(portfolio: Portfolio) -> str:
+    """One line saying which models are real, simulated, local or self-hosted."""
+    parts = [f"{m} ({portfolio.catalog[m].name}): {portfolio.label(m)}" for m in portfolio.catalog]
+    return "models — " + "; ".join(parts)
+
+
+def configured_session(
+    config: Config,
+    portfolio: Portfolio,
+    budget: Budget,
+    *,
+    on_record: Callable[[HandoffRecord], None] | None = None,
+    tracing: Tracing | None = None,
+    session_type: type[Session] = Session,
+) -> Session:
+    """A `Session` as `handoffs.toml` configures it: its policy, timeouts, retry caps, spending
+    caps and outcome log, and this process's shared circuit breakers."""
+    return session_type(
+        catalog=config.catalog,
+        models=portfolio,
+        policy=config.policy,
+        budget=budget,
+        on_record=on_record,
+        request_timeout_s=config.request_timeout_s,
+        tracing=tracing,
+        health=shared_health(config.health),
+        retry=config.retry,
+        caps=config.caps,
+        outcomes=OutcomeLog(config.outcomes) if config.outcomes else None,
+    )
+
+
+async def run_job(
+    spec: JobSpec,
+    config: Config,
+    portfolio: Portfolio,
+    *,
+    on_record: Callable[[HandoffRecord], None] | None = None,
+    job_id: str | None = None,
+    tracing: Tracing | None = None,
+    session_type: type[Session] = Session,
+) -> JobReport:
+    """Run one job to completion (or to its budget) and report what happened and what it cost.
+
+    With `tracing`, the job is one `invoke_workflow {job}` span holding every other span.
+    `session_type` builds the job's `Session` (durable jobs pass one whose handoffs are steps).
+    """
+    job_id = job_id or uuid.uuid4().hex[:12]
+    if tracing is not None and not tracing.model_names:  # metrics name models as providers do
+        tracing = replace(tracing, model_names={e.id: e.name for e in config.catalog.values()})
+    budget = Budget(spec.budget_usd, name=f"job {spec.name}")
+    session = configured_session(
+        config, portfolio, budget, on_record=on_record, tracing=tracing, session_type=session_type
+    )
+    orchestrator = Orchestrator.from_spec(
+        spec.orchestrator, subordinates=spec.subordinates, session=session
+    )
+    span: AbstractContextManager[Any] = (
+        tracing.workflow(spec.name, job_id=job_id) if tracing else nullcontext()
+    )
+    with span as root:
+        try:
+            async with Prober(session).running():
+                result = await orchestrator.run(spec.goal, data=spec.data)
+        finally:
+            await portfolio.aclose()
+        if root is not None:
+            root.set_attributes(
+                {
+                    "handoffs.project._job.status": result.status,
+                    "handoffs.handoffs": len(result.records),
+                    "handoffs.cost_usd": str(result.cost_usd),
+                    "handoffs.orchestrator._agent.cost_usd": str(result.orchestrator_cost_usd),
+                    "handoffs.budget_usd": "unlimited"
+                    if spec.budget_usd is None
+                    else str(spec.budget_usd),
+                }
+            )
+            if result.status != "completed":
+                root.set_attribute("error.type", result.status)
+                root.set_status(StatusCode.ERROR, result.status)
+    records = list(result.records)
+    frontier = config.catalog[spec.orchestrator.model]
+    if frontier.tier != "frontier":
+        frontier = next((e for e in config.catalog.by_strength()), frontier)
+    return JobReport(
+        job_id=job_id,
+        job=spec.name,
+        status=result.status,
+        models={m: portfolio.label(m) for m in config.catalog},
+        handoffs=records,
+        output=result.output,
+        orchestrator_cost_usd=result.orchestrator_cost_usd,
+        total_cost_usd=result.cost_usd,
+        all_frontier_cost_usd=result.orchestrator_cost_usd + all_frontier_cost(records, frontier),
+        budget_usd=spec.budget_usd,
+        escalations=sum(r.escalations for r in records),
+        degraded=sum(1 for r in records if r.degraded),
+        error=result.error,
+    )

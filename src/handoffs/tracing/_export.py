@@ -1,0 +1,138 @@
+"""Where a job's spans go: a JSONL file per job, the console, OTLP/HTTP.
+
+```python
+provider = job_tracer_provider(job_id, directory=Path(".handoffs/traces"), env=os.environ)
+...run the job with Tracing(tracer_provider=provider)...
+provider.shutdown()   # flushes every exporter; the JSONL file appears complete, or not at all
+```
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import IO, Any, cast
+
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace.export import (
+    BatchSpanProcessor,
+    ConsoleSpanExporter,
+    SimpleSpanProcessor,
+    SpanExporter,
+    SpanExportResult,
+)
+
+__all__ = [
+    "TRACE_DIR",
+    "JsonlSpanExporter",
+    "job_resource",
+    "job_tracer_provider",
+    "span_to_json",
+    "trace_path",
+]
+
+TRACE_DIR = Path(".handoffs/traces")
+"""Where `handoffs run` writes job traces and the trace/report commands read them."""
+
+OTLP_ENDPOINT_ENV = "OTEL_EXPORTER_OTLP_ENDPOINT"
+"""Set it (e.g. `http://127.0.0.1:6006`) to also send spans over OTLP/HTTP to `<it>/v1/traces`
+(and metrics to `<it>/v1/metrics`, see `handoffs.tracing._metrics`)."""
+
+
+def job_resource(job_id: str) -> Resource:
+    """The OTel resource of one job's spans and metrics."""
+    return Resource.create({"service.name": "handoffs", "handoffs.project._job.id": job_id})
+
+
+def trace_path(directory: Path, job_id: str) -> Path:
+    """Where the JSONL trace of `job_id` lives."""
+    return directory / f"{job_id}.jsonl"
+
+
+def _value(value: Any) -> Any:
+    return list(cast(tuple[Any, ...], value)) if isinstance(value, tuple) else value
+
+
+def span_to_json(span: ReadableSpan) -> dict[str, Any]:
+    """One span as a JSON object: ids in hex, times in ns since the epoch, attributes as given."""
+    ctx = span.get_span_context()
+    parent = span.parent
+    return {
+        "name": span.name,
+        "trace_id": f"{ctx.trace_id:032x}" if ctx else None,
+        "span_id": f"{ctx.span_id:016x}" if ctx else None,
+        "parent_span_id": f"{parent.span_id:016x}" if parent else None,
+        "kind": span.kind.name,
+        "start_time_unix_nano": span.start_time,
+        "end_time_unix_nano": span.end_time,
+        "status": {"code": span.status.status_code.name, "description": span.status.description},
+        "attributes": {k: _value(v) for k, v in (span.attributes or {}).items()},
+        "events": [
+            {
+                "name": e.name,
+                "time_unix_nano": e.timestamp,
+                "attributes": {k: _value(v) for k, v in (e.attributes or {}).items()},
+            }
+            for e in span.events
+        ],
+    }
+
+
+class JsonlSpanExporter(SpanExporter):
+    """Writes finished spans, one JSON object a line, to `path` (via `path.part`, renamed on
+    shutdown, so a reader never sees a half-written trace)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._part = path.with_name(path.name + ".part")
+        self._file: IO[str] | None = None
+        self._closed = False
+
+    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+        if self._closed:
+            return SpanExportResult.FAILURE
+        if self._file is None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._file = self._part.open("w", encoding="utf-8")
+        for span in spans:
+            self._file.write(json.dumps(span_to_json(span), ensure_ascii=False, default=str) + "\n")
+        self._file.flush()
+        return SpanExportResult.SUCCESS
+
+    def shutdown(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        if self._file is not None:
+            self._file.close()
+            os.replace(self._part, self.path)
+
+    def force_flush(self, timeout_millis: int = 30000) -> bool:
+        return True
+
+
+def job_tracer_provider(
+    job_id: str,
+    *,
+    directory: Path | None,
+    env: Mapping[str, str],
+    console: IO[str] | None = None,
+) -> TracerProvider:
+    """A provider for one job: JSONL under `directory` (unless None), the console (if given), and
+    OTLP/HTTP when `env` sets `OTEL_EXPORTER_OTLP_ENDPOINT`. `shutdown()` it when the job ends."""
+    provider = TracerProvider(resource=job_resource(job_id))
+    if directory is not None:
+        exporter = JsonlSpanExporter(trace_path(directory, job_id))
+        provider.add_span_processor(SimpleSpanProcessor(exporter))
+    if console is not None:
+        provider.add_span_processor(SimpleSpanProcessor(ConsoleSpanExporter(out=console)))
+    endpoint = env.get(OTLP_ENDPOINT_ENV, "").strip()
+    if endpoint:
+        from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+
+        otlp = OTLPSpanExporter(endpoint=endpoint.rstrip("/") + "/v1/traces")
+        provider.add_span_processor(BatchSpanProcessor(otlp))
+    return provider

@@ -1,0 +1,138 @@
+"""`handoffs bench routing`: replay routing policies over recorded outcomes and print their figures."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Literal
+
+import typer
+from rich.table import Table
+
+from handoffs.cli.terminal import err, fail, out
+from handoffs.errors import ConfigError
+
+if TYPE_CHECKING:
+    from handoffs_bench.replay import Report
+
+__all__ = ["bench_app"]
+
+bench_app = typer.Typer(
+    help="Benchmarks on recorded outcomes (no model is called).", no_args_is_help=True
+)
+
+
+@bench_app.callback()
+def _bench() -> None:
+    """Benchmarks on recorded outcomes (no model is called)."""
+
+
+def _fmt(value: float | None, spec: str = ".3f") -> str:
+    return "—" if value is None or math.isnan(value) else format(value, spec)
+
+
+def _table(report: Report) -> Table:
+    table = Table(
+        title=f"{report.dataset}: {report.protocol}; frontier {report.frontier} "
+        f"({report.frontier_accuracy:.3f}, ${report.frontier_cost_usd:.4f})",
+        title_justify="left",
+    )
+    columns = ["policy", "accuracy", "cost $", "cost/frontier", "AIQ", "esc.", "FA/FR", "→95 %"]
+    if report.two_model:
+        columns[5:5] = ["APGR", "CPT50/80"]
+    for col in columns:
+        table.add_column(col, justify="left" if col == "policy" else "right")
+    for p in report.policies:
+        acc = _fmt(p.accuracy) + (
+            f" ±{p.accuracy_std:.3f}"
+            if p.accuracy_std is not None
+            else f" [{p.accuracy_ci[0]:.3f}, {p.accuracy_ci[1]:.3f}]"
+            if p.accuracy_ci is not None
+            else ""
+        )
+        row = [
+            p.name,
+            acc,
+            f"{p.cost_usd:.4f}",
+            _fmt(p.cost_fraction, ".1%"),
+            _fmt(p.aiq),
+            _fmt(p.escalation_rate, ".0%"),
+            "—"
+            if p.false_accept is None
+            else f"{_fmt(p.false_accept, '.2f')}/{_fmt(p.false_reject, '.2f')}",
+            _fmt(p.reach["95%"], ".1%"),
+        ]
+        if report.two_model:
+            row[5:5] = [_fmt(p.apgr), f"{_fmt(p.cpt50, '.0%')}/{_fmt(p.cpt80, '.0%')}"]
+        table.add_row(*row, style="bold" if p.name == "handoffs" else None)
+    return table
+
+
+@bench_app.command()
+def routing(
+    train: Annotated[Path, typer.Option("--train", help="Recorded outcomes to learn from.")],
+    data: Annotated[Path, typer.Option("--data", help="Recorded outcomes to evaluate on.")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON document.")] = False,
+    plot: Annotated[
+        Path | None, typer.Option("--plot", help="Cost-quality curves as a PNG (needs matplotlib).")
+    ] = None,
+    folds: Annotated[int, typer.Option(help="Cross-fitting folds when train is data.")] = 5,
+    split: Annotated[
+        str, typer.Option(help="Cross-fit folds by 'prompt' or by 'task' (unseen kinds).")
+    ] = "prompt",
+    seeds: Annotated[int, typer.Option(help="Seeds for the random policy.")] = 20,
+    quality: Annotated[
+        float, typer.Option(help="Share of the frontier's accuracy the tuned policies aim for.")
+    ] = 1.0,
+    budget: Annotated[
+        float, typer.Option(help="Budgeted baselines' share of the frontier's cost.")
+    ] = 0.25,
+) -> None:
+    """Fit policies on --train, replay them on --data, print accuracy, cost, AIQ, APGR, ..."""
+    from handoffs.routing._recorded import load_outcomes
+    from handoffs_bench.plot import plot_available, plot_report
+    from handoffs_bench.replay import evaluate
+
+    try:
+        if plot is not None:
+            plot_available()
+        if split not in ("prompt", "task"):
+            raise ConfigError(f"--split must be prompt or task, not {split!r}")
+        if folds < 2 or seeds < 1:
+            raise ConfigError("--folds must be at least 2 and --seeds at least 1")
+        train_set = load_outcomes(train)
+        same = train.resolve() == data.resolve()
+        data_set = train_set if same else load_outcomes(data)
+        mode: Literal["prompt", "task"] = "task" if split == "task" else "prompt"
+        report = evaluate(
+            train_set,
+            data_set,
+            same=same,
+            folds=folds,
+            split=mode,
+            seeds=seeds,
+            quality=quality,
+            budget=budget,
+        )
+    except (ConfigError, ValueError) as exc:
+        raise fail(str(exc)) from None
+    if plot is not None:
+        try:
+            plot_report(report, plot)
+        except OSError as exc:
+            raise fail(f"cannot write {plot}: {exc.strerror or exc}") from None
+        err.print(f"plot written to {plot}", highlight=False)
+    if as_json:
+        out.print_json(json.dumps(report.document()), highlight=False)
+        return
+    out.print(_table(report))
+
+
+from handoffs_bench.failover import failover as _failover  # noqa: E402
+
+bench_app.command("failover")(_failover)
+
+from handoffs_bench.jobs import jobs as _jobs  # noqa: E402
+
+bench_app.command("jobs")(_jobs)
