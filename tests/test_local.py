@@ -20,8 +20,8 @@ from pydantic_ai.models.openai import OpenAIChatModel
 from pydantic_ai.providers.openai_compatible import OpenAICompatibleProvider
 from pydantic_ai.settings import ModelSettings
 
-from handoffs.providers._local import LocalModelUnavailable, LocalServer, find_gguf, shared_server
 from handoffs.providers import _local as local
+from handoffs.providers._local import LocalModelUnavailable, LocalServer, find_gguf, shared_server
 
 needs_model = pytest.mark.skipif(
     not local.local_available(),

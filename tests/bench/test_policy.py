@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from handoffs.routing._recorded import Outcomes
 from handoffs_bench import metric
 from handoffs_bench.policy import (
     Context,
@@ -16,7 +17,6 @@ from handoffs_bench.policy import (
     oracle,
 )
 from handoffs_bench.replay import evaluate, folds_of
-from handoffs.routing._recorded import Outcomes
 
 A, B, F = 0, 1, 2  # two cheap models and the frontier
 

@@ -12,6 +12,7 @@ import pytest
 from typer.testing import CliRunner
 
 from handoffs.cli import app
+from handoffs.routing._recorded import Outcomes
 from handoffs_bench import metric
 from handoffs_bench.cascade import fit_verified
 from handoffs_bench.evidence import gather
@@ -19,7 +20,6 @@ from handoffs_bench.gate import fit_key_vote
 from handoffs_bench.policy import Context
 from handoffs_bench.program import parse_program
 from handoffs_bench.replay import evaluate
-from handoffs.routing._recorded import Outcomes
 from handoffs_bench.sandbox import Job, run_cases
 
 ADDER = """Here you go:
