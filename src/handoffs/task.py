@@ -4,22 +4,31 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from functools import lru_cache
-from typing import TYPE_CHECKING, Any, Final, Generic, Literal, TypeVar, cast
+from typing import Any, Final, Generic, Literal, Protocol, TypeVar, cast, runtime_checkable
 
 from jsonschema.validators import validator_for
 from pydantic import BaseModel, TypeAdapter
 
 from handoffs.budget import usd
+from handoffs.catalog import Catalog
 from handoffs.errors import ConfigError
+from handoffs.handoff import Verdict
 
-if TYPE_CHECKING:
-    from handoffs.verify._run import Check
-
-__all__ = ["NO_FALLBACK", "Risk", "Task", "json_schema_of", "schema_errors"]
+__all__ = [
+    "NO_FALLBACK",
+    "Answer",
+    "Ask",
+    "Check",
+    "CheckContext",
+    "Risk",
+    "Task",
+    "json_schema_of",
+    "schema_errors",
+]
 
 OutputT = TypeVar("OutputT")
 
@@ -215,3 +224,46 @@ class Task(Generic[OutputT]):
     def dump_output(self, output: OutputT) -> Any:
         """An output as JSON-compatible data."""
         return _adapter(self.output_type).dump_python(output, mode="json")
+
+
+# -- checks: what inspects an output (the built-in ones are in `handoffs.verify`) ----------------
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Answer:
+    """What a model said when a check asked it something, and what that cost."""
+
+    output: Any
+    model: str
+    cost_usd: Decimal
+    input_tokens: int = 0
+    output_tokens: int = 0
+
+
+Ask = Callable[[str, str, str, type[Any]], Awaitable[Answer]]
+"""`ask(model_id, instructions, prompt, output_type)`: one typed call, charged to the handoff's budget."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CheckContext:
+    """What a check may know about the output it is judging, and how it may call a model."""
+
+    task: Task[Any]
+    producer: str
+    """Catalog id of the model that produced the output."""
+    catalog: Catalog
+    ask: Ask
+
+
+@runtime_checkable
+class Check(Protocol):
+    """Something that inspects an output and returns a `Verdict`."""
+
+    @property
+    def name(self) -> str:
+        """Short name used in verdicts and traces."""
+        ...
+
+    async def __call__(self, output: Any, ctx: CheckContext) -> Verdict:
+        """Judge `output`; return a verdict (never raise to reject)."""
+        ...

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from handoffs_bench.jobs import _Bench  # pyright: ignore[reportPrivateUsage]
+    from handoffs_bench.harness import Bench
 
 __all__ = ["Recovery", "measure_recovery"]
 
@@ -26,24 +26,22 @@ class Recovery:
     """From SIGKILL to the last of them running (or done) on another worker."""
 
 
-def measure_recovery(
-    bench: _Bench, backend: str, url: str, concurrency: int, jobs: int
-) -> Recovery:
+def measure_recovery(bench: Bench, backend: str, url: str, concurrency: int, jobs: int) -> Recovery:
     from handoffs.jobs import JobQueue
-    from handoffs_bench.jobs import _finished, _states, _submit, _until  # pyright: ignore[reportPrivateUsage]
+    from handoffs_bench.harness import finished, states, submit, until
 
     with JobQueue(url, config=bench.config) as queue, bench.workers(url, 2, concurrency) as procs:
-        ids = set(_submit(queue, bench.job, jobs))
+        ids = set(submit(queue, bench.job, jobs))
         victim = procs[0]
         tag = f":{victim.pid}:"
         held: list[str] = []
 
         def victim_busy() -> bool:
-            states = _states(queue, ids)
-            held[:] = [j for j, (s, owner) in states.items() if s == "PENDING" and tag in owner]
+            now = states(queue, ids)
+            held[:] = [j for j, (s, owner) in now.items() if s == "PENDING" and tag in owner]
             return bool(held)
 
-        _until(victim_busy, 120, "a worker to hold running jobs")
+        until(victim_busy, 120, "a worker to hold running jobs")
         victim.kill()
         killed = time.perf_counter()
         victim.wait()
@@ -51,15 +49,15 @@ def measure_recovery(
 
         def running_again() -> bool:
             nonlocal handed_at
-            states = _states(queue, held).values()
-            if handed_at is None and not any(s == "PENDING" and tag in o for s, o in states):
+            now = list(states(queue, held).values())
+            if handed_at is None and not any(s == "PENDING" and tag in o for s, o in now):
                 handed_at = time.perf_counter()
-            return all(s != "ENQUEUED" and tag not in o for s, o in states)
+            return all(s != "ENQUEUED" and tag not in o for s, o in now)
 
-        _until(running_again, 120, "the killed worker's jobs to resume")
+        until(running_again, 120, "the killed worker's jobs to resume")
         back = time.perf_counter()
         assert handed_at is not None
-        _until(lambda: _finished(queue, ids), 600, "the jobs to finish")
+        until(lambda: finished(queue, ids), 600, "the jobs to finish")
     return Recovery(
         backend=backend,
         jobs=len(held),

@@ -21,7 +21,7 @@ from rich.table import Table
 from handoffs.cli.terminal import out
 
 if TYPE_CHECKING:
-    from handoffs_bench.jobs import _Bench  # pyright: ignore[reportPrivateUsage]
+    from handoffs_bench.harness import Bench
 
 __all__ = ["SpreadRun", "print_spread", "spread_runs"]
 
@@ -41,7 +41,7 @@ class SpreadRun:
         return self.handoffs / self.seconds
 
 
-def _wide_job(bench: _Bench, tickets: int) -> Path:
+def _wide_job(bench: Bench, tickets: int) -> Path:
     """The bench's job over `tickets` tickets (the bundled data, repeated as needed)."""
     rows = [dict(bench.rows[i % len(bench.rows)]) for i in range(tickets)]
     for i, row in enumerate(rows):
@@ -52,17 +52,17 @@ def _wide_job(bench: _Bench, tickets: int) -> Path:
     return job
 
 
-def _one(bench: _Bench, job: Path, backend: str, url: str, workers: int, spread: bool) -> SpreadRun:
+def _one(bench: Bench, job: Path, backend: str, url: str, workers: int, spread: bool) -> SpreadRun:
     from handoffs.jobs import JobQueue
-    from handoffs_bench.jobs import _finished, _submit  # pyright: ignore[reportPrivateUsage]
+    from handoffs_bench.harness import finished, submit
 
     config = bench.directory / ("spread.toml" if spread else "handoffs.toml")
     if spread and not config.exists():
         config.write_text(bench.config.read_text() + "\n[jobs]\nspread = true\n")
     with JobQueue(url, config=config) as queue, bench.workers(url, workers, 1, config=config):
         started = time.perf_counter()
-        (job_id,) = _submit(queue, job, 1)
-        while not _finished(queue, [job_id]):
+        (job_id,) = submit(queue, job, 1)
+        while not finished(queue, [job_id]):
             time.sleep(0.05)
         seconds = time.perf_counter() - started
         info = queue.get(job_id).status()
@@ -79,7 +79,7 @@ def _one(bench: _Bench, job: Path, backend: str, url: str, workers: int, spread:
 
 
 def spread_runs(
-    bench: _Bench,
+    bench: Bench,
     backends: Sequence[tuple[str, Callable[[str], str]]],
     workers: Sequence[int],
     tickets: int,

@@ -22,6 +22,7 @@ import typer
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from handoffs.cli._render import job_summary, job_table
 from handoffs.cli.terminal import JsonOpt, err, fail, out
 from handoffs.errors import ConfigError, HandoffsError
 from handoffs.tracing._export import TRACE_DIR
@@ -246,7 +247,6 @@ def result(
 ) -> None:
     """A finished job's report (what `handoffs run` prints); for a cancelled or failed job, the
     handoffs that finished. Exits 1 unless the job completed."""
-    from handoffs.cli import _summary, _table  # pyright: ignore[reportPrivateUsage]
     from handoffs.jobs._handle import JobNotCompleted
 
     with _queue(database_url, config) as queue:
@@ -272,8 +272,8 @@ def result(
     if as_json:
         out.print_json(report.model_dump_json(), highlight=False)
         return
-    out.print(_table(report))
-    out.print(_summary(report), highlight=False)
+    out.print(job_table(report))
+    out.print(job_summary(report), highlight=False)
     if report.output:
         out.print(f"\n[bold]orchestrator:[/] {report.output}", highlight=False)
     if report.status != "completed":

@@ -60,6 +60,7 @@ from handoffs.project._job import JobSpec
 from handoffs.project._run import job_simulation
 from handoffs.task import Task
 from handoffs.testing import FakeProvider, LoopbackServer
+from handoffs.testing.simulation import Simulation
 from handoffs.tracing._export import JsonlSpanExporter, trace_path
 from handoffs.tracing._spans import Tracing
 
@@ -175,7 +176,7 @@ class Gauntlet:
         if data_limit is not None and isinstance(data, list):
             data = cast(list[Any], data)[:data_limit]
         self._data = data
-        self._simulation = job_simulation(job)
+        self._simulation = Simulation.of(job_simulation(job))
         spec = job.orchestrator
         self.quarantine = (
             spec.quarantine if self.defences.quarantine is None else self.defences.quarantine

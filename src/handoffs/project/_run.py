@@ -25,7 +25,9 @@ from handoffs.orchestrator._agent import Orchestrator
 from handoffs.project._config import Config
 from handoffs.project._job import JobReport, JobSpec, all_frontier_cost
 from handoffs.project._roster import load_module
+from handoffs.providers._local import shared_server
 from handoffs.providers._portfolio import Portfolio
+from handoffs.providers._simulator import SimulatedDomain, Simulator, load_simulator
 from handoffs.routing._outcome import OutcomeLog
 from handoffs.tracing._spans import Tracing
 
@@ -35,14 +37,14 @@ SIMULATED_LATENCY_S = {"frontier": 0.2, "mid": 0.1, "small": 0.05, "local": 0.05
 """Added by the fake provider per simulated call, for realism without slowing tests down."""
 
 
-def job_simulation(spec: JobSpec) -> Any:
-    """The `Simulation` a job's roster provides for simulated models (None if it has none)."""
-    from handoffs.testing.simulation import Simulation
-
+def job_simulation(spec: JobSpec) -> SimulatedDomain | None:
+    """The domain a job's roster gives simulated models (None if it has no simulation module)."""
     if spec.simulation is None:
         return None
     module = load_module(spec.roster, spec.simulation)
-    return Simulation.from_module(module, [s.output_type for s in spec.subordinates])
+    return SimulatedDomain(
+        module=module, output_types=tuple(s.output_type for s in spec.subordinates)
+    )
 
 
 @contextmanager
@@ -50,13 +52,15 @@ def open_portfolio(
     config: Config,
     *,
     env: Mapping[str, str] | None = None,
-    simulation: Any = None,
+    simulation: SimulatedDomain | None = None,
     model_ids: list[str] | None = None,
+    simulator: Simulator | None = None,
 ) -> Generator[Portfolio, None, None]:
     """A `Portfolio` whose simulated and embedded models are being served until the block ends.
 
-    The fake provider starts only if some model is simulated, the local server only if some
-    model is embedded; keys are checked first so a missing one fails before anything starts.
+    The simulator (by default the one registered as `fake`: the fake provider) starts only if
+    some model is simulated, the local server only if some model is embedded; keys are checked
+    first so a missing one fails before anything starts.
     """
     portfolio = Portfolio(
         config.catalog,
@@ -68,19 +72,14 @@ def open_portfolio(
     portfolio.check_keys(ids)
     with ExitStack() as stack:
         if portfolio.needs_simulation(ids):
-            from handoffs.testing import FakeProvider, LoopbackServer
-            from handoffs.testing.simulation import simulate
-
-            scripted = {
-                e.name: simulate(simulation, latency_s=SIMULATED_LATENCY_S[e.tier])
+            serve = simulator or load_simulator()
+            latency = {
+                e.name: SIMULATED_LATENCY_S[e.tier]
                 for e in config.catalog.values()
                 if e.id in ids and portfolio.label(e.id) == "simulated"
             }
-            server = stack.enter_context(LoopbackServer(FakeProvider(scripted)))
-            portfolio.simulated_base_url = server.base_url
+            portfolio.simulated_base_url = stack.enter_context(serve(latency, simulation))
         for name in portfolio.embedded_names(ids):
-            from handoffs.providers._local import shared_server
-
             portfolio.embedded_urls[name] = shared_server(name).start()
         yield portfolio
 

@@ -16,15 +16,19 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Generator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, cast
 
+from handoffs.providers._simulator import SimulatedDomain
 from handoffs.task import json_schema_of
 from handoffs.testing._script import FakeRequest, Reply, ScriptedModel, ToolCall
+from handoffs.testing.fake_provider import FakeProvider
+from handoffs.testing.server import LoopbackServer
 from handoffs.verify.checks import JudgeScore
 
-__all__ = ["Simulation", "first_json", "placeholder", "simulate"]
+__all__ = ["Simulation", "first_json", "placeholder", "serve", "simulate"]
 
 _FRAME = re.compile(r"^\s*<(?P<tag>[a-z_]+)[^>]*>(?P<body>.*)</(?P=tag)>\s*$", re.S)
 _DATA = re.compile(r"<job_data>(?P<body>.*?)</job_data>", re.S)
@@ -66,6 +70,15 @@ class Simulation:
             plan=getattr(module, "plan", None),
             output_types=tuple(output_types),
         )
+
+    @classmethod
+    def of(cls, domain: Simulation | SimulatedDomain | None) -> Simulation:
+        """The simulation a job's domain describes (an empty one for None)."""
+        if isinstance(domain, Simulation):
+            return domain
+        if domain is None:
+            return cls()
+        return cls.from_module(domain.module, domain.output_types)
 
     def title_of(self, schema: dict[str, Any]) -> str:
         """The name of the output type a request asks for: its schema title, else by shape."""
@@ -179,7 +192,19 @@ def _answer(sim: Simulation, request: FakeRequest) -> Reply:
     return Reply.json(answer if answer is not None else placeholder(schema))
 
 
-def simulate(simulation: Simulation | None = None, *, latency_s: float = 0.0) -> ScriptedModel:
+def simulate(
+    simulation: Simulation | SimulatedDomain | None = None, *, latency_s: float = 0.0
+) -> ScriptedModel:
     """One scripted model that answers as a subordinate, a judge or an orchestrator."""
-    sim = simulation or Simulation()
+    sim = Simulation.of(simulation)
     return ScriptedModel(answer=lambda request: _answer(sim, request), latency_s=latency_s)
+
+
+@contextmanager
+def serve(latency_s: Mapping[str, float], domain: SimulatedDomain | None) -> Generator[str]:
+    """The `fake` simulator (a `handoffs.providers` `Simulator`): every named model scripted by
+    `simulate(domain)` on one fake provider, on a loopback socket, until the block ends."""
+    sim = Simulation.of(domain)
+    scripted = {name: simulate(sim, latency_s=latency) for name, latency in latency_s.items()}
+    with LoopbackServer(FakeProvider(scripted)) as server:
+        yield server.base_url

@@ -7,58 +7,13 @@ it through `CheckContext.ask`, which the engine charges to the same budget as th
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
-from decimal import Decimal
-from typing import Any, Protocol, TypeVar, runtime_checkable
+from collections.abc import Sequence
+from typing import Any
 
-from handoffs.catalog import Catalog
 from handoffs.handoff import Verdict
-from handoffs.task import Task
+from handoffs.task import Answer, Ask, Check, CheckContext, Task
 
 __all__ = ["Answer", "Ask", "Check", "CheckContext", "run_checks", "schema_verdict"]
-
-T = TypeVar("T")
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Answer:
-    """What a model said when a check asked it something, and what that cost."""
-
-    output: Any
-    model: str
-    cost_usd: Decimal
-    input_tokens: int = 0
-    output_tokens: int = 0
-
-
-Ask = Callable[[str, str, str, type[Any]], Awaitable[Answer]]
-"""`ask(model_id, instructions, prompt, output_type)`: one typed call, charged to the handoff's budget."""
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class CheckContext:
-    """What a check may know about the output it is judging, and how it may call a model."""
-
-    task: Task[Any]
-    producer: str
-    """Catalog id of the model that produced the output."""
-    catalog: Catalog
-    ask: Ask
-
-
-@runtime_checkable
-class Check(Protocol):
-    """Something that inspects an output and returns a `Verdict`."""
-
-    @property
-    def name(self) -> str:
-        """Short name used in verdicts and traces."""
-        ...
-
-    async def __call__(self, output: Any, ctx: CheckContext) -> Verdict:
-        """Judge `output`; return a verdict (never raise to reject)."""
-        ...
 
 
 def schema_verdict(task: Task[Any], output: Any) -> Verdict:

@@ -1,0 +1,70 @@
+"""How a job's report reads in a terminal: the handoff table and the summary lines."""
+
+from __future__ import annotations
+
+from collections import Counter
+from decimal import Decimal
+
+from rich.table import Table
+
+from handoffs.handoff import HandoffRecord
+from handoffs.project._job import JobReport
+
+__all__ = ["job_summary", "job_table", "money"]
+
+
+def money(value: Decimal) -> str:
+    return f"${value:.6f}"
+
+
+def _verdict_marks(record: HandoffRecord) -> str:
+    """`✓✓✓` for the delivered output's checks, after `✗judgex2` for what earlier attempts failed."""
+    failed = Counter(
+        next((v.check.removeprefix("predicate:") for v in a.verdicts if not v.passed), a.outcome)
+        for a in record.attempts
+        if a.outcome != "accepted"
+    )
+    rejected = [f"✗{name}" + (f"x{n}" if n > 1 else "") for name, n in failed.items()]
+    final = (
+        "".join("✓" if v.passed else "✗" for v in record.verdicts) if not record.degraded else ""
+    )
+    return " ".join([*rejected, final]).strip() or "—"
+
+
+def job_table(report: JobReport) -> Table:
+    table = Table(title=f"job {report.job} ({report.job_id})", title_justify="left")
+    for col in ("subtask", "route", "model", "attempts", "verdicts", "cost"):
+        table.add_column(col, justify="right" if col in ("attempts", "cost") else "left")
+    for r in report.handoffs:
+        style = "yellow" if r.degraded else ("cyan" if r.escalations else None)
+        model = r.model or ("degraded" if r.degraded else "failed")
+        if r.escalations:
+            model += f" (↑{r.escalations})"
+        table.add_row(
+            f"{r.task_kind} {r.label or r.task_id}",
+            "→".join(r.route),
+            model,
+            str(len(r.attempts)),
+            _verdict_marks(r),
+            money(r.cost_usd),
+            style=style,
+        )
+    return table
+
+
+def job_summary(report: JobReport) -> str:
+    saved = report.all_frontier_cost_usd - report.total_cost_usd
+    share = (
+        f" ({report.total_cost_usd / report.all_frontier_cost_usd:.0%} of all-frontier)"
+        if report.all_frontier_cost_usd
+        else ""
+    )
+    lines = [
+        f"status: {report.status}" + (f" — {report.error}" if report.error else ""),
+        f"handoffs: {len(report.handoffs)}   escalations: {report.escalations}   "
+        f"degraded: {report.degraded}",
+        f"spent: {money(report.total_cost_usd)}{share}"
+        + (f" of a {money(report.budget_usd)} budget" if report.budget_usd is not None else ""),
+        f"all-frontier would cost: {money(report.all_frontier_cost_usd)}   saved: {money(saved)}",
+    ]
+    return "\n".join(lines)

@@ -1,0 +1,207 @@
+"""`handoffs run` a job and `handoffs doctor`: what the setup has, and whether it answers."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import urllib.request
+import uuid
+from decimal import Decimal
+from pathlib import Path
+from typing import Annotated, Any
+
+import anyio
+import typer
+from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from handoffs.cli._render import job_summary, job_table, money
+from handoffs.cli.terminal import JsonOpt, err, fail, out
+from handoffs.errors import ConfigError, HandoffsError
+from handoffs.handoff import HandoffRecord
+from handoffs.project._config import Config, load_config
+from handoffs.project._job import load_job
+from handoffs.tracing._export import TRACE_DIR
+
+__all__ = ["doctor", "run"]
+
+ConfigOpt = Annotated[
+    Path, typer.Option("--config", "-c", help="Catalog and policy file.", show_default=True)
+]
+TraceDirOpt = Annotated[
+    Path, typer.Option("--trace-dir", help="Where job traces (JSONL) are kept.", show_default=True)
+]
+
+
+def run(
+    job: Annotated[Path, typer.Argument(help="The job file (TOML).")],
+    config: ConfigOpt = Path("handoffs.toml"),
+    as_json: JsonOpt = False,
+    trace_dir: TraceDirOpt = TRACE_DIR,
+    trace_console: Annotated[
+        bool, typer.Option("--trace-console", help="Also print every span on stderr.")
+    ] = False,
+    trace_content: Annotated[
+        bool, typer.Option("--trace-content", help="Record prompt and response text in spans.")
+    ] = False,
+) -> None:
+    """Run a job: the orchestrator delegates, verifies and escalates; print what it cost.
+
+    The job's trace is written to TRACE_DIR/<job id>.jsonl and its metrics to
+    TRACE_DIR/<job id>.metrics.jsonl, and both are sent over OTLP/HTTP too when
+    OTEL_EXPORTER_OTLP_ENDPOINT is set.
+    """
+    from handoffs.jobs._foreground import run_in_foreground
+    from handoffs.project._run import job_simulation, open_portfolio, setting_line
+    from handoffs.tracing._export import job_tracer_provider, trace_path
+    from handoffs.tracing._metrics import job_meter_provider
+    from handoffs.tracing._spans import Tracing
+
+    job_id = uuid.uuid4().hex[:12]
+    console = sys.stderr if trace_console else None
+    provider = job_tracer_provider(job_id, directory=trace_dir, env=os.environ, console=console)
+    meters = job_meter_provider(job_id, directory=trace_dir, env=os.environ, console=console)
+    tracing = Tracing(
+        tracer_provider=provider, meter_provider=meters, include_content=trace_content
+    )
+    try:
+        cfg = load_config(config)
+        spec = load_job(job, cfg.catalog)
+        with open_portfolio(cfg, simulation=job_simulation(spec)) as portfolio:
+            (err if as_json else out).print(
+                setting_line(portfolio), highlight=False, soft_wrap=True
+            )
+            progress = Progress(
+                SpinnerColumn(),
+                TextColumn("[bold]{task.description}"),
+                BarColumn(bar_width=None),
+                TextColumn("{task.fields[spent]}"),
+                TimeElapsedColumn(),
+                console=err,
+                transient=True,
+            )
+            spent = Decimal(0)
+            with progress:
+                bar = progress.add_task("handoffs done: 0", total=None, spent="$0")
+
+                def tick(record: HandoffRecord) -> None:
+                    nonlocal spent
+                    spent += record.cost_usd
+                    done = len(seen) + 1
+                    seen.append(record)
+                    progress.update(
+                        bar, description=f"handoffs done: {done}", spent=f"spent {money(spent)}"
+                    )
+
+                seen: list[HandoffRecord] = []
+                # A durable job run here: recorded in the jobs database, so an interrupted run
+                # is resumed from its journal by `handoffs worker`.
+                report = anyio.run(
+                    lambda: run_in_foreground(
+                        job,
+                        config,
+                        job_id=job_id,
+                        portfolio=portfolio,
+                        tracing=tracing,
+                        on_record=tick,
+                        trace_dir=trace_dir,
+                        env=os.environ,
+                    )
+                )
+    except HandoffsError as exc:
+        raise fail(str(exc), 2) from None
+    except KeyboardInterrupt:
+        raise fail(f"interrupted: `handoffs worker` resumes job {job_id}", 130) from None
+    finally:
+        provider.shutdown()
+        meters.shutdown()
+    (err if as_json else out).print(
+        f"job {job_id} — trace: {trace_path(trace_dir, job_id)}", highlight=False, soft_wrap=True
+    )
+    if as_json:
+        out.print_json(report.model_dump_json(), highlight=False)
+        return
+    out.print(job_table(report))
+    out.print(job_summary(report), highlight=False)
+    if report.output:
+        out.print(f"\n[bold]orchestrator:[/] {report.output}", highlight=False)
+    if report.status != "completed":
+        raise typer.Exit(1)
+
+
+def _probe(url: str) -> str:
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    try:
+        with opener.open(url.rstrip("/") + "/models", timeout=3) as response:
+            return f"answers ({response.status})"
+    except Exception as exc:  # report, don't raise: doctor diagnoses
+        return f"no answer ({type(exc).__name__})"
+
+
+def _doctor_rows(cfg: Config) -> list[dict[str, Any]]:
+    from handoffs.providers._local import local_available
+    from handoffs.providers._portfolio import Portfolio
+
+    portfolio = Portfolio(cfg.catalog, simulate_missing=cfg.simulate_missing_keys)
+    rows: list[dict[str, Any]] = []
+    for entry in cfg.catalog.values():
+        label = portfolio.label(entry.id)
+        if entry.embedded:
+            endpoint = "in-process llama.cpp: " + (
+                "installed"
+                if local_available()
+                else "not installed (pip install 'handoffs[local]')"
+            )
+        elif entry.base_url:
+            endpoint = f"{entry.base_url}: {_probe(entry.base_url)}"
+        elif label == "simulated":
+            endpoint = "fake provider on loopback (started per run)"
+        else:
+            endpoint = f"{entry.provider} API"
+        rows.append(
+            {
+                "model": entry.id,
+                "name": entry.name,
+                "provider": entry.provider,
+                "tier": entry.tier,
+                "setting": label,
+                "key": entry.key_env,
+                "key_present": portfolio.has_key(entry) if entry.key_env else None,
+                "price_usd_per_mtok": [
+                    str(entry.input_usd_per_mtok),
+                    str(entry.output_usd_per_mtok),
+                ],
+                "endpoint": endpoint,
+            }
+        )
+    return rows
+
+
+def doctor(config: ConfigOpt = Path("handoffs.toml"), as_json: JsonOpt = False) -> None:
+    """Show what is configured, which keys are present and which endpoints answer."""
+    try:
+        cfg = load_config(config)
+    except ConfigError as exc:
+        raise fail(str(exc), 2) from None
+    rows = _doctor_rows(cfg)
+    if as_json:
+        out.print_json(json.dumps({"config": str(config), "models": rows}), highlight=False)
+        return
+    table = Table(title=f"handoffs doctor — {config}", title_justify="left")
+    for col in ("model", "tier", "provider", "setting", "key", "$/M in/out", "endpoint"):
+        table.add_column(col)
+    for row in rows:
+        key = "—" if row["key"] is None else f"{row['key']} {'✓' if row['key_present'] else '✗'}"
+        table.add_row(
+            row["model"],
+            row["tier"],
+            f"{row['provider']} {row['name']}",
+            row["setting"],
+            key,
+            " / ".join(row["price_usd_per_mtok"]),
+            row["endpoint"],
+        )
+    out.print(table)
+    rules = ", ".join(r.label for r in cfg.policy.rules) or "(none: everything to the frontier)"
+    out.print(f"policy rules: {rules}", highlight=False)

@@ -1,0 +1,59 @@
+"""`handoffs trace show` and `trace html`: a job's handoff tree, in the terminal or one page."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from handoffs.cli.terminal import JsonOpt, err, fail, out
+from handoffs.tracing._export import TRACE_DIR
+
+__all__ = ["trace_app"]
+
+trace_app = typer.Typer(help="Inspect the traces jobs leave.", no_args_is_help=True)
+
+
+@trace_app.command("show")
+def trace_show(
+    job_id: Annotated[str, typer.Argument(help="The job id `handoffs run` printed.")],
+    directory: Annotated[
+        Path, typer.Option("--dir", help="Where job traces are kept.", show_default=True)
+    ] = TRACE_DIR,
+    as_json: JsonOpt = False,
+) -> None:
+    """Show a job's trace as a tree: orchestrator, each handoff's route, model, attempts, cost."""
+    from handoffs.tracing._view import load_trace, render_tree, trace_document
+
+    roots = load_trace(directory, job_id)
+    if roots is None:
+        raise fail(f"no trace for job {job_id!r} in {directory}", 2)
+    document = trace_document(job_id, roots)
+    if as_json:
+        out.print_json(json.dumps(document), highlight=False)
+        return
+    out.print(render_tree(document, roots))
+
+
+@trace_app.command("html")
+def trace_html(
+    job_id: Annotated[str, typer.Argument(help="The job id `handoffs run` printed.")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="The HTML file to write.")],
+    directory: Annotated[
+        Path, typer.Option("--dir", help="Where job traces are kept.", show_default=True)
+    ] = TRACE_DIR,
+) -> None:
+    """Write a job's trace as one self-contained HTML page: tree, timeline, costs, filters."""
+    from handoffs.tracing._html import render_html, write_html
+    from handoffs.tracing._view import load_trace
+
+    roots = load_trace(directory, job_id)
+    if roots is None:
+        raise fail(f"no trace for job {job_id!r} in {directory}", 2)
+    try:
+        write_html(output, render_html(job_id, roots))
+    except OSError as exc:
+        raise fail(f"cannot write {output}: {exc.strerror or exc}", 2) from None
+    err.print(f"job {job_id} — page: {output}", highlight=False, soft_wrap=True)
