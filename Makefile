@@ -33,6 +33,7 @@ lint: $(VENV)/.test-installed
 	$(BIN)/ruff check src tests examples agents tools
 	$(BIN)/ruff format --check src tests examples agents tools
 	$(BIN)/pyright
+	$(BIN)/lint-imports
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis .handoffs

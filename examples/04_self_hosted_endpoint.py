@@ -23,7 +23,7 @@ import anyio
 from pydantic import BaseModel
 
 from handoffs import Catalog, ModelEntry, Policy, Portfolio, Rule, Session, Task, checks
-from handoffs.providers._local import INSTALL_HINT, LocalServer, local_available
+from handoffs.providers import INSTALL_HINT, LocalServer, local_available
 from handoffs.testing import FakeProvider, LoopbackServer, Reply, ScriptedModel
 
 

@@ -23,7 +23,7 @@ import anyio
 
 from handoffs import load_config
 from handoffs.gauntlet import Defences, Gauntlet, Scorecard
-from handoffs.project._job import load_job
+from handoffs.project import load_job
 
 ROOT = Path(__file__).resolve().parent.parent
 EACH_FAMILY = [

@@ -28,9 +28,7 @@ import anyio
 from pydantic import BaseModel
 
 from handoffs import Catalog, Policy, Portfolio, Rule, Session, Task, checks
-from handoffs.routing._outcome import OutcomeLog
-from handoffs.routing._scorer import load_scorer
-from handoffs.routing._trainer import fit_linear_scorer, read_examples
+from handoffs.routing import OutcomeLog, fit_linear_scorer, load_scorer, read_examples
 from handoffs.testing import FakeProvider, FakeRequest, LoopbackServer, Reply, ScriptedModel
 from handoffs.testing.simulation import first_json
 

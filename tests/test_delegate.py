@@ -13,10 +13,9 @@ from pydantic import BaseModel
 from handoffs import checks
 from handoffs.budget import Budget
 from handoffs.catalog import Catalog
-from handoffs.engine._retry import RetryPolicy
-from handoffs.engine._session import Session
+from handoffs.engine import RetryPolicy, Session
 from handoffs.errors import BudgetExceeded, HandoffFailed, NoRouteAvailable, VerificationFailed
-from handoffs.routing._router import Policy, Rule
+from handoffs.routing import Policy, Rule
 from handoffs.task import Task
 from handoffs.testing.scripted import fail
 

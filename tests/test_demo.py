@@ -12,7 +12,7 @@ import pytest
 from typer.testing import CliRunner
 
 from handoffs.cli import app
-from handoffs.providers._local import local_available
+from handoffs.providers import local_available
 
 ROOT = Path(__file__).resolve().parent.parent
 

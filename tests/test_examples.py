@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from handoffs.providers._local import INSTALL_HINT, local_available
+from handoffs.providers import INSTALL_HINT, local_available
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -10,7 +10,7 @@ from pydantic_ai.models.function import AgentInfo, FunctionModel
 
 from handoffs import Budget, Catalog, Session
 from handoffs.catalog import ModelEntry
-from handoffs.orchestrator._agent import Orchestrator
+from handoffs.orchestrator import Orchestrator
 from handoffs.testing.scripted import fail
 
 from .conftest import entry

@@ -20,8 +20,8 @@ from pydantic_ai.models.openai import OpenAIChatModel
 from pydantic_ai.providers.openai_compatible import OpenAICompatibleProvider
 from pydantic_ai.settings import ModelSettings
 
+from handoffs.providers import LocalModelUnavailable, LocalServer, find_gguf, shared_server
 from handoffs.providers import _local as local
-from handoffs.providers._local import LocalModelUnavailable, LocalServer, find_gguf, shared_server
 
 needs_model = pytest.mark.skipif(
     not local.local_available(),
@@ -136,7 +136,7 @@ def test_missing_package_raises_an_actionable_one_line_error(
 STOP_SCRIPT = textwrap.dedent(
     """
     import json, threading, time, urllib.request
-    from handoffs.providers._local import LocalServer, shared_server
+    from handoffs.providers import LocalServer, shared_server
 
     def ask(url, out):
         body = json.dumps({"messages": [{"role": "user", "content": "Tell a long story."}],

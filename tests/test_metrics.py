@@ -25,9 +25,9 @@ from handoffs import Catalog, Session, Task, checks
 from handoffs.cli import app
 from handoffs.errors import VerificationFailed
 from handoffs.handoff import Attempt, HandoffRecord
-from handoffs.routing._router import Policy, Rule
+from handoffs.routing import Policy, Rule
 from handoffs.testing.scripted import fail
-from handoffs.tracing._metrics import (
+from handoffs.tracing import (
     HandoffMetrics,
     job_meter_provider,
     metric_to_json,

@@ -21,8 +21,8 @@ from pydantic_ai.models.function import AgentInfo, FunctionModel
 
 from handoffs import Budget, Catalog, Session, checks
 from handoffs.catalog import ModelEntry
-from handoffs.orchestrator._agent import Orchestrator, Subordinate
-from handoffs.routing._router import Policy, Rule
+from handoffs.orchestrator import Orchestrator, Subordinate
+from handoffs.routing import Policy, Rule
 
 from .conftest import Scripts
 

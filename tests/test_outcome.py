@@ -14,12 +14,10 @@ from pydantic import BaseModel
 
 from handoffs import checks
 from handoffs.catalog import Catalog
-from handoffs.engine._session import Session
+from handoffs.engine import Session
 from handoffs.errors import ConfigError
-from handoffs.project._config import config_from_dict
-from handoffs.routing._outcome import OutcomeLog
-from handoffs.routing._router import Policy, Rule, scorer_text
-from handoffs.routing._trainer import fit_linear_scorer, read_examples
+from handoffs.project import config_from_dict
+from handoffs.routing import OutcomeLog, Policy, Rule, fit_linear_scorer, read_examples, scorer_text
 from handoffs.task import Task
 from handoffs.testing.scripted import fail
 
@@ -161,8 +159,8 @@ def test_config_names_the_outcome_log_beside_it(tmp_path: Path) -> None:
 def test_every_configured_session_logs_where_the_config_says(tmp_path: Path) -> None:
     """`handoffs run`, workers and spread handoffs all build their session from the config."""
     from handoffs.budget import Budget
-    from handoffs.project._run import configured_session
-    from handoffs.providers._portfolio import Portfolio
+    from handoffs.project import configured_session
+    from handoffs.providers import Portfolio
 
     with (ROOT / "handoffs.toml").open("rb") as fh:
         data = tomllib.load(fh)

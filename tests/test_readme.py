@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from handoffs.providers._local import local_available
+from handoffs.providers import local_available
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -19,12 +19,10 @@ from pydantic_ai.exceptions import (
 
 from handoffs.budget import Budget
 from handoffs.catalog import Catalog
-from handoffs.engine._cap import Caps, SpendCap
-from handoffs.engine._retry import RetryPolicy
-from handoffs.engine._session import Session
+from handoffs.engine import Caps, RetryPolicy, Session, SpendCap
 from handoffs.errors import HandoffTimeout, ProviderRejected
-from handoffs.health._breaker import Breaker, BreakerSettings, Health
-from handoffs.routing._router import Policy, Rule
+from handoffs.health import Breaker, BreakerSettings, Health
+from handoffs.routing import Policy, Rule
 from handoffs.task import Task
 from handoffs.testing.scripted import ScriptCall
 

@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 
 from handoffs.cli import app
 from handoffs.errors import ConfigError
-from handoffs.project._config import config_from_dict, load_config
+from handoffs.project import config_from_dict, load_config
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -16,11 +16,15 @@ from typer.testing import CliRunner
 
 from handoffs import Catalog, Session, Task, checks
 from handoffs.cli import app
-from handoffs.routing._router import Policy, Rule
-from handoffs.tracing._export import JsonlSpanExporter, span_to_json
-from handoffs.tracing._metrics import job_meter_provider
-from handoffs.tracing._report import parse_since, percentile
-from handoffs.tracing._spans import Tracing
+from handoffs.routing import Policy, Rule
+from handoffs.tracing import (
+    JsonlSpanExporter,
+    Tracing,
+    job_meter_provider,
+    parse_since,
+    percentile,
+    span_to_json,
+)
 
 from .conftest import Scripts
 from .test_tracing import traced_job

@@ -12,8 +12,8 @@ import pytest
 
 from handoffs.catalog import Catalog
 from handoffs.handoff import Verdict
-from handoffs.project._roster import load_module
-from handoffs.verify._run import CheckContext
+from handoffs.project import load_module
+from handoffs.verify import CheckContext
 from handoffs.verify.checks import Predicate
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -14,7 +14,7 @@ from inline_snapshot import snapshot
 
 from handoffs.catalog import TIER_ORDER, Catalog, ModelEntry, Tier
 from handoffs.errors import ConfigError
-from handoffs.routing._router import Policy, RouteDecision, Rule, route
+from handoffs.routing import Policy, RouteDecision, Rule, route
 from handoffs.task import RISKS, Risk, Task
 
 from .conftest import entry

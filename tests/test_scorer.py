@@ -16,10 +16,18 @@ from typer.testing import CliRunner
 from handoffs.catalog import Catalog
 from handoffs.cli import app
 from handoffs.errors import ConfigError
-from handoffs.project._config import config_from_dict
-from handoffs.routing._router import Policy, Rule, route
-from handoffs.routing._scorer import LinearScorer, load_scorer, shape
-from handoffs.routing._trainer import Example, fit_linear_scorer, read_examples
+from handoffs.project import config_from_dict
+from handoffs.routing import (
+    Example,
+    LinearScorer,
+    Policy,
+    Rule,
+    fit_linear_scorer,
+    load_scorer,
+    read_examples,
+    route,
+    shape,
+)
 from handoffs.task import Task
 
 from .conftest import entry

@@ -18,11 +18,8 @@ from typer.testing import CliRunner
 from handoffs import Budget, Catalog, Task, checks
 from handoffs.cli import app
 from handoffs.errors import VerificationFailed
-from handoffs.orchestrator._agent import Orchestrator
-from handoffs.tracing._export import JsonlSpanExporter
-from handoffs.tracing._html import embed_json, page_data
-from handoffs.tracing._spans import Tracing
-from handoffs.tracing._view import load_trace
+from handoffs.orchestrator import Orchestrator
+from handoffs.tracing import JsonlSpanExporter, Tracing, embed_json, load_trace, page_data
 
 from .conftest import Scripts
 from .test_orchestrator import Planner, Ticket, Triage, classifier, make_session

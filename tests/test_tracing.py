@@ -29,18 +29,22 @@ from typer.testing import CliRunner
 from handoffs import Budget, Catalog, Session, Task, checks
 from handoffs.cli import app
 from handoffs.errors import VerificationFailed
-from handoffs.health._breaker import BreakerSettings, Health
-from handoffs.orchestrator._agent import Orchestrator
-from handoffs.project._config import load_config
-from handoffs.project._job import load_job
-from handoffs.project._run import job_simulation
-from handoffs.routing._router import Policy, Rule
+from handoffs.health import BreakerSettings, Health
+from handoffs.orchestrator import Orchestrator
+from handoffs.project import job_simulation, load_config, load_job
+from handoffs.routing import Policy, Rule
 from handoffs.testing import FakeProvider, LoopbackServer
 from handoffs.testing.scripted import fail
 from handoffs.testing.simulation import simulate
-from handoffs.tracing._export import JsonlSpanExporter
-from handoffs.tracing._metrics import METRICS_SUFFIX, metrics_path
-from handoffs.tracing._spans import SEMCONV_VERSION, TRANSFER_MODE, TRANSFER_TARGET, Tracing
+from handoffs.tracing import (
+    METRICS_SUFFIX,
+    SEMCONV_VERSION,
+    TRANSFER_MODE,
+    TRANSFER_TARGET,
+    JsonlSpanExporter,
+    Tracing,
+    metrics_path,
+)
 
 from .conftest import Scripts
 from .test_cli import JOB, SIMULATED_CONFIG

@@ -2,9 +2,7 @@
 
 from handoffs.budget import Budget
 from handoffs.catalog import Catalog, ModelEntry
-from handoffs.engine._cap import Caps, SpendCap
-from handoffs.engine._retry import RetryPolicy
-from handoffs.engine._session import Session
+from handoffs.engine import Caps, RetryPolicy, Session, SpendCap
 from handoffs.errors import (
     BudgetExceeded,
     ConfigError,
@@ -18,17 +16,14 @@ from handoffs.errors import (
     VerificationFailed,
 )
 from handoffs.handoff import Attempt, Delivery, HandoffRecord, RouteStep, Verdict
-from handoffs.health._breaker import BreakerSettings, Health
-from handoffs.health._prober import Prober
-from handoffs.orchestrator._agent import JobResult, Orchestrator, OrchestratorSpec, Subordinate
-from handoffs.project._config import Config, load_config
-from handoffs.project._run import open_portfolio
-from handoffs.providers._portfolio import Portfolio
-from handoffs.routing._router import Policy, RouteDecision, Rule, route
+from handoffs.health import BreakerSettings, Health, Prober
+from handoffs.orchestrator import JobResult, Orchestrator, OrchestratorSpec, Subordinate
+from handoffs.project import Config, load_config, open_portfolio
+from handoffs.providers import Portfolio
+from handoffs.routing import Policy, RouteDecision, Rule, route
 from handoffs.task import NO_FALLBACK, Task
-from handoffs.tracing._spans import Tracing
-from handoffs.verify import checks
-from handoffs.verify._run import Check, CheckContext
+from handoffs.tracing import Tracing
+from handoffs.verify import Check, CheckContext, checks
 
 __all__ = [
     "NO_FALLBACK",

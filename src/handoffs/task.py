@@ -24,6 +24,7 @@ __all__ = [
     "Ask",
     "Check",
     "CheckContext",
+    "NoFallback",
     "Risk",
     "Task",
     "json_schema_of",
@@ -38,12 +39,12 @@ Risk = Literal["low", "medium", "high"]
 RISKS: Final[tuple[Risk, ...]] = ("low", "medium", "high")
 
 
-class _NoFallback:
+class NoFallback:
     """Sentinel: the task declares no fallback, so an exhausted route raises instead of degrading."""
 
-    _instance: _NoFallback | None = None
+    _instance: NoFallback | None = None
 
-    def __new__(cls) -> _NoFallback:
+    def __new__(cls) -> NoFallback:
         if cls._instance is None:
             cls._instance = super().__new__(cls)
         return cls._instance
@@ -52,7 +53,7 @@ class _NoFallback:
         return "NO_FALLBACK"
 
 
-NO_FALLBACK: Final = _NoFallback()
+NO_FALLBACK: Final = NoFallback()
 
 
 @lru_cache(maxsize=256)
@@ -143,7 +144,7 @@ class Task(Generic[OutputT]):
     """Latency budget: models whose typical latency exceeds it are skipped; also a per-call timeout."""
     min_score: float | None = None
     """Default passing score for judge checks that do not set their own."""
-    fallback: OutputT | _NoFallback = NO_FALLBACK
+    fallback: OutputT | NoFallback = NO_FALLBACK
     """Returned, marked degraded, when every rung is spent. Without it the handoff raises."""
     model: str | None = None
     """Per-call override: start the ladder at this catalog model."""
@@ -181,7 +182,7 @@ class Task(Generic[OutputT]):
     @property
     def has_fallback(self) -> bool:
         """Whether an exhausted route degrades to `fallback` instead of raising."""
-        return not isinstance(self.fallback, _NoFallback)
+        return not isinstance(self.fallback, NoFallback)
 
     def input_data(self) -> Any:
         """The input as JSON-compatible data."""

@@ -3,7 +3,7 @@
 `handoffs bench routing --train DIR --data DIR` (see `docs/routing-benchmark.md`).
 """
 
-from handoffs.routing._recorded import EXPORT_COLUMNS, Outcomes, load_outcomes
+from handoffs.routing import EXPORT_COLUMNS, Outcomes, load_outcomes
 from handoffs_bench.metric import (
     accuracy,
     aiq,

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
-from handoffs.routing._recorded import Outcomes
+from handoffs.routing import Outcomes
 from handoffs_bench.evidence import Evidence
 from handoffs_bench.gate import CodeVote, Judgement, KeyVote, fit_code_vote, fit_key_vote, subsets
 from handoffs_bench.metric import upper_hull

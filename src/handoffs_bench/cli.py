@@ -90,7 +90,7 @@ def routing(
     ] = 0.25,
 ) -> None:
     """Fit policies on --train, replay them on --data, print accuracy, cost, AIQ, APGR, ..."""
-    from handoffs.routing._recorded import load_outcomes
+    from handoffs.routing import load_outcomes
     from handoffs_bench.plot import plot_available, plot_report
     from handoffs_bench.replay import evaluate
 

@@ -23,7 +23,7 @@ from functools import cache
 import numpy as np
 from numpy.typing import NDArray
 
-from handoffs.routing._recorded import Outcomes
+from handoffs.routing import Outcomes
 from handoffs_bench.program import Program, parse_program
 from handoffs_bench.sandbox import Job, run_cases
 

@@ -27,12 +27,10 @@ from rich.table import Table
 
 from handoffs.catalog import Catalog
 from handoffs.cli.terminal import JsonOpt, err, fail, out
-from handoffs.engine._retry import RetryPolicy
-from handoffs.engine._session import Session
-from handoffs.health._breaker import BreakerSettings, Health
-from handoffs.health._prober import Prober
-from handoffs.providers._portfolio import Portfolio
-from handoffs.routing._router import Policy, Rule
+from handoffs.engine import RetryPolicy, Session
+from handoffs.health import BreakerSettings, Health, Prober
+from handoffs.providers import Portfolio
+from handoffs.routing import Policy, Rule
 from handoffs.task import Task
 
 __all__ = ["FailoverFigures", "failover", "run_failover_bench"]

@@ -22,9 +22,7 @@ class Bench:
     """The fake provider, the job files and the worker processes of one run."""
 
     def __init__(self, job: Path, tickets: int, latency_s: float, directory: Path) -> None:
-        from handoffs.project._config import load_config, read_toml
-        from handoffs.project._job import load_job
-        from handoffs.project._run import job_simulation
+        from handoffs.project import job_simulation, load_config, load_job, read_toml
         from handoffs.testing import FakeProvider, FakeRequest, LoopbackServer, Reply, ScriptedModel
         from handoffs.testing.simulation import simulate
 
@@ -82,7 +80,7 @@ class Bench:
         self, url: str, count: int, concurrency: int, *, config: Path | None = None
     ) -> Generator[list[subprocess.Popen[bytes]]]:
         """`count` worker processes on `url`, stopped (SIGTERM) at the end."""
-        from handoffs.jobs._supervisor import Presence
+        from handoffs.jobs import Presence
 
         env = {
             k: v for k, v in os.environ.items() if k not in ("ANTHROPIC_API_KEY", "OPENAI_API_KEY")

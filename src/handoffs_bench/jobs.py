@@ -119,9 +119,7 @@ def _in_process(bench: Bench, concurrency: int, jobs: int) -> Throughput:
     """The same jobs run by `run_job` in this process, `concurrency` at a time: not durable."""
     import anyio
 
-    from handoffs.project._config import load_config
-    from handoffs.project._job import load_job
-    from handoffs.project._run import open_portfolio, run_job
+    from handoffs.project import load_config, load_job, open_portfolio, run_job
 
     config = load_config(bench.config)
     spec = load_job(bench.job, config.catalog)

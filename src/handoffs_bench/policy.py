@@ -16,9 +16,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from itertools import combinations, pairwise
 
-from handoffs.routing._recorded import Outcomes
-from handoffs.routing._scorer import LinearScorer
-from handoffs.routing._trainer import Example, fit_linear_scorer
+from handoffs.routing import Example, LinearScorer, Outcomes, fit_linear_scorer
 from handoffs_bench.evidence import Evidence, answer_key
 
 __all__ = [

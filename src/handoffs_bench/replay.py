@@ -13,7 +13,7 @@ from dataclasses import replace
 from functools import partial
 from typing import Literal
 
-from handoffs.routing._recorded import Outcomes
+from handoffs.routing import Outcomes
 from handoffs_bench.cascade import fit_verified
 from handoffs_bench.evidence import gather
 from handoffs_bench.figure import Figures, PolicyScore, Report

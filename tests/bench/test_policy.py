@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from handoffs.routing._recorded import Outcomes
+from handoffs.routing import Outcomes
 from handoffs_bench import metric
 from handoffs_bench.policy import (
     Context,

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from handoffs.errors import ConfigError
-from handoffs.routing._recorded import Outcomes, load_outcomes
+from handoffs.routing import Outcomes, load_outcomes
 
 
 def _write_csv(path: Path, header: list[str], rows: list[list[str]]) -> None:

@@ -12,7 +12,7 @@ import pytest
 from typer.testing import CliRunner
 
 from handoffs.cli import app
-from handoffs.routing._recorded import Outcomes
+from handoffs.routing import Outcomes
 from handoffs_bench import metric
 from handoffs_bench.cascade import fit_verified
 from handoffs_bench.evidence import gather

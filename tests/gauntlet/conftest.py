@@ -6,8 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from handoffs.project._config import Config, load_config
-from handoffs.project._job import JobSpec, load_job
+from handoffs.project import Config, JobSpec, load_config, load_job
 
 ROOT = Path(__file__).resolve().parents[2]
 JOB = ROOT / "examples" / "jobs" / "support-triage.toml"

@@ -12,8 +12,7 @@ from pathlib import Path
 import pytest
 
 from handoffs.gauntlet import FAMILIES, Defences, Gauntlet, GauntletFailed, Scorecard
-from handoffs.project._config import Config
-from handoffs.project._job import JobSpec
+from handoffs.project import Config, JobSpec
 
 
 async def test_the_full_gauntlet_holds_on_the_demo_job(demo: JobSpec, config: Config) -> None:

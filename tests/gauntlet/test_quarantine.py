@@ -21,10 +21,17 @@ from pydantic_ai.usage import UsageLimits
 
 from handoffs import Budget, Catalog, Session
 from handoffs.catalog import ModelEntry
-from handoffs.orchestrator._action import ActionPolicy, Allow, side_effect
-from handoffs.orchestrator._agent import Orchestrator, Subordinate
-from handoffs.orchestrator._quarantine import REF, Quarantine, free_text
-from handoffs.routing._router import Policy, Rule
+from handoffs.orchestrator import (
+    REF,
+    ActionPolicy,
+    Allow,
+    Orchestrator,
+    Quarantine,
+    Subordinate,
+    free_text,
+    side_effect,
+)
+from handoffs.routing import Policy, Rule
 from handoffs.task import json_schema_of
 from handoffs.testing.scripted import fail
 

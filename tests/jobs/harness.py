@@ -22,9 +22,7 @@ from typing import Any
 import anyio
 
 from handoffs.jobs import JobHandle
-from handoffs.project._config import load_config
-from handoffs.project._job import load_job
-from handoffs.project._roster import load_module
+from handoffs.project import load_config, load_job, load_module
 from handoffs.testing import FakeProvider, FakeRequest, LoopbackServer, Reply, ScriptedModel
 from handoffs.testing.simulation import Simulation, simulate
 

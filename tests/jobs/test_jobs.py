@@ -18,8 +18,8 @@ from handoffs.jobs import (
     UnknownJob,
     Worker,
     job_id_for,
+    running_jobs,
 )
-from handoffs.jobs._workflow import running_jobs
 
 from .harness import TICKETS, Models, write_job
 

@@ -9,8 +9,7 @@ from pathlib import Path
 
 import anyio
 
-from handoffs.jobs import JobQueue
-from handoffs.jobs._supervisor import Presence
+from handoffs.jobs import JobQueue, Presence
 from handoffs.testing.postgres import TemporaryPostgres
 
 from .harness import TICKETS, Models, WorkerProcess, write_job

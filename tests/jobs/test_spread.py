@@ -15,12 +15,8 @@ import anyio
 import pytest
 
 from handoffs.errors import ConfigError
-from handoffs.jobs import JobQueue
-from handoffs.jobs._database import HANDOFF_WORKFLOW, resolve_url
-from handoffs.jobs._handle import JobHandle
-from handoffs.project._config import load_config
-from handoffs.project._job import JobReport, load_job
-from handoffs.project._run import open_portfolio, run_job
+from handoffs.jobs import HANDOFF_WORKFLOW, JobHandle, JobQueue, resolve_url
+from handoffs.project import JobReport, load_config, load_job, open_portfolio, run_job
 from handoffs.testing import FakeRequest
 from handoffs.testing.postgres import TemporaryPostgres
 
@@ -90,7 +86,7 @@ def outcome(report: JobReport) -> list[tuple[str, str | None, str, object]]:
 
 
 async def wait_for_workers(workers: list[WorkerProcess], url: str) -> None:
-    from handoffs.jobs._supervisor import Presence
+    from handoffs.jobs import Presence
 
     presence = Presence(url)
     try:

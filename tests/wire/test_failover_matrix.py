@@ -16,10 +16,9 @@ import pytest
 from pydantic import BaseModel
 
 from handoffs import Catalog, Policy, Portfolio, Rule, Session, Task
-from handoffs.engine._retry import RetryPolicy
+from handoffs.engine import RetryPolicy
 from handoffs.errors import ProviderRejected
-from handoffs.health._breaker import BreakerSettings, Health
-from handoffs.health._prober import Prober
+from handoffs.health import BreakerSettings, Health, Prober
 from handoffs.testing import FakeProvider, FakeRequest, Fault, LoopbackServer, Reply, ScriptedModel
 
 Wire = Literal["anthropic", "openai"]

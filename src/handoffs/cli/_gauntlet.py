@@ -16,7 +16,7 @@ from rich.table import Table
 
 from handoffs.cli.terminal import JsonOpt, err, fail, out
 from handoffs.errors import HandoffsError
-from handoffs.tracing._export import TRACE_DIR
+from handoffs.tracing import TRACE_DIR
 
 __all__ = ["gauntlet", "gauntlet_agentdojo"]
 
@@ -76,11 +76,8 @@ def gauntlet(
     Every model is played by the job's simulation on the fake provider (real SDKs, loopback):
     no key, no network, no local model is used.
     """
-    from handoffs.gauntlet._catalogue import catalogue, opt_in
-    from handoffs.gauntlet._runner import Defences, Gauntlet
-    from handoffs.gauntlet._scorecard import AttackResult
-    from handoffs.project._config import load_config
-    from handoffs.project._job import load_job
+    from handoffs.gauntlet import AttackResult, Defences, Gauntlet, catalogue, opt_in
+    from handoffs.project import load_config, load_job
 
     if list_attacks:
         everything = {**catalogue(), **opt_in()}
@@ -151,7 +148,7 @@ def gauntlet(
 
 
 def _progress(result: object) -> None:
-    from handoffs.gauntlet._scorecard import AttackResult
+    from handoffs.gauntlet import AttackResult
 
     if isinstance(result, AttackResult):
         outcome = "—" if result.name == "baseline" else result.outcome

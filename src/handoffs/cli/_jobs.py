@@ -25,11 +25,10 @@ from rich.table import Table
 from handoffs.cli._render import job_summary, job_table
 from handoffs.cli.terminal import JsonOpt, err, fail, out
 from handoffs.errors import ConfigError, HandoffsError
-from handoffs.tracing._export import TRACE_DIR
+from handoffs.tracing import TRACE_DIR
 
 if TYPE_CHECKING:
-    from handoffs.jobs._handle import JobInfo, JobQueue, JobState
-    from handoffs.jobs._supervisor import Handover
+    from handoffs.jobs import Handover, JobInfo, JobQueue, JobState
 
 __all__ = ["jobs_app", "worker"]
 
@@ -60,7 +59,7 @@ def _money(value: Decimal) -> str:
 @contextmanager
 def _queue(database_url: str | None, config: Path) -> Generator[JobQueue]:
     """A queue, with every failure turned into one line: exit 2 for input, 1 for faults."""
-    from handoffs.jobs._handle import JobQueue
+    from handoffs.jobs import JobQueue
 
     try:
         with JobQueue(database_url, config=config, env={}) as queue:
@@ -247,7 +246,7 @@ def result(
 ) -> None:
     """A finished job's report (what `handoffs run` prints); for a cancelled or failed job, the
     handoffs that finished. Exits 1 unless the job completed."""
-    from handoffs.jobs._handle import JobNotCompleted
+    from handoffs.jobs import JobNotCompleted
 
     with _queue(database_url, config) as queue:
         handle = queue.get(job_id)
@@ -345,8 +344,7 @@ def worker(
     as_json: JsonOpt = False,
 ) -> None:
     """Run queued jobs until stopped (Ctrl-C, SIGTERM); hand dead workers' jobs to the queue."""
-    from handoffs.jobs._database import describe, open_client, resolve_url
-    from handoffs.jobs._worker import Worker
+    from handoffs.jobs import Worker, describe, open_client, resolve_url
 
     if concurrency < 1 or handoff_concurrency < 1 or dead_after <= 0:
         raise fail(

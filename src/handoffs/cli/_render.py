@@ -8,7 +8,7 @@ from decimal import Decimal
 from rich.table import Table
 
 from handoffs.handoff import HandoffRecord
-from handoffs.project._job import JobReport
+from handoffs.project import JobReport
 
 __all__ = ["job_summary", "job_table", "money"]
 

@@ -11,10 +11,9 @@ from rich.table import Table
 
 from handoffs.cli.terminal import JsonOpt, fail, out
 from handoffs.errors import ConfigError
-from handoffs.project._config import load_config
-from handoffs.routing._shadow import shadow_document
-from handoffs.tracing._export import TRACE_DIR
-from handoffs.tracing._report import HandoffRow, collect, parse_since, report_document
+from handoffs.project import load_config
+from handoffs.routing import shadow_document
+from handoffs.tracing import TRACE_DIR, HandoffRow, collect, parse_since, report_document
 
 __all__ = ["report_app"]
 

@@ -10,9 +10,8 @@ import typer
 
 from handoffs.cli.terminal import JsonOpt, err, fail, out
 from handoffs.errors import ConfigError
-from handoffs.routing._outcome import passed
-from handoffs.routing._trainer import Example, fit_linear_scorer, read_examples
-from handoffs.tracing._report import collect
+from handoffs.routing import Example, fit_linear_scorer, passed, read_examples
+from handoffs.tracing import collect
 
 __all__ = ["router_app"]
 

@@ -20,9 +20,8 @@ from handoffs.cli._render import job_summary, job_table, money
 from handoffs.cli.terminal import JsonOpt, err, fail, out
 from handoffs.errors import ConfigError, HandoffsError
 from handoffs.handoff import HandoffRecord
-from handoffs.project._config import Config, load_config
-from handoffs.project._job import load_job
-from handoffs.tracing._export import TRACE_DIR
+from handoffs.project import Config, load_config, load_job
+from handoffs.tracing import TRACE_DIR
 
 __all__ = ["doctor", "run"]
 
@@ -52,11 +51,9 @@ def run(
     TRACE_DIR/<job id>.metrics.jsonl, and both are sent over OTLP/HTTP too when
     OTEL_EXPORTER_OTLP_ENDPOINT is set.
     """
-    from handoffs.jobs._foreground import run_in_foreground
-    from handoffs.project._run import job_simulation, open_portfolio, setting_line
-    from handoffs.tracing._export import job_tracer_provider, trace_path
-    from handoffs.tracing._metrics import job_meter_provider
-    from handoffs.tracing._spans import Tracing
+    from handoffs.jobs import run_in_foreground
+    from handoffs.project import job_simulation, open_portfolio, setting_line
+    from handoffs.tracing import Tracing, job_meter_provider, job_tracer_provider, trace_path
 
     job_id = uuid.uuid4().hex[:12]
     console = sys.stderr if trace_console else None
@@ -140,8 +137,7 @@ def _probe(url: str) -> str:
 
 
 def _doctor_rows(cfg: Config) -> list[dict[str, Any]]:
-    from handoffs.providers._local import local_available
-    from handoffs.providers._portfolio import Portfolio
+    from handoffs.providers import Portfolio, local_available
 
     portfolio = Portfolio(cfg.catalog, simulate_missing=cfg.simulate_missing_keys)
     rows: list[dict[str, Any]] = []

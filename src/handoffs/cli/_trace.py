@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 
 from handoffs.cli.terminal import JsonOpt, err, fail, out
-from handoffs.tracing._export import TRACE_DIR
+from handoffs.tracing import TRACE_DIR
 
 __all__ = ["trace_app"]
 
@@ -25,7 +25,7 @@ def trace_show(
     as_json: JsonOpt = False,
 ) -> None:
     """Show a job's trace as a tree: orchestrator, each handoff's route, model, attempts, cost."""
-    from handoffs.tracing._view import load_trace, render_tree, trace_document
+    from handoffs.tracing import load_trace, render_tree, trace_document
 
     roots = load_trace(directory, job_id)
     if roots is None:
@@ -46,8 +46,7 @@ def trace_html(
     ] = TRACE_DIR,
 ) -> None:
     """Write a job's trace as one self-contained HTML page: tree, timeline, costs, filters."""
-    from handoffs.tracing._html import render_html, write_html
-    from handoffs.tracing._view import load_trace
+    from handoffs.tracing import load_trace, render_html, write_html
 
     roots = load_trace(directory, job_id)
     if roots is None:

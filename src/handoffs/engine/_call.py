@@ -23,7 +23,7 @@ from pydantic_ai.settings import ModelSettings
 from pydantic_ai.usage import RunUsage, UsageLimits
 
 from handoffs.catalog import ModelEntry
-from handoffs.tracing._spans import Tracing
+from handoffs.tracing import Tracing
 
 __all__ = ["Caller"]
 

@@ -31,8 +31,8 @@ from pydantic_ai.settings import ModelSettings
 from handoffs.budget import Budget
 from handoffs.catalog import ModelEntry, estimate_tokens, reserved_input_tokens
 from handoffs.engine._session import Session
-from handoffs.health._breaker import Breaker
-from handoffs.providers._fault import classify
+from handoffs.health import Breaker
+from handoffs.providers import classify
 
 __all__ = ["BudgetedModel", "CircuitOpen", "Helm", "Watched"]
 

@@ -49,10 +49,10 @@ from handoffs.errors import (
     ProviderRejected,
 )
 from handoffs.handoff import Delivery, HandoffRecord
-from handoffs.health._breaker import Breaker, Health
-from handoffs.providers._fault import ProviderFault, classify
-from handoffs.routing._outcome import OutcomeLog
-from handoffs.routing._router import (
+from handoffs.health import Breaker, Health
+from handoffs.providers import ProviderFault, classify
+from handoffs.routing import (
+    OutcomeLog,
     Policy,
     RouteDecision,
     estimate_input_tokens,
@@ -60,8 +60,8 @@ from handoffs.routing._router import (
     route,
 )
 from handoffs.task import Task
-from handoffs.tracing._spans import Tracing
-from handoffs.verify._run import Answer, Ask, CheckContext, run_checks
+from handoffs.tracing import Tracing
+from handoffs.verify import Answer, Ask, CheckContext, run_checks
 
 __all__ = [
     "ASK_MAX_TOKENS",

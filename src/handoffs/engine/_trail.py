@@ -24,7 +24,7 @@ from handoffs.errors import (
     VerificationFailed,
 )
 from handoffs.handoff import Attempt, Delivery, HandoffRecord, Outcome, Verdict
-from handoffs.routing._router import RouteDecision
+from handoffs.routing import RouteDecision
 from handoffs.task import Task
 
 __all__ = ["Trail", "cause_of"]

@@ -14,7 +14,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, cast
 
-from handoffs.orchestrator._agent import Subordinate
+from handoffs.orchestrator import Subordinate
 from handoffs.task import json_schema_of
 from handoffs.testing import FakeRequest, Reply
 from handoffs.testing.simulation import first_json

@@ -11,7 +11,7 @@ import random
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, cast
 
-from handoffs.orchestrator._quarantine import free_text
+from handoffs.orchestrator import free_text
 
 __all__ = ["drop_field", "lie", "pad", "rewrite_free_text", "wrong_types"]
 

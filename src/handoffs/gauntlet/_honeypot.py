@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from handoffs.orchestrator._action import SideEffect, side_effect
+from handoffs.orchestrator import SideEffect, side_effect
 
 __all__ = ["Executed", "Honeypot"]
 

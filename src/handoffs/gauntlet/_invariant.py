@@ -25,11 +25,9 @@ from handoffs.budget import Budget
 from handoffs.catalog import Catalog
 from handoffs.gauntlet._attack import Hostility
 from handoffs.gauntlet._honeypot import Executed
-from handoffs.orchestrator._action import ActionPolicy
-from handoffs.orchestrator._agent import JobResult
-from handoffs.orchestrator._quarantine import Quarantine
+from handoffs.orchestrator import ActionPolicy, JobResult, Quarantine
 from handoffs.task import Task, json_schema_of
-from handoffs.verify._run import Ask, Check, CheckContext, run_checks
+from handoffs.verify import Ask, Check, CheckContext, run_checks
 
 __all__ = ["INVARIANTS", "Evidence", "check_invariants", "frames"]
 

@@ -18,7 +18,7 @@ from typing import Any, cast
 from handoffs.gauntlet._attack import Attack, Hostility, canonical
 from handoffs.gauntlet._invariant import Evidence, frames
 from handoffs.gauntlet._scorecard import AttackResult, Outcome
-from handoffs.orchestrator._agent import JobResult
+from handoffs.orchestrator import JobResult
 
 __all__ = ["refused_delegations", "score"]
 

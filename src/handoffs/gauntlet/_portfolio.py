@@ -27,13 +27,13 @@ from handoffs.catalog import Catalog, ModelEntry
 from handoffs.gauntlet._attack import Answer, Attack, Hostility, ask
 from handoffs.gauntlet._call import Call, Roles
 from handoffs.gauntlet._gullible import GullibleOrchestrator
-from handoffs.orchestrator._agent import Subordinate
-from handoffs.routing._router import Policy, route
+from handoffs.orchestrator import Subordinate
+from handoffs.routing import Policy, route
 from handoffs.task import json_schema_of
 from handoffs.testing import FakeProvider, FakeRequest, Script, ScriptedModel
 from handoffs.testing.simulation import Simulation, placeholder, simulate
-from handoffs.verify._run import Answer as CheckAnswer
-from handoffs.verify._run import Ask
+from handoffs.verify import Answer as CheckAnswer
+from handoffs.verify import Ask
 
 __all__ = [
     "REFERENCE",

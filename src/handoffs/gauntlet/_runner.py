@@ -34,8 +34,7 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from handoffs.budget import Budget
-from handoffs.engine._cap import Caps
-from handoffs.engine._session import Session
+from handoffs.engine import Caps, Session
 from handoffs.errors import ConfigError
 from handoffs.gauntlet._attack import Attack, Hostility
 from handoffs.gauntlet._call import Roles
@@ -52,17 +51,13 @@ from handoffs.gauntlet._portfolio import (
 )
 from handoffs.gauntlet._scorecard import AttackResult, Breach, InvariantResult, Scorecard
 from handoffs.handoff import Delivery
-from handoffs.health._breaker import Health
-from handoffs.orchestrator._action import ActionPolicy
-from handoffs.orchestrator._agent import JobResult, Orchestrator, Subordinate
-from handoffs.project._config import Config
-from handoffs.project._job import JobSpec
-from handoffs.project._run import job_simulation
+from handoffs.health import Health
+from handoffs.orchestrator import ActionPolicy, JobResult, Orchestrator, Subordinate
+from handoffs.project import Config, JobSpec, job_simulation
 from handoffs.task import Task
 from handoffs.testing import FakeProvider, LoopbackServer
 from handoffs.testing.simulation import Simulation
-from handoffs.tracing._export import JsonlSpanExporter, trace_path
-from handoffs.tracing._spans import Tracing
+from handoffs.tracing import JsonlSpanExporter, Tracing, trace_path
 
 __all__ = ["Defences", "Gauntlet"]
 

@@ -32,8 +32,7 @@ import pytest
 if TYPE_CHECKING:
     from handoffs.gauntlet._attack import Attack
     from handoffs.gauntlet._scorecard import Scorecard
-    from handoffs.project._config import Config
-    from handoffs.project._job import JobSpec
+    from handoffs.project import Config, JobSpec
 
 __all__ = ["GauntletFixture", "gauntlet", "pytest_configure"]
 
@@ -88,8 +87,7 @@ class GauntletFixture:
         """`run`, awaited on the caller's event loop."""
         from handoffs.gauntlet._attack import Attack
         from handoffs.gauntlet._runner import Defences, Gauntlet
-        from handoffs.project._config import load_config
-        from handoffs.project._job import JobSpec, load_job
+        from handoffs.project import JobSpec, load_config, load_job
 
         settings = {**self.defaults, **options}
         unknown = sorted(

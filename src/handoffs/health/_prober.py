@@ -29,7 +29,7 @@ from pydantic_ai.usage import RunUsage, UsageLimits
 
 from handoffs.catalog import Catalog, ModelEntry
 from handoffs.health._breaker import Breaker, Health
-from handoffs.providers._fault import classify
+from handoffs.providers import classify
 
 __all__ = ["ProbeResult", "ProbeTarget", "Prober"]
 

@@ -19,11 +19,19 @@ import importlib
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from handoffs.tracing._export import TRACE_DIR
+from handoffs.tracing import TRACE_DIR
 
 if TYPE_CHECKING:
-    from handoffs.jobs._database import APP_VERSION, JobsDatabaseError, resolve_url
+    from handoffs.jobs._database import (
+        APP_VERSION,
+        HANDOFF_WORKFLOW,
+        JobsDatabaseError,
+        describe,
+        open_client,
+        resolve_url,
+    )
     from handoffs.jobs._durable import durable_step
+    from handoffs.jobs._foreground import run_in_foreground
     from handoffs.jobs._handle import (
         JobHandle,
         JobInfo,
@@ -34,11 +42,13 @@ if TYPE_CHECKING:
         job_id_for,
     )
     from handoffs.jobs._progress import JobProgress
-    from handoffs.jobs._supervisor import Handover
+    from handoffs.jobs._supervisor import Handover, Presence
     from handoffs.jobs._worker import Worker
+    from handoffs.jobs._workflow import running_jobs
 
 __all__ = [
     "APP_VERSION",
+    "HANDOFF_WORKFLOW",
     "Handover",
     "JobHandle",
     "JobInfo",
@@ -47,15 +57,26 @@ __all__ = [
     "JobQueue",
     "JobState",
     "JobsDatabaseError",
+    "Presence",
     "UnknownJob",
     "Worker",
+    "describe",
     "durable_step",
     "job_id_for",
+    "open_client",
     "resolve_url",
+    "run_in_foreground",
+    "running_jobs",
     "submit",
 ]
 
 _HOME = {
+    "running_jobs": "workflow",
+    "run_in_foreground": "foreground",
+    "open_client": "database",
+    "describe": "database",
+    "HANDOFF_WORKFLOW": "database",
+    "Presence": "supervisor",
     "APP_VERSION": "database",
     "JobsDatabaseError": "database",
     "resolve_url": "database",

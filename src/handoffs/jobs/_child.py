@@ -47,7 +47,7 @@ from pydantic import BaseModel, ConfigDict
 
 from handoffs.budget import Budget, Reservation
 from handoffs.catalog import reserved_input_tokens
-from handoffs.engine._session import ASK_MAX_TOKENS, ASK_PROMPT_TOKENS, FEEDBACK_PROMPT_TOKENS
+from handoffs.engine import ASK_MAX_TOKENS, ASK_PROMPT_TOKENS, FEEDBACK_PROMPT_TOKENS
 from handoffs.errors import BudgetExceeded
 from handoffs.handoff import Delivery
 from handoffs.jobs._database import APP_VERSION, HANDOFF_QUEUE, HANDOFF_WORKFLOW
@@ -55,7 +55,7 @@ from handoffs.task import Task
 
 if TYPE_CHECKING:
     from handoffs.jobs._durable import DurableSession, HandoffJournal
-    from handoffs.orchestrator._agent import Subordinate
+    from handoffs.orchestrator import Subordinate
 
 __all__ = [
     "HandoffRequest",
@@ -372,12 +372,14 @@ async def _run_child(req: HandoffRequest) -> HandoffJournal:
     import os
 
     from handoffs.jobs._durable import run_handoff_step
-    from handoffs.project._config import load_config
-    from handoffs.project._job import load_job
-    from handoffs.project._run import configured_session, job_simulation, open_portfolio
-    from handoffs.tracing._export import job_tracer_provider
-    from handoffs.tracing._metrics import job_meter_provider
-    from handoffs.tracing._spans import Tracing
+    from handoffs.project import (
+        configured_session,
+        job_simulation,
+        load_config,
+        load_job,
+        open_portfolio,
+    )
+    from handoffs.tracing import Tracing, job_meter_provider, job_tracer_provider
 
     config = load_config(Path(req.config))
     spec = load_job(Path(req.job), config.catalog)

@@ -22,7 +22,7 @@ from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError
 
 from handoffs.errors import ConfigError
-from handoffs.project._config import read_toml
+from handoffs.project import read_toml
 
 __all__ = [
     "APP_NAME",

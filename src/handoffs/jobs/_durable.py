@@ -32,7 +32,7 @@ from pydantic_ai.models.wrapper import WrapperModel
 from pydantic_ai.settings import ModelSettings
 
 from handoffs.catalog import ModelEntry
-from handoffs.engine._session import ModelSource, Session
+from handoffs.engine import ModelSource, Session
 from handoffs.errors import BudgetExceeded, HandoffError
 from handoffs.handoff import Delivery, HandoffRecord
 from handoffs.task import Task

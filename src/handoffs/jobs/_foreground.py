@@ -17,10 +17,9 @@ from handoffs.handoff import HandoffRecord
 from handoffs.jobs._handle import JobQueue
 from handoffs.jobs._worker import Worker
 from handoffs.jobs._workflow import Attachment, attached, job_workflow
-from handoffs.project._job import JobReport
-from handoffs.providers._portfolio import Portfolio
-from handoffs.tracing._export import TRACE_DIR
-from handoffs.tracing._spans import Tracing
+from handoffs.project import JobReport
+from handoffs.providers import Portfolio
+from handoffs.tracing import TRACE_DIR, Tracing
 
 __all__ = ["run_in_foreground"]
 

@@ -39,9 +39,8 @@ from handoffs.jobs._database import (
 from handoffs.jobs._progress import JobProgress, progress_of
 from handoffs.jobs._supervisor import Handover, Presence, recover
 from handoffs.jobs._workflow import JobRequest
-from handoffs.project._config import load_config
-from handoffs.project._job import JobReport, load_job
-from handoffs.tracing._export import TRACE_DIR
+from handoffs.project import JobReport, load_config, load_job
+from handoffs.tracing import TRACE_DIR
 
 __all__ = [
     "JobHandle",

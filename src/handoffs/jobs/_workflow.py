@@ -29,13 +29,9 @@ from handoffs.handoff import HandoffRecord
 from handoffs.jobs._child import running_children, spreading, stop_running_children
 from handoffs.jobs._database import WORKFLOW
 from handoffs.jobs._durable import DurableSession
-from handoffs.project._config import load_config
-from handoffs.project._job import load_job
-from handoffs.project._run import job_simulation, open_portfolio, run_job
-from handoffs.providers._portfolio import Portfolio
-from handoffs.tracing._export import job_tracer_provider
-from handoffs.tracing._metrics import job_meter_provider
-from handoffs.tracing._spans import Tracing
+from handoffs.project import job_simulation, load_config, load_job, open_portfolio, run_job
+from handoffs.providers import Portfolio
+from handoffs.tracing import Tracing, job_meter_provider, job_tracer_provider
 
 __all__ = [
     "Attachment",

@@ -35,8 +35,7 @@ from pydantic_ai.framing import register_tag, wrap
 from pydantic_ai.messages import ModelMessage
 from pydantic_ai.usage import UsageLimits
 
-from handoffs.engine._helm import Helm
-from handoffs.engine._session import Session
+from handoffs.engine import Helm, Session
 from handoffs.errors import BudgetExceeded, HandoffError
 from handoffs.handoff import HandoffRecord
 from handoffs.orchestrator._action import (
@@ -50,12 +49,12 @@ from handoffs.orchestrator._action import (
 from handoffs.orchestrator._quarantine import Quarantine
 from handoffs.task import (
     NO_FALLBACK,
+    NoFallback,
     Risk,
     Task,
-    _NoFallback,  # pyright: ignore[reportPrivateUsage]
     json_schema_of,
 )
-from handoffs.verify._run import Check
+from handoffs.verify import Check
 
 __all__ = ["JobResult", "Orchestrator", "OrchestratorSpec", "Subordinate"]
 
@@ -88,7 +87,7 @@ class Subordinate(Generic[InT, OutT]):
     max_cost_usd: Decimal | None = None
     max_output_tokens: int = 512
     deadline_s: float | None = None
-    fallback: OutT | _NoFallback = NO_FALLBACK
+    fallback: OutT | NoFallback = NO_FALLBACK
     source: Callable[[InT], Any] | None = None
     """What the subordinate reads, fetched from the orchestrator's request (sync or async): e.g.
     run a read-only tool and hand its output over, so untrusted content (a document, an email, a

@@ -1,1 +1,28 @@
-"""project"""
+"""The project wing: `handoffs.toml` and job files, loading a roster by path, and running a job."""
+
+from handoffs.project._config import Config, config_from_dict, load_config, read_toml
+from handoffs.project._job import JobReport, JobSpec, load_job
+from handoffs.project._roster import load_module
+from handoffs.project._run import (
+    configured_session,
+    job_simulation,
+    open_portfolio,
+    run_job,
+    setting_line,
+)
+
+__all__ = [
+    "Config",
+    "JobReport",
+    "JobSpec",
+    "config_from_dict",
+    "configured_session",
+    "job_simulation",
+    "load_config",
+    "load_job",
+    "load_module",
+    "open_portfolio",
+    "read_toml",
+    "run_job",
+    "setting_line",
+]

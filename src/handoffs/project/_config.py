@@ -25,11 +25,10 @@ from pathlib import Path
 from typing import Any, cast
 
 from handoffs.catalog import Catalog
-from handoffs.engine._cap import Caps
-from handoffs.engine._retry import RetryPolicy
+from handoffs.engine import Caps, RetryPolicy
 from handoffs.errors import ConfigError
-from handoffs.health._breaker import BreakerSettings
-from handoffs.routing._router import Policy
+from handoffs.health import BreakerSettings
+from handoffs.routing import Policy
 
 __all__ = ["Config", "load_config"]
 
@@ -147,7 +146,7 @@ def _outcomes_path(value: Any, path: Path | None) -> Path | None:
 
 def _with_scorer(policy: Policy, scorer: Any, min_pass: Any, path: Path | None) -> Policy:
     """`[policy] scorer = "file.npz"` (relative to the config file) and `min_pass = 0.2`."""
-    from handoffs.routing._scorer import load_scorer
+    from handoffs.routing import load_scorer
 
     if not isinstance(scorer, str) or not scorer:
         raise ConfigError("[policy] scorer must be the path of a file written by `router train`")

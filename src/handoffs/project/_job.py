@@ -26,7 +26,7 @@ from handoffs.budget import usd
 from handoffs.catalog import Catalog, ModelEntry
 from handoffs.errors import ConfigError
 from handoffs.handoff import HandoffRecord
-from handoffs.orchestrator._agent import OrchestratorSpec, Subordinate
+from handoffs.orchestrator import OrchestratorSpec, Subordinate
 from handoffs.project._config import read_toml
 from handoffs.project._roster import load_agent
 from handoffs.task import json_schema_of

@@ -17,19 +17,16 @@ from typing import Any
 from opentelemetry.trace import StatusCode
 
 from handoffs.budget import Budget
-from handoffs.engine._session import Session
+from handoffs.engine import Session
 from handoffs.handoff import HandoffRecord
-from handoffs.health._breaker import shared_health
-from handoffs.health._prober import Prober
-from handoffs.orchestrator._agent import Orchestrator
+from handoffs.health import Prober, shared_health
+from handoffs.orchestrator import Orchestrator
 from handoffs.project._config import Config
 from handoffs.project._job import JobReport, JobSpec, all_frontier_cost
 from handoffs.project._roster import load_module
-from handoffs.providers._local import shared_server
-from handoffs.providers._portfolio import Portfolio
-from handoffs.providers._simulator import SimulatedDomain, Simulator, load_simulator
-from handoffs.routing._outcome import OutcomeLog
-from handoffs.tracing._spans import Tracing
+from handoffs.providers import Portfolio, SimulatedDomain, Simulator, load_simulator, shared_server
+from handoffs.routing import OutcomeLog
+from handoffs.tracing import Tracing
 
 __all__ = ["configured_session", "job_simulation", "open_portfolio", "run_job", "setting_line"]
 

@@ -1,1 +1,30 @@
-"""providers"""
+"""The providers wing: building pydantic-ai models from catalog entries (the one place keys are
+read), the embedded local tier, simulated models, and what a provider's error means.
+"""
+
+from handoffs.providers._fault import ProviderFault, classify
+from handoffs.providers._local import (
+    INSTALL_HINT,
+    LocalModelUnavailable,
+    LocalServer,
+    find_gguf,
+    local_available,
+    shared_server,
+)
+from handoffs.providers._portfolio import Portfolio
+from handoffs.providers._simulator import SimulatedDomain, Simulator, load_simulator
+
+__all__ = [
+    "INSTALL_HINT",
+    "LocalModelUnavailable",
+    "LocalServer",
+    "Portfolio",
+    "ProviderFault",
+    "SimulatedDomain",
+    "Simulator",
+    "classify",
+    "find_gguf",
+    "load_simulator",
+    "local_available",
+    "shared_server",
+]

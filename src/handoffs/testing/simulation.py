@@ -21,7 +21,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, cast
 
-from handoffs.providers._simulator import SimulatedDomain
+from handoffs.providers import SimulatedDomain
 from handoffs.task import json_schema_of
 from handoffs.testing._script import FakeRequest, Reply, ScriptedModel, ToolCall
 from handoffs.testing.fake_provider import FakeProvider

@@ -27,12 +27,10 @@ from pydantic_ai.models.function import AgentInfo, FunctionModel
 
 from handoffs.budget import Budget
 from handoffs.catalog import Catalog, ModelEntry
-from handoffs.engine._session import Session
+from handoffs.engine import Session
 from handoffs.gauntlet._gullible import instructions_in, strings_in
-from handoffs.orchestrator._action import ActionPolicy, SideEffect
-from handoffs.orchestrator._agent import Orchestrator, Subordinate
-from handoffs.orchestrator._quarantine import REF
-from handoffs.routing._router import Policy, Rule
+from handoffs.orchestrator import REF, ActionPolicy, Orchestrator, SideEffect, Subordinate
+from handoffs.routing import Policy, Rule
 from handoffs.testing.scripted import ScriptCall, scripted
 from handoffs.testing.simulation import first_json
 
