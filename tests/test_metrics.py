@@ -292,7 +292,7 @@ def test_jsonl_metrics_file_appears_complete_at_shutdown(tmp_path: Path) -> None
     provider.shutdown()
     assert sorted(p.name for p in directory.iterdir()) == ["j1.metrics.jsonl"]
     lines = [json.loads(line) for line in path.read_text().splitlines()]
-    assert all(m["resource"]["handoffs.project._job.id"] == "j1" for m in lines)
+    assert all(m["resource"]["handoffs.job.id"] == "j1" for m in lines)
     [counter] = [m for m in lines if m["name"] == "handoffs.handoffs"]
     assert counter["kind"] == "sum" and counter["monotonic"] is True
     assert counter["temporality"] == "CUMULATIVE" and counter["unit"] == "{handoff}"
@@ -363,8 +363,6 @@ def test_otlp_metrics_follow_the_otel_exporter_variables(
     assert len(bodies["/v1/metrics"]) == len(bodies["/collector/metrics"]) == 1
     request = ExportMetricsServiceRequest.FromString(bodies["/v1/metrics"][0])
     [resource] = request.resource_metrics
-    job = {a.key: a.value.string_value for a in resource.resource.attributes}[
-        "handoffs.project._job.id"
-    ]
+    job = {a.key: a.value.string_value for a in resource.resource.attributes}["handoffs.job.id"]
     names = {m.name for sm in resource.scope_metrics for m in sm.metrics}
     assert job == "j1" and {"handoffs.handoffs", "gen_ai.client.operation.duration"} <= names

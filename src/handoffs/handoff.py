@@ -75,7 +75,7 @@ class Attempt(BaseModel):
     """One line describing a provider error or invalid output."""
     fault: str | None = None
     """For a provider error, how the engine sorted it: `unavailable`, `rate_limited`,
-    `context_length`, `content_filter` or `rejected` (see `handoffs.providers._fault`)."""
+    `context_length`, `content_filter` or `rejected` (see `handoffs.providers`)."""
 
 
 class RouteStep(BaseModel):

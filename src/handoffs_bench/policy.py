@@ -323,7 +323,7 @@ def _by_share(margins: Sequence[float], weak: int, strong: int, share: float) ->
 def fit_learned(
     train: Outcomes, ctx: Context, *, quality: float = 1.0, folds: int = 2
 ) -> Callable[[Outcomes], Planned]:
-    """The product's learned scorer (`handoffs.routing._scorer`) routing between the cheap model and the frontier.
+    """The product's learned scorer (`handoffs.routing`) routing between the cheap model and the frontier.
 
     One logistic regression per model predicts P(correct) from the prompt and its task kind; a
     prompt's score is the predicted gain P(frontier) - P(cheap), less its mean over train (so that

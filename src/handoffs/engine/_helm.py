@@ -11,7 +11,7 @@ FallbackModel(                      pydantic-ai: the next model when one fails t
 without a call, except on the chain's last model, which is always tried: a job is not failed on a
 breaker's word alone) and tells it how the call went, so the orchestrator and the handoffs share
 what they learn about a provider. pydantic-ai's `FallbackModel` moves on when a request fails with a
-fault the engine would fail over on (`unavailable`, `rate_limited`: see `handoffs.providers._fault`); a
+fault the engine would fail over on (`unavailable`, `rate_limited`: see `handoffs.providers`); a
 rejected request (a bad key, a malformed call) is raised as it is.
 """
 

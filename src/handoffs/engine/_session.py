@@ -15,8 +15,8 @@ for each rung of the route (a model and its failover chain on other providers):
 every provider failed transiently -> back off (jittered) and sweep the route again, within the caps
 nothing delivered -> the task's fallback (degraded) or VerificationFailed / HandoffFailed / ...
 ```
-Provider faults are sorted by `handoffs.providers._fault.classify`; breakers live in `handoffs.health._breaker`; the
-caps on attempts and time in `handoffs.engine._retry`; the attempt log in `handoffs.engine._trail`.
+Provider faults are sorted by `handoffs.providers.classify`; breakers live in `handoffs.health`; the
+caps on attempts and time in `handoffs.engine`; the attempt log in `handoffs.engine`.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """What one handoff did, attempt by attempt, and the `HandoffRecord` it leaves.
 
-The engine (`handoffs.engine._session`) appends an `Attempt` per call here and ends with `deliver` or
+The engine (`handoffs.engine`) appends an `Attempt` per call here and ends with `deliver` or
 `give_up`; this module knows how to turn that into a record and, when the handoff cannot deliver,
 into the task's degraded fallback or the right exception.
 """

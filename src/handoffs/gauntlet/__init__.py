@@ -2,7 +2,7 @@
 
 A job is run against a *hostile portfolio* — its own models, played by its simulation on the fake
 provider, with chosen subordinates replaced by adversarial scripted models — once per attack, and
-every run is checked against the invariants (`handoffs.gauntlet._invariant`) and scored:
+every run is checked against the invariants (`handoffs.gauntlet`) and scored:
 
 ```python
 from handoffs.gauntlet import Gauntlet, select

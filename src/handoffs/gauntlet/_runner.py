@@ -6,7 +6,7 @@ scorecard = await gauntlet.run(select(["injection", "provider"]))
 scorecard.assert_held()
 ```
 Every run is a fresh job (its own budget, circuit breakers, spend caps and trace) on the hostile
-portfolio (`handoffs.gauntlet._portfolio`). The orchestrator is the job's own, with the Gauntlet's
+portfolio (`handoffs.gauntlet`). The orchestrator is the job's own, with the Gauntlet's
 honeypot actions added and, for attacks that call for it, made gullible. Timings are scaled down
 (request timeout `request_timeout_s`, 3 s by default, and backoffs of at most 0.2 s) so a stall
 costs seconds, not a minute; everything else is the job's configuration, unless `Defences` weakens it.
@@ -295,9 +295,7 @@ class Gauntlet:
         data = attack.prepare(self._data, hostility) if attack is not None else self._data
         exporter = InMemorySpanExporter()
         tracer_provider = TracerProvider(
-            resource=Resource.create(
-                {"service.name": "handoffs", "handoffs.project._job.id": job_id}
-            )
+            resource=Resource.create({"service.name": "handoffs", "handoffs.job.id": job_id})
         )
         tracer_provider.add_span_processor(SimpleSpanProcessor(exporter))
         if self.trace_dir is not None:
@@ -327,7 +325,7 @@ class Gauntlet:
         error: str | None = None
         with tracing.workflow(self.job.name, job_id=job_id) as root:
             trace_id = f"{root.get_span_context().trace_id:032x}"
-            root.set_attribute("handoffs.gauntlet._attack", name)
+            root.set_attribute("handoffs.gauntlet.attack", name)
             try:
                 result = await orchestrator.run(self.job.goal, data=data)
             except Exception as exc:  # evidence: the `nothing_lost` invariant reports it

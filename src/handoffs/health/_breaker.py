@@ -8,7 +8,7 @@ half-open --(M successes)--> closed        half-open --(a failure)--> open (cool
 
 The router skips endpoints that are open (or half-open with their one call in flight) and says so
 in the route's reasons; the engine records the outcome of every call here. `Prober` (in
-`handoffs.health._prober`) keeps the states fresh between user requests.
+`handoffs.health`) keeps the states fresh between user requests.
 
 An endpoint is what a provider serves at one address under one model name: two catalog entries
 for the same model at the same place share a breaker. Nothing here does I/O or blocks: a

@@ -52,7 +52,7 @@ no job of the old version.
 """
 QUEUE = "handoffs-jobs"
 """The DBOS queue `handoffs worker` processes take jobs from."""
-WORKFLOW = "handoffs.project._job"
+WORKFLOW = "handoffs.job"
 """The registered name of the job workflow."""
 HANDOFF_QUEUE = "handoffs-handoffs"
 """The DBOS queue a spreading job puts its handoffs on (`[jobs] spread`); every worker takes

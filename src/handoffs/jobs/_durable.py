@@ -53,7 +53,7 @@ P = ParamSpec("P")
 
 HANDOFF_STEP = "handoffs.handoff"
 """The journaled name of a handoff step (compatibility data: see `database.APP_VERSION`)."""
-ORCHESTRATOR_STEP = "handoffs.orchestrator._agent.request"
+ORCHESTRATOR_STEP = "handoffs.orchestrator.request"
 """The journaled name of an orchestrator request step."""
 
 

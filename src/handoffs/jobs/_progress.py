@@ -1,7 +1,7 @@
 """A job's progress, read from its journal: the steps DBOS recorded as they finished.
 
 Finished handoffs are `handoffs.handoff` steps (their records); orchestrator requests are
-`handoffs.orchestrator._agent.request` steps (their cost and how many tool calls they made). A handoff
+`handoffs.orchestrator.request` steps (their cost and how many tool calls they made). A handoff
 is *running* when the orchestrator's latest request asked for it and no step has finished it yet.
 """
 

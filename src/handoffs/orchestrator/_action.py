@@ -18,7 +18,7 @@ Orchestrator(..., actions=[send_reply], action_policy=policy)
 ```
 Here the reply's *body* may come from the writer (its content is the point), but the ticket it is
 sent for must come from the orchestrator's own plan. The same check guards a subordinate's
-`source` (`handoffs.orchestrator._agent`): fetching a URL or a file for a subordinate to read reaches
+`source` (`handoffs.orchestrator`): fetching a URL or a file for a subordinate to read reaches
 the world too, so its arguments follow the plan as well.
 """
 

@@ -8,8 +8,8 @@ one model step run concurrently (pydantic-ai runs parallel tool calls together).
 Two structural defences, both per run:
 
 - `quarantine=True`: the orchestrator sees only an answer's constrained fields; its free text is
-  replaced by opaque references (`handoffs.orchestrator._quarantine`), which it may pass on but never read;
-- `actions=[...]`: side-effecting tools (`handoffs.orchestrator._action`) refuse arguments that carry
+  replaced by opaque references (`handoffs.orchestrator`), which it may pass on but never read;
+- `actions=[...]`: side-effecting tools (`handoffs.orchestrator`) refuse arguments that carry
   subordinate free text unless the `ActionPolicy` allows it, quarantined or not.
 
 Loop guards, per run: `max_handoffs` delegations in all, `max_depth` nesting, and `max_repeats` of

@@ -150,10 +150,10 @@ async def run_job(
         if root is not None:
             root.set_attributes(
                 {
-                    "handoffs.project._job.status": result.status,
+                    "handoffs.job.status": result.status,
                     "handoffs.handoffs": len(result.records),
                     "handoffs.cost_usd": str(result.cost_usd),
-                    "handoffs.orchestrator._agent.cost_usd": str(result.orchestrator_cost_usd),
+                    "handoffs.orchestrator.cost_usd": str(result.orchestrator_cost_usd),
                     "handoffs.budget_usd": "unlimited"
                     if spec.budget_usd is None
                     else str(spec.budget_usd),

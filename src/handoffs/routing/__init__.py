@@ -13,7 +13,7 @@ from handoffs.routing._router import (
     route,
     scorer_text,
 )
-from handoffs.routing._scorer import LinearScorer, load_scorer, shape
+from handoffs.routing._scorer import LinearScorer, Scorer, load_scorer, shape
 from handoffs.routing._shadow import shadow_document
 from handoffs.routing._trainer import Example, fit_linear_scorer, read_examples
 
@@ -26,6 +26,7 @@ __all__ = [
     "Policy",
     "RouteDecision",
     "Rule",
+    "Scorer",
     "estimate_input_tokens",
     "fit_linear_scorer",
     "load_outcomes",

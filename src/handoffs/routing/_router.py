@@ -66,7 +66,7 @@ class Rule:
 class Policy:
     """An ordered set of rules; unmatched tasks go to the frontier ("when unsure, ask the best").
 
-    With a `scorer` (`handoffs.routing._scorer`), the ladder the rules and filters leave is reordered by
+    With a `scorer` (`handoffs.routing`), the ladder the rules and filters leave is reordered by
     expected cost per verified answer (estimate / P(pass), the order that minimises the expected
     spend when rungs are tried until one passes), and models whose P(pass) is below `min_pass` are
     dropped - never the last one standing. Rungs move whole (a failover chain stays behind its
@@ -300,7 +300,7 @@ def _drop_reason(
 def scorer_text(task: Task[Any]) -> str:
     """What a scorer reads of a task before any call: its instructions and its input as JSON.
 
-    The same text is recorded by `handoffs.routing._outcome.OutcomeLog`, so a scorer trained on those
+    The same text is recorded by `handoffs.routing.OutcomeLog`, so a scorer trained on those
     records sees at routing time what it learned from.
     """
     return f"{task.instructions}\n{task.input_json()}"

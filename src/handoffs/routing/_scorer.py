@@ -1,7 +1,7 @@
 """The router's learned scorer: per model, the chance its answer passes verification, known before the call.
 
 A `Scorer` maps a task's kind and prompt text to a probability per model it knows. The router
-(`handoffs.routing._router.route`) uses one, when the policy has it, to reorder and prune its ladder.
+(`handoffs.routing.route`) uses one, when the policy has it, to reorder and prune its ladder.
 
 `LinearScorer` is the offline one: no model download, numpy only. Features are what a router has
 before calling anything - the task kind (as a token, and its words so that unseen kinds sharing

@@ -1,12 +1,12 @@
 """Training the router's scorer on a team's recorded outcomes: `handoffs router train`.
 
-`fit_linear_scorer` fits `handoffs.routing._scorer.LinearScorer`: per model, an L2-regularised logistic
+`fit_linear_scorer` fits `handoffs.routing.LinearScorer`: per model, an L2-regularised logistic
 regression over hashed n-grams and prompt-shape numbers, by L-BFGS (numpy only). `read_examples`
 reads what to learn from:
 
 - the export layout of `docs/routing-benchmark.md` (CSV or JSONL, one row per prompt and model:
   `task, prompt, model, correct`, optionally `prompt_id`, `cost_usd`, `response`), which is what
-  the product's own outcome log writes (`handoffs.routing._outcome`, `[policy] outcomes`), and the
+  the product's own outcome log writes (`handoffs.routing`, `[policy] outcomes`), and the
   RouterBench and RouteLLM layouts, from a file or every file under a folder;
 - or a folder of `handoffs` job traces (`.handoffs/traces`): each attempt's task kind, model and
   whether its output passed the checks. Traces do not keep prompt text, so a scorer trained on

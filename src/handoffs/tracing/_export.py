@@ -39,12 +39,12 @@ TRACE_DIR = Path(".handoffs/traces")
 
 OTLP_ENDPOINT_ENV = "OTEL_EXPORTER_OTLP_ENDPOINT"
 """Set it (e.g. `http://127.0.0.1:6006`) to also send spans over OTLP/HTTP to `<it>/v1/traces`
-(and metrics to `<it>/v1/metrics`, see `handoffs.tracing._metrics`)."""
+(and metrics to `<it>/v1/metrics`, see `handoffs.tracing`)."""
 
 
 def job_resource(job_id: str) -> Resource:
     """The OTel resource of one job's spans and metrics."""
-    return Resource.create({"service.name": "handoffs", "handoffs.project._job.id": job_id})
+    return Resource.create({"service.name": "handoffs", "handoffs.job.id": job_id})
 
 
 def trace_path(directory: Path, job_id: str) -> Path:

@@ -11,7 +11,7 @@
 
 pydantic-ai records `gen_ai.client.token.usage` and `operation.cost` per model call on the same
 meter provider (`Tracing(meter_provider=...)` hands it over). `gen_ai.client.operation.duration`
-follows the GenAI conventions at `handoffs.tracing._spans.SEMCONV_VERSION`: operation `invoke_agent` (an
+follows the GenAI conventions at `handoffs.tracing.SEMCONV_VERSION`: operation `invoke_agent` (an
 attempt is one subordinate agent run, its checks included), `gen_ai.provider.name`,
 `gen_ai.request.model`, and `error.type` when the attempt failed (`invalid_output` or the fault kind
 of a provider error). Attributes stay low-cardinality: no task ids, labels or text.

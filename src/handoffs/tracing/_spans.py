@@ -12,7 +12,7 @@ invoke_workflow {job}                      run_job           (GenAI semconv)
 The spans follow the OpenTelemetry GenAI semantic conventions at `SEMCONV_VERSION`; the
 `gen_ai.transfer.*` attributes are drafts of the later semantic-conventions-genai repository (no
 release yet). A `TracerProvider` (and optionally a `MeterProvider`, for the instruments of
-`handoffs.tracing._metrics` and pydantic-ai's token and cost histograms) is passed in explicitly: nothing
+`handoffs.tracing` and pydantic-ai's token and cost histograms) is passed in explicitly: nothing
 here touches global OTel state. Prompt and response text stays out of spans unless
 `include_content=True`.
 """
@@ -109,7 +109,7 @@ class Tracing:
     include_content: bool = False
     """Opt in to prompts, responses, tool arguments and check explanations in spans."""
     meter_provider: MeterProvider | None = None
-    """Where the job's metrics go (`handoffs.tracing._metrics` and pydantic-ai's); None records none."""
+    """Where the job's metrics go (`handoffs.tracing` and pydantic-ai's); None records none."""
     model_names: Mapping[str, str] = field(default_factory=dict[str, str])
     """Catalog id -> the provider's model name, for `gen_ai.request.model` in metrics."""
     metrics: HandoffMetrics | None = field(init=False, repr=False, compare=False)
@@ -144,7 +144,7 @@ class Tracing:
         attrs = {
             OPERATION: "invoke_workflow",
             WORKFLOW_NAME: name,
-            "handoffs.project._job.id": job_id,
+            "handoffs.job.id": job_id,
         }
         with self._span(f"invoke_workflow {name}", attrs) as span:
             yield span

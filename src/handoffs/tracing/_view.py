@@ -161,9 +161,9 @@ def trace_document(job_id: str, roots: list[SpanNode]) -> dict[str, Any]:
     return {
         "job_id": job_id,
         "job": attrs.get("gen_ai.workflow.name"),
-        "status": attrs.get("handoffs.project._job.status"),
+        "status": attrs.get("handoffs.job.status"),
         "cost_usd": attrs.get("handoffs.cost_usd"),
-        "orchestrator_cost_usd": attrs.get("handoffs.orchestrator._agent.cost_usd"),
+        "orchestrator_cost_usd": attrs.get("handoffs.orchestrator.cost_usd"),
         "duration_s": workflow.duration_s if workflow else None,
         "spans": sum(len(r.walk()) for r in roots),
         "handoffs": [handoff_summary(n) for n in handoffs],
