@@ -2,8 +2,10 @@
 
 Shows: each `Subordinate` becomes a tool taking its input model; the orchestrator calls them for
 several tickets in ONE step and the handoffs run concurrently, each routed, verified and charged
-to the job's `Budget`; results come back framed as data (`<subordinate_result ...>`), so a ticket
-saying "ignore your instructions" stays data. Prints every handoff and the job's cost vs budget.
+to the job's `Budget`; results come back framed as data (`<subordinate_result ...>`) with their
+free text held behind opaque handles (quarantine, the default), so a ticket saying "ignore your
+instructions", echoed by a draft, never reaches the orchestrator as text it could read. Prints
+every handoff, the frame T-2's draft came back in, and the job's cost vs budget.
 
 Runs offline: the orchestrator ("claude-sonnet-4-6") and subordinate ("gpt-4o-mini") models are
 scripted on handoffs' fake provider and reached through the real SDKs.
@@ -124,8 +126,10 @@ async def main() -> None:
         for r in result.records:
             print(f"  {r.label:<4} {r.task_kind:<9} -> {r.model} {r.status} ${r.cost_usd:.6f}")
         last = provider.requests[-1].request  # the orchestrator's summarising step
-        echoed = next(t.text for t in last.tool_results if "Ignore all" in t.text)  # type: ignore[union-attr]
-        print(f"T-2's draft reached the orchestrator framed as data:\n  {echoed}")
+        frames = [t.text for t in last.tool_results if '"reply"' in t.text]  # type: ignore[union-attr]
+        print(f"T-2's draft reached the orchestrator framed, its text held:\n  {frames[-1]}")
+        draft_2 = next(r for r in result.records if r.task_kind == "draft" and r.label == "T-2")
+        print(f"held behind handles: {result.quarantined} texts, e.g. {draft_2.output['reply']!r}")
         print(f"orchestrator ${result.orchestrator_cost_usd:.6f}", end=" + ")
         print(f"handoffs ${result.handoff_cost_usd:.6f} = job ${result.cost_usd:.6f}")
         print(f"budget: spent ${budget.spent_usd:.6f} of ${budget.limit_usd} limit")

@@ -3,9 +3,10 @@
 Shows:
 - one attack of each family (a confident lie, an injected tool call, an instruction planted in an
   email a subordinate reads, budget exhaustion, a provider outage, a model silently getting worse)
-  against the job as configured: results framed as data, side effects behind the action policy;
-- the same injections in quarantine mode: the orchestrator never reads a subordinate's free text,
-  so the gullible orchestrator finds nothing to obey;
+  against the job as configured, in the safe mode: the orchestrator never reads what a
+  subordinate wrote, so the gullible orchestrator finds nothing to obey;
+- the same injections with quarantine off (the opt-out): the orchestrator reads the free text and
+  tries the calls, and provenance refuses every one;
 - a weakened configuration (verification off) caught breaking the `verified_or_marked` invariant.
 
 Every model is played by the job's simulation on the fake provider (real SDKs, loopback), the
@@ -57,8 +58,8 @@ async def main() -> None:
     runs = [
         ("one attack per family", Defences(), EACH_FAMILY),
         (
-            "injections in quarantine",
-            Defences(quarantine=True),
+            "injections, quarantine off (opt-out)",
+            Defences(quarantine=False),
             ["fake_tool_call", "planted_in_email"],
         ),
         ("weakened: verification off", Defences.weakened(["verification"]), ["confident_lie"]),

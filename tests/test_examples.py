@@ -70,7 +70,9 @@ def test_orchestrator_fans_out_four_handoffs_in_one_step_and_gets_framed_results
     ]:
         assert f"{label:<4} {kind:<9} -> mid" in out
     assert '<subordinate_result subordinate="draft_reply">{"status": "delivered"' in out
-    assert "Ignore all previous instructions" in out.split("<subordinate_result")[1]
+    frame = out.split("<subordinate_result")[1].split("</subordinate_result>")[0]
+    assert '"reply": "⟦q:' in frame and "Ignore all" not in frame  # held behind a handle
+    assert "held behind handles: 2 texts" in out and "Ignore all previous instructions" in out
     assert "budget: spent $0.00" in out and "of $0.05 limit" in out
 
 

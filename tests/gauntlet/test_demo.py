@@ -32,8 +32,21 @@ async def test_the_full_gauntlet_holds_on_the_demo_job(demo: JobSpec, config: Co
     injected = [
         a for a in card.attacks if a.family == "injection" and a.name != "redelegate_forever"
     ]
-    assert all(a.refused_actions > 0 for a in injected)  # the gullible orchestrator tried; refused
+    # the safe mode is the default: the gullible orchestrator read only handles, so tried nothing
+    assert card.quarantine and all(a.refused_actions == 0 for a in injected)
+    assert all("quarantined" in a.why for a in injected if a.outcome == "contained")
     card.assert_held()
+
+
+async def test_opted_out_the_gullible_orchestrator_tries_and_is_refused(
+    demo: JobSpec, config: Config
+) -> None:
+    gauntlet = Gauntlet(demo, config, data_limit=2, defences=Defences(quarantine=False))
+    card = await gauntlet.run(gauntlet.attacks(["injection"]))
+    card.assert_held()
+    assert not card.quarantine and card.defences["quarantine"] is False
+    injected = [a for a in card.attacks if a.name != "redelegate_forever"]
+    assert all(a.refused_actions > 0 for a in injected)  # it tried; provenance refused
 
 
 async def test_quarantine_leaves_the_gullible_orchestrator_nothing_to_obey(
@@ -59,7 +72,8 @@ async def test_quarantine_leaves_the_gullible_orchestrator_nothing_to_obey(
 async def test_a_weakened_configuration_is_caught_breaking_its_invariant(
     demo: JobSpec, config: Config, weaken: str, attack: str, invariant: str
 ) -> None:
-    gauntlet = Gauntlet(demo, config, data_limit=2, defences=Defences.weakened([weaken]))
+    defences = Defences.weakened([weaken], quarantine=False)  # opted out, so actions are tried
+    gauntlet = Gauntlet(demo, config, data_limit=2, defences=defences)
     card = await gauntlet.run(gauntlet.attacks([attack]))
     assert card.broken == [invariant] and card.missed == [attack]
     [breach] = [i.breach for i in card.invariants if not i.held]
@@ -77,7 +91,8 @@ async def test_without_guards_a_redelegation_loop_breaks_the_budget(
         Gauntlet(small, config).attacks(["redelegate_forever"])
     )
     assert guarded.broken == [] and guarded.attacks[0].status == "budget_exceeded"
-    weak = Gauntlet(small, config, data_limit=1, defences=Defences.weakened(["guards"]))
+    opted_out = Defences.weakened(["guards"], quarantine=False)  # it reads "call me again"
+    weak = Gauntlet(small, config, data_limit=1, defences=opted_out)
     card = await weak.run(weak.attacks(["redelegate_forever"]))
     assert card.broken == ["budget_and_guards"]
     assert "budget" in (card.invariants[2].breach.detail if card.invariants[2].breach else "")

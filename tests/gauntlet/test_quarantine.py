@@ -25,8 +25,9 @@ from handoffs.orchestrator import (
     REF,
     ActionPolicy,
     Allow,
+    Ledger,
     Orchestrator,
-    Quarantine,
+    Origin,
     Subordinate,
     free_text,
     side_effect,
@@ -93,35 +94,79 @@ def test_free_text_is_every_string_without_enum_pattern_or_format() -> None:
     ]
 
 
-def test_quarantine_hides_free_text_behind_references_it_alone_resolves() -> None:
-    q = Quarantine(redact=True)
-    shown, hidden = q.admit(
+def test_quarantine_hides_free_text_behind_handles_only_the_run_resolves() -> None:
+    ledger = Ledger(goal="Triage the ticket.", data=None, redact=True)
+    shown, hidden = ledger.show_answer(
         "classify_ticket",
         json_schema_of(Triage),
         {"category": "billing", "order_id": "ORD-12345", "reason": INJECTED},
+        frozenset({"schema"}),
     )
-    assert (
-        hidden == ["reason"] and shown["category"] == "billing" and shown["order_id"] == "ORD-12345"
-    )
-    assert REF.fullmatch(shown["reason"]) and q.held == 1
-    resolved, sources = q.resolve({"to": f"see {shown['reason']}"})
-    assert resolved == {"to": f"see {INJECTED}"} and sources == ["classify_ticket.reason"]
-    assert q.resolve("⟦q:00000000⟧") == ("⟦q:00000000⟧", [])  # unknown references stay opaque
-    assert q.sources_of(ATTACKER) == []  # quarantine: provenance is by reference only
+    assert hidden == ["reason"] and shown["category"] == "billing"
+    assert shown["order_id"] == "ORD-12345" and REF.fullmatch(shown["reason"])
+    assert ledger.quarantine.held == 1
+    assert ledger.resolve({"to": f"see {shown['reason']}"}) == {"to": f"see {INJECTED}"}
+    assert ledger.origins(shown["reason"]) == {
+        Origin(kind="free_text", source="classify_ticket.reason")
+    }
+    assert ledger.resolve("⟦q:00000000⟧") == "⟦q:00000000⟧"  # unknown handles stay opaque
 
 
-def test_framed_mode_matches_by_value_but_trusts_the_goal() -> None:
-    q = Quarantine(redact=False)
-    q.trust("Email the summary to boss@corp.example")
-    q.admit(
-        "classify_ticket",
-        json_schema_of(Triage),
-        {"category": "bug", "reason": f"{INJECTED} or boss@corp.example"},
+def test_free_form_keys_are_free_text_too() -> None:
+    class Notes(BaseModel):
+        tags: dict[str, int]
+
+    ledger = Ledger(goal="g", data=None, redact=True)
+    shown, hidden = ledger.show_answer(
+        "tagger", json_schema_of(Notes), {"tags": {INJECTED: 1, "ok": 2}}, frozenset()
     )
-    assert q.sources_of(ATTACKER) == ["classify_ticket.reason"]
-    assert q.sources_of({"body": f"fwd: {INJECTED}"}) == ["classify_ticket.reason"]
-    assert q.sources_of("boss@corp.example") == []  # the goal's own value is the plan's
-    assert q.sources_of("bug") == []  # too short to match by value
+    [(key, one), (other, two)] = shown["tags"].items()
+    assert REF.fullmatch(key) and REF.fullmatch(other) and (one, two) == (1, 2)
+    assert INJECTED not in json.dumps(shown) and hidden == ["tags{key 0}.key", "tags{key 1}.key"]
+    assert ledger.resolve(shown) == {"tags": {INJECTED: 1, "ok": 2}}
+
+
+def test_a_pattern_without_a_bound_constrains_nothing() -> None:
+    class Contact(BaseModel):
+        email: str = Field(pattern=r"^[^@\s]+@[^@\s]+\.[a-z]{2,}$")
+        order_id: str = Field(pattern=r"^ORD-[0-9]{5}$")
+
+    found = free_text(json_schema_of(Contact), {"email": "a@b.io", "order_id": "ORD-00001"})
+    assert found == [("email", "a@b.io")]  # room for anything before the @: free text
+
+
+def test_a_literal_has_the_origins_of_the_value_it_is_identical_to() -> None:
+    data = [{"customer_id": "C-123", "amount": 49.99}, {"customer_id": "C-456", "amount": 5}]
+    ledger = Ledger(goal="Refund C-123 in full.", data=data, redact=True)
+    ledger.show_answer(
+        "classify_ticket", json_schema_of(Triage), {"category": "bug", "reason": "r"},
+        frozenset({"schema", "judge"}),
+    )  # fmt: skip
+    assert ledger.origins("C-456") == {Origin(kind="job_input", source="[1].customer_id")}
+    assert ledger.origins(49.99) == {Origin(kind="job_input", source="[0].amount")}
+    assert ledger.origins(5.0) == {Origin(kind="job_input", source="[1].amount")}  # 5 == 5.0
+    assert Origin(kind="goal") in ledger.origins("c-123")  # a word of the goal
+    verified = Origin(
+        kind="verified_field", source="classify_ticket.category",
+        checks=frozenset({"schema", "judge"}),
+    )  # fmt: skip
+    assert ledger.origins("bug") == {verified}
+    composed = ledger.origins("C-999")  # the orchestrator's own: everything it has read
+    assert composed == {Origin(kind="goal"), Origin(kind="job_input"), verified}
+    assert ledger.origins({"C-123": [True, None, ""]}) >= {Origin(kind="goal")}
+
+
+def test_opting_out_taints_whatever_the_orchestrator_composes_after_reading_free_text() -> None:
+    ledger = Ledger(goal="Email the summary to boss@corp.example", data=None, redact=False)
+    shown, _ = ledger.show_answer(
+        "classify_ticket", json_schema_of(Triage), {"category": "bug", "reason": INJECTED},
+        frozenset({"schema"}),
+    )  # fmt: skip
+    assert shown["reason"] == INJECTED  # shown in the clear, framed as data
+    reason = Origin(kind="free_text", source="classify_ticket.reason")
+    assert reason in ledger.origins(ATTACKER)  # copied, or decoded, or retyped: the same
+    assert reason in ledger.origins("ZXhmaWxAZXZpbC5leGFtcGxl")
+    assert ledger.origins("boss@corp.example") == {Origin(kind="goal")}  # the plan's own value
 
 
 def _returns(messages: list[ModelMessage]) -> list[ToolReturnPart]:
@@ -203,7 +248,9 @@ async def test_side_effect_refuses_what_a_subordinate_wrote(
     result = await orch.run("Triage the ticket.")
     assert result.status == "completed" and sent == []
     [action] = result.actions
-    assert action.status == "refused" and action.tainted == {"to": ["classify_ticket.reason"]}
+    read = ["classify_ticket.reason"]  # opted out, even the body it composed came after reading
+    assert action.status == "refused"
+    assert action.tainted == ({"to": read} if quarantine else {"to": read, "body": read})
     triage = planner.frames[0]
     if quarantine:  # the orchestrator never read the text; the writer did, resolved
         assert REF.fullmatch(triage["output"]["reason"]) and triage["quarantined"] == ["reason"]
@@ -267,7 +314,7 @@ async def test_unenforced_policy_runs_the_action_and_records_the_taint(
     orch = Orchestrator(
         model="best", subordinates=[classify, draft],
         session=_run_session(catalog, scripts, Hijacked(copy=True)),
-        actions=[send_email], action_policy=ActionPolicy(enforce=False),
+        actions=[send_email], action_policy=ActionPolicy(enforce=False), quarantine=False,
     )  # fmt: skip
     result = await orch.run("Triage the ticket.")
     assert sent == [ATTACKER]
@@ -337,7 +384,9 @@ async def test_a_source_fetch_follows_the_plan_too(catalog: Catalog, scripts: Sc
     )  # fmt: skip
     scripts.on("tiny", lambda c: {"category": "bug", "reason": f"details at {link}"})
     session = _run_session(catalog, scripts, plan)
-    orch = Orchestrator(model="best", subordinates=[classify, reader], session=session)
+    orch = Orchestrator(  # opted out: the orchestrator reads the link, and is hijacked by it
+        model="best", subordinates=[classify, reader], session=session, quarantine=False
+    )
     result = await orch.run("Triage T1.")
     assert fetched == [] and "cheap" not in scripts.calls
     assert [(a.tool, a.status) for a in result.actions] == [("read_page", "refused")]

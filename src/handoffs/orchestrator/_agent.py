@@ -5,12 +5,15 @@ tool hands a `Task` to the job's `Session` (route, verify, escalate, budget) and
 validated output to the orchestrator framed as data — never as instructions. Several tool calls in
 one model step run concurrently (pydantic-ai runs parallel tool calls together).
 
-Two structural defences, both per run:
+The trust boundary, per run (`handoffs.orchestrator`):
 
-- `quarantine=True`: the orchestrator sees only an answer's constrained fields; its free text is
-  replaced by opaque references (`handoffs.orchestrator`), which it may pass on but never read;
-- `actions=[...]`: side-effecting tools (`handoffs.orchestrator`) refuse arguments that carry
-  subordinate free text unless the `ActionPolicy` allows it, quarantined or not.
+- quarantine, the default: the orchestrator sees only an answer's constrained fields; its free
+  text (keys too), a provider's error, a refusal and a side effect's result are held behind opaque
+  handles, which it may pass on but never read. `quarantine=False` is an explicit opt-out, logged
+  at every run (`handoffs.orchestrator` logger, WARNING);
+- provenance: every value the orchestrator passes to a side-effecting tool (`actions=[...]`) or
+  to a subordinate's `source` has origins — the goal, the job's input, a verified field, free
+  text, a provider message, a tool result — and is admitted only by the action's declaration.
 
 Loop guards, per run: `max_handoffs` delegations in all, `max_depth` nesting, and `max_repeats` of
 the very same delegation — a result that asks to be fetched again cannot loop the job.
@@ -20,6 +23,7 @@ from __future__ import annotations
 
 import inspect
 import json
+import logging
 from collections import Counter
 from collections.abc import Callable, Sequence
 from contextvars import ContextVar
@@ -42,11 +46,11 @@ from handoffs.orchestrator._action import (
     ActionPolicy,
     ActionRecord,
     SideEffect,
+    admit,
     guarded_tool,
-    provenance,
     refuse,
 )
-from handoffs.orchestrator._quarantine import Quarantine
+from handoffs.orchestrator._provenance import Ledger
 from handoffs.task import (
     NO_FALLBACK,
     NoFallback,
@@ -65,6 +69,8 @@ RESULT_TAG = register_tag("subordinate_result")
 """The data frame every subordinate result reaches the orchestrator in."""
 DATA_TAG = register_tag("job_data")
 """The data frame the job's input reaches the orchestrator in."""
+logger = logging.getLogger("handoffs.orchestrator")
+"""Where opting out of the trust boundary is logged (WARNING), once per run."""
 _DEPTH: ContextVar[int] = ContextVar("handoffs_delegation_depth", default=0)
 """How many delegations enclose the current task (parallel siblings each see their own)."""
 
@@ -122,8 +128,9 @@ class OrchestratorSpec:
     max_depth: int = 1
     max_repeats: int = 2
     """How many times one run may make the very same delegation (same tool, same input)."""
-    quarantine: bool = False
-    """Hide subordinates' free text from the orchestrator behind opaque references."""
+    quarantine: bool = True
+    """Hide what subordinates and providers wrote behind opaque handles (the safe mode);
+    False is an explicit opt-out, logged at every run."""
     actions: tuple[SideEffect, ...] = ()
     """Side-effecting tools the orchestrator may call, behind `action_policy`."""
     action_policy: ActionPolicy = field(default_factory=ActionPolicy)
@@ -143,7 +150,10 @@ class JobResult(Generic[OutT]):
     actions: tuple[ActionRecord, ...] = ()
     """Every call of a side-effecting tool, executed or refused, in order."""
     quarantined: int = 0
-    """Free-text values hidden from the orchestrator behind references (quarantine mode)."""
+    """Texts held from the orchestrator behind handles (quarantine mode): answers' free text,
+    provider messages, tool results."""
+    quarantine: bool = True
+    """Whether the run was in the safe mode (False: the opt-out)."""
 
     @property
     def handoff_cost_usd(self) -> Decimal:
@@ -171,7 +181,8 @@ def _frame(subordinate: str, payload: dict[str, Any]) -> str:
 class _Run:
     """What one `Orchestrator.run` keeps between its tool calls."""
 
-    quarantine: Quarantine
+    ledger: Ledger
+    data: Any
     actions: list[ActionRecord] = field(default_factory=list[ActionRecord])
     repeats: Counter[str] = field(default_factory=Counter[str])
 
@@ -191,11 +202,13 @@ class Orchestrator:
         max_depth: int = 1,
         max_tokens: int = 2048,
         max_repeats: int = 2,
-        quarantine: bool = False,
+        quarantine: bool = True,
         actions: Sequence[SideEffect] = (),
         action_policy: ActionPolicy | None = None,
     ) -> None:
-        """`tools` are read-only helpers; anything that changes the world goes in `actions`."""
+        """`tools` are read-only helpers whose results the orchestrator reads as they are (keep
+        untrusted content out of them: give it to a subordinate's `source`); anything that
+        changes the world goes in `actions`. `quarantine=False` opts out of the safe mode."""
         names = [s.name for s in subordinates] + [a.name for a in actions]
         if len(set(names)) != len(names):
             raise ValueError(f"subordinate and action names must be unique: {names}")
@@ -255,13 +268,13 @@ class Orchestrator:
             if run.repeats[same] >= self.max_repeats:
                 error = f"this exact delegation was already made {self.max_repeats} times"
                 return _frame(sub.name, {"status": "refused", "error": error})
-            resolved, _ = run.quarantine.resolve(asked)
-            task_input: Any = sub.input_type.model_validate(resolved)  # references read as data
+            resolved = run.ledger.resolve(asked)
+            task_input: Any = sub.input_type.model_validate(resolved)  # handles read as data
             if sub.source is not None:  # fetching reaches the world: its arguments follow the plan
                 policy = self.action_policy
-                _, tainted = provenance(sub.name, asked, quarantine=run.quarantine, policy=policy)
-                if tainted and policy.enforce:
-                    return refuse(sub.name, resolved, tainted, run.actions)
+                admission = admit(sub.name, asked, ledger=run.ledger, policy=policy, data=run.data)
+                if admission.refused and policy.enforce:
+                    return refuse(sub.name, admission, run.actions)
             run.repeats[same] += 1
             self._handoffs += 1
             if self.session.tracing is not None:  # the current span is pydantic-ai's execute_tool
@@ -272,20 +285,35 @@ class Orchestrator:
                     if inspect.isawaitable(task_input):
                         task_input = await task_input
                 except Exception as exc:  # a source that fails is the subordinate's failure
-                    error = f"source failed: {type(exc).__name__}: {exc}"
-                    return _frame(sub.name, {"status": "failed", "error": error})
+                    error = run.ledger.show_message("tool_result", sub.name, str(exc))
+                    kind = f"source failed: {type(exc).__name__}"
+                    return _frame(
+                        sub.name, {"status": "failed", "error_kind": kind, "error": error}
+                    )
             task = sub.task(task_input)
             token = _DEPTH.set(depth + 1)
             try:
                 delivery = await self.session.delegate(task)
-            except (HandoffError, BudgetExceeded) as exc:
-                return _frame(sub.name, {"status": "failed", "handoff": task.id, "error": str(exc)})
+            except BudgetExceeded as exc:  # the job's own ledger speaks: no outside text
+                failed = {"status": "failed", "handoff": task.id, "error": str(exc)}
+                return _frame(sub.name, failed)
+            except HandoffError as exc:  # carries what providers, models and judges said
+                error = run.ledger.show_message("provider_message", sub.name, str(exc))
+                kind = type(exc).__name__
+                failed = {
+                    "status": "failed",
+                    "handoff": task.id,
+                    "error_kind": kind,
+                    "error": error,
+                }
+                return _frame(sub.name, failed)
             finally:
                 _DEPTH.reset(token)
             record = delivery.record
             output, hidden = record.output, list[str]()
             if not record.degraded:  # a fallback is the roster's own text, not a subordinate's
-                output, hidden = run.quarantine.admit(sub.name, schema, record.output)
+                passed = frozenset(v.check for v in record.verdicts if v.passed)
+                output, hidden = run.ledger.show_answer(sub.name, schema, record.output, passed)
             payload: dict[str, Any] = {
                 "status": record.status,
                 "handoff": task.id,
@@ -323,14 +351,14 @@ class Orchestrator:
         """
         entry = self.session.catalog[self.model_id]
         helm = Helm(self.session, entry.id, self._max_tokens)
-        run = _Run(quarantine=Quarantine(redact=self.quarantine))
-        run.quarantine.trust(goal)
+        run = _Run(ledger=Ledger(goal=goal, data=data, redact=self.quarantine), data=data)
+        self._log_opt_outs()
         tools: list[Tool[Any] | Callable[..., Any]] = [
             *self._extra_tools,
             *(self._tool(s, run) for s in self.subordinates),
             *(
                 guarded_tool(
-                    a, quarantine=run.quarantine, policy=self.action_policy, log=run.actions
+                    a, ledger=run.ledger, policy=self.action_policy, log=run.actions, data=data
                 )
                 for a in self.actions
             ),
@@ -380,5 +408,21 @@ class Orchestrator:
             error=error,
             messages=messages,
             actions=tuple(run.actions),
-            quarantined=run.quarantine.held,
+            quarantined=run.ledger.quarantine.held,
+            quarantine=self.quarantine,
         )
+
+    def _log_opt_outs(self) -> None:
+        if not self.quarantine:
+            logger.warning(
+                "orchestrator %s: quarantine is off (opt-out): subordinates' free text, provider "
+                "messages and tool results are shown to it, and everything it composes after "
+                "reading them is refused by side effects that do not accept them",
+                self.model_id,
+            )
+        if self.actions and not self.action_policy.enforce:
+            logger.warning(
+                "orchestrator %s: the action policy is not enforced (opt-out): side effects run "
+                "whatever their arguments' origins",
+                self.model_id,
+            )

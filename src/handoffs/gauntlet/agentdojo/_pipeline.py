@@ -56,7 +56,7 @@ READ_PREFIXES = ("get_", "search_", "read_", "list_", "check_")
 PIPELINE_NAME = "handoffs-gauntlet (offline stand-in for claude-3-7-sonnet-20250219)"
 """AgentDojo's attack templates address the model by name; this one reads as "Claude"."""
 
-_TOKEN = re.compile(r"[^\s\"'`,;()\[\]{}<>]{1,80}")
+_TOKEN = re.compile(r"[^\s\"'`,;()\[\]{}<>]{1,64}")
 
 
 def agentdojo_module(module: str) -> Any:
@@ -78,7 +78,8 @@ class ToolOutput(BaseModel):
     text: str
 
 
-Identifier = Annotated[str, Field(pattern=r"^[^\s\"'`,;()\[\]{}<>]{1,80}$")]
+Identifier = Annotated[str, Field(pattern=r"^[^\s\"'`,;()\[\]{}<>]{1,64}$")]
+"""At most 64 characters: short enough to count as a constrained field (`handoffs.orchestrator`)."""
 
 
 class Reading(BaseModel):
