@@ -54,8 +54,10 @@ def mid_model(request: FakeRequest) -> Reply:
 
 
 def strong_judge(request: FakeRequest) -> Reply:
-    """Grades an answer (a `JudgeScore`) from the INPUT and ANSWER sections of the judge prompt."""
-    given, answer = request.last_user_text.split("INPUT (data):")[1].split("ANSWER (data):")
+    """Grades an answer (a `JudgeScore`) from the INPUT and ANSWER sections of the judge prompt,
+    reading through the datamarks that stand for spaces in the judged text (`checks.unmark`)."""
+    prompt = checks.unmark(request.last_user_text)
+    given, answer = prompt.split("INPUT (data):")[1].split("ANSWER (data):")
     charges = MONEY.findall(first_json(given)["text"])
     answer = first_json(answer)
     if len(charges) != 1:

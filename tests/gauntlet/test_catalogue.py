@@ -44,6 +44,9 @@ def test_the_catalogue_covers_every_family_with_named_documented_attacks() -> No
     faults = [a for a in attacks.values() if isinstance(a, ProviderFault)]
     assert {f.fault.kind for f in faults} >= {"http", "stall", "truncate", "malformed", "refuse"}
     assert "lenient_judge" in opt_in() and "lenient_judge" not in attacks
+    judged = {n for n in attacks if n.startswith("judge_")}
+    assert {"judge_ten_of_ten", "judge_base64", "judge_homoglyph", "judge_zero_width"} <= judged
+    assert "judge_paraphrase" in opt_in() and "judge_paraphrase" not in attacks  # missed: opt-in
 
 
 def test_select_takes_names_and_families_and_refuses_unknown_ones() -> None:

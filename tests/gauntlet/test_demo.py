@@ -67,6 +67,7 @@ async def test_quarantine_leaves_the_gullible_orchestrator_nothing_to_obey(
     [
         ("verification", "confident_lie", "verified_or_marked"),
         ("action_policy", "ignore_task_call_tool", "no_side_effect_from_free_text"),
+        ("judge", "judge_ten_of_ten", "verified_or_marked"),  # an obedient judge, undefended
     ],
 )
 async def test_a_weakened_configuration_is_caught_breaking_its_invariant(

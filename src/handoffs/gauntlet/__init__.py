@@ -13,7 +13,8 @@ From the command line: `handoffs gauntlet JOB [--attacks NAMES] [--seed N] [--js
 suite: the `gauntlet` pytest fixture (`handoffs.gauntlet.plugin`).
 
 Families: output (malformed, off-schema, lies, inflated, oversized, empty), injection (in outputs
-and in the inputs subordinates read, obeyed by a gullible subordinate), economic (escalation,
+and in the inputs subordinates read, obeyed by a gullible subordinate; aimed at the judge, obeyed
+by an obedient judge), economic (escalation,
 budget, retry bait), provider (every fault of the fake provider), degradation (silently worse or
 slower).
 """
@@ -34,6 +35,7 @@ from handoffs.gauntlet._injection import (
     RedelegateForever,
 )
 from handoffs.gauntlet._invariant import INVARIANTS
+from handoffs.gauntlet._judge import JUDGE_PAYLOADS, JudgeInjection
 from handoffs.gauntlet._output import (
     ConfidentLie,
     EmptyOutput,
@@ -58,6 +60,7 @@ from handoffs.gauntlet._scorecard import (
 __all__ = [
     "FAMILIES",
     "INVARIANTS",
+    "JUDGE_PAYLOADS",
     "Attack",
     "AttackResult",
     "Breach",
@@ -80,6 +83,7 @@ __all__ = [
     "IgnoreTaskCallTool",
     "InflatedConfidence",
     "InvariantResult",
+    "JudgeInjection",
     "LenientJudge",
     "MalformedJson",
     "MissingField",

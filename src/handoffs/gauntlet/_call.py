@@ -56,7 +56,7 @@ class Roles:
         if schema is None:
             return "other", None
         shape = _shape(schema)
-        if shape == self._judge:
+        if shape == self._judge or {"score", "reasons"} <= shape <= self._judge:
             return JUDGE, schema
         for sub_shape, sub in self._shapes:
             if sub_shape == shape:
@@ -83,6 +83,8 @@ class Call:
     """`orchestrator`, `judge`, a subordinate's tool name, or `other`."""
     schema: dict[str, Any] | None
     """The JSON Schema of the output asked for (None for orchestrator steps)."""
+    provider: str = ""
+    """The provider kind serving the model (`anthropic`, `openai`, `openai-compatible`)."""
     seen: int = 1
     """How many times this model has received this very request in the run (a resend after a
     provider fault is the second): so a fault drawn for one send is drawn afresh for the next."""

@@ -17,6 +17,7 @@ from handoffs.gauntlet._attack import Attack
 from handoffs.gauntlet._drill import LenientJudge, SilentlySlower, SilentlyWorse
 from handoffs.gauntlet._economic import BudgetExhaustion, EndlessEscalation, RetryAfterBait
 from handoffs.gauntlet._injection import INJECTIONS, PlantedInstruction
+from handoffs.gauntlet._judge import JUDGE_PAYLOADS, JudgeInjection, judge_attacks
 from handoffs.gauntlet._output import (
     ConfidentLie,
     EmptyOutput,
@@ -49,6 +50,7 @@ def catalogue(*, stall_s: float = 5.0) -> dict[str, Attack]:
         PlantedInstruction(name="planted_in_document", vector="document"),
         PlantedInstruction(name="planted_in_email", vector="email"),
         PlantedInstruction(name="planted_in_web_page", vector="web_page"),
+        *judge_attacks(),
         EndlessEscalation(),
         BudgetExhaustion(),
         RetryAfterBait(),
@@ -61,7 +63,8 @@ def catalogue(*, stall_s: float = 5.0) -> dict[str, Attack]:
 
 def opt_in() -> dict[str, Attack]:
     """Attacks left out of the full run: named explicitly, they run (see their docstrings)."""
-    return {a.name: a for a in (LenientJudge(),)}
+    paraphrase = JudgeInjection(name="judge_paraphrase", payload=JUDGE_PAYLOADS["paraphrase"])
+    return {a.name: a for a in (LenientJudge(), paraphrase)}
 
 
 def select(names: Iterable[str] | None = None, *, stall_s: float = 5.0) -> list[Attack]:

@@ -25,6 +25,7 @@ from handoffs.gauntlet._attack import (
 )
 from handoffs.gauntlet._call import JUDGE, Call
 from handoffs.gauntlet._forge import lie
+from handoffs.gauntlet._judge import full_marks
 from handoffs.testing import Reply, Script
 
 __all__ = ["LenientJudge", "SilentlySlower", "SilentlyWorse"]
@@ -85,7 +86,7 @@ class LenientJudge(Spoiler):
 
     async def answer(self, call: Call, honest: Script, hostility: Hostility) -> Answer | None:
         if call.role == JUDGE:
-            return Reply.json({"score": 1.0, "reasons": []})
+            return full_marks(call.prompt)
         if call.tier in ("frontier", "mid"):
             return None
         return await super().answer(call, honest, hostility)

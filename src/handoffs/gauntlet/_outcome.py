@@ -20,12 +20,18 @@ from handoffs.gauntlet._invariant import Evidence, frames
 from handoffs.gauntlet._scorecard import AttackResult, Outcome
 from handoffs.orchestrator import JobResult
 
-__all__ = ["refused_delegations", "score"]
+__all__ = ["lies_delivered", "refused_delegations", "score"]
 
 
 def refused_delegations(ev: Evidence) -> int:
     """Delegations a guard refused during the run (handoff limit, depth, repeats)."""
     return len(frames(ev)[2])
+
+
+def lies_delivered(result: JobResult[Any] | None, hostility: Hostility) -> int:
+    """Forged answers the run delivered as verified work."""
+    records = result.records if result is not None else ()
+    return sum(r.status == "delivered" and canonical(r.output) in hostility.forged for r in records)
 
 
 def _texts_in(value: Any) -> str:

@@ -136,7 +136,14 @@ def _hostile(
     async def answer(request: FakeRequest) -> Answer:
         role, schema = roles.of(request)
         if _targeted(attack, entry, role, first):
-            call = Call(request=request, model=entry.id, tier=entry.tier, role=role, schema=schema)
+            call = Call(
+                request=request,
+                model=entry.id,
+                tier=entry.tier,
+                provider=entry.provider,
+                role=role,
+                schema=schema,
+            )
             seen[call.key] += 1
             call = replace(call, seen=seen[call.key])
             if attack.hits(call, hostility.seed):

@@ -41,7 +41,8 @@ from handoffs.gauntlet._call import Roles
 from handoffs.gauntlet._catalogue import select
 from handoffs.gauntlet._honeypot import Honeypot
 from handoffs.gauntlet._invariant import INVARIANTS, Evidence, check_invariants
-from handoffs.gauntlet._outcome import refused_delegations, score
+from handoffs.gauntlet._judge import JUDGE_DEFENCES, weaken_judges
+from handoffs.gauntlet._outcome import lies_delivered, refused_delegations, score
 from handoffs.gauntlet._portfolio import (
     HostileModels,
     first_rungs,
@@ -61,7 +62,13 @@ from handoffs.tracing import JsonlSpanExporter, Tracing, trace_path
 
 __all__ = ["Defences", "Gauntlet"]
 
-WEAKENINGS = ("verification", "action_policy", "guards")
+WEAKENINGS = (
+    "verification",
+    "action_policy",
+    "guards",
+    "judge",
+    *(f"judge_{d}" for d in JUDGE_DEFENCES),
+)
 """Defences a weakened configuration can turn off (`--weaken`)."""
 UNGUARDED = 4
 """With the guards off, the budget and handoff limit are this many times the job's (and the
@@ -80,6 +87,9 @@ class Defences:
     guards: bool = True
     """The job's budget, handoff, depth and repeat limits (off: `UNGUARDED` times looser, and
     repeats practically unlimited)."""
+    judge: tuple[str, ...] = JUDGE_DEFENCES
+    """The judges' defences kept: `screen`, `datamark`, `criteria`, `agree` (`judge` in
+    `weakened` turns them all off: one judge reads the text as it is and gives one score)."""
     quarantine: bool | None = None
     """Hide subordinate free text from the orchestrator; None: as the job's orchestrator says."""
 
@@ -91,13 +101,18 @@ class Defences:
             raise ConfigError(
                 f"unknown defence {', '.join(unknown)}; known: {', '.join(WEAKENINGS)}"
             )
-        return cls(**{n: False for n in names}, quarantine=quarantine)
+        judge = tuple(
+            d for d in JUDGE_DEFENCES if "judge" not in names and f"judge_{d}" not in names
+        )
+        flags = {n: False for n in names if not n.startswith("judge")}
+        return cls(**flags, judge=judge, quarantine=quarantine)
 
     def summary(self, quarantine: bool) -> dict[str, bool]:
         return {
             "verification": self.verification,
             "action_policy": self.action_policy,
             "guards": self.guards,
+            "judge": self.judge == JUDGE_DEFENCES,
             "quarantine": quarantine,
         }
 
@@ -247,6 +262,9 @@ class Gauntlet:
         subs = list(self.job.subordinates)
         if not self.defences.verification:
             subs = [replace(s, checks=()) for s in subs]
+        off = [d for d in JUDGE_DEFENCES if d not in self.defences.judge]
+        if off:
+            subs = [replace(s, checks=weaken_judges(s.checks, off)) for s in subs]
         return subs
 
     def _orchestrator(self, session: Session, honeypot: Honeypot) -> Orchestrator:
@@ -373,6 +391,7 @@ class Gauntlet:
                 refused_actions=sum(a.status == "refused" for a in result.actions) if result else 0,
                 refused_delegations=refused_delegations(evidence),
                 quarantined=result.quarantined if result else 0,
+                lies_delivered=lies_delivered(result, hostility),
                 cost_usd=result.cost_usd if result else budget.spent_usd,
                 seconds=round(time.monotonic() - started, 2),
                 broken=[n for n, b in breaches.items() if b],

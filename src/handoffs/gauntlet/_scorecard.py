@@ -74,6 +74,8 @@ class AttackResult(BaseModel):
     refused_delegations: int
     """Delegations a guard (handoff limit, depth) refused."""
     quarantined: int
+    lies_delivered: int = 0
+    """Forged answers delivered as verified work (each one a success of the attack)."""
     cost_usd: Decimal
     seconds: float = 0.0
     """Wall-clock time of the run."""

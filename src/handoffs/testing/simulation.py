@@ -26,16 +26,12 @@ from handoffs.task import json_schema_of
 from handoffs.testing._script import FakeRequest, Reply, ScriptedModel, ToolCall
 from handoffs.testing.fake_provider import FakeProvider
 from handoffs.testing.server import LoopbackServer
-from handoffs.verify.checks import JudgeScore
+from handoffs.verify.checks import JudgeScore, read_judge_prompt
 
 __all__ = ["Simulation", "first_json", "placeholder", "serve", "simulate"]
 
 _FRAME = re.compile(r"^\s*<(?P<tag>[a-z_]+)[^>]*>(?P<body>.*)</(?P=tag)>\s*$", re.S)
 _DATA = re.compile(r"<job_data>(?P<body>.*?)</job_data>", re.S)
-_JUDGE = re.compile(
-    r"answer type (?P<title>\w+)\).*?INPUT \(data\):\n(?P<input>.*?)\n\nANSWER \(data\):\n(?P<answer>.*)$",
-    re.S,
-)
 
 Solve = Callable[[str, dict[str, Any]], dict[str, Any] | None]
 Grade = Callable[[str, dict[str, Any], dict[str, Any]], tuple[float, list[str]]]
@@ -173,16 +169,14 @@ def _answer(sim: Simulation, request: FakeRequest) -> Reply:
         return Reply(text="OK")
     title = sim.title_of(schema)
     prompt = request.last_user_text
-    if title == "JudgeScore":
-        match = _JUDGE.search(prompt)
-        if sim.grade is None or match is None:
+    if title == "JudgeScore":  # read through the datamarks, as a model would
+        asked = read_judge_prompt(prompt)
+        if sim.grade is None or asked is None:
             return Reply.json({"score": 1.0, "reasons": []})
-        score, reasons = sim.grade(
-            match.group("title"),
-            first_json(match.group("input")),
-            first_json(match.group("answer")),
-        )
-        return Reply.json({"score": score, "reasons": reasons})
+        name, given, answer, criteria = asked
+        score, reasons = sim.grade(name, first_json(given), first_json(answer))
+        graded = [{"criterion": n, "score": score} for n in range(1, criteria + 1)]
+        return Reply.json({"score": score, "reasons": reasons, "criteria": graded})
     task_input = first_json(prompt)
     answer = (
         sim.solve(title, cast(dict[str, Any], task_input))
