@@ -118,3 +118,14 @@ def test_learned_router_trains_on_recorded_traffic_and_stops_wasting_cheap_calls
     rules_only = out.split("week 2, rules only:")[1].splitlines()[0]
     assert "0 cheap answers rejected, 10 sent straight to strong" in with_scorer
     assert "20 cheap answers rejected, 0 sent straight to strong" in rules_only
+
+
+def test_constrained_fields_are_guarded_against_the_jobs_own_input() -> None:
+    out = run_example("09_constrained_fields.py")
+    unguarded, on_answer, on_action, honest = out.split("\n== ")[1:]
+    assert "REFUNDED $5000.0 to C-100" in unguarded  # steered enum and number: schema-valid
+    assert "degraded" in on_answer and "ORD-20001 is not an order of C-100" in on_answer
+    assert "no refund" in on_answer
+    assert "issue_refund: refused" in on_action and "not values of one record" in on_action
+    assert "no refund" in on_action
+    assert "REFUNDED $49.99 to C-100" in honest  # the customer's own order goes through

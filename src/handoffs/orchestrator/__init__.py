@@ -10,6 +10,7 @@ from handoffs.orchestrator._action import (
     Allow,
     Requirement,
     SideEffect,
+    same_record,
     side_effect,
 )
 from handoffs.orchestrator._agent import JobResult, Orchestrator, OrchestratorSpec, Subordinate
@@ -38,5 +39,6 @@ __all__ = [
     "SideEffect",
     "Subordinate",
     "free_text",
+    "same_record",
     "side_effect",
 ]

@@ -28,6 +28,7 @@ from __future__ import annotations
 import functools
 import inspect
 import json
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal, overload
@@ -51,6 +52,7 @@ __all__ = [
     "admit",
     "guarded_tool",
     "refuse",
+    "same_record",
     "side_effect",
 ]
 
@@ -74,6 +76,38 @@ class ActionCall:
 Requirement = Callable[[ActionCall], "bool | tuple[bool, str]"]
 """A predicate over a whole call (its arguments, their provenance, the job's input): the call
 runs only if every requirement holds (`(False, reason)` says why not)."""
+
+
+_SEGMENT = re.compile(r"\[\d+\]|[^.\[]+")
+
+
+def same_record(*arguments: str, depth: int = 1) -> Requirement:
+    """A requirement: the named arguments are values of one record of the job's input — the
+    same item of its top-level list (`depth` path segments in common), e.g. "a refund amount
+    must be an amount in the customer's own record":
+
+    ```python
+    @side_effect(accepts={"customer_id": From.job_input("[*].customer_id"),
+                          "amount": From.job_input("[*].orders[*].amount")},
+                 requires=(same_record("customer_id", "amount"),))
+    ```
+    """
+
+    def record(path: str) -> str:
+        return "".join(_SEGMENT.findall(path)[:depth])
+
+    def check(call: ActionCall) -> tuple[bool, str]:
+        found: list[set[str]] = []
+        for name in arguments:
+            value = call.provenance.get(name)
+            origins = value.origins if value is not None else frozenset[Origin]()
+            found.append({record(o.source) for o in origins if o.kind == "job_input" and o.source})
+        if found and set.intersection(*found):
+            return True, ""
+        return False, f"{', '.join(arguments)} are not values of one record of the job's input"
+
+    check.__name__ = f"same_record({', '.join(arguments)})"
+    return check
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
