@@ -102,7 +102,7 @@ def same_record(*arguments: str, depth: int = 1) -> Requirement:
             value = call.provenance.get(name)
             origins = value.origins if value is not None else frozenset[Origin]()
             found.append({record(o.source) for o in origins if o.kind == "job_input" and o.source})
-        if found and set.intersection(*found):
+        if found and set[str].intersection(*found):
             return True, ""
         return False, f"{', '.join(arguments)} are not values of one record of the job's input"
 
