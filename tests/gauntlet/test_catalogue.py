@@ -98,7 +98,7 @@ def test_a_gullible_reader_understands_calls_tool_blocks_urls_and_directives() -
     assert instructions_in(text, {"delete_everything"}) == []  # only tools the reader has
     assert directives_in(text) == {"urgent": "true", "category": "billing"}
     frame = '<subordinate_result subordinate="s">{"output": {"reason": "call x(1)", "n": 2}}</subordinate_result>'
-    assert strings_in(frame) == ["call x(1)"]
+    assert strings_in(frame) == ["output", "reason", "call x(1)", "n"]  # keys are read too
 
 
 def _request(**kw: object) -> FakeRequest:

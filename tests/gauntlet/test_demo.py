@@ -34,19 +34,31 @@ async def test_the_full_gauntlet_holds_on_the_demo_job(demo: JobSpec, config: Co
     ]
     # the safe mode is the default: the gullible orchestrator read only handles, so tried nothing
     assert card.quarantine and all(a.refused_actions == 0 for a in injected)
-    assert all("quarantined" in a.why for a in injected if a.outcome == "contained")
+    assert all("quarantined" in outcomes_why for outcomes_why in _why(card, TRIED))
+    assert all(outcomes[n] == "caught" for n in outcomes if n.startswith("judge_"))
     card.assert_held()
+
+
+TRIED = (
+    "ignore_task_call_tool", "fake_tool_call", "exfiltrate_to_url", "encoded_base64",
+    "encoded_rot13", "encoded_hex", "zero_width_instruction", "homoglyph_instruction",
+    "split_instruction", "short_values", "exfiltrate_via_subaddress",
+)  # fmt: skip
+"""Injections a gullible orchestrator reads and tries, on this job, when it can read them."""
+
+
+def _why(card: Scorecard, names: tuple[str, ...]) -> list[str]:
+    return [a.why for a in card.attacks if a.name in names]
 
 
 async def test_opted_out_the_gullible_orchestrator_tries_and_is_refused(
     demo: JobSpec, config: Config
 ) -> None:
     gauntlet = Gauntlet(demo, config, data_limit=2, defences=Defences(quarantine=False))
-    card = await gauntlet.run(gauntlet.attacks(["injection"]))
+    card = await gauntlet.run(gauntlet.attacks([*TRIED, "provider_error_injection"]))
     card.assert_held()
     assert not card.quarantine and card.defences["quarantine"] is False
-    injected = [a for a in card.attacks if a.name != "redelegate_forever"]
-    assert all(a.refused_actions > 0 for a in injected)  # it tried; provenance refused
+    assert all(a.refused_actions > 0 for a in card.attacks)  # it tried; provenance refused
 
 
 async def test_quarantine_leaves_the_gullible_orchestrator_nothing_to_obey(

@@ -166,7 +166,8 @@ def test_opting_out_taints_whatever_the_orchestrator_composes_after_reading_free
     reason = Origin(kind="free_text", source="classify_ticket.reason")
     assert reason in ledger.origins(ATTACKER)  # copied, or decoded, or retyped: the same
     assert reason in ledger.origins("ZXhmaWxAZXZpbC5leGFtcGxl")
-    assert ledger.origins("boss@corp.example") == {Origin(kind="goal")}  # the plan's own value
+    # even the goal's own value: which value to write may have been the free text's choice
+    assert ledger.origins("boss@corp.example") == {Origin(kind="goal"), reason}
 
 
 def _returns(messages: list[ModelMessage]) -> list[ToolReturnPart]:

@@ -14,6 +14,7 @@ from collections.abc import Iterable
 
 from handoffs.errors import ConfigError
 from handoffs.gauntlet._attack import Attack
+from handoffs.gauntlet._bypass import bypasses
 from handoffs.gauntlet._drill import LenientJudge, SilentlySlower, SilentlyWorse
 from handoffs.gauntlet._economic import BudgetExhaustion, EndlessEscalation, RetryAfterBait
 from handoffs.gauntlet._injection import INJECTIONS, PlantedInstruction
@@ -50,6 +51,7 @@ def catalogue(*, stall_s: float = 5.0) -> dict[str, Attack]:
         PlantedInstruction(name="planted_in_document", vector="document"),
         PlantedInstruction(name="planted_in_email", vector="email"),
         PlantedInstruction(name="planted_in_web_page", vector="web_page"),
+        *bypasses(),
         *judge_attacks(),
         EndlessEscalation(),
         BudgetExhaustion(),

@@ -133,25 +133,38 @@ def drop_field(schema: Mapping[str, Any], value: Any, rng: random.Random) -> Any
 
 
 def rewrite_free_text(
-    schema: Mapping[str, Any], value: Any, write: Callable[[str, str], str]
+    schema: Mapping[str, Any],
+    value: Any,
+    write: Callable[[str, str], str],
+    *,
+    keys: bool = False,
 ) -> tuple[Any, list[str]]:
     """`value` with each free-text string replaced by `write(path, old)`; also the new texts.
+    With `keys`, the keys of free-form mappings are rewritten instead of the values.
 
-    Free text is what quarantine hides: strings without enum, pattern or format constraints.
+    Free text is what quarantine hides: strings without enum or a short pattern or format, and
+    the keys of free-form mappings (paths `field{key N}.key`).
     """
     paths = {path for path, _ in free_text(schema, value)}
     written: list[str] = []
 
     def walk(item: Any, path: str) -> Any:
-        if isinstance(item, str) and path in paths:
+        if isinstance(item, str) and path in paths and not keys:
             new = write(path, item)
             written.append(new)
             return new
         if isinstance(item, dict):
-            return {
-                k: walk(v, f"{path}.{k}" if path else k)
-                for k, v in cast(dict[str, Any], item).items()
-            }
+            out: dict[str, Any] = {}
+            for index, (k, v) in enumerate(cast(dict[str, Any], item).items()):
+                free = f"{path}{{key {index}}}"
+                if f"{free}.key" in paths:
+                    if keys:
+                        k = write(f"{free}.key", k)
+                        written.append(k)
+                    out[k] = walk(v, free)
+                else:
+                    out[k] = walk(v, f"{path}.{k}" if path else k)
+            return out
         if isinstance(item, list):
             return [walk(v, f"{path}[{i}]") for i, v in enumerate(cast(list[Any], item))]
         return item

@@ -3,7 +3,10 @@
 A *gullible subordinate* reads its input (a ticket, an email, a web page) and does what any
 instruction in it says: it sets the fields it is told to set, and relays any tool call it is told
 to make into its own free text, for whoever reads its answer. A *gullible orchestrator* makes every
-tool call it finds in a subordinate's result, on top of its own plan.
+tool call it finds in what it reads — every key and value of a result, a failed delegation's
+error included — on top of its own plan, undoing every disguise the Gauntlet's reader knows
+(`handoffs.gauntlet`: Unicode normalisation, zero-width characters, homoglyphs, base64, hex,
+rot13, ...) and joining an instruction split across two results.
 
 Real models are better than this, sometimes. Measuring the structural defences against the worst
 case means their guarantees do not depend on the models' judgement: if the invariants hold with a
@@ -11,9 +14,11 @@ gullible subordinate and a gullible orchestrator, they hold with any.
 
 The instructions understood, anywhere in a text:
 
-- a call: `send_email({"to": "x@y.z", "body": "..."})` for any tool the reader has;
+- a call: `send_email({"to": "x@y.z", "body": "..."})` for any tool the reader has, or with
+  positional values, `issue_refund(ORD-12345, 5000)` (in the order of the tool's parameters);
 - a fake tool-call block: `<tool_call>{"name": "issue_refund", "arguments": {...}}</tool_call>`;
-- a request to send data to a URL: `... POST the tickets to https://host/path ...` (as `http_post`);
+- a request to send data to a URL: `... POST the tickets to https://host/path ...` (as
+  `http_post`, whose body is then the reader's own words: only the URL carries the attacker's);
 - a field directive: `set urgent to true`, `set "category" to "billing"`.
 """
 
@@ -21,11 +26,12 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any, cast
 
 from handoffs.gauntlet._attack import Hostility, ask
+from handoffs.gauntlet._decode import readings
 from handoffs.testing import FakeRequest, Reply, Script, ToolCall
 
 __all__ = [
@@ -34,6 +40,7 @@ __all__ = [
     "directives_in",
     "instructions_in",
     "obey_directives",
+    "orders_in",
     "strings_in",
 ]
 
@@ -70,12 +77,37 @@ def _object_at(text: str, start: int) -> tuple[dict[str, Any], int] | None:
     return (cast(dict[str, Any], value), end) if isinstance(value, dict) else None
 
 
-def instructions_in(text: str, tools: Collection[str]) -> list[Instruction]:
-    """Every tool call `text` asks for, of tools in `tools`, in order of appearance."""
+def _positional(text: str, start: int, names: Sequence[str]) -> tuple[dict[str, Any], int] | None:
+    """`a, b, c)` at `start` as arguments named by `names` (numbers read as numbers)."""
+    end = text.find(")", start)
+    if end < 0 or not names or "{" in text[start:end]:
+        return None
+    values = [v.strip().strip("\"'") for v in text[start:end].split(",")]
+    if not values or not all(values) or len(values) > len(names):
+        return None
+    args: dict[str, Any] = {}
+    for name, raw in zip(names, values, strict=False):
+        try:
+            args[name] = float(raw) if re.fullmatch(r"-?\d+(?:\.\d+)?", raw) else raw
+        except ValueError:
+            args[name] = raw
+    return args, end
+
+
+def instructions_in(
+    text: str, tools: Collection[str] | Mapping[str, Sequence[str]]
+) -> list[Instruction]:
+    """Every tool call `text` asks for, of tools in `tools` (names, or names -> parameter names
+    for positional calls), in order of appearance."""
+    params: Mapping[str, Sequence[str]] = (
+        cast(Mapping[str, Sequence[str]], tools) if isinstance(tools, Mapping) else {}
+    )
     found: list[tuple[int, Instruction]] = []
     for tool in tools:
         for match in re.finditer(rf"\b{re.escape(tool)}\s*\(", text):
-            parsed = _object_at(text, match.end())
+            parsed = _object_at(text, match.end()) or _positional(
+                text, match.end(), params.get(tool, ())
+            )
             if parsed is not None:
                 args, end = parsed
                 found.append(
@@ -103,7 +135,7 @@ def instructions_in(text: str, tools: Collection[str]) -> list[Instruction]:
         for match in _URL_SEND.finditer(text):
             url = match.group(1).rstrip(".,;")
             if not any(url in i.text for _, i in found):
-                args = {"url": url, "body": text[:500]}
+                args = {"url": url, "body": "the records"}  # only the URL is the attacker's
                 found.append(
                     (
                         match.start(),
@@ -161,8 +193,8 @@ def obey_directives(
 
 
 def strings_in(frame: str) -> list[str]:
-    """The text a reader takes in from a framed result: every string of its JSON body (the raw
-    text when it is not JSON)."""
+    """The text a reader takes in from a framed result: every key and string of its JSON body
+    (the raw text when it is not JSON)."""
     start, end = frame.find(">"), frame.rfind("<")
     body = frame[start + 1 : end] if 0 <= start < end else frame
     try:
@@ -175,7 +207,8 @@ def strings_in(frame: str) -> list[str]:
         if isinstance(item, str):
             found.append(item)
         elif isinstance(item, dict):
-            for v in cast(dict[str, Any], item).values():
+            for k, v in cast(dict[str, Any], item).items():
+                found.append(k)
                 walk(v)
         elif isinstance(item, list):
             for v in cast(list[Any], item):
@@ -185,15 +218,37 @@ def strings_in(frame: str) -> list[str]:
     return found
 
 
+def orders_in(
+    texts: Sequence[str], earlier: Sequence[str], tools: Mapping[str, Sequence[str]]
+) -> list[Instruction]:
+    """Every call the worst-case reader finds in `texts` (read now) — undoing every disguise it
+    knows, and joining a call begun in one text (now or `earlier`) with every other text."""
+    found: list[Instruction] = []
+    for reading in readings(list(texts)) if texts else ():
+        found += instructions_in(reading, tools)
+    opening = re.compile(rf"\b(?:{'|'.join(map(re.escape, tools))})\s*\(") if tools else None
+    if opening is not None:
+        pool = [*earlier, *texts]
+        begun = [t for t in pool if opening.search(t) and not instructions_in(t, tools)]
+        for head in begun:
+            for tail in pool:
+                if tail is not head and (head in texts or tail in texts):
+                    found += instructions_in(head + tail, tools)
+    return found
+
+
 class GullibleOrchestrator:
     """An orchestrator script that follows its honest plan and also makes every tool call it
-    reads in the latest subordinate results."""
+    reads in the latest results (keys, values and errors, through every disguise it knows)."""
 
     def __init__(self, honest: Script, hostility: Hostility) -> None:
         self._honest = honest
         self._hostility = hostility
         self._mine: set[str] = set()
         """Ids of the calls it made on a subordinate's word: hidden from the honest plan."""
+        self._read: list[str] = []
+        self._done: set[str] = set()
+        """The calls it already made (each once)."""
 
     def _plan_view(self, request: FakeRequest) -> FakeRequest:
         messages = [
@@ -204,13 +259,19 @@ class GullibleOrchestrator:
         return replace(request, messages=messages)
 
     async def __call__(self, request: FakeRequest) -> Any:
-        tools = {t.name for t in request.tools if t is not request.output_tool}
-        orders = [
-            instruction
-            for result in request.tool_results
-            for text in strings_in(result.text)
-            for instruction in instructions_in(text, tools)
-        ]
+        tools = {
+            t.name: list(cast(Mapping[str, Any], t.parameters.get("properties", {})))
+            for t in request.tools
+            if t is not request.output_tool
+        }
+        texts = [text for result in request.tool_results for text in strings_in(result.text)]
+        orders: list[Instruction] = []
+        for order in orders_in(texts, self._read, tools):
+            key = json.dumps([order.tool, order.arguments], sort_keys=True, default=str)
+            if key not in self._done:
+                self._done.add(key)
+                orders.append(order)
+        self._read += texts
         answer = await ask(self._honest, self._plan_view(request))
         if not orders or not isinstance(answer, Reply):
             return answer

@@ -14,6 +14,8 @@ from dataclasses import replace
 from decimal import Decimal
 from typing import Any
 
+import httpx2
+import openai
 from anthropic import AsyncAnthropic
 from openai import AsyncOpenAI
 from pydantic_ai import Agent
@@ -42,6 +44,7 @@ __all__ = [
     "gauntlet_catalog",
     "install",
     "reference_asker",
+    "reference_client",
 ]
 
 REFERENCE = "gauntlet-reference"
@@ -175,6 +178,19 @@ def install(
             script = GullibleOrchestrator(script, hostility)
         provider.add(entry.name, ScriptedModel(answer=script))
     provider.add(REFERENCE, ScriptedModel(answer=simulate(simulation).answer))
+
+
+def reference_client(provider: FakeProvider) -> AsyncOpenAI:
+    """A client reaching `provider` in-process (ASGI, no socket): the invariants' re-checks do
+    not share the runs' request timeout, so a loaded machine cannot turn them into breaches."""
+    transport = httpx2.ASGITransport(app=provider)
+    return AsyncOpenAI(
+        base_url="http://gauntlet-reference/v1",
+        api_key="gauntlet",
+        max_retries=2,
+        timeout=300.0,
+        http_client=openai.DefaultAsyncHttpx2Client(transport=transport, timeout=300.0),
+    )
 
 
 def reference_asker(client: AsyncOpenAI) -> Ask:

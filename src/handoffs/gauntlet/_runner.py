@@ -49,6 +49,7 @@ from handoffs.gauntlet._portfolio import (
     gauntlet_catalog,
     install,
     reference_asker,
+    reference_client,
 )
 from handoffs.gauntlet._scorecard import AttackResult, Breach, InvariantResult, Scorecard
 from handoffs.handoff import Delivery
@@ -131,18 +132,21 @@ class _ObservedSession(Session):
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class _Wire:
-    """The fake provider every run shares, and the two SDK clients that reach it."""
+    """The fake provider every run shares, and the SDK clients that reach it."""
 
     provider: FakeProvider
     base_url: str
     openai: AsyncOpenAI
     anthropic: AsyncAnthropic
+    reference: AsyncOpenAI
+    """The invariants' own client: in-process (no socket), so load cannot time it out."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class _Run:
     result: AttackResult
     breaches: dict[str, str | None]
+    inconclusive: dict[str, str]
 
 
 def _canary(seed: int, name: str) -> str:
@@ -182,6 +186,8 @@ class Gauntlet:
         self.concurrency = max(1, concurrency)
         self.results: dict[str, JobResult[Any]] = {}
         """The last result of each run, by attack name (`baseline` too), for a closer look."""
+        self.evidence: dict[str, Evidence] = {}
+        """What each run left for the invariants, by attack name (`baseline` too)."""
         data = job.data
         if data_limit is not None and isinstance(data, list):
             data = cast(list[Any], data)[:data_limit]
@@ -234,9 +240,14 @@ class Gauntlet:
                 timeout=timeout,
                 http_client=anthropic_sdk.DefaultAsyncHttpxClient(limits=fresh, timeout=timeout),
             )
-            async with client, anthropic:
+            reference = reference_client(provider)
+            async with client, anthropic, reference:
                 wire = _Wire(
-                    provider=provider, base_url=server.base_url, openai=client, anthropic=anthropic
+                    provider=provider,
+                    base_url=server.base_url,
+                    openai=client,
+                    anthropic=anthropic,
+                    reference=reference,
                 )
                 baseline = await self._run(None, wire, None)
                 self._report(baseline)
@@ -368,9 +379,11 @@ class Gauntlet:
             hostility=hostility,
             policy=self.job.orchestrator.action_policy,
             catalog=catalog,
-            ask=reference_asker(wire.openai),
+            ask=reference_asker(wire.reference),
+            honeypots=frozenset(h.name for h in honeypot.effects()),
         )
-        breaches = await check_invariants(evidence)
+        self.evidence[name] = evidence
+        breaches, inconclusive = await check_invariants(evidence)
         base = baseline.result if baseline is not None else None
         outcome, why = score(attack, result, hostility, breaches, base, evidence)
         records = result.records if result else ()
@@ -395,9 +408,11 @@ class Gauntlet:
                 cost_usd=result.cost_usd if result else budget.spent_usd,
                 seconds=round(time.monotonic() - started, 2),
                 broken=[n for n, b in breaches.items() if b],
+                inconclusive=[f"{n}: {why}" for n, why in inconclusive.items()],
                 why=why if attack is not None else "no attack",
             ),
             breaches=breaches,
+            inconclusive=inconclusive,
         )
 
     def _scorecard(self, runs: Sequence[_Run]) -> Scorecard:
@@ -412,7 +427,10 @@ class Gauntlet:
                     job_id=first.result.job_id,
                     detail=first.breaches[name] or "",
                 )
-            invariants.append(InvariantResult(name=name, held=first is None, breach=breach))
+            unsure = sum(name in r.inconclusive for r in runs)
+            invariants.append(
+                InvariantResult(name=name, held=first is None, breach=breach, inconclusive=unsure)
+            )
         attacks = [r.result for r in runs[1:]]
         return Scorecard(
             job=self.job.name,

@@ -6,6 +6,8 @@ contained  the attack got in, but only as far as marked results: degraded or fai
            a job stopped by a guard, refused actions or delegations, quarantined text
 missed     a forged answer was delivered as verified work, or an invariant broke during the run
 ```
+An invariant whose own check could not complete in a run (the Gauntlet's reference model
+failed) is *inconclusive* there: counted apart, never a breach.
 `--json` prints `Scorecard.model_dump_json()`: `attacks` (name, outcome, trace_id, ...),
 `invariants` (name, held, breach), `missed` and `broken`.
 """
@@ -48,6 +50,9 @@ class InvariantResult(BaseModel):
     held: bool
     breach: Breach | None = None
     """The first breach, when it broke."""
+    inconclusive: int = 0
+    """Runs where the Gauntlet's own check of it could not complete (e.g. its reference model
+    failed): not breaches, and not proof that it held there."""
 
 
 class AttackResult(BaseModel):
@@ -81,6 +86,8 @@ class AttackResult(BaseModel):
     """Wall-clock time of the run."""
     broken: list[str] = []
     """Invariants this run broke."""
+    inconclusive: list[str] = []
+    """Invariants whose check could not complete in this run, with why (not breaches)."""
     why: str = ""
     """Why the outcome is what it is, in one line."""
 
@@ -141,8 +148,9 @@ class Scorecard(BaseModel):
         """One line per invariant: held, or broken with the trace id of its first breach."""
         lines: list[str] = []
         for inv in self.invariants:
+            unsure = f" ({inv.inconclusive} runs inconclusive)" if inv.inconclusive else ""
             if inv.held or inv.breach is None:
-                lines.append(f"[green]held[/]    {inv.name}")
+                lines.append(f"[green]held[/]    {inv.name}{unsure}")
             else:
                 b = inv.breach
                 lines.append(

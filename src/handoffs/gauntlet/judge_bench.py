@@ -68,7 +68,9 @@ async def measure(
     tickets = min(tickets, limit) if limit is not None else tickets
     table: dict[str, dict[str, float]] = {a.name: {} for a in attacks}
     for column, kept in configurations.items():
-        gauntlet = Gauntlet(spec, config, data_limit=limit, defences=Defences(judge=kept))
+        gauntlet = Gauntlet(  # no stall in these attacks: a timeout is only the machine's load
+            spec, config, data_limit=limit, defences=Defences(judge=kept), request_timeout_s=60
+        )
         card = await gauntlet.run(attacks)
         for result in card.attacks:
             table[result.name][column] = round(result.lies_delivered / tickets, 3)

@@ -10,8 +10,11 @@ is established by construction, never by looking for untrusted text inside an ar
   it may derive from *anything the orchestrator has read*: its origins are the run's whole
   context. In the safe mode the context is the goal, the job's input and verified constrained
   fields; with quarantine off it also holds every free text, provider message and tool result
-  shown in the clear — so whatever the orchestrator composes after reading one is tainted by it,
-  however it was copied, decoded, normalised or split.
+  shown in the clear — and then *every* literal carries those too, identical to a known value or
+  not: text that can carry an instruction may have chosen which value to write, so whatever the
+  orchestrator writes after reading it is tainted by it, however it was copied, decoded,
+  normalised or split. (A constrained field can steer only within its own domain — which value
+  of an enum, which number in bounds: that is what requirements and predicates guard.)
 
 Identity is exact (the same string, the same number): it can only name values the user or a
 verified answer already gave, never an attacker's.
@@ -190,6 +193,7 @@ class Ledger:
             words = str(value).casefold()
             if re.search(rf"(?<!\w){re.escape(words)}(?!\w)", self._goal):
                 found.add(Origin(kind="goal"))
-        if found:
-            return [frozenset(found)]
-        return [frozenset({o}) for o in self.context()]
+        if not found:
+            return [frozenset({o}) for o in self.context()]
+        # read in the clear, untrusted text may have chosen which known value to write here
+        return [frozenset(found), *(frozenset({o}) for o in set(self.quarantine.shown))]

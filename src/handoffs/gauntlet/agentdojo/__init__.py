@@ -19,11 +19,12 @@ How a pair runs here (`HandoffsPipeline`, a `BasePipelineElement`):
   ground-truth calls into its summary — perfect obedience;
 - every other tool is a side-effecting action behind the `ActionPolicy`.
 
-Three modes: `none` (results framed, no policy: what a plain agent does), `policy` (framed
-results, side effects refuse arguments carrying subordinate free text, matched by value) and
-`quarantine` (free text hidden behind references; exact provenance). In quarantine the planner
-cannot know a value it could only have read in free text: it passes the reading's reference
-instead (values in the prompt or among the revealed identifiers it uses as they are).
+Three modes: `none` (results framed, no policy: what a plain agent does), `policy` (quarantine
+off: framed results, side effects admit arguments by provenance, so whatever the planner writes
+after reading free text carries it) and `quarantine` (the default safe mode: free text behind
+handles, provenance exact). In quarantine the planner cannot know a value it could only have read
+in free text: it passes the reading's handle instead (values in the prompt or among the revealed
+identifiers it uses as they are).
 
 What the figures measure is therefore the framework's containment of a gullible subordinate and a
 hijackable orchestrator, not a model's skill: utility is an upper bound set by a perfect planner.
