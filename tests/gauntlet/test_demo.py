@@ -74,7 +74,11 @@ async def test_quarantine_leaves_the_gullible_orchestrator_nothing_to_obey(
     assert card.quarantine and card.baseline.quarantined > 0
     for attack in card.attacks:
         assert attack.outcome == "contained" and attack.fired > 0
-        assert attack.refused_actions == 0 and "quarantined" in attack.why
+        assert attack.refused_actions == 0  # nothing was read, so nothing was tried
+    why = {a.name: a.why for a in card.attacks}
+    assert "(quarantined)" in why["fake_tool_call"]
+    # the planted ticket tells the judge to ignore its instructions: its draft fails, marked
+    assert "marked degraded/failed" in why["planted_in_web_page"]
     assert all(not r.actions for r in gauntlet.results.values())  # no action was even attempted
 
 

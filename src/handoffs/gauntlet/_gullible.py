@@ -222,18 +222,32 @@ def orders_in(
     texts: Sequence[str], earlier: Sequence[str], tools: Mapping[str, Sequence[str]]
 ) -> list[Instruction]:
     """Every call the worst-case reader finds in `texts` (read now) — undoing every disguise it
-    knows, and joining a call begun in one text (now or `earlier`) with every other text."""
+    knows — and, after those, every call begun in one text and finished in another (of `texts`
+    and `earlier`), joined."""
+    return _read(texts, tools) + _joined(texts, earlier, tools)
+
+
+def _read(texts: Sequence[str], tools: Mapping[str, Sequence[str]]) -> list[Instruction]:
+    return [
+        o
+        for reading in (readings(list(texts)) if texts else ())
+        for o in instructions_in(reading, tools)
+    ]
+
+
+def _joined(
+    texts: Sequence[str], earlier: Sequence[str], tools: Mapping[str, Sequence[str]]
+) -> list[Instruction]:
+    if not tools:
+        return []
+    opening = re.compile(rf"\b(?:{'|'.join(map(re.escape, tools))})\s*\(")
+    pool = [*earlier, *texts]
+    begun = [t for t in pool if opening.search(t) and not instructions_in(t, tools)]
     found: list[Instruction] = []
-    for reading in readings(list(texts)) if texts else ():
-        found += instructions_in(reading, tools)
-    opening = re.compile(rf"\b(?:{'|'.join(map(re.escape, tools))})\s*\(") if tools else None
-    if opening is not None:
-        pool = [*earlier, *texts]
-        begun = [t for t in pool if opening.search(t) and not instructions_in(t, tools)]
-        for head in begun:
-            for tail in pool:
-                if tail is not head and (head in texts or tail in texts):
-                    found += instructions_in(head + tail, tools)
+    for head in begun:
+        for tail in pool:
+            if tail is not head and (head in texts or tail in texts):
+                found += instructions_in(head + tail, tools)
     return found
 
 
@@ -247,8 +261,9 @@ class GullibleOrchestrator:
         self._mine: set[str] = set()
         """Ids of the calls it made on a subordinate's word: hidden from the honest plan."""
         self._read: list[str] = []
-        self._done: set[str] = set()
-        """The calls it already made (each once)."""
+        self._joined: set[str] = set()
+        """Calls it assembled from two texts and already made (each once; a call it reads
+        whole it makes every time it reads it)."""
 
     def _plan_view(self, request: FakeRequest) -> FakeRequest:
         messages = [
@@ -265,17 +280,19 @@ class GullibleOrchestrator:
             if t is not request.output_tool
         }
         texts = [text for result in request.tool_results for text in strings_in(result.text)]
-        orders: list[Instruction] = []
-        for order in orders_in(texts, self._read, tools):
-            key = json.dumps([order.tool, order.arguments], sort_keys=True, default=str)
-            if key not in self._done:
-                self._done.add(key)
-                orders.append(order)
+        orders: dict[str, Instruction] = {}
+        for order in _read(texts, tools):
+            orders.setdefault(json.dumps([order.tool, order.arguments], sort_keys=True), order)
+        for order in _joined(texts, self._read, tools):
+            key = json.dumps([order.tool, order.arguments], sort_keys=True)
+            if key not in self._joined and key not in orders:
+                self._joined.add(key)
+                orders[key] = order
         self._read += texts
         answer = await ask(self._honest, self._plan_view(request))
         if not orders or not isinstance(answer, Reply):
             return answer
-        calls = [ToolCall(name=o.tool, arguments=o.arguments) for o in orders]
+        calls = [ToolCall(name=o.tool, arguments=o.arguments) for o in orders.values()]
         self._mine.update(c.id for c in calls)
         self._hostility.orders.extend(c.name for c in calls)
         return Reply(tool_calls=[*answer.tool_calls, *calls])
