@@ -1,10 +1,11 @@
 """The engine wing: `Session` routes, reserves, calls, verifies, retries with feedback, escalates,
 fails over and records every handoff; the orchestrator's own model fails over through `Helm`;
+both call models through one `Guard` (breakers, reservations, spend caps, faults, the 429 policy);
 retry caps and spending caps.
 """
 
 from handoffs.engine._cap import Caps, SpendCap
-from handoffs.engine._helm import Helm
+from handoffs.engine._helm import ORCHESTRATOR_KIND, Helm
 from handoffs.engine._retry import RetryPolicy
 from handoffs.engine._session import (
     ASK_MAX_TOKENS,
@@ -18,6 +19,7 @@ __all__ = [
     "ASK_MAX_TOKENS",
     "ASK_PROMPT_TOKENS",
     "FEEDBACK_PROMPT_TOKENS",
+    "ORCHESTRATOR_KIND",
     "Caps",
     "Helm",
     "ModelSource",

@@ -1,90 +1,105 @@
-"""The orchestrator's own model: budgeted, watched by its circuit breaker, failing over.
+"""The orchestrator's own model: its catalog chain, every request walked through the session's guard.
 
 ```
-FallbackModel(                      pydantic-ai: the next model when one fails transiently
-  BudgetedModel(Watched(primary)),  reserve the worst case, charge what the call cost
-  BudgetedModel(Watched(failover)), ...                  (the catalog's `failover` for the model)
-)
+ChainModel(primary, failover...)     a pydantic-ai WrapperModel over the catalog chain of the
+                                     orchestrator's model id (`Catalog.rung`)
+  each request: for each model of the chain, through `Guard.call` (the same guard as handoffs):
+    spend caps (kind "orchestrator"), breaker admission, reservation of the worst case, the call,
+    settlement, fault sorting and breaker feeding
+      answered                              -> the response
+      unavailable, rate limited, context    -> the next model (a 429 whose Retry-After fits is
+                                               waited out first, as for a handoff)
+      content filter, rejected              -> raised as it is: no failover hides it
+      refused (open circuit, spend cap)     -> the next model, without a call
+  every model failed                        -> FallbackExceptionGroup (one model: its error)
 ```
 
-`Watched` asks the endpoint's breaker before each request (an open circuit is skipped at once,
-without a call, except on the chain's last model, which is always tried: a job is not failed on a
-breaker's word alone) and tells it how the call went, so the orchestrator and the handoffs share
-what they learn about a provider. pydantic-ai's `FallbackModel` moves on when a request fails with a
-fault the engine would fail over on (`unavailable`, `rate_limited`: see `handoffs.providers`); a
-rejected request (a bad key, a malformed call) is raised as it is.
+An open circuit is skipped without a call except on the chain's last model, which is always
+tried: a job is not failed on a breaker's word alone. A request makes at most the retry policy's
+`max_attempts` calls within its `max_handoff_s`, each within `request_timeout_s`.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+import time
+from collections.abc import AsyncGenerator, Sequence
+from contextlib import asynccontextmanager
 from decimal import Decimal
+from typing import Any
 
-from pydantic_ai.exceptions import ModelAPIError
+import anyio
+from opentelemetry import trace
+from opentelemetry.trace import Status, StatusCode
+from pydantic_ai import RunContext
+from pydantic_ai.exceptions import FallbackExceptionGroup, ModelAPIError
 from pydantic_ai.messages import ModelMessage, ModelResponse
-from pydantic_ai.models import Model, ModelRequestParameters
-from pydantic_ai.models.fallback import FallbackModel
+from pydantic_ai.models import (
+    CompletedStreamedResponse,
+    Model,
+    ModelRequestParameters,
+    StreamedResponse,
+)
 from pydantic_ai.models.wrapper import WrapperModel
 from pydantic_ai.settings import ModelSettings
+from pydantic_ai.usage import RunUsage
 
 from handoffs.budget import Budget
 from handoffs.catalog import ModelEntry, estimate_tokens, reserved_input_tokens
+from handoffs.engine._guard import Bound, Guard
 from handoffs.engine._session import Session
-from handoffs.health import Breaker
-from handoffs.providers import classify
+from handoffs.tracing import Tracing
 
-__all__ = ["BudgetedModel", "CircuitOpen", "Helm", "Watched"]
+__all__ = ["ORCHESTRATOR_KIND", "ChainModel", "Helm", "Refused"]
 
-_FAIL_OVER = ("unavailable", "rate_limited")
-"""Fault kinds on which the orchestrator moves to the next model of its chain."""
-
-
-class CircuitOpen(ModelAPIError):
-    """The endpoint's circuit breaker is open: the request was not sent."""
+ORCHESTRATOR_KIND = "orchestrator"
+"""The task kind the orchestrator's own requests count under in spend caps (`[[caps]] kind`)."""
 
 
-class BudgetedModel(WrapperModel):
-    """Charges every request of the wrapped model to a budget: reserved before, committed after."""
+class Refused(ModelAPIError):
+    """The guard refused the call (an open circuit, a spend cap): no request was sent."""
 
-    def __init__(self, wrapped: Model, entry: ModelEntry, budget: Budget, max_tokens: int) -> None:
-        super().__init__(wrapped)
-        self.entry = entry
+
+class ChainModel(WrapperModel):
+    """A model and its failover chain, each request made through `guard` and charged to `budget`.
+
+    `max_tokens` is what a request may answer when its settings do not say (the reservation's
+    output bound).
+    """
+
+    def __init__(
+        self,
+        chain: Sequence[tuple[ModelEntry, Model]],
+        *,
+        guard: Guard,
+        budget: Budget,
+        max_tokens: int,
+        tracing: Tracing | None = None,
+    ) -> None:
+        super().__init__(chain[0][1])
+        self.chain = tuple(chain)
+        self.guard = guard
+        self.tracing = tracing
         self.budget = budget
         self.max_tokens = max_tokens
         self.spent_usd = Decimal(0)
+        """What every call of the chain has been charged."""
         self.requests = 0
+        """How many requests the chain's models answered."""
 
-    async def request(
+    def _bound(
         self,
         messages: list[ModelMessage],
-        model_settings: ModelSettings | None,
-        model_request_parameters: ModelRequestParameters,
-    ) -> ModelResponse:
-        params = model_request_parameters
+        settings: ModelSettings | None,
+        params: ModelRequestParameters,
+    ) -> Bound:
         tools = [*params.function_tools, *params.output_tools]
         sent = str(messages) + json.dumps([t.parameters_json_schema for t in tools], default=str)
         sent += "".join(f"{t.name}{t.description or ''}" for t in tools)
-        prompt_tokens = reserved_input_tokens(estimate_tokens(sent))
-        estimate = self.entry.cost(prompt_tokens, self.max_tokens)
-        with self.budget.reserve(estimate) as reservation:
-            response = await super().request(messages, model_settings, model_request_parameters)
-            cost = self.entry.cost(response.usage.input_tokens, response.usage.output_tokens)
-            reservation.commit(cost)
-        self.spent_usd += cost
-        self.requests += 1
-        return response
-
-
-class Watched(WrapperModel):
-    """`wrapped` behind its endpoint's circuit breaker: told how every call went and, when
-    `gate`, skipped without a call while the circuit is open."""
-
-    def __init__(self, wrapped: Model, entry: ModelEntry, breaker: Breaker, *, gate: bool) -> None:
-        super().__init__(wrapped)
-        self.entry = entry
-        self.breaker = breaker
-        self.gate = gate
+        max_tokens = (settings or {}).get("max_tokens") or self.max_tokens
+        return Bound(
+            input_tokens=reserved_input_tokens(estimate_tokens(sent)), output_tokens=max_tokens
+        )
 
     async def request(
         self,
@@ -92,27 +107,96 @@ class Watched(WrapperModel):
         model_settings: ModelSettings | None,
         model_request_parameters: ModelRequestParameters,
     ) -> ModelResponse:
-        if self.gate and not self.breaker.admit():
-            reason = self.breaker.unavailable_reason() or "circuit open"
-            raise CircuitOpen(self.entry.id, f"{self.breaker.endpoint}: {reason}")
-        try:
-            response = await super().request(messages, model_settings, model_request_parameters)
-        except Exception as exc:
-            fault = classify(exc)
-            if fault is None:
-                self.breaker.release()
-            else:
-                Session.tell_breaker(fault, self.breaker)
-            raise
-        self.breaker.success()
-        return response
+        guard, params = self.guard, model_request_parameters
+        bound = self._bound(messages, model_settings, params)
+        deadline = time.monotonic() + guard.retry.max_handoff_s
+        failures: list[Exception] = []
+        calls = 0
+        for index, (entry, model) in enumerate(self.chain):
+            # the agent prepared the messages for the primary; each other model prepares its own
+            prepared = messages if index == 0 else model.prepare_messages(messages, params)
+
+            async def send(
+                usage: RunUsage, model: Model = model, prepared: list[ModelMessage] = prepared
+            ) -> ModelResponse:
+                left = min(guard.retry.request_timeout_s, deadline - time.monotonic())
+                with anyio.fail_after(max(left, 0)):
+                    response = await model.request(prepared, model_settings, params)
+                usage.incr(response.usage)
+                return response
+
+            while calls < guard.retry.max_attempts and time.monotonic() < deadline:
+                started = time.time_ns()
+                call = await guard.call(
+                    entry,
+                    send,
+                    kind=ORCHESTRATOR_KIND,
+                    budget=self.budget,
+                    bound=bound,
+                    force=index == len(self.chain) - 1,
+                )
+                self.spent_usd += call.cost_usd
+                if call.outcome == "refused":
+                    failures.append(Refused(entry.name, f"{entry.id}: {call.reason}"))
+                    self._trace_attempt(model, failures[-1], started)
+                    break
+                calls += 1
+                if call.outcome == "answered" and call.output is not None:
+                    self.requests += 1
+                    if index:  # the `chat` span names the model that answered
+                        trace.get_current_span().set_attributes(_model_attributes(model))
+                    return call.output
+                error = call.error or Refused(entry.name, f"{entry.id}: no answer")
+                if call.fault is None or not call.moves_on:
+                    raise error  # over budget, an invalid answer, a rejected request
+                failures.append(error)
+                self._trace_attempt(model, error, started)
+                wait = guard.retry_after(call.fault, entry, deadline=deadline, limit_s=None)
+                if wait is None:
+                    break
+                await anyio.sleep(wait)
+        if len(failures) == 1:
+            raise failures[0]
+        failures = failures or [Refused(self.model_name, "no attempt left")]
+        raise FallbackExceptionGroup("every model of the orchestrator's chain failed", failures)
+
+    def _trace_attempt(self, model: Model, error: Exception, started_ns: int) -> None:
+        """A failed attempt as an ERROR span under the request's `chat` span, as pydantic-ai's
+        `FallbackModel` records one (best effort: telemetry never changes the outcome)."""
+        if self.tracing is None:
+            return
+        parent = trace.get_current_span()
+        span = self.tracing.tracer.start_span(
+            f"model request attempt {model.model_name}",
+            context=trace.set_span_in_context(parent),
+            attributes=_model_attributes(model),
+            start_time=started_ns,
+        )
+        span.record_exception(error)
+        span.set_status(Status(StatusCode.ERROR, f"{type(error).__name__}: {error}"))
+        span.end()
+
+    @asynccontextmanager
+    async def request_stream(
+        self,
+        messages: list[ModelMessage],
+        model_settings: ModelSettings | None,
+        model_request_parameters: ModelRequestParameters,
+        run_context: RunContext[Any] | None = None,
+    ) -> AsyncGenerator[StreamedResponse]:
+        """The whole request through the guard (as `request`), replayed as a stream."""
+        response = await self.request(messages, model_settings, model_request_parameters)
+        yield CompletedStreamedResponse(
+            response, model_request_parameters=model_request_parameters, replay_events=True
+        )
 
 
-def _fails_over(exc: Exception) -> bool:
-    if isinstance(exc, CircuitOpen):
-        return True
-    fault = classify(exc)
-    return fault is not None and fault.kind in _FAIL_OVER
+def _model_attributes(model: Model) -> dict[str, str]:
+    return {
+        "gen_ai.provider.name": model.system,
+        "gen_ai.system": model.system,
+        "gen_ai.request.model": model.model_name,
+    }
 
 
 class Helm:
@@ -120,27 +204,20 @@ class Helm:
 
     def __init__(self, session: Session, model_id: str, max_tokens: int) -> None:
         chain = [session.catalog[m] for m in session.catalog.rung(model_id)]
-        self.budgeted: Sequence[BudgetedModel] = [
-            BudgetedModel(
-                Watched(session.models(e), e, session.breaker(e), gate=i < len(chain) - 1),
-                e,
-                session.budget,
-                max_tokens,
-            )
-            for i, e in enumerate(chain)
-        ]
-        self.model: Model = (
-            self.budgeted[0]
-            if len(self.budgeted) == 1
-            else FallbackModel(*self.budgeted, fallback_on=_fails_over)
+        self.model = ChainModel(
+            [(e, session.models(e)) for e in chain],
+            guard=session.guard,
+            budget=session.budget,
+            max_tokens=max_tokens,
+            tracing=session.tracing,
         )
 
     @property
     def spent_usd(self) -> Decimal:
         """What every model of the chain has cost this run."""
-        return sum((m.spent_usd for m in self.budgeted), Decimal(0))
+        return self.model.spent_usd
 
     @property
     def requests(self) -> int:
         """How many requests the chain's models answered this run."""
-        return sum(m.requests for m in self.budgeted)
+        return self.model.requests

@@ -15,8 +15,10 @@ for each rung of the route (a model and its failover chain on other providers):
 every provider failed transiently -> back off (jittered) and sweep the route again, within the caps
 nothing delivered -> the task's fallback (degraded) or VerificationFailed / HandoffFailed / ...
 ```
-Provider faults are sorted by `handoffs.providers.classify`; breakers live in `handoffs.health`; the
-caps on attempts and time in `handoffs.engine`; the attempt log in `handoffs.engine`.
+Every call goes through the engine's `Guard` (spend caps, breaker, reservation, settlement, fault
+sorting, the 429 policy), the same one the orchestrator's own model uses. Provider faults are sorted
+by `handoffs.providers.classify`; breakers live in `handoffs.health`; the caps on attempts and time
+in `handoffs.engine`; the attempt log in `handoffs.engine`.
 """
 
 from __future__ import annotations
@@ -24,33 +26,28 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from decimal import Decimal
-from typing import Any, Generic, Literal, TypeVar
+from typing import Any, Generic, Literal, TypeVar, cast
 
 import anyio
-from pydantic_ai.exceptions import (
-    UnexpectedModelBehavior,
-    UsageLimitExceeded,
-)
 from pydantic_ai.models import Model
 from pydantic_ai.usage import RunUsage
 
-from handoffs.budget import Budget, Reservation
+from handoffs.budget import Budget
 from handoffs.catalog import Catalog, ModelEntry, estimate_tokens, reserved_input_tokens
 from handoffs.engine._call import Caller
 from handoffs.engine._cap import Caps
+from handoffs.engine._guard import Bound, Guard
 from handoffs.engine._prompt import render
 from handoffs.engine._retry import RetryPolicy
 from handoffs.engine._trail import Trail
 from handoffs.errors import (
-    BudgetExceeded,
     HandoffTimeout,
     NoRouteAvailable,
     ProviderRejected,
 )
 from handoffs.handoff import Delivery, HandoffRecord
 from handoffs.health import Breaker, Health
-from handoffs.providers import ProviderFault, classify
+from handoffs.providers import ProviderFault
 from handoffs.routing import (
     OutcomeLog,
     Policy,
@@ -147,6 +144,9 @@ class Session:
             first_event_timeout_s=self.retry.first_event_timeout_s,
         )
         self._addresses: dict[str, str] = {}
+        self.guard = Guard(breaker=self.breaker, caps=self.caps, retry=self.retry)
+        """The failover engine every call of this session passes through (its handoffs' and its
+        orchestrator's): spend caps, breakers, reservations, fault sorting, the 429 policy."""
 
     @property
     def tracing(self) -> Tracing | None:
@@ -291,81 +291,74 @@ class Session:
         previous: Any = None
         feedback: list[str] | None = None
         retries = 0
-        breaker = self.breaker(entry)
         while True:
             if trail.calls >= self.retry.max_attempts:
                 return _Step("stop", failure=self._timeout(trail, "attempts"))
             left = deadline - time.monotonic()
             if left <= 0:
                 return _Step("stop", failure=self._timeout(trail, "time"))
-            estimate = self._estimate(entry, trail, previous, feedback)
-            blocked = self.caps.blocked(entry.id, task.kind, estimate) if self.caps else None
-            if blocked is not None:
-                trail.add(entry, rung, "refused", bool(retries), error=blocked)
+            per_call = left if task.deadline_s is None else min(left, task.deadline_s)
+
+            async def send(
+                usage: RunUsage,
+                previous: Any = previous,
+                feedback: list[str] | None = feedback,
+                per_call: float = per_call,
+            ) -> Any:
+                return await self._run(entry, task, usage, previous, feedback, per_call)
+
+            call = await self.guard.call(
+                entry,
+                send,
+                kind=task.kind,
+                budget=budget,
+                bound=self._bound(entry, trail, previous, feedback),
+            )
+            again = bool(retries)
+            if call.outcome == "refused":
+                trail.add(entry, rung, "refused", again, error=call.reason)
                 return _Step("next")
-            if not breaker.admit():
-                why = breaker.unavailable_reason() or "circuit open"
-                trail.add(entry, rung, "refused", bool(retries), error=why)
-                return _Step("next")
-            try:
-                held = self._reserve(budget, entry, task.kind, estimate)
-            except BudgetExceeded as exc:
-                breaker.release()
-                trail.add(entry, rung, "refused", bool(retries), error=str(exc))
-                return _Step("stop", failure=exc)
-            usage = RunUsage()
-            t0 = time.monotonic()
-            try:
-                per_call = left if task.deadline_s is None else min(left, task.deadline_s)
-                output = await self._run(entry, task, usage, previous, feedback, per_call)
-            except Exception as exc:
-                fault = classify(exc)
-                answer_problem = isinstance(exc, UnexpectedModelBehavior | UsageLimitExceeded)
-                if fault is None and not answer_problem:
-                    self._settle(held, None)
-                    breaker.release()
-                    raise
-                self._settle(held, entry.cost(usage.input_tokens, usage.output_tokens))
-                latency = time.monotonic() - t0
-                if fault is None:  # the endpoint answered; the answer did not validate
-                    breaker.success()
-                    trail.add(
-                        entry,
-                        rung,
-                        "invalid_output",
-                        bool(retries),
-                        usage=usage,
-                        latency=latency,
-                        error=_one_line(exc),
-                    )
-                    if retries < task.feedback_retries:
-                        retries += 1
-                        previous, feedback = (
-                            None,
-                            [f"the answer did not validate: {_one_line(exc)}"],
-                        )
-                        continue
-                    return _Step("escalate")
-                self.tell_breaker(fault, breaker)
+            if call.outcome == "over_budget":
+                trail.add(entry, rung, "refused", again, error=call.reason)
+                return _Step("stop", failure=call.error)
+            if call.outcome == "invalid":  # the endpoint answered; the answer did not validate
+                error = _one_line(call.error or ValueError("invalid answer"))
+                trail.add(
+                    entry,
+                    rung,
+                    "invalid_output",
+                    again,
+                    usage=call.usage,
+                    latency=call.latency_s,
+                    error=error,
+                )
+                if retries < task.feedback_retries:
+                    retries += 1
+                    previous, feedback = None, [f"the answer did not validate: {error}"]
+                    continue
+                return _Step("escalate")
+            if call.outcome == "fault":
+                fault = call.fault
+                assert fault is not None
                 trail.add(
                     entry,
                     rung,
                     "provider_error",
-                    bool(retries),
-                    usage=usage,
-                    latency=latency,
+                    again,
+                    usage=call.usage,
+                    latency=call.latency_s,
                     error=fault.detail,
                     fault=fault.kind,
                 )
-                if await self._wait_for_rate_limit(fault, entry, trail, deadline):
+                wait = self.guard.retry_after(
+                    fault, entry, deadline=deadline, limit_s=task.deadline_s
+                )
+                if wait is not None:
+                    await anyio.sleep(wait)
                     continue
                 return self._after_fault(fault, entry, trail)
-            except BaseException:
-                self._settle(held, None)
-                breaker.release()
-                raise
-            self._settle(held, entry.cost(usage.input_tokens, usage.output_tokens))
-            breaker.success()
+            output = cast(T, call.output)  # answered
+            t0 = time.monotonic()
             ctx = CheckContext(
                 task=task, producer=entry.id, catalog=self.catalog, ask=self._asker(budget)
             )
@@ -375,9 +368,9 @@ class Session:
                 entry,
                 rung,
                 "accepted" if passed else "rejected",
-                bool(retries),
-                usage=usage,
-                latency=time.monotonic() - t0,
+                again,
+                usage=call.usage,
+                latency=call.latency_s + time.monotonic() - t0,
                 verdicts=verdicts,
             )
             if passed:
@@ -387,32 +380,6 @@ class Session:
             retries += 1
             previous = task.dump_output(output)
             feedback = [r for v in verdicts if not v.passed for r in v.reasons] or ["rejected"]
-
-    @staticmethod
-    def tell_breaker(fault: ProviderFault, breaker: Breaker) -> None:
-        """What a provider fault tells the endpoint's breaker: sick (5xx, connection), busy
-        (429: neither) or well (it answered, refusing this one request)."""
-        if fault.kind == "unavailable":
-            breaker.failure(fault.detail)
-        elif fault.kind == "rate_limited":
-            breaker.release()  # up but busy: neither healthy nor sick
-        else:
-            breaker.success()  # it answered, with a refusal about this request
-
-    async def _wait_for_rate_limit(
-        self, fault: ProviderFault, entry: ModelEntry, trail: Trail[Any], deadline: float
-    ) -> bool:
-        """Wait out a 429's Retry-After when it fits the deadline; False: move on instead."""
-        wait = fault.retry_after_s
-        if fault.kind != "rate_limited" or wait is None:
-            return False
-        limit = trail.task.deadline_s or self.retry.max_retry_after_s
-        if wait + entry.typical_latency_s > limit:
-            return False  # the task's deadline (or the policy's longest wait) cannot absorb it
-        if time.monotonic() + wait + entry.typical_latency_s > deadline:
-            return False
-        await anyio.sleep(wait)
-        return True
 
     def _after_fault(self, fault: ProviderFault, entry: ModelEntry, trail: Trail[T]) -> _Step[T]:
         task = trail.task
@@ -439,26 +406,6 @@ class Session:
             )
         return HandoffTimeout(message, task_id=task.id, attempts=trail.attempts)
 
-    def _reserve(
-        self, budget: Budget, entry: ModelEntry, kind: str, estimate: Decimal
-    ) -> list[Reservation]:
-        held = [budget.reserve(estimate)]
-        if self.caps:
-            try:
-                held += self.caps.reserve(entry.id, kind, estimate)
-            except BudgetExceeded:
-                held[0].release()
-                raise
-        return held
-
-    @staticmethod
-    def _settle(held: list[Reservation], cost: Decimal | None) -> None:
-        for reservation in held:
-            if cost is None:
-                reservation.release()
-            else:
-                reservation.commit(cost)
-
     def _give_up(self, trail: Trail[T], failure: Exception | None) -> Delivery[T]:
         failure = trail.failure(failure)
         fatal = isinstance(failure, ProviderRejected) and failure.cause == "rejected"
@@ -469,18 +416,19 @@ class Session:
         self._record(trail.failed(failure), trail.task)
         raise failure
 
-    def _estimate(
+    def _bound(
         self,
         entry: ModelEntry,
         trail: Trail[Any],
         previous: Any,
         feedback: list[str] | None,
-    ) -> Decimal:
+    ) -> Bound:
+        """What one call of `entry` may use, as reserved: the prompt's tokens and `max_tokens`."""
         extra = 0
         if feedback:
             extra = estimate_tokens(repr(previous) + " ".join(feedback)) + FEEDBACK_PROMPT_TOKENS
         tokens = reserved_input_tokens(trail.decision.input_tokens + extra)
-        return entry.cost(tokens, trail.task.max_output_tokens)
+        return Bound(input_tokens=tokens, output_tokens=trail.task.max_output_tokens)
 
     def _record(self, record: HandoffRecord, task: Task[Any] | None = None) -> HandoffRecord:
         """Keep a finished handoff's record; with its `task` (not for a replayed record), log
