@@ -265,8 +265,12 @@ def _truth(exchange: Exchange) -> Truth:
     return judge(exchange.request, exchange.reply, bytes(exchange.sent))
 
 
+KINDS = ("escape", "lost", "record", "attempts", "cost", "delivery", "degraded", "budget",
+         "reserved", "liveness")  # fmt: skip
+
+
 def violations(outcome: Outcome, *, liveness: bool = True) -> list[str]:
-    """Every invariant the outcome breaks, as one line each (empty: conformant)."""
+    """Every invariant the outcome breaks, one line each tagged with its kind (`KINDS`)."""
     scenario = outcome.scenario
     cat = outcome.catalog
     assert cat is not None
@@ -278,10 +282,10 @@ def violations(outcome: Outcome, *, liveness: bool = True) -> list[str]:
         added, before = d.records_after - before, d.records_after
         # 1. nothing escapes outside the documented tree
         if isinstance(result, BaseException) and not isinstance(result, HandoffsError):
-            found.append(f"{where}: {type(result).__name__} escaped delegate: {result!r:.200}")
+            found.append(f"[escape] {where}: {type(result).__name__} escaped delegate: {result!r:.200}")
         # 2. nothing lost: every delegate leaves exactly one record, matching how it ended
         if added != 1 or d.record is None:
-            found.append(f"{where}: the handoff left {added} records (lost)")
+            found.append(f"[lost] {where}: the handoff left {added} records (lost)")
             continue
         if isinstance(result, BaseException) and not isinstance(result, HandoffsError):
             continue
@@ -289,12 +293,12 @@ def violations(outcome: Outcome, *, liveness: bool = True) -> list[str]:
         if isinstance(result, Delivery):
             want = "degraded" if result.degraded else "delivered"
             if record.status != want:
-                found.append(f"{where}: record status {record.status}, delivery is {want}")
+                found.append(f"[record] {where}: record status {record.status}, delivery is {want}")
         elif record.status != "failed":
-            found.append(f"{where}: raised but the record says {record.status}")
+            found.append(f"[record] {where}: raised but the record says {record.status}")
         if isinstance(result, HandoffError) and tuple(result.attempts) != record.attempts:
             if not (isinstance(result, ProviderRejected) and not result.attempts):
-                found.append(f"{where}: the exception's attempts differ from the record's")
+                found.append(f"[record] {where}: the exception's attempts differ from the record's")
         attempts = record.attempts
         # 3. every call is an attempt, charged at least what the provider billed
         found += _check_attempts(where, attempts, d, cat)
@@ -302,22 +306,22 @@ def violations(outcome: Outcome, *, liveness: bool = True) -> list[str]:
         if isinstance(result, Delivery):
             if result.degraded:
                 if not scenario.fallback or result.output != scenario.fallback_value:
-                    found.append(f"{where}: degraded delivery is not the task's fallback")
+                    found.append(f"[degraded] {where}: degraded delivery is not the task's fallback")
             else:
                 found += _check_delivery(where, result, d, scenario)
         # 5. the budget
         limit = scenario.budget_usd
         if limit is not None and d.spent > limit:
-            found.append(f"{where}: spent ${d.spent} of a ${limit} budget")
+            found.append(f"[budget] {where}: spent ${d.spent} of a ${limit} budget")
         if d.reserved != 0:
-            found.append(f"{where}: ${d.reserved} still reserved after the handoff")
+            found.append(f"[reserved] {where}: ${d.reserved} still reserved after the handoff")
         # 6. liveness: with a healthy model on the route, only a budget or a refusal stops short
         if liveness:
             delivered = isinstance(result, Delivery) and not result.degraded
             if not delivered and record.cause not in ALLOWED_GIVE_UP:
                 called = len(d.healthy)
                 found.append(
-                    f"{where}: gave up (cause={record.cause}, "
+                    f"[liveness] {where}: gave up (cause={record.cause}, "
                     f"{type(result).__name__}) with the healthy model called {called} times; "
                     f"attempts: {[(a.model, a.outcome, a.fault) for a in attempts]}"
                 )
@@ -332,7 +336,7 @@ def _check_attempts(
         made = [a for a in attempts if a.model == model and a.outcome != "refused"]
         if len(made) != len(exchanges):
             found.append(
-                f"{where}: {len(exchanges)} requests reached {model}'s server, "
+                f"[attempts] {where}: {len(exchanges)} requests reached {model}'s server, "
                 f"{len(made)} attempts recorded"
             )
             continue
@@ -344,7 +348,7 @@ def _check_attempts(
             floor = entry.cost(truth.reported_in, truth.billed_out)
             if attempt.cost_usd < floor:
                 found.append(
-                    f"{where}: {model} call {i} ({attempt.outcome}/{attempt.fault}) recorded "
+                    f"[cost] {where}: {model} call {i} ({attempt.outcome}/{attempt.fault}) recorded "
                     f"${attempt.cost_usd} (in {attempt.input_tokens}, out "
                     f"{attempt.output_tokens}); the provider billed at least ${floor} "
                     f"(reported in {truth.reported_in}, out {truth.reported_out}, "
@@ -355,22 +359,28 @@ def _check_attempts(
 
 def _check_delivery(where: str, delivery: Delivery[Any], d: Delegation, s: Scenario) -> list[str]:
     if not d.order:
-        return [f"{where}: delivered with no request made"]
+        return [f"[delivery] {where}: delivered with no request made"]
     name, last = d.order[-1]
     if delivery.model != name:
-        return [f"{where}: delivered {delivery.model}'s answer but the last response was {name}'s"]
+        return [f"[delivery] {where}: delivered {delivery.model}'s answer but the last response was {name}'s"]
     truth = _truth(last)
     ok, value = truth.value(s.output_type)
     if not ok:
         return [
-            f"{where}: delivered {delivery.output!r:.80} from {name} as complete, but the "
+            f"[delivery] {where}: delivered {delivery.output!r:.80} from {name} as complete, but the "
             f"response was not a complete valid answer (finish={truth.finish!r}, "
             f"kind={truth.kind}, {len(last.sent)}/{len(last.reply.body)} body bytes sent, "
             f"notes={truth.notes})"
         ]
     if value != delivery.output:
-        return [f"{where}: delivered {delivery.output!r:.80}, the response said {value!r:.80}"]
+        return [f"[delivery] {where}: delivered {delivery.output!r:.80}, the response said {value!r:.80}"]
     return []
+
+
+def of_kind(outcome: Outcome, *kinds: str) -> list[str]:
+    """The violations of the given kinds only."""
+    assert all(k in KINDS for k in kinds), kinds
+    return [v for v in violations(outcome) if v[1 : v.index("]")] in kinds]
 
 
 def check(outcome: Outcome, *, liveness: bool = True) -> None:

@@ -53,8 +53,9 @@ class Recipe:
     """With `usage="inflated"`: report this many times the request's max_tokens as output."""
     choices: Choices = "one"
     edits: tuple[tuple[str, int], ...] = ()
-    """On a stream's events, in order: ("drop", i), ("dup", i), ("swap", i) with i+1, ("cut", i):
-    end the stream before event i. Indexes are taken modulo the number of events."""
+    """On a stream's events, in order (see `_edit`): ("drop", i), ("dup", i), ("swap", i) with
+    i+1, ("cut", i): end the stream before event i; ("drop-content", i), ("swap-content", i) on
+    answer-token events only. Indexes are taken modulo the number of events they apply to."""
     done: bool = True
     """OpenAI's `data: [DONE]`; Anthropic's `message_stop`."""
     stream_error_at: int | None = None
@@ -358,9 +359,36 @@ def _anthropic_error_event() -> bytes:
 # -- realize -------------------------------------------------------------------------------------
 
 
+def _is_content(event: bytes) -> bool:
+    """Whether an SSE event carries answer tokens (a text or tool-argument delta)."""
+    if b"content_block_delta" in event:
+        return True
+    try:
+        data = json.loads(event.split(b"data: ", 1)[1])
+        delta = data["choices"][0]["delta"]
+    except (IndexError, KeyError, TypeError, ValueError):
+        return False
+    calls = delta.get("tool_calls") or [{}]
+    return bool(delta.get("content") or (calls[0].get("function") or {}).get("arguments"))
+
+
 def _edit(events: list[bytes], edits: tuple[tuple[str, int], ...]) -> list[bytes]:
+    """Apply stream edits. `drop`, `dup`, `swap` (with the next event) and `cut` (end the stream
+    before it) take any event; `drop-content` and `swap-content` only answer-token events (swapped
+    with the next one of those)."""
     events = list(events)
     for op, raw in edits:
+        if op.endswith("-content"):
+            where = [k for k, e in enumerate(events) if _is_content(e)]
+            if len(where) < (2 if op == "swap-content" else 1):
+                continue
+            k = raw % len(where)
+            if op == "drop-content":
+                del events[where[k]]
+            elif k + 1 < len(where):
+                a, b = where[k], where[k + 1]
+                events[a], events[b] = events[b], events[a]
+            continue
         if not events:
             break
         i = raw % len(events)
@@ -610,7 +638,7 @@ def _judge_openai_stream(events: list[tuple[str | None, str]], truth: Truth) -> 
         if not isinstance(chunk, dict) or "error" in chunk:
             truth.broken = True
             truth.notes.append("error event")
-            continue
+            break  # the provider's error ends its stream: a client reads no further
         usage = chunk.get("usage")
         if isinstance(usage, dict):
             truth.reported_in = int(usage.get("prompt_tokens") or 0)
@@ -656,6 +684,7 @@ def _judge_anthropic_stream(events: list[tuple[str | None, str]], truth: Truth) 
         if kind == "error":
             truth.broken = True
             truth.notes.append("error event")
+            break  # the provider's error ends its stream: a client reads no further
         elif kind == "message_start":
             if started:
                 truth.notes.append("second message_start")
