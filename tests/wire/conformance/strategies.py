@@ -50,7 +50,13 @@ def recipes(draw: st.DrawFn) -> Recipe:
             fields["retry_after"] = draw(st.sampled_from(RETRY_AFTER))
             fields["retry_after_ms"] = draw(_weighted(None, *RETRY_AFTER_MS[1:]))
     else:
-        fields["content"] = draw(_weighted("fit", "text", "tool-bad", "empty", "blank", "null"))
+        fields["content"] = draw(
+            _weighted("fit", "text", "tool-bad", "empty", "blank", "null", "html")
+        )
+        fields["unicode"] = draw(st.booleans())
+        fields["split_writes"] = draw(_weighted(False, True))
+        fields["pings"] = draw(_weighted(False, True))
+        fields["crlf"] = draw(_weighted(False, True))
         fields["words"] = draw(st.integers(1, 12))
         fields["finish"] = draw(
             _weighted("natural", "missing", "null", "length", "content_filter", "mismatch", "odd")
@@ -176,6 +182,10 @@ def healthy_transports(draw: st.DrawFn) -> Scenario:
         stall_s=draw(st.sampled_from((0.0, 0.02))),
         done=draw(st.booleans()),
         content_type=draw(st.sampled_from(("right", "wrong", "missing"))),
+        unicode=draw(st.booleans()),
+        split_writes=draw(st.booleans()),
+        pings=draw(st.booleans()),
+        crlf=draw(st.booleans()),
     )
     return Scenario(
         wire=draw(st.sampled_from(("openai", "anthropic"))),

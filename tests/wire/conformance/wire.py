@@ -23,7 +23,7 @@ from .server import Framing, Reply, Request, Segment
 __all__ = ["Recipe", "Truth", "healthy", "judge", "realize", "wire_of"]
 
 Wire = Literal["openai", "anthropic"]
-Content = Literal["fit", "text", "tool-bad", "empty", "blank", "null"]
+Content = Literal["fit", "text", "tool-bad", "empty", "blank", "null", "html"]
 Finish = Literal["natural", "missing", "null", "length", "content_filter", "mismatch", "odd"]
 Usage = Literal["exact", "missing", "zero", "inflated"]
 Choices = Literal["one", "empty", "missing", "null", "two"]
@@ -32,6 +32,7 @@ ContentType = Literal["right", "wrong", "missing"]
 
 WORDS = (" alpha", " bravo", " charlie", " delta", " echo", " foxtrot", " golf", " hotel",
          " india", " juliet", " kilo", " lima", " mike", " november", " oscar", " papa")  # fmt: skip
+UNICODE_WORDS = (" café", " naïve", " façade", " 東京都庁", " Ελλάδα", " emoji😀🚀")
 TOOL = "final_result"
 GOOD_ARGS = {"category": "billing", "priority": 2}
 BAD_ARGS = {"category": "refund", "priority": "soon"}
@@ -72,6 +73,14 @@ class Recipe:
     content_type: ContentType = "right"
     pieces: int = 1
     """A JSON body is written in this many segments (so a stall can fall inside it)."""
+    unicode: bool = False
+    """Text tokens with multi-byte UTF-8 characters."""
+    split_writes: bool = False
+    """Write every SSE event in two writes, split at its middle byte (maybe inside a character)."""
+    pings: bool = False
+    """SSE comments (`: keep-alive`) and Anthropic `ping` events between the events."""
+    crlf: bool = False
+    """SSE lines end with CRLF instead of LF."""
 
 
 def wire_of(request: Request) -> Wire:
@@ -122,7 +131,8 @@ def _plan(recipe: Recipe, request: Request) -> _Plan:
     if content == "fit":
         content = "tool-good" if _wants_tool(request) else "text"  # type: ignore[assignment]
     if content == "text":
-        return _Plan("text", tuple(WORDS[i % len(WORDS)] for i in range(max(1, recipe.words))))
+        words = UNICODE_WORDS if recipe.unicode else WORDS
+        return _Plan("text", tuple(words[i % len(words)] for i in range(max(1, recipe.words))))
     if content == "blank":
         return _Plan("text", ("    ",))
     if content in ("empty", "null"):
@@ -411,7 +421,13 @@ def realize(recipe: Recipe, request: Request) -> Reply:
         headers.append(("retry-after", recipe.retry_after))
     if recipe.retry_after_ms is not None:
         headers.append(("retry-after-ms", recipe.retry_after_ms))
-    if recipe.status != 200:
+    if recipe.status == 200 and recipe.content == "html":
+        # a proxy's or captive portal's page, with a 200, whatever was asked
+        body = b"<html><head><title>Sign in</title></head><body>Please sign in.</body></html>"
+        headers.append(("content-type", "text/html; charset=utf-8"))
+        segments = _split(body, recipe.pieces)
+        framing = recipe.framing or "length"
+    elif recipe.status != 200:
         body, ctype = _error_body(recipe, wire)
         headers.append(("content-type", ctype))
         segments = _split(body, recipe.pieces)
@@ -427,6 +443,13 @@ def realize(recipe: Recipe, request: Request) -> Reply:
         ctype = {"right": "text/event-stream", "wrong": "application/json", "missing": None}
         if ctype[recipe.content_type]:
             headers.append(("content-type", ctype[recipe.content_type]))  # type: ignore[arg-type]
+        if recipe.pings:
+            ping = b": keep-alive\n\n" if wire == "openai" else _sse("ping", {"type": "ping"})
+            events = [x for e in events for x in (ping, e)]
+        if recipe.crlf:
+            events = [e.replace(b"\n", b"\r\n") for e in events]
+        if recipe.split_writes:
+            events = [x for e in events for x in (e[: len(e) // 2], e[len(e) // 2 :])]
         segments = tuple(Segment(e) for e in events)
         framing = recipe.framing or "chunked"
     else:
