@@ -32,9 +32,9 @@ __all__ = ["Outcome", "Scenario", "Ticket", "Triage", "Violation", "check", "run
 
 PRICE_IN = Decimal(100)
 PRICE_OUT = Decimal(400)
-REQUEST_TIMEOUT_S = 0.4
-FIRST_EVENT_TIMEOUT_S = 0.3
-LONG_STALL_S = 0.9
+REQUEST_TIMEOUT_S = 0.8
+FIRST_EVENT_TIMEOUT_S = 0.6
+LONG_STALL_S = 1.2
 """Longer than any per-call deadline here."""
 FALLBACK_TEXT = "FALLBACK"
 
@@ -334,11 +334,15 @@ def _check_attempts(
     found: list[str] = []
     for model, exchanges in (("primary", d.hostile), ("healthy", d.healthy)):
         made = [a for a in attempts if a.model == model and a.outcome != "refused"]
-        if len(made) != len(exchanges):
+        if len(exchanges) > len(made):
             found.append(
                 f"[attempts] {where}: {len(exchanges)} requests reached {model}'s server, "
                 f"{len(made)} attempts recorded"
             )
+            continue
+        if len(exchanges) < len(made):
+            # a call that timed out before its request was written (a loaded machine) never
+            # reaches the server: allowed, but then calls and requests cannot be paired for cost
             continue
         entry = cat[model]
         for i, (attempt, exchange) in enumerate(zip(made, exchanges, strict=True)):

@@ -10,8 +10,10 @@ the starting point for a new case in `test_regressions.py`.
 from __future__ import annotations
 
 import collections
+import os
 import re
 import sys
+import tempfile
 import time
 
 from hypothesis import HealthCheck, Phase, given, seed, settings
@@ -49,6 +51,8 @@ def hunt(n: int, seed_value: int, *, sound: bool) -> dict[str, list[tuple[Scenar
 
 
 def main(argv: list[str]) -> None:
+    os.environ.pop("SSL_CERT_FILE", None)  # see conftest.servers: no CA bundle for loopback HTTP
+    os.environ["SSL_CERT_DIR"] = tempfile.mkdtemp(prefix="no-ca-")
     args = [a for a in argv if not a.startswith("--")]
     n = int(args[0]) if args else 200
     seed_value = int(args[1]) if len(args) > 1 else 0

@@ -32,15 +32,29 @@ STREAM_HEAD_BYTES = 20
 
 
 def _weighted(common: Any, *rare: Any) -> st.SearchStrategy[Any]:
-    """`common` about two times in three, else one of `rare`."""
-    return st.one_of(st.just(common), st.just(common), st.sampled_from(rare))
+    """`common` half the time, else one of `rare`."""
+    return st.one_of(st.just(common), st.sampled_from(rare))
+
+
+AXES = ("status", "content", "finish", "usage", "choices", "events", "transport", "stall")
+"""What a recipe can get wrong. Each recipe perturbs one or two axes only (swarm testing), so one
+fault is not hidden behind another and every region is reached often enough."""
 
 
 @st.composite
 def recipes(draw: st.DrawFn) -> Recipe:
-    """Any response, healthy or not (one time in four an error status)."""
-    fields: dict[str, Any] = {}
-    if draw(st.integers(0, 3)) == 0:
+    """Any response: one or two axes (`AXES`) perturbed, the rest healthy; any cosmetics (UTF-8,
+    split writes, SSE pings, CRLF, a body written in pieces)."""
+    axes = draw(st.sets(st.sampled_from(AXES), min_size=1, max_size=2))
+    fields: dict[str, Any] = {
+        "words": draw(st.integers(1, 12)),
+        "unicode": draw(st.booleans()),
+        "split_writes": draw(st.booleans()),
+        "pings": draw(st.booleans()),
+        "crlf": draw(st.booleans()),
+        "pieces": draw(st.integers(1, 3)),
+    }
+    if "status" in axes:
         status = draw(st.sampled_from(ERROR_STATUSES))
         fields["status"] = status
         fields["error_body"] = draw(
@@ -49,36 +63,37 @@ def recipes(draw: st.DrawFn) -> Recipe:
         if status in (429, 503, 529) or draw(st.booleans()):
             fields["retry_after"] = draw(st.sampled_from(RETRY_AFTER))
             fields["retry_after_ms"] = draw(_weighted(None, *RETRY_AFTER_MS[1:]))
-    else:
+    if "content" in axes:
         fields["content"] = draw(
-            _weighted("fit", "text", "tool-bad", "empty", "blank", "null", "html")
+            st.sampled_from(("text", "tool-bad", "empty", "blank", "null", "html"))
         )
-        fields["unicode"] = draw(st.booleans())
-        fields["split_writes"] = draw(_weighted(False, True))
-        fields["pings"] = draw(_weighted(False, True))
-        fields["crlf"] = draw(_weighted(False, True))
-        fields["words"] = draw(st.integers(1, 12))
+    if "finish" in axes:
         fields["finish"] = draw(
-            _weighted("natural", "missing", "null", "length", "content_filter", "mismatch", "odd")
+            st.sampled_from(("missing", "null", "length", "content_filter", "mismatch", "odd"))
         )
-        fields["usage"] = draw(_weighted("exact", "missing", "zero", "inflated"))
+    if "usage" in axes:
+        fields["usage"] = draw(st.sampled_from(("missing", "zero", "inflated")))
         fields["inflate"] = draw(st.sampled_from((2, 10, 50)))
-        fields["choices"] = draw(_weighted("one", "empty", "missing", "null", "two"))
+    if "choices" in axes:
+        fields["choices"] = draw(st.sampled_from(("empty", "missing", "null", "two")))
+    if "events" in axes:
         ops = st.tuples(st.sampled_from(EDIT_OPS), st.integers(0, 40))
         fields["edits"] = tuple(draw(st.lists(ops, max_size=3)))
-        fields["done"] = draw(st.sampled_from((True, True, True, False)))
+        fields["done"] = draw(st.booleans())
         fields["stream_error_at"] = draw(_weighted(None, 0, 1, 3, 6, 40))
+    if "transport" in axes:
+        fields["framing"] = draw(_weighted(None, "length", "length-sent", "close", "chunked"))
+        fields["cut"] = draw(
+            st.one_of(st.none(), st.integers(0, STREAM_HEAD_BYTES), st.integers(0, 4000))
+        )
+        fields["ending"] = draw(st.sampled_from(("keep", "clean", "abrupt")))
         fields["content_type"] = draw(_weighted("right", "wrong", "missing"))
-    fields["framing"] = draw(_weighted(None, "length", "length-sent", "close", "chunked"))
-    if draw(st.integers(0, 2)) == 0:
-        fields["cut"] = draw(st.one_of(st.integers(0, STREAM_HEAD_BYTES), st.integers(0, 4000)))
-    fields["ending"] = draw(_weighted("keep", "clean", "abrupt"))
-    fields["pieces"] = draw(st.integers(1, 3))
-    if draw(st.integers(0, 5)) == 0:
-        fields["stall_headers_s"] = draw(st.sampled_from(STALLS))
-    if draw(st.integers(0, 4)) == 0:
-        fields["stall_at"] = draw(st.integers(0, 40))
-        fields["stall_s"] = draw(st.sampled_from(STALLS))
+    if "stall" in axes:
+        if draw(st.booleans()):
+            fields["stall_headers_s"] = draw(st.sampled_from(STALLS))
+        else:
+            fields["stall_at"] = draw(st.integers(0, 40))
+            fields["stall_s"] = draw(st.sampled_from(STALLS))
     return Recipe(**fields)
 
 
@@ -139,7 +154,14 @@ def soundify(r: Recipe, s: Scenario) -> Recipe:
 
 
 @st.composite
-def scenarios(draw: st.DrawFn, *, sound: bool = False) -> Scenario:
+def scenarios(
+    draw: st.DrawFn,
+    *,
+    sound: bool = False,
+    wire: str | None = None,
+    stream: bool | None = None,
+) -> Scenario:
+    """A two-model scenario and one to three hostile recipes (`wire`/`stream`: fix the primary's)."""
     budget = draw(
         st.one_of(
             st.none(),
@@ -147,8 +169,8 @@ def scenarios(draw: st.DrawFn, *, sound: bool = False) -> Scenario:
         )
     )
     scenario = Scenario(
-        wire=draw(st.sampled_from(("openai", "anthropic"))),
-        stream=draw(st.booleans()),
+        wire=wire or draw(st.sampled_from(("openai", "anthropic"))),  # type: ignore[arg-type]
+        stream=draw(st.booleans()) if stream is None else stream,
         healthy_stream=draw(st.booleans()),
         output=draw(st.sampled_from(("str", "model"))),
         fallback=draw(st.booleans()),
@@ -194,3 +216,42 @@ def healthy_transports(draw: st.DrawFn) -> Scenario:
         recipes=(recipe,),
         budget_usd=draw(st.sampled_from((None, Decimal("1")))),
     )
+
+
+def single_faults(*, stream: bool, output: str) -> list[Recipe]:
+    """Each fault value of each axis alone, once: a deterministic sweep the default run always
+    makes (the random properties reach combinations; this makes sure no single fault is missed).
+    Faults about the answer itself run for both output types; transport and status faults, which
+    do not care what the answer is, for `str` only."""
+    found: list[Recipe] = [Recipe()]
+    found += [Recipe(content=c) for c in ("text", "tool-bad", "empty", "blank", "null", "html")]
+    found += [
+        Recipe(finish=f)
+        for f in ("missing", "null", "length", "content_filter", "mismatch", "odd")
+    ]
+    found += [Recipe(usage=u) for u in ("missing", "zero", "inflated")]
+    if stream:
+        found += [Recipe(edits=((op, i),)) for op in EDIT_OPS for i in (0, 2, 5)]
+        found += [Recipe(done=False), Recipe(stream_error_at=0), Recipe(stream_error_at=3)]
+    else:
+        found += [Recipe(choices=c) for c in ("empty", "missing", "null", "two")]
+    if output != "str":
+        return found
+    found += [Recipe(status=code) for code in (400, 401, 402, 404, 408, 413, 429, 500, 503, 529)]
+    found += [Recipe(status=400, error_body=b) for b in ("context_length", "content_filter")]
+    found += [Recipe(status=502, error_body=b) for b in ("html", "empty")]
+    found += [Recipe(status=429, retry_after=v) for v in RETRY_AFTER if v is not None]
+    found += [Recipe(status=429, retry_after_ms=v) for v in RETRY_AFTER_MS if v is not None]
+    found += [Recipe(framing=f) for f in ("length", "length-sent", "close", "chunked")]
+    found += [Recipe(ending=e) for e in ("clean", "abrupt")]
+    found += [Recipe(content_type=c) for c in ("wrong", "missing")]
+    found += [Recipe(unicode=True, split_writes=True, pings=True, crlf=True)]
+    found += [Recipe(stall_headers_s=0.02), Recipe(stall_headers_s=LONG_STALL_S)]
+    if stream:
+        found += [Recipe(stall_at=3, stall_s=s) for s in (0.02, LONG_STALL_S)]
+        found += [Recipe(framing="close", cut=c) for c in (0, 10, 400, 900)]
+        found += [Recipe(framing="chunked", cut=c) for c in (0, 400)]
+    else:
+        found += [Recipe(framing=f, cut=c) for f in ("length", "length-sent") for c in (0, 100)]
+        found += [Recipe(pieces=3, stall_at=1, stall_s=s) for s in (0.02, LONG_STALL_S)]
+    return found

@@ -230,7 +230,9 @@ def test_a_response_that_fails_to_parse_is_recorded_at_zero_despite_its_usage(
 def test_anthropic_pause_turn_makes_requests_no_attempt_records(servers: Servers) -> None:
     """`stop_reason: "pause_turn"`: pydantic-ai continues the paused turn with another request
     inside the same `Agent.run`, despite `UsageLimits(request_limit=1)` in `call.Caller.call`.
-    A provider that keeps answering `pause_turn` gets ~10 requests within one 0.4 s
-    `request_timeout`; one attempt is recorded, reserved and charged for one of them."""
+    Here one `pause_turn`, then an `end_turn`: two requests, one attempt. A provider that keeps
+    answering `pause_turn` gets as many requests as fit in `request_timeout` (19 in 0.8 s on
+    loopback), and the single attempt is reserved for one request and charged one request's
+    usage (the last)."""
     scenario = Scenario(wire="anthropic", recipes=(Recipe(finish="odd"),), then="healthy")
     assert_none(servers, scenario, "attempts")
