@@ -220,7 +220,7 @@ async def _run(scenario: Scenario, hostile: WireServer, good: WireServer) -> Out
             await asyncio.to_thread(hostile.settle)
             await asyncio.to_thread(good.settle)
             made = [a for r in session.records[-1:] for a in r.attempts if a.outcome != "refused"]
-            await _wait_for_log(hostile, good, len(made))
+            await asyncio.to_thread(_wait_for_log, hostile, good, len(made))
             order = sorted(
                 [("primary", e) for e in hostile.log] + [("healthy", e) for e in good.log],
                 key=lambda pair: pair[1].started,
@@ -240,13 +240,13 @@ async def _run(scenario: Scenario, hostile: WireServer, good: WireServer) -> Out
     return outcome
 
 
-async def _wait_for_log(hostile: WireServer, good: WireServer, calls: int) -> None:
+def _wait_for_log(hostile: WireServer, good: WireServer, calls: int) -> None:
     """A request the client wrote just before giving up may still be in the server's parser."""
     end = time.monotonic() + 1.0
     while len(hostile.log) + len(good.log) < calls and time.monotonic() < end:
-        await asyncio.sleep(0.01)
-    await asyncio.to_thread(hostile.settle)
-    await asyncio.to_thread(good.settle)
+        time.sleep(0.01)
+    hostile.settle()
+    good.settle()
 
 
 def run(scenario: Scenario, hostile: WireServer, good: WireServer) -> Outcome:
@@ -265,8 +265,18 @@ def _truth(exchange: Exchange) -> Truth:
     return judge(exchange.request, exchange.reply, bytes(exchange.sent))
 
 
-KINDS = ("escape", "lost", "record", "attempts", "cost", "delivery", "degraded", "budget",
-         "reserved", "liveness")  # fmt: skip
+KINDS = (
+    "escape",
+    "lost",
+    "record",
+    "attempts",
+    "cost",
+    "delivery",
+    "degraded",
+    "budget",
+    "reserved",
+    "liveness",
+)
 
 
 def violations(outcome: Outcome, *, liveness: bool = True) -> list[str]:
@@ -282,7 +292,9 @@ def violations(outcome: Outcome, *, liveness: bool = True) -> list[str]:
         added, before = d.records_after - before, d.records_after
         # 1. nothing escapes outside the documented tree
         if isinstance(result, BaseException) and not isinstance(result, HandoffsError):
-            found.append(f"[escape] {where}: {type(result).__name__} escaped delegate: {result!r:.200}")
+            found.append(
+                f"[escape] {where}: {type(result).__name__} escaped delegate: {result!r:.200}"
+            )
         # 2. nothing lost: every delegate leaves exactly one record, matching how it ended
         if added != 1 or d.record is None:
             found.append(f"[lost] {where}: the handoff left {added} records (lost)")
@@ -306,7 +318,9 @@ def violations(outcome: Outcome, *, liveness: bool = True) -> list[str]:
         if isinstance(result, Delivery):
             if result.degraded:
                 if not scenario.fallback or result.output != scenario.fallback_value:
-                    found.append(f"[degraded] {where}: degraded delivery is not the task's fallback")
+                    found.append(
+                        f"[degraded] {where}: degraded delivery is not the task's fallback"
+                    )
             else:
                 found += _check_delivery(where, result, d, scenario)
         # 5. the budget
@@ -366,7 +380,9 @@ def _check_delivery(where: str, delivery: Delivery[Any], d: Delegation, s: Scena
         return [f"[delivery] {where}: delivered with no request made"]
     name, last = d.order[-1]
     if delivery.model != name:
-        return [f"[delivery] {where}: delivered {delivery.model}'s answer but the last response was {name}'s"]
+        return [
+            f"[delivery] {where}: delivered {delivery.model}'s answer but the last response was {name}'s"
+        ]
     truth = _truth(last)
     ok, value = truth.value(s.output_type)
     if not ok:
@@ -377,7 +393,9 @@ def _check_delivery(where: str, delivery: Delivery[Any], d: Delegation, s: Scena
             f"notes={truth.notes})"
         ]
     if value != delivery.output:
-        return [f"[delivery] {where}: delivered {delivery.output!r:.80}, the response said {value!r:.80}"]
+        return [
+            f"[delivery] {where}: delivered {delivery.output!r:.80}, the response said {value!r:.80}"
+        ]
     return []
 
 

@@ -141,8 +141,14 @@ def soundify(r: Recipe, s: Scenario) -> Recipe:
         # test_anthropic_stream_not_opening_with_message_start_escapes_as_assertion_error,
         # test_a_stream_failing_after_its_usage_is_recorded_at_zero,
         # test_a_read_timeout_mid_stream_is_recorded_at_zero
-        safe = {"dup": "dup", "drop": "drop-content", "swap": "swap-content", "cut": "dup",
-                "drop-content": "drop-content", "swap-content": "swap-content"}  # fmt: skip
+        safe = {
+            "dup": "dup",
+            "drop": "drop-content",
+            "swap": "swap-content",
+            "cut": "dup",
+            "drop-content": "drop-content",
+            "swap-content": "swap-content",
+        }
         r = replace(r, edits=tuple((safe[op], i) for op, i in r.edits))
         if r.stream_error_at not in (None, 0):
             r = replace(r, stream_error_at=0)
@@ -226,8 +232,7 @@ def single_faults(*, stream: bool, output: str) -> list[Recipe]:
     found: list[Recipe] = [Recipe()]
     found += [Recipe(content=c) for c in ("text", "tool-bad", "empty", "blank", "null", "html")]
     found += [
-        Recipe(finish=f)
-        for f in ("missing", "null", "length", "content_filter", "mismatch", "odd")
+        Recipe(finish=f) for f in ("missing", "null", "length", "content_filter", "mismatch", "odd")
     ]
     found += [Recipe(usage=u) for u in ("missing", "zero", "inflated")]
     if stream:

@@ -82,8 +82,9 @@ WIRES_AND_MODES = [("openai", False), ("openai", True), ("anthropic", False), ("
 
 
 @pytest.mark.parametrize(
-    ("wire", "stream"), WIRES_AND_MODES, ids=["openai-plain", "openai-stream", "anthropic-plain",
-                                             "anthropic-stream"]  # fmt: skip
+    ("wire", "stream"),
+    WIRES_AND_MODES,
+    ids=["openai-plain", "openai-stream", "anthropic-plain", "anthropic-stream"],
 )
 @profile(25, 250)
 @given(data=st.data())
@@ -99,8 +100,9 @@ def test_responses_outside_the_known_defects_keep_every_promise(
 
 @pytest.mark.parametrize("output", ["str", "model"])
 @pytest.mark.parametrize(
-    ("wire", "stream"), WIRES_AND_MODES, ids=["openai-plain", "openai-stream", "anthropic-plain",
-                                             "anthropic-stream"]  # fmt: skip
+    ("wire", "stream"),
+    WIRES_AND_MODES,
+    ids=["openai-plain", "openai-stream", "anthropic-plain", "anthropic-stream"],
 )
 def test_every_single_fault_outside_the_known_defects_keeps_every_promise(
     servers: Servers, wire: str, stream: bool, output: str

@@ -26,10 +26,6 @@ def xfail(reason: str) -> pytest.MarkDecorator:
     return pytest.mark.xfail(strict=True, reason=f"issue 13: {reason}")
 
 
-def outcome_of(servers: Servers, scenario: Scenario) -> object:
-    return run(scenario, *servers)
-
-
 def assert_none(servers: Servers, scenario: Scenario, *kinds: str) -> None:
     found = of_kind(run(scenario, *servers), *kinds)
     assert not found, scenario.short() + "\n  " + "\n  ".join(found)
@@ -94,9 +90,7 @@ def test_empty_choices_escapes_as_a_bare_index_error(servers: Servers) -> None:
 
 @pytest.mark.parametrize("stream", [False, True], ids=["plain", "stream"])
 @xfail("an Anthropic message without usage escapes delegate as a bare AttributeError, no record")
-def test_anthropic_usage_missing_escapes_as_attribute_error(
-    servers: Servers, stream: bool
-) -> None:
+def test_anthropic_usage_missing_escapes_as_attribute_error(servers: Servers, stream: bool) -> None:
     """A Messages response (or `message_start` event) with no `usage` object: pydantic-ai's usage
     mapping reads `None.output_tokens_details`. The AttributeError is not a provider fault to
     `fault.classify`, so `delegate.Session._turn` re-raises it: no failover, no record."""
@@ -145,7 +139,9 @@ def test_openai_stream_error_status_with_a_cut_body_escapes_as_an_httpx_error(
     [Recipe(status=429, retry_after="0"), Recipe(status=429, retry_after_ms="50")],
     ids=["retry-after-0", "retry-after-ms-50"],
 )
-@xfail("a persistent 429 with a short Retry-After is retried on the same model until attempts run out")
+@xfail(
+    "a persistent 429 with a short Retry-After is retried on the same model until attempts run out"
+)
 def test_persistent_429_is_waited_out_while_the_healthy_equivalent_is_never_called(
     servers: Servers, recipe: Recipe
 ) -> None:
@@ -192,7 +188,9 @@ def test_a_read_timeout_mid_stream_is_recorded_at_zero(servers: Servers, wire: s
 
 
 @pytest.mark.parametrize(("wire", "at"), [("openai", 3), ("anthropic", 4)])
-@xfail("a stream broken by a provider error mid-answer is charged nothing for the tokens it streamed")
+@xfail(
+    "a stream broken by a provider error mid-answer is charged nothing for the tokens it streamed"
+)
 def test_a_provider_error_mid_stream_is_not_charged_for_the_streamed_tokens(
     servers: Servers, wire: str, at: int
 ) -> None:

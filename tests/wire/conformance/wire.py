@@ -30,8 +30,24 @@ Choices = Literal["one", "empty", "missing", "null", "two"]
 ErrorBody = Literal["json", "html", "empty", "context_length", "content_filter"]
 ContentType = Literal["right", "wrong", "missing"]
 
-WORDS = (" alpha", " bravo", " charlie", " delta", " echo", " foxtrot", " golf", " hotel",
-         " india", " juliet", " kilo", " lima", " mike", " november", " oscar", " papa")  # fmt: skip
+WORDS = (
+    " alpha",
+    " bravo",
+    " charlie",
+    " delta",
+    " echo",
+    " foxtrot",
+    " golf",
+    " hotel",
+    " india",
+    " juliet",
+    " kilo",
+    " lima",
+    " mike",
+    " november",
+    " oscar",
+    " papa",
+)
 UNICODE_WORDS = (" café", " naïve", " façade", " 東京都庁", " Ελλάδα", " emoji😀🚀")
 TOOL = "final_result"
 GOOD_ARGS = {"category": "billing", "priority": 2}
@@ -151,13 +167,21 @@ def _finish_value(recipe: Recipe, plan: _Plan, wire: Wire) -> tuple[bool, Any]:
     if f == "null":
         return True, None
     if wire == "openai":
-        value = {"natural": natural_openai, "length": "length",
-                 "content_filter": "content_filter", "odd": "guardrail_intervened",
-                 "mismatch": "stop" if plan.kind == "tool" else "tool_calls"}[f]  # fmt: skip
+        value = {
+            "natural": natural_openai,
+            "length": "length",
+            "content_filter": "content_filter",
+            "odd": "guardrail_intervened",
+            "mismatch": "stop" if plan.kind == "tool" else "tool_calls",
+        }[f]
     else:
-        value = {"natural": natural_anthropic, "length": "max_tokens",
-                 "content_filter": "refusal", "odd": "pause_turn",
-                 "mismatch": "end_turn" if plan.kind == "tool" else "tool_use"}[f]  # fmt: skip
+        value = {
+            "natural": natural_anthropic,
+            "length": "max_tokens",
+            "content_filter": "refusal",
+            "odd": "pause_turn",
+            "mismatch": "end_turn" if plan.kind == "tool" else "tool_use",
+        }[f]
     return True, value
 
 
@@ -209,9 +233,12 @@ def _openai_plain(recipe: Recipe, plan: _Plan, request: Request) -> bytes:
     elif plan.kind == "tool":
         message["content"] = None
         message["tool_calls"] = [
-            {"id": "call_conf1", "type": "function",
-             "function": {"name": TOOL, "arguments": "".join(plan.tokens)}}
-        ]  # fmt: skip
+            {
+                "id": "call_conf1",
+                "type": "function",
+                "function": {"name": TOOL, "arguments": "".join(plan.tokens)},
+            }
+        ]
     else:
         message["content"] = None if plan.null else ""
     choice: dict[str, Any] = {"index": 0, "message": message, "logprobs": None}
@@ -236,14 +263,21 @@ def _openai_plain(recipe: Recipe, plan: _Plan, request: Request) -> bytes:
         body["choices"] = None
     usage = _usage_numbers(recipe, plan, request)
     if usage is not None:
-        body["usage"] = {"prompt_tokens": usage[0], "completion_tokens": usage[1],
-                         "total_tokens": usage[0] + usage[1]}  # fmt: skip
+        body["usage"] = {
+            "prompt_tokens": usage[0],
+            "completion_tokens": usage[1],
+            "total_tokens": usage[0] + usage[1],
+        }
     return json.dumps(body).encode()
 
 
 def _openai_events(recipe: Recipe, plan: _Plan, request: Request) -> list[bytes]:
-    base = {"id": "chatcmpl-conf", "object": "chat.completion.chunk", "created": 1_700_000_000,
-            "model": request.model or "m"}  # fmt: skip
+    base = {
+        "id": "chatcmpl-conf",
+        "object": "chat.completion.chunk",
+        "created": 1_700_000_000,
+        "model": request.model or "m",
+    }
 
     def chunk(delta: dict[str, Any], finish: Any = None, *, with_finish: bool = True) -> bytes:
         choice: dict[str, Any] = {"index": 0, "delta": delta, "logprobs": None}
@@ -255,8 +289,12 @@ def _openai_events(recipe: Recipe, plan: _Plan, request: Request) -> list[bytes]
     if plan.kind == "text":
         events += [chunk({"content": token}) for token in plan.tokens]
     elif plan.kind == "tool":
-        head = {"index": 0, "id": "call_conf1", "type": "function",
-                "function": {"name": TOOL, "arguments": ""}}  # fmt: skip
+        head = {
+            "index": 0,
+            "id": "call_conf1",
+            "type": "function",
+            "function": {"name": TOOL, "arguments": ""},
+        }
         events.append(chunk({"tool_calls": [head]}))
         events += [
             chunk({"tool_calls": [{"index": 0, "function": {"arguments": token}}]})
@@ -269,9 +307,15 @@ def _openai_events(recipe: Recipe, plan: _Plan, request: Request) -> list[bytes]
         events.append(chunk({}, finish))
     usage = _usage_numbers(recipe, plan, request)
     if usage is not None:
-        body = {**base, "choices": [],
-                "usage": {"prompt_tokens": usage[0], "completion_tokens": usage[1],
-                          "total_tokens": usage[0] + usage[1]}}  # fmt: skip
+        body = {
+            **base,
+            "choices": [],
+            "usage": {
+                "prompt_tokens": usage[0],
+                "completion_tokens": usage[1],
+                "total_tokens": usage[0] + usage[1],
+            },
+        }
         events.append(b"data: " + json.dumps(body).encode() + b"\n\n")
     if recipe.done:
         events.append(b"data: [DONE]\n\n")
@@ -290,8 +334,14 @@ def _anthropic_blocks(plan: _Plan) -> list[dict[str, Any]]:
     if plan.kind == "text":
         return [{"type": "text", "text": "".join(plan.tokens)}]
     if plan.kind == "tool":
-        return [{"type": "tool_use", "id": "toolu_conf1", "name": TOOL,
-                 "input": json.loads("".join(plan.tokens))}]  # fmt: skip
+        return [
+            {
+                "type": "tool_use",
+                "id": "toolu_conf1",
+                "name": TOOL,
+                "input": json.loads("".join(plan.tokens)),
+            }
+        ]
     return [] if plan.null else [{"type": "text", "text": ""}]
 
 
@@ -320,29 +370,57 @@ def _sse(event: str, data: dict[str, Any]) -> bytes:
 def _anthropic_events(recipe: Recipe, plan: _Plan, request: Request) -> list[bytes]:
     usage = _usage_numbers(recipe, plan, request)
     message: dict[str, Any] = {
-        "id": "msg_conf", "type": "message", "role": "assistant", "model": request.model or "m",
-        "content": [], "stop_reason": None, "stop_sequence": None,
-    }  # fmt: skip
+        "id": "msg_conf",
+        "type": "message",
+        "role": "assistant",
+        "model": request.model or "m",
+        "content": [],
+        "stop_reason": None,
+        "stop_sequence": None,
+    }
     if usage is not None:
         message["usage"] = {"input_tokens": usage[0], "output_tokens": min(1, usage[1])}
     events = [_sse("message_start", {"type": "message_start", "message": message})]
     if plan.kind == "text" or (plan.kind == "none" and not plan.null):
-        events.append(_sse("content_block_start", {"type": "content_block_start", "index": 0,
-                                                   "content_block": {"type": "text", "text": ""}}))  # fmt: skip
+        events.append(
+            _sse(
+                "content_block_start",
+                {
+                    "type": "content_block_start",
+                    "index": 0,
+                    "content_block": {"type": "text", "text": ""},
+                },
+            )
+        )
         events += [
-            _sse("content_block_delta", {"type": "content_block_delta", "index": 0,
-                                         "delta": {"type": "text_delta", "text": token}})  # fmt: skip
+            _sse(
+                "content_block_delta",
+                {
+                    "type": "content_block_delta",
+                    "index": 0,
+                    "delta": {"type": "text_delta", "text": token},
+                },
+            )
             for token in plan.tokens
         ]
         events.append(_sse("content_block_stop", {"type": "content_block_stop", "index": 0}))
     elif plan.kind == "tool":
         block = {"type": "tool_use", "id": "toolu_conf1", "name": TOOL, "input": {}}
-        events.append(_sse("content_block_start", {"type": "content_block_start", "index": 0,
-                                                   "content_block": block}))  # fmt: skip
+        events.append(
+            _sse(
+                "content_block_start",
+                {"type": "content_block_start", "index": 0, "content_block": block},
+            )
+        )
         events += [
-            _sse("content_block_delta", {"type": "content_block_delta", "index": 0,
-                                         "delta": {"type": "input_json_delta",
-                                                   "partial_json": token}})  # fmt: skip
+            _sse(
+                "content_block_delta",
+                {
+                    "type": "content_block_delta",
+                    "index": 0,
+                    "delta": {"type": "input_json_delta", "partial_json": token},
+                },
+            )
             for token in plan.tokens
         ]
         events.append(_sse("content_block_stop", {"type": "content_block_stop", "index": 0}))
@@ -362,8 +440,9 @@ def _anthropic_events(recipe: Recipe, plan: _Plan, request: Request) -> list[byt
 
 
 def _anthropic_error_event() -> bytes:
-    return _sse("error", {"type": "error",
-                          "error": {"type": "overloaded_error", "message": "Overloaded"}})  # fmt: skip
+    return _sse(
+        "error", {"type": "error", "error": {"type": "overloaded_error", "message": "Overloaded"}}
+    )
 
 
 # -- realize -------------------------------------------------------------------------------------
@@ -756,8 +835,11 @@ def _judge_anthropic_stream(events: list[tuple[str | None, str]], truth: Truth) 
 def describe(recipe: Recipe) -> str:
     """The non-default fields of a recipe, for messages."""
     default = Recipe()
-    parts = [f"{k}={getattr(recipe, k)!r}" for k in recipe.__dataclass_fields__
-             if getattr(recipe, k) != getattr(default, k)]  # fmt: skip
+    parts = [
+        f"{k}={getattr(recipe, k)!r}"
+        for k in recipe.__dataclass_fields__
+        if getattr(recipe, k) != getattr(default, k)
+    ]
     return f"Recipe({', '.join(parts)})"
 
 
