@@ -14,9 +14,10 @@ the invariants in `harness.violations`:
 - with a healthy model on the route, a handoff only ends without its answer for a budget or a
   refusal (4xx, content filter) by the hostile provider.
 
-Profiles: the default run is seeded (`derandomize`) and bounded (40-80 examples per property,
-well under a minute on a loaded 2-core machine). `HANDOFFS_CONFORMANCE=long` runs ten times more,
-randomly seeded, with shrinking, for on-demand hunts (`hunt.py` tallies every violation class).
+Profiles: the default run is seeded (`derandomize`) and bounded: 15-25 examples per property and
+the deterministic single-fault sweep, under a minute on a loaded 2-core machine.
+`HANDOFFS_CONFORMANCE=long` runs about ten times more examples, randomly seeded, with shrinking,
+for on-demand hunts (`hunt.py` tallies every violation class).
 """
 
 from __future__ import annotations
@@ -60,7 +61,7 @@ def profile(default: int, long: int, *, shrink: bool = True) -> Any:
     )
 
 
-@profile(30, 300)
+@profile(25, 300)
 @given(scenario=healthy_transports())
 def test_a_healthy_answer_is_delivered_whatever_the_transport(
     servers: Servers, scenario: Scenario
@@ -86,7 +87,7 @@ WIRES_AND_MODES = [("openai", False), ("openai", True), ("anthropic", False), ("
     WIRES_AND_MODES,
     ids=["openai-plain", "openai-stream", "anthropic-plain", "anthropic-stream"],
 )
-@profile(25, 250)
+@profile(20, 250)
 @given(data=st.data())
 def test_responses_outside_the_known_defects_keep_every_promise(
     servers: Servers, wire: str, stream: bool, data: st.DataObject
@@ -125,7 +126,7 @@ def test_every_single_fault_outside_the_known_defects_keeps_every_promise(
     strict=False,
     reason="issue 13: the unrestricted attack hits the defects pinned in test_regressions.py",
 )
-@profile(20, 300)
+@profile(15, 300)
 @given(scenario=scenarios())
 def test_any_response_keeps_every_promise(servers: Servers, scenario: Scenario) -> None:
     """Every invariant, on any response at all. Fails today (see the corpus); it passes, and
