@@ -23,7 +23,7 @@ from handoffs.budget import Budget
 from handoffs.errors import HandoffError, HandoffsError, ProviderRejected
 from handoffs.handoff import Attempt, Delivery, HandoffRecord
 from handoffs.health import Health
-from handoffs.retry import RetryPolicy
+from handoffs.engine import RetryPolicy
 
 from .server import Exchange, Reply, Request, WireServer
 from .wire import Recipe, Truth, describe, healthy, judge, realize
