@@ -20,10 +20,10 @@ from pydantic import BaseModel
 
 from handoffs import Catalog, Policy, Portfolio, Rule, Session, Task
 from handoffs.budget import Budget
+from handoffs.engine import RetryPolicy
 from handoffs.errors import HandoffError, HandoffsError, ProviderRejected
 from handoffs.handoff import Attempt, Delivery, HandoffRecord
 from handoffs.health import Health
-from handoffs.engine import RetryPolicy
 
 from .server import Exchange, Reply, Request, WireServer
 from .wire import Recipe, Truth, describe, healthy, judge, realize
