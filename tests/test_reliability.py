@@ -180,7 +180,7 @@ async def test_an_exhausted_rung_moves_on_to_the_next_rung(
 # -- fault classes -------------------------------------------------------------------------------
 
 
-async def test_a_429_whose_retry_after_fits_the_deadline_is_waited_out_on_the_same_model(
+async def test_a_429_is_waited_out_on_the_same_model_once_no_equivalent_is_left(
     chain: Catalog, scripts: Scripts
 ) -> None:
     answers = iter([http(429, retry_after=0.01), None])
@@ -192,11 +192,42 @@ async def test_a_429_whose_retry_after_fits_the_deadline_is_waited_out_on_the_sa
         return GOOD
 
     scripts.on("best", throttled)
+    scripts.on("best2", raises(http(503)))
+    scripts.on("selfhosted", raises(http(503)))
     delivery = await session(chain, scripts, ladder=("best",)).delegate(classify())
     assert [(a.model, a.fault) for a in delivery.attempts] == [
         ("best", "rate_limited"),
+        ("best2", "unavailable"),
+        ("selfhosted", "unavailable"),
         ("best", None),
     ]
+
+
+async def test_a_persistent_429_goes_to_the_healthy_equivalent_before_any_wait(
+    chain: Catalog, scripts: Scripts
+) -> None:
+    scripts.on("best", raises(http(429, retry_after=0.01)))
+    scripts.on("best2", ok)
+    delivery = await session(chain, scripts, ladder=("best",)).delegate(classify())
+    assert [(a.model, a.fault) for a in delivery.attempts] == [
+        ("best", "rate_limited"),
+        ("best2", None),
+    ]
+    assert len(scripts.calls["best"]) == 1
+
+
+async def test_a_429_on_every_model_is_waited_out_until_the_attempt_cap(
+    chain: Catalog, scripts: Scripts
+) -> None:
+    for model in ("best", "best2", "selfhosted"):
+        scripts.on(model, raises(http(429, retry_after=0)))
+    retry = RetryPolicy(max_attempts=5, sweeps=1)
+    delivery = await session(chain, scripts, ladder=("best",), retry=retry).delegate(
+        classify(fallback=FALLBACK)
+    )
+    assert delivery.degraded and delivery.record.cause == "deadline"
+    calls = [a.model for a in delivery.attempts if a.outcome != "refused"]
+    assert calls == ["best", "best2", "selfhosted", "best", "best2"]  # round robin, then capped
 
 
 async def test_a_429_whose_retry_after_exceeds_the_deadline_goes_to_the_next_provider(

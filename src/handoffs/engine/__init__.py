@@ -6,6 +6,7 @@ retry caps and spending caps.
 
 from handoffs.engine._cap import Caps, SpendCap
 from handoffs.engine._helm import ORCHESTRATOR_KIND, Helm
+from handoffs.engine._prompt import prompt_bound
 from handoffs.engine._retry import RetryPolicy
 from handoffs.engine._session import (
     ASK_MAX_TOKENS,
@@ -26,4 +27,5 @@ __all__ = [
     "RetryPolicy",
     "Session",
     "SpendCap",
+    "prompt_bound",
 ]

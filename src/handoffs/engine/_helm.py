@@ -7,8 +7,9 @@ ChainModel(primary, failover...)     a pydantic-ai WrapperModel over the catalog
     spend caps (kind "orchestrator"), breaker admission, reservation of the worst case, the call,
     settlement, fault sorting and breaker feeding
       answered                              -> the response
-      unavailable, rate limited, context    -> the next model (a 429 whose Retry-After fits is
-                                               waited out first, as for a handoff)
+      unavailable, rate limited, context,   -> the next model; a 429 whose Retry-After fits is
+      overrun                                  waited out once no other model is left, as for a
+                                               handoff (`Guard.walk`)
       content filter, rejected              -> raised as it is: no failover hides it
       refused (open circuit, spend cap)     -> the next model, without a call
   every model failed                        -> FallbackExceptionGroup (one model: its error)
@@ -25,6 +26,7 @@ import json
 import time
 from collections.abc import AsyncGenerator, Sequence
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
@@ -32,7 +34,7 @@ import anyio
 from opentelemetry import trace
 from opentelemetry.trace import Status, StatusCode
 from pydantic_ai import RunContext
-from pydantic_ai.exceptions import FallbackExceptionGroup, ModelAPIError
+from pydantic_ai.exceptions import FallbackExceptionGroup
 from pydantic_ai.messages import ModelMessage, ModelResponse
 from pydantic_ai.models import (
     CompletedStreamedResponse,
@@ -42,12 +44,12 @@ from pydantic_ai.models import (
 )
 from pydantic_ai.models.wrapper import WrapperModel
 from pydantic_ai.settings import ModelSettings
-from pydantic_ai.usage import RunUsage
 
 from handoffs.budget import Budget
-from handoffs.catalog import ModelEntry, estimate_tokens, reserved_input_tokens
-from handoffs.engine._guard import Bound, Guard
+from handoffs.catalog import ModelEntry, reserved_input_tokens, token_bound
+from handoffs.engine._guard import Bound, Guard, Meter, Refused
 from handoffs.engine._session import Session
+from handoffs.providers import ProviderFault, ReadableModel
 from handoffs.tracing import Tracing
 
 __all__ = ["ORCHESTRATOR_KIND", "ChainModel", "Helm", "Refused"]
@@ -56,8 +58,17 @@ ORCHESTRATOR_KIND = "orchestrator"
 """The task kind the orchestrator's own requests count under in spend caps (`[[caps]] kind`)."""
 
 
-class Refused(ModelAPIError):
-    """The guard refused the call (an open circuit, a spend cap): no request was sent."""
+@dataclass(frozen=True, slots=True, kw_only=True)
+class _Turn:
+    """How one model's turn on the chain ended (`Guard.walk` reads `moves_on` and `fault`)."""
+
+    moves_on: bool
+    fault: ProviderFault | None = None
+    response: ModelResponse | None = None
+    model: Model | None = None
+    """The model that answered."""
+    error: Exception | None = None
+    """What to raise: the walk stops on it."""
 
 
 class ChainModel(WrapperModel):
@@ -76,6 +87,7 @@ class ChainModel(WrapperModel):
         max_tokens: int,
         tracing: Tracing | None = None,
     ) -> None:
+        chain = [(entry, ReadableModel(model)) for entry, model in chain]
         super().__init__(chain[0][1])
         self.chain = tuple(chain)
         self.guard = guard
@@ -98,7 +110,7 @@ class ChainModel(WrapperModel):
         sent += "".join(f"{t.name}{t.description or ''}" for t in tools)
         max_tokens = (settings or {}).get("max_tokens") or self.max_tokens
         return Bound(
-            input_tokens=reserved_input_tokens(estimate_tokens(sent)), output_tokens=max_tokens
+            input_tokens=reserved_input_tokens(token_bound(sent)), output_tokens=max_tokens
         )
 
     async def request(
@@ -107,54 +119,59 @@ class ChainModel(WrapperModel):
         model_settings: ModelSettings | None,
         model_request_parameters: ModelRequestParameters,
     ) -> ModelResponse:
-        guard, params = self.guard, model_request_parameters
+        guard, params, retry = self.guard, model_request_parameters, self.guard.retry
         bound = self._bound(messages, model_settings, params)
-        deadline = time.monotonic() + guard.retry.max_handoff_s
+        deadline = time.monotonic() + retry.max_handoff_s
+        last = len(self.chain) - 1
+        models = {entry.id: (index, model) for index, (entry, model) in enumerate(self.chain)}
         failures: list[Exception] = []
         calls = 0
-        for index, (entry, model) in enumerate(self.chain):
+
+        async def take(entry: ModelEntry) -> _Turn:
+            nonlocal calls
+            if calls >= retry.max_attempts or time.monotonic() >= deadline:
+                return _Turn(moves_on=False)  # out of attempts or time: what failed is raised
+            index, model = models[entry.id]
             # the agent prepared the messages for the primary; each other model prepares its own
             prepared = messages if index == 0 else model.prepare_messages(messages, params)
 
-            async def send(
-                usage: RunUsage, model: Model = model, prepared: list[ModelMessage] = prepared
-            ) -> ModelResponse:
-                left = min(guard.retry.request_timeout_s, deadline - time.monotonic())
+            async def send(meter: Meter) -> ModelResponse:
+                left = min(retry.request_timeout_s, deadline - time.monotonic())
                 with anyio.fail_after(max(left, 0)):
                     response = await model.request(prepared, model_settings, params)
-                usage.incr(response.usage)
+                meter.usage.incr(response.usage)
                 return response
 
-            while calls < guard.retry.max_attempts and time.monotonic() < deadline:
-                started = time.time_ns()
-                call = await guard.call(
-                    entry,
-                    send,
-                    kind=ORCHESTRATOR_KIND,
-                    budget=self.budget,
-                    bound=bound,
-                    force=index == len(self.chain) - 1,
-                )
-                self.spent_usd += call.cost_usd
-                if call.outcome == "refused":
-                    failures.append(Refused(entry.name, f"{entry.id}: {call.reason}"))
-                    self._trace_attempt(model, failures[-1], started)
-                    break
+            started = time.time_ns()
+            call = await guard.call(
+                entry,
+                send,
+                kind=ORCHESTRATOR_KIND,
+                budget=self.budget,
+                bound=bound,
+                force=index == last,
+            )
+            self.spent_usd += call.cost_usd
+            if call.outcome != "refused":
                 calls += 1
-                if call.outcome == "answered" and call.output is not None:
-                    self.requests += 1
-                    if index:  # the `chat` span names the model that answered
-                        trace.get_current_span().set_attributes(_model_attributes(model))
-                    return call.output
-                error = call.error or Refused(entry.name, f"{entry.id}: no answer")
-                if call.fault is None or not call.moves_on:
-                    raise error  # over budget, an invalid answer, a rejected request
-                failures.append(error)
-                self._trace_attempt(model, error, started)
-                wait = guard.retry_after(call.fault, entry, deadline=deadline, limit_s=None)
-                if wait is None:
-                    break
-                await anyio.sleep(wait)
+            if call.outcome == "answered":
+                return _Turn(moves_on=False, response=call.output, model=model)
+            error = call.error or Refused(entry.name, f"{entry.id}: no answer")
+            if call.outcome != "refused" and not call.moves_on:
+                return _Turn(moves_on=False, error=error)  # over budget, invalid, rejected
+            failures.append(error)
+            self._trace_attempt(model, error, started)
+            return _Turn(moves_on=True, fault=call.fault)
+
+        entries = [entry for entry, _ in self.chain]
+        turn = await guard.walk(entries, take, deadline=deadline, limit_s=None)
+        if turn is not None and turn.response is not None:
+            self.requests += 1
+            if turn.model is not None and turn.model is not self.wrapped:
+                trace.get_current_span().set_attributes(_model_attributes(turn.model))
+            return turn.response
+        if turn is not None and turn.error is not None:
+            raise turn.error
         if len(failures) == 1:
             raise failures[0]
         failures = failures or [Refused(self.model_name, "no attempt left")]

@@ -23,6 +23,7 @@ in `handoffs.engine`; the attempt log in `handoffs.engine`.
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -30,13 +31,12 @@ from typing import Any, Generic, Literal, TypeVar, cast
 
 import anyio
 from pydantic_ai.models import Model
-from pydantic_ai.usage import RunUsage
 
 from handoffs.budget import Budget
-from handoffs.catalog import Catalog, ModelEntry, estimate_tokens, reserved_input_tokens
+from handoffs.catalog import Catalog, ModelEntry, reserved_input_tokens, token_bound
 from handoffs.engine._call import Caller
 from handoffs.engine._cap import Caps
-from handoffs.engine._guard import Bound, Guard
+from handoffs.engine._guard import Bound, Guard, Meter
 from handoffs.engine._prompt import render
 from handoffs.engine._retry import RetryPolicy
 from handoffs.engine._trail import Trail
@@ -52,11 +52,10 @@ from handoffs.routing import (
     OutcomeLog,
     Policy,
     RouteDecision,
-    estimate_input_tokens,
     longer_context,
     route,
 )
-from handoffs.task import Task
+from handoffs.task import Task, json_schema_of
 from handoffs.tracing import Tracing
 from handoffs.verify import Answer, Ask, CheckContext, run_checks
 
@@ -75,7 +74,8 @@ ASK_MAX_TOKENS = 256
 ASK_PROMPT_TOKENS = 64
 """Reserved on top of a check call's estimated prompt: its framing."""
 FEEDBACK_PROMPT_TOKENS = 32
-"""Reserved on top of a feedback retry's estimated previous answer and verdicts."""
+"""Allowed for a feedback retry's framing in estimates made before the answer exists (a spread
+job's ceilings); a retry itself reserves for the prompt it really sends."""
 
 ModelSource = Callable[[ModelEntry], Model]
 """Turns a catalog entry into a pydantic-ai model (a `Portfolio`, or a dict of scripted models)."""
@@ -93,7 +93,12 @@ class _Step(Generic[T]):
     kind: Literal["delivered", "escalate", "next", "stop"]
     delivery: Delivery[T] | None = None
     failure: Exception | None = None
-    fault: str | None = None
+    fault: ProviderFault | None = None
+
+    @property
+    def moves_on(self) -> bool:
+        """Whether the rung's next model gets its turn."""
+        return self.kind == "next"
 
 
 class Session:
@@ -168,10 +173,9 @@ class Session:
         breakers = {entry.id: self.breaker(entry) for entry in self.catalog.values()}
         unavailable.update(self.health.unavailable(breakers))
         if self.caps:
-            tokens = reserved_input_tokens(estimate_input_tokens(task))  # as a call reserves
             for entry in self.catalog.values():
-                estimate = entry.cost(tokens, task.max_output_tokens)
-                blocked = self.caps.blocked(entry.id, task.kind, estimate)
+                bound = _bound(task, *render(task, entry.prompt_variant))  # as a call reserves
+                blocked = self.guard.blocked(entry, task.kind, bound)
                 if blocked is not None:
                     unavailable.setdefault(entry.id, blocked)
         return route(task, self.catalog, self.policy, unavailable=unavailable)
@@ -231,7 +235,10 @@ class Session:
         return self._give_up(trail, failure)
 
     async def _climb(self, trail: Trail[T], budget: Budget, deadline: float) -> _Step[T]:
-        """Walk the route's rungs; sweep them again (after a backoff) while failures are transient."""
+        """Walk the route's rungs; sweep them again (after a backoff) while failures are transient.
+
+        Each rung is walked by the guard (`Guard.walk`): its models in order, a 429 waited out only
+        once no equivalent on the rung is left."""
         task = trail.task
         rungs = [list(r) for r in trail.decision.rungs]
         for sweep in range(self.retry.sweeps):
@@ -244,22 +251,33 @@ class Session:
             need_context, transient, answered = 0, False, False
             index = 0
             while index < len(rungs):
-                step: _Step[T] = _Step("next")
                 last_rung = index + 1 == len(rungs)
-                for model_id in rungs[index]:
-                    entry = self.catalog[model_id]
+
+                async def take(
+                    entry: ModelEntry,
+                    index: int = index,
+                    last: bool = last_rung,
+                    rungs: list[list[str]] = rungs,
+                ) -> _Step[T]:
+                    nonlocal need_context, transient, answered
                     if entry.context_window < need_context:
-                        continue
+                        return _Step("next")
                     step = await self._turn(trail, entry, index, budget, deadline)
-                    if step.kind == "escalate" and last_rung:
+                    if step.kind == "escalate" and last:
                         answered = True
-                        continue  # nothing stronger: an equivalent on the rung is the last hope
-                    if step.kind != "next":
-                        break
-                    transient |= step.fault in ("unavailable", "rate_limited")
-                    if step.fault == "context_length":
-                        need_context = max(need_context, entry.context_window + 1)
-                        self._add_longer_context(task, rungs, index, need_context)
+                        return _Step("next")  # nothing stronger: an equivalent is the last hope
+                    fault = step.fault
+                    if step.kind == "next" and fault is not None:
+                        transient |= fault.kind in ("unavailable", "rate_limited")
+                        if fault.kind == "context_length":
+                            need_context = max(need_context, entry.context_window + 1)
+                            self._add_longer_context(task, rungs, index, need_context)
+                    return step
+
+                models = [self.catalog[m] for m in rungs[index]]
+                step = await self.guard.walk(
+                    models, take, deadline=deadline, limit_s=task.deadline_s
+                ) or _Step[T]("next")
                 if step.kind in ("delivered", "stop"):
                     return step
                 if step.kind == "escalate":
@@ -286,7 +304,7 @@ class Session:
     async def _turn(
         self, trail: Trail[T], entry: ModelEntry, rung: int, budget: Budget, deadline: float
     ) -> _Step[T]:
-        """One model's turn: call it, retrying with feedback or after a 429 as the policy allows."""
+        """One model's turn: call it, retrying with feedback as the task allows."""
         task = trail.task
         previous: Any = None
         feedback: list[str] | None = None
@@ -298,21 +316,32 @@ class Session:
             if left <= 0:
                 return _Step("stop", failure=self._timeout(trail, "time"))
             per_call = left if task.deadline_s is None else min(left, task.deadline_s)
+            instructions, prompt = render(
+                task, entry.prompt_variant, previous=previous, feedback=feedback
+            )
 
             async def send(
-                usage: RunUsage,
-                previous: Any = previous,
-                feedback: list[str] | None = feedback,
+                meter: Meter,
+                instructions: str = instructions,
+                prompt: str = prompt,
                 per_call: float = per_call,
             ) -> Any:
-                return await self._run(entry, task, usage, previous, feedback, per_call)
+                return await self._caller.call(
+                    entry,
+                    instructions,
+                    prompt,
+                    task.output_type,
+                    meter,
+                    task.max_output_tokens,
+                    per_call,
+                )
 
             call = await self.guard.call(
                 entry,
                 send,
                 kind=task.kind,
                 budget=budget,
-                bound=self._bound(entry, trail, previous, feedback),
+                bound=_bound(task, instructions, prompt),
             )
             again = bool(retries)
             if call.outcome == "refused":
@@ -329,6 +358,7 @@ class Session:
                     "invalid_output",
                     again,
                     usage=call.usage,
+                    cost=call.cost_usd,
                     latency=call.latency_s,
                     error=error,
                 )
@@ -346,21 +376,19 @@ class Session:
                     "provider_error",
                     again,
                     usage=call.usage,
+                    cost=call.cost_usd,
                     latency=call.latency_s,
                     error=fault.detail,
                     fault=fault.kind,
                 )
-                wait = self.guard.retry_after(
-                    fault, entry, deadline=deadline, limit_s=task.deadline_s
-                )
-                if wait is not None:
-                    await anyio.sleep(wait)
-                    continue
                 return self._after_fault(fault, entry, trail)
             output = cast(T, call.output)  # answered
             t0 = time.monotonic()
             ctx = CheckContext(
-                task=task, producer=entry.id, catalog=self.catalog, ask=self._asker(budget)
+                task=task,
+                producer=entry.id,
+                catalog=self.catalog,
+                ask=self._asker(budget, task.kind),
             )
             verdicts = await run_checks(output, ctx, task.checks)
             passed = all(v.passed for v in verdicts)
@@ -370,6 +398,7 @@ class Session:
                 "accepted" if passed else "rejected",
                 again,
                 usage=call.usage,
+                cost=call.cost_usd,
                 latency=call.latency_s + time.monotonic() - t0,
                 verdicts=verdicts,
             )
@@ -394,7 +423,7 @@ class Session:
                 attempts=trail.attempts,
             )
             return _Step("stop", failure=failure)
-        return _Step("next", fault=fault.kind)
+        return _Step("next", fault=fault)
 
     def _timeout(self, trail: Trail[Any], what: Literal["time", "attempts"]) -> HandoffTimeout:
         task = trail.task
@@ -416,20 +445,6 @@ class Session:
         self._record(trail.failed(failure), trail.task)
         raise failure
 
-    def _bound(
-        self,
-        entry: ModelEntry,
-        trail: Trail[Any],
-        previous: Any,
-        feedback: list[str] | None,
-    ) -> Bound:
-        """What one call of `entry` may use, as reserved: the prompt's tokens and `max_tokens`."""
-        extra = 0
-        if feedback:
-            extra = estimate_tokens(repr(previous) + " ".join(feedback)) + FEEDBACK_PROMPT_TOKENS
-        tokens = reserved_input_tokens(trail.decision.input_tokens + extra)
-        return Bound(input_tokens=tokens, output_tokens=trail.task.max_output_tokens)
-
     def _record(self, record: HandoffRecord, task: Task[Any] | None = None) -> HandoffRecord:
         """Keep a finished handoff's record; with its `task` (not for a replayed record), log
         its outcomes too."""
@@ -440,55 +455,47 @@ class Session:
             self._on_record(record)
         return record
 
-    # -- one call -------------------------------------------------------------------------------
+    # -- check calls ------------------------------------------------------------------------------
 
-    async def _run(
-        self,
-        entry: ModelEntry,
-        task: Task[Any],
-        usage: RunUsage,
-        previous: Any,
-        feedback: list[str] | None,
-        time_left_s: float,
-    ) -> Any:
-        instructions, prompt = render(
-            task, entry.prompt_variant, previous=previous, feedback=feedback
-        )
-        return await self._caller.call(
-            entry,
-            instructions,
-            prompt,
-            task.output_type,
-            usage,
-            task.max_output_tokens,
-            time_left_s,
-        )
+    def _asker(self, budget: Budget, kind: str) -> Ask:
+        """A check's own model calls (a judge, an agreement vote), through the guard like any
+        call: charged to the handoff's `budget` and the spend caps of `kind`, behind breakers."""
 
-    def _asker(self, budget: Budget) -> Ask:
         async def ask(
             model_id: str, instructions: str, prompt: str, output_type: type[Any]
         ) -> Answer:
             entry = self.catalog[model_id]
-            max_tokens = ASK_MAX_TOKENS
+            schema = json.dumps(json_schema_of(output_type))
             tokens = reserved_input_tokens(
-                estimate_tokens(instructions + prompt) + ASK_PROMPT_TOKENS
+                token_bound(instructions + prompt + schema) + ASK_PROMPT_TOKENS
             )
-            estimate = entry.cost(tokens, max_tokens)
-            usage = RunUsage()
-            with budget.reserve(estimate) as reservation:
-                try:
-                    output = await self._caller.call(
-                        entry, instructions, prompt, output_type, usage, max_tokens, None
-                    )
-                finally:
-                    cost = entry.cost(usage.input_tokens, usage.output_tokens)
-                    reservation.commit(cost)
+
+            async def send(meter: Meter) -> Any:
+                return await self._caller.call(
+                    entry, instructions, prompt, output_type, meter, ASK_MAX_TOKENS, None
+                )
+
+            bound = Bound(input_tokens=tokens, output_tokens=ASK_MAX_TOKENS)
+            call = await self.guard.call(entry, send, kind=kind, budget=budget, bound=bound)
+            if call.outcome != "answered":
+                raise call.error or RuntimeError(f"{model_id}: no answer")
             return Answer(
-                output=output,
+                output=call.output,
                 model=model_id,
-                cost_usd=cost,
-                input_tokens=usage.input_tokens,
-                output_tokens=usage.output_tokens,
+                cost_usd=call.cost_usd,
+                input_tokens=call.usage.input_tokens,
+                output_tokens=call.usage.output_tokens,
             )
 
         return ask
+
+
+def _bound(task: Task[Any], instructions: str, prompt: str) -> Bound:
+    """What one call of `task` with this rendered prompt may use, as reserved: an upper bound on
+    its prompt's tokens (the UTF-8 bytes of the instructions, prompt and output schema, as
+    `prompt_bound` counts them, plus the wire's framing) and its `max_output_tokens`."""
+    text = instructions + prompt + task.output_schema_text()
+    return Bound(
+        input_tokens=reserved_input_tokens(token_bound(text)),
+        output_tokens=task.max_output_tokens,
+    )
