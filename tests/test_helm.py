@@ -10,6 +10,7 @@ from pydantic_ai.exceptions import ModelHTTPError
 from pydantic_ai.messages import ModelMessage, ModelResponse, TextPart
 from pydantic_ai.models import Model
 from pydantic_ai.models.function import AgentInfo, FunctionModel
+from pydantic_ai.usage import RequestUsage
 
 from handoffs import Budget, Catalog, Session
 from handoffs.catalog import ModelEntry
@@ -183,3 +184,37 @@ async def test_the_orchestrators_requests_stop_at_the_attempt_cap() -> None:
     result = await Orchestrator(model="tiny", subordinates=[], session=session).run("Plan")
     assert result.status == "failed" and "429" in (result.error or "")
     assert state["calls"] == 1
+
+
+async def test_the_orchestrator_waits_out_a_429_only_once_its_equivalent_failed_too() -> None:
+    answer, state = throttled("best", 0.01, Lead("best"))
+    backup = Lead("best-b", status=503)
+    leads: dict[str, Any] = {"best": answer, "best-b": backup}
+    session = Session(
+        catalog=CATALOG,
+        models=lambda e: FunctionModel(leads[e.id], model_name=e.id),
+        budget=Budget(1),
+    )
+    result = await Orchestrator(model="best", subordinates=[], session=session).run("Plan")
+    assert result.output == "done by best"
+    assert (state["calls"], backup.calls) == (2, 1)  # 429, the equivalent's 503, then the wait
+
+
+async def test_an_orchestrator_answer_past_max_tokens_is_an_overrun_that_fails_over() -> None:
+    def overrun(messages: list[ModelMessage], info: AgentInfo) -> ModelResponse:
+        usage = RequestUsage(input_tokens=10, output_tokens=10_000)
+        return ModelResponse(parts=[TextPart("too long")], usage=usage)
+
+    backup = Lead("best-b")
+    leads: dict[str, Any] = {"best": overrun, "best-b": backup}
+    budget = Budget(1)
+    session = Session(
+        catalog=CATALOG,
+        models=lambda e: FunctionModel(leads[e.id], model_name=e.id),
+        budget=budget,
+    )
+    result = await Orchestrator(model="best", subordinates=[], session=session).run("Plan")
+    assert result.output == "done by best-b"
+    assert session.breaker(CATALOG["best"]).state == "open"
+    overrun_cost = CATALOG["best"].cost(10, 10_000)  # charged in full
+    assert result.orchestrator_cost_usd == budget.spent_usd > overrun_cost
