@@ -23,12 +23,14 @@ tried: a job is not failed on a breaker's word alone. A request makes at most th
 from __future__ import annotations
 
 import json
+import sys
 import time
 from collections.abc import AsyncGenerator, Sequence
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any
+from types import TracebackType
+from typing import Any, Self
 
 import anyio
 from opentelemetry import trace
@@ -98,6 +100,34 @@ class ChainModel(WrapperModel):
         """What every call of the chain has been charged."""
         self.requests = 0
         """How many requests the chain's models answered."""
+        self._others: list[AsyncExitStack] = []
+
+    async def __aenter__(self) -> Self:
+        """Enter every model of the chain, as pydantic-ai's `FallbackModel` does, so that each
+        provider manages its HTTP client's lifecycle."""
+        await super().__aenter__()  # the primary
+        try:
+            async with AsyncExitStack() as stack:
+                for _, model in self.chain[1:]:
+                    await stack.enter_async_context(model)
+                self._others.append(stack.pop_all())
+        except BaseException:
+            await super().__aexit__(*sys.exc_info())
+            raise
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc_val: BaseException | None,
+        exc_tb: TracebackType | None,
+    ) -> bool | None:
+        try:
+            if self._others:
+                await self._others.pop().__aexit__(exc_type, exc_val, exc_tb)
+        finally:
+            await super().__aexit__(exc_type, exc_val, exc_tb)
+        return None
 
     def _bound(
         self,
