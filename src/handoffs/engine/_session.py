@@ -27,6 +27,7 @@ import json
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any, Generic, Literal, TypeVar, cast
 
 import anyio
@@ -384,21 +385,24 @@ class Session:
                 return self._after_fault(fault, entry, trail)
             output = cast(T, call.output)  # answered
             t0 = time.monotonic()
+            checks: list[Decimal] = []
             ctx = CheckContext(
                 task=task,
                 producer=entry.id,
                 catalog=self.catalog,
-                ask=self._asker(budget, task.kind),
+                ask=self._asker(budget, task.kind, checks),
             )
             verdicts = await run_checks(output, ctx, task.checks)
             passed = all(v.passed for v in verdicts)
+            # what the checks' calls were charged and no verdict reports (a call that failed)
+            unreported = sum(checks, Decimal(0)) - sum((v.cost_usd for v in verdicts), Decimal(0))
             trail.add(
                 entry,
                 rung,
                 "accepted" if passed else "rejected",
                 again,
                 usage=call.usage,
-                cost=call.cost_usd,
+                cost=call.cost_usd + max(unreported, Decimal(0)),
                 latency=call.latency_s + time.monotonic() - t0,
                 verdicts=verdicts,
             )
@@ -457,9 +461,11 @@ class Session:
 
     # -- check calls ------------------------------------------------------------------------------
 
-    def _asker(self, budget: Budget, kind: str) -> Ask:
+    def _asker(self, budget: Budget, kind: str, charged: list[Decimal]) -> Ask:
         """A check's own model calls (a judge, an agreement vote), through the guard like any
-        call: charged to the handoff's `budget` and the spend caps of `kind`, behind breakers."""
+        call: charged to the handoff's `budget` and the spend caps of `kind`, behind breakers;
+        what each call was charged is appended to `charged` (a failed one too, which no verdict
+        reports)."""
 
         async def ask(
             model_id: str, instructions: str, prompt: str, output_type: type[Any]
@@ -477,6 +483,7 @@ class Session:
 
             bound = Bound(input_tokens=tokens, output_tokens=ASK_MAX_TOKENS)
             call = await self.guard.call(entry, send, kind=kind, budget=budget, bound=bound)
+            charged.append(call.cost_usd)
             if call.outcome != "answered":
                 raise call.error or RuntimeError(f"{model_id}: no answer")
             return Answer(
