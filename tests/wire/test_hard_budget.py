@@ -66,7 +66,8 @@ def ignores_max_tokens(request: FakeRequest) -> Reply:
 
 
 def streams_past_max_tokens(request: FakeRequest) -> Reply:
-    return reply(request, " ".join(["word"] * 4 * (request.max_tokens or MAX_TOKENS)))
+    words = 4 * (request.max_tokens or MAX_TOKENS)
+    return reply(request, " ".join(["word"] * words), output_tokens=words)
 
 
 def carried(kind: str, **kw: Any) -> Script:
@@ -248,7 +249,7 @@ async def test_a_stream_past_max_tokens_is_cut_off_at_its_reservation(
     assert (cut.model, cut.fault) == ("long", "overrun")
     assert session.breaker(cat["long"]).state == "open"
     (streamed,) = [r for r in provider.requests if r.model == names[wire]]
-    assert (streamed.output_tokens or 0) > 4 * MAX_TOKENS  # what it would have streamed
+    assert (streamed.output_tokens or 0) == 4 * MAX_TOKENS  # what it would have streamed
     # charged its reservation (the prompt's bound and max_tokens, and a token more): not the rest
     assert cut.cost_usd < cost(streamed.input_tokens or 0, streamed.output_tokens or 0)
     assert cut.cost_usd >= cost(streamed.input_tokens or 0, MAX_TOKENS)
