@@ -18,12 +18,11 @@ from typing import Any, Literal
 
 from pydantic import BaseModel
 
-from handoffs import Catalog, Policy, Portfolio, Rule, Session, Task
+from handoffs import Catalog, Policy, Portfolio, RetryPolicy, Rule, Session, Task
 from handoffs.budget import Budget
 from handoffs.errors import HandoffError, HandoffsError, ProviderRejected
 from handoffs.handoff import Attempt, Delivery, HandoffRecord
 from handoffs.health import Health
-from handoffs.retry import RetryPolicy
 
 from .server import Exchange, Reply, Request, WireServer
 from .wire import Recipe, Truth, describe, healthy, judge, realize
