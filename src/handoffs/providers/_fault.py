@@ -33,6 +33,8 @@ from pydantic_ai.exceptions import (
     UsageLimitExceeded,
 )
 
+from handoffs.providers._secret import redact
+
 __all__ = ["FaultKind", "ProviderFault", "classify"]
 
 _FILTER_CODES = frozenset({"content_filter", "content_policy_violation"})
@@ -63,7 +65,7 @@ def _one_line(exc: BaseException) -> str:
 
 def classify(exc: BaseException) -> ProviderFault | None:
     """Sort a provider failure, or None when `exc` is not one (e.g. an invalid answer)."""
-    detail = _one_line(exc)
+    detail = redact(_one_line(exc))
     if isinstance(exc, ContentFilterError):
         return ProviderFault(kind="content_filter", detail=detail)
     if isinstance(exc, ModelAPIError) and exc.provider_error_code in _FILTER_CODES:
