@@ -19,18 +19,17 @@ import importlib
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from handoffs.errors import JobNotCompleted, JobsDatabaseError, UnknownJob
 from handoffs.tracing._export import TRACE_DIR
 
 if TYPE_CHECKING:
-    from handoffs.jobs._database import APP_VERSION, JobsDatabaseError, resolve_url
+    from handoffs.jobs._database import APP_VERSION, resolve_url
     from handoffs.jobs._durable import durable_step
     from handoffs.jobs._handle import (
         JobHandle,
         JobInfo,
-        JobNotCompleted,
         JobQueue,
         JobState,
-        UnknownJob,
         job_id_for,
     )
     from handoffs.jobs._progress import JobProgress
@@ -57,22 +56,19 @@ __all__ = [
 
 _HOME = {
     "APP_VERSION": "database",
-    "JobsDatabaseError": "database",
     "resolve_url": "database",
     "durable_step": "durable",
     "JobHandle": "handle",
     "JobInfo": "handle",
-    "JobNotCompleted": "handle",
     "JobQueue": "handle",
     "JobState": "handle",
-    "UnknownJob": "handle",
     "job_id_for": "handle",
     "JobProgress": "progress",
     "Handover": "supervisor",
     "Worker": "worker",
 }
 """Where each public name lives: imported on first use, so `handoffs` commands that do not touch
-jobs do not pay for importing DBOS."""
+jobs do not pay for importing DBOS. (The errors live in `handoffs.errors`, imported above.)"""
 
 
 def __getattr__(name: str) -> Any:
