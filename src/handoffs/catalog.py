@@ -13,11 +13,10 @@ from typing import Any, Final, Literal, cast, get_args
 
 from handoffs.budget import usd
 from handoffs.errors import ConfigError
+from handoffs.handoff import Provider, Tier
 
 __all__ = ["Catalog", "ModelEntry", "Provider", "StructuredOutput", "Tier", "estimate_tokens"]
 
-Provider = Literal["anthropic", "openai", "openai-compatible"]
-Tier = Literal["frontier", "mid", "small", "local"]
 StructuredOutput = Literal["native", "tool", "prompted"]
 """How a model is asked for typed output: JSON-schema response format, an output tool, or prompt-only."""
 

@@ -48,7 +48,7 @@ from handoffs.errors import (
     NoRouteAvailable,
     ProviderRejected,
 )
-from handoffs.handoff import Delivery, HandoffRecord
+from handoffs.handoff import BreakerState, Delivery, FaultKind, HandoffRecord
 from handoffs.health import Breaker, Health
 from handoffs.providers import ProviderFault, classify
 from handoffs.routing import (
@@ -96,7 +96,7 @@ class _Step(Generic[T]):
     kind: Literal["delivered", "escalate", "next", "stop"]
     delivery: Delivery[T] | None = None
     failure: Exception | None = None
-    fault: str | None = None
+    fault: FaultKind | None = None
 
 
 class Session:
@@ -211,7 +211,9 @@ class Session:
     async def _delegate(self, task: Task[T]) -> Delivery[T]:
         task.validate_input()
         decision = self.route(task)
-        states = {s.model: self.breaker(self.catalog[s.model]).state for s in decision.steps}
+        states: dict[str, BreakerState] = {
+            s.model: self.breaker(self.catalog[s.model]).state for s in decision.steps
+        }
         trail = Trail(task=task, decision=decision, breakers=states)
         deadline = trail.started + self.retry.max_handoff_s
         budget = self.budget.child(task.max_cost_usd, name=f"handoff {task.id}")

@@ -22,14 +22,14 @@ import time
 from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
 from handoffs.catalog import ModelEntry
 from handoffs.errors import ConfigError
+from handoffs.handoff import BreakerState
 
 __all__ = ["Breaker", "BreakerSettings", "BreakerState", "Health", "endpoint_of", "shared_health"]
 
-BreakerState = Literal["closed", "open", "half_open"]
 Clock = Callable[[], float]
 
 

@@ -51,7 +51,7 @@ from handoffs.engine import ASK_MAX_TOKENS, ASK_PROMPT_TOKENS, FEEDBACK_PROMPT_T
 from handoffs.errors import BudgetExceeded
 from handoffs.handoff import Delivery
 from handoffs.jobs._database import APP_VERSION, HANDOFF_QUEUE, HANDOFF_WORKFLOW
-from handoffs.task import Task
+from handoffs.task import Risk, Task
 
 if TYPE_CHECKING:
     from handoffs.jobs._durable import DurableSession, HandoffJournal
@@ -103,7 +103,7 @@ class TaskSpec(BaseModel):
     input_model: bool
     """Whether the input is the subordinate's input model (else plain JSON data)."""
     instructions: str
-    risk: str
+    risk: Risk
     max_cost_usd: Decimal | None
     deadline_s: float | None
     min_score: float | None

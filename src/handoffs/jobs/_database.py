@@ -21,7 +21,7 @@ from dbos import DBOS, DBOSClient, DBOSConfig
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError
 
-from handoffs.errors import ConfigError
+from handoffs.errors import ConfigError, JobsDatabaseError
 from handoffs.project import read_toml
 
 __all__ = [
@@ -33,7 +33,6 @@ __all__ = [
     "QUEUE",
     "URL_ENV",
     "WORKFLOW",
-    "JobsDatabaseError",
     "dbos_config",
     "describe",
     "open_client",
@@ -64,10 +63,6 @@ DEFAULT_URL = "sqlite:///.handoffs/jobs.sqlite"
 
 logging.getLogger("dbos").addHandler(logging.NullHandler())
 """DBOS logs connection failures itself; the CLI reports them in one line instead."""
-
-
-class JobsDatabaseError(ConfigError):
-    """The jobs database URL is malformed, or the database cannot be reached or created."""
 
 
 def _config_url(config: Path | None) -> str | None:

@@ -3,7 +3,9 @@
 Inside a job's DBOS workflow:
 
 - every **handoff** (`Session.delegate`) is one step: its `HandoffRecord` is journaled when it
-  finishes, and a resumed job gets the record back instead of calling a model again;
+  finishes, and a resumed job gets the record back instead of calling a model again; a handoff
+  that raised journals its exception too (class and fields, `JournaledFailure`), and a resumed
+  job raises the same class with the same fields;
 - every **orchestrator request** is one step, journaled as JSON with its cost;
 - a **side-effecting tool** wrapped with `durable_step` is one step.
 
@@ -23,9 +25,10 @@ from __future__ import annotations
 import functools
 from collections.abc import Awaitable, Callable
 from decimal import Decimal
-from typing import Any, ParamSpec, TypedDict, TypeVar
+from typing import Any, Literal, ParamSpec, TypedDict, TypeVar, assert_never
 
 from dbos import DBOS
+from pydantic import BaseModel, ConfigDict
 from pydantic_ai.messages import ModelMessage, ModelMessagesTypeAdapter, ModelResponse
 from pydantic_ai.models import Model, ModelRequestParameters
 from pydantic_ai.models.wrapper import WrapperModel
@@ -33,8 +36,17 @@ from pydantic_ai.settings import ModelSettings
 
 from handoffs.catalog import ModelEntry
 from handoffs.engine import ModelSource, Session
-from handoffs.errors import BudgetExceeded, HandoffError
-from handoffs.handoff import Delivery, HandoffRecord
+from handoffs.errors import (
+    BudgetExceeded,
+    HandoffError,
+    HandoffFailed,
+    HandoffTimeout,
+    NoRouteAvailable,
+    ProviderRejected,
+    Rejection,
+    VerificationFailed,
+)
+from handoffs.handoff import Attempt, Delivery, HandoffRecord, Verdict
 from handoffs.task import Task
 
 __all__ = [
@@ -42,7 +54,9 @@ __all__ = [
     "ORCHESTRATOR_STEP",
     "DurableSession",
     "HandoffJournal",
+    "JournaledFailure",
     "JournaledModel",
+    "Raised",
     "durable_step",
     "in_workflow",
     "run_handoff_step",
@@ -66,7 +80,8 @@ class HandoffJournal(TypedDict):
     """What a handoff step journals."""
 
     record: dict[str, Any] | None
-    failure: dict[str, str] | None
+    failure: dict[str, Any] | None
+    """The exception it raised: a `JournaledFailure` as JSON."""
 
 
 class RequestJournal(TypedDict):
@@ -78,35 +93,139 @@ class RequestJournal(TypedDict):
     tool_calls: int
 
 
-def _failure(exc: HandoffError | BudgetExceeded) -> dict[str, str]:
-    if isinstance(exc, BudgetExceeded):
-        return {
-            "kind": "budget",
-            "message": str(exc),
-            "limit": str(exc.limit),
-            "spent": str(exc.spent),
-            "reserved": str(exc.reserved),
-            "requested": str(exc.requested),
-        }
-    return {"kind": "handoff", "type": type(exc).__name__, "message": str(exc)}
+Raised = Literal[
+    "HandoffError",
+    "VerificationFailed",
+    "NoRouteAvailable",
+    "HandoffFailed",
+    "ProviderRejected",
+    "HandoffTimeout",
+    "BudgetExceeded",
+]
+"""The exceptions a handoff raises, by their names in `handoffs.errors`."""
+
+_RAISED: dict[Raised, type[HandoffError | BudgetExceeded]] = {
+    "HandoffError": HandoffError,
+    "VerificationFailed": VerificationFailed,
+    "NoRouteAvailable": NoRouteAvailable,
+    "HandoffFailed": HandoffFailed,
+    "ProviderRejected": ProviderRejected,
+    "HandoffTimeout": HandoffTimeout,
+    "BudgetExceeded": BudgetExceeded,
+}
 
 
-def _replayed(failure: dict[str, str], record: HandoffRecord | None) -> Exception:
-    """The failure a journaled handoff ended with, rebuilt (its message is what the orchestrator
-    sees; a handoff error comes back as a plain `HandoffError`)."""
-    if failure["kind"] == "budget":
-        return BudgetExceeded(
-            failure["message"],
-            limit=Decimal(failure["limit"]),
-            spent=Decimal(failure["spent"]),
-            reserved=Decimal(failure["reserved"]),
-            requested=Decimal(failure["requested"]),
+class JournaledFailure(BaseModel):
+    """The exception a handoff step raised: its class and its fields, so that a replay raises
+    the same class with the same fields.
+
+    Journals written before the class was journaled carry `kind`, `message`, the budget's
+    figures and (for a handoff error) `type` only; the rest is read from the step's record.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    kind: Literal["handoff", "budget"]
+    """`budget` for `BudgetExceeded`; kept so that any release can read the journal."""
+    type: Raised | None = None
+    """The class (None in an old journal of a `BudgetExceeded`)."""
+    message: str
+    task_id: str | None = None
+    attempts: tuple[Attempt, ...] | None = None
+    verdicts: tuple[Verdict, ...] | None = None
+    """`VerificationFailed.verdicts`."""
+    reasons: tuple[str, ...] | None = None
+    """`NoRouteAvailable.reasons`."""
+    model: str | None = None
+    """`ProviderRejected.model`."""
+    cause: Rejection | None = None
+    """`ProviderRejected.cause`."""
+    limit: Decimal | None = None
+    spent: Decimal | None = None
+    reserved: Decimal | None = None
+    requested: Decimal | None = None
+
+    @classmethod
+    def of(cls, exc: HandoffError | BudgetExceeded) -> JournaledFailure:
+        """`exc` as data: the nearest class of the tree and every field it carries."""
+        name: Raised = next(n for c in type(exc).__mro__ for n, k in _RAISED.items() if k is c)
+        message = str(exc)
+        match exc:
+            case BudgetExceeded():
+                return cls(
+                    kind="budget",
+                    type=name,
+                    message=message,
+                    limit=exc.limit,
+                    spent=exc.spent,
+                    reserved=exc.reserved,
+                    requested=exc.requested,
+                )
+            case HandoffError():
+                return cls(
+                    kind="handoff",
+                    type=name,
+                    message=message,
+                    task_id=exc.task_id,
+                    attempts=exc.attempts,
+                    verdicts=exc.verdicts if isinstance(exc, VerificationFailed) else None,
+                    reasons=exc.reasons if isinstance(exc, NoRouteAvailable) else None,
+                    model=exc.model if isinstance(exc, ProviderRejected) else None,
+                    cause=exc.cause if isinstance(exc, ProviderRejected) else None,
+                )
+
+    def rebuild(self, record: HandoffRecord | None) -> HandoffError | BudgetExceeded:
+        """The exception again: same class, same fields (an old journal's from `record`)."""
+        name: Raised = self.type or ("BudgetExceeded" if self.kind == "budget" else "HandoffError")
+        zero = Decimal(0)
+        task_id = self.task_id if self.task_id is not None else (record.task_id if record else "")
+        attempts = (
+            self.attempts if self.attempts is not None else (record.attempts if record else ())
         )
-    return HandoffError(
-        failure["message"],
-        task_id=record.task_id if record else "",
-        attempts=record.attempts if record else (),
-    )
+        match name:
+            case "BudgetExceeded":
+                return BudgetExceeded(
+                    self.message,
+                    limit=self.limit or zero,
+                    spent=self.spent or zero,
+                    reserved=self.reserved or zero,
+                    requested=self.requested or zero,
+                )
+            case "VerificationFailed":
+                verdicts = self.verdicts
+                if verdicts is None:  # a failed record keeps the failed verdicts
+                    verdicts = record.verdicts if record else ()
+                return VerificationFailed(
+                    self.message, task_id=task_id, attempts=attempts, verdicts=verdicts
+                )
+            case "NoRouteAvailable":
+                reasons = self.reasons
+                if reasons is None:
+                    reasons = tuple(s.reason for s in record.route_reasons) if record else ()
+                return NoRouteAvailable(self.message, task_id=task_id, reasons=reasons)
+            case "ProviderRejected":
+                fault = next((a for a in reversed(attempts) if a.fault in _REJECTIONS), None)
+                return ProviderRejected(
+                    self.message,
+                    task_id=task_id,
+                    model=self.model or (fault.model if fault else ""),
+                    cause=self.cause or _rejection(record),
+                    attempts=attempts,
+                )
+            case "HandoffError" | "HandoffFailed" | "HandoffTimeout":
+                plain = {"HandoffFailed": HandoffFailed, "HandoffTimeout": HandoffTimeout}
+                raised = plain.get(name, HandoffError)
+                return raised(self.message, task_id=task_id, attempts=attempts)
+            case _:
+                assert_never(name)
+
+
+_REJECTIONS: tuple[Rejection, ...] = ("content_filter", "rejected")
+
+
+def _rejection(record: HandoffRecord | None) -> Rejection:
+    cause = record.cause if record else None
+    return "content_filter" if cause == "content_filter" else "rejected"
 
 
 class DurableSession(Session):
@@ -153,7 +272,7 @@ class DurableSession(Session):
             self.budget.charge(record.cost_usd)
             self._record(record)  # pyright: ignore[reportPrivateUsage]
         if journal["failure"] is not None:
-            raise _replayed(journal["failure"], record)
+            raise JournaledFailure.model_validate(journal["failure"]).rebuild(record)
         assert record is not None
         return Delivery(output=task.parse_output(record.output), record=record)
 
@@ -174,7 +293,7 @@ async def run_handoff_step(
             record = next((r for r in reversed(session.records) if r.task_id == task.id), None)
             return {
                 "record": record.model_dump(mode="json") if record else None,
-                "failure": _failure(exc),
+                "failure": JournaledFailure.of(exc).model_dump(mode="json", exclude_none=True),
             }
         outcome.append(delivery)
         return {"record": delivery.record.model_dump(mode="json"), "failure": None}

@@ -27,7 +27,7 @@ import anyio
 from dbos import DBOSClient, EnqueueOptions, WorkflowStatus
 from pydantic import BaseModel, ConfigDict
 
-from handoffs.errors import ConfigError, HandoffsError
+from handoffs.errors import ConfigError, JobNotCompleted, UnknownJob
 from handoffs.jobs._database import (
     APP_VERSION,
     HANDOFF_WORKFLOW,
@@ -54,18 +54,6 @@ __all__ = [
 
 JobState = Literal["queued", "running", "completed", "budget_exceeded", "failed", "cancelled"]
 _ACTIVE: frozenset[JobState] = frozenset({"queued", "running"})
-
-
-class UnknownJob(ConfigError):
-    """No job has this id in the jobs database."""
-
-
-class JobNotCompleted(HandoffsError):
-    """`result()` of a job that was cancelled or failed; `.info` holds what finished."""
-
-    def __init__(self, message: str, *, info: JobInfo) -> None:
-        self.info = info
-        super().__init__(message)
 
 
 class JobInfo(BaseModel):
@@ -247,7 +235,7 @@ class JobQueue:
         """The DBOS workflow status of job `job_id`; `UnknownJob` if there is none."""
         found = self.client.list_workflows(workflow_ids=[job_id], name=WORKFLOW, load_input=False)
         if not found:
-            raise UnknownJob(f"no job {job_id!r} in the jobs database")
+            raise UnknownJob(job_id=job_id)
         return found[0]
 
     def get(self, job_id: str) -> JobHandle:
