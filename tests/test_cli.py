@@ -228,3 +228,19 @@ def test_run_json_exits_1_when_the_job_failed(
     report = json.loads(result.stdout)
     assert report["status"] != "completed"
     assert result.exit_code == 1, result.output
+
+
+def test_a_usage_mistake_is_one_line_and_exit_2() -> None:
+    import subprocess
+    import sys
+
+    proc = subprocess.run(
+        [sys.executable, "-c", "from handoffs.cli import main; main()", "run", "--bogus"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines() == [
+        "error: No such option: --bogus (see `handoffs run --help`)"
+    ]
