@@ -65,7 +65,7 @@ def main() -> None:
     """Entry point of the `handoffs` script: every error is one line on stderr (exit 2 for a
     usage mistake or a bad file, 1 for a runtime fault)."""
     try:
-        code = app(standalone_mode=False)
+        code = app(standalone_mode=False, prog_name="handoffs")
     except typer.Abort:
         err.print("aborted", highlight=False)
         sys.exit(130)
