@@ -27,6 +27,7 @@ if TYPE_CHECKING:
         APP_VERSION,
         HANDOFF_WORKFLOW,
         describe,
+        exists,
         open_client,
         resolve_url,
     )
@@ -60,6 +61,7 @@ __all__ = [
     "Worker",
     "describe",
     "durable_step",
+    "exists",
     "job_id_for",
     "open_client",
     "resolve_url",
@@ -69,6 +71,7 @@ __all__ = [
 ]
 
 _HOME = {
+    "exists": "database",
     "running_jobs": "workflow",
     "run_in_foreground": "foreground",
     "open_client": "database",

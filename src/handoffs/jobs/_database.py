@@ -35,6 +35,7 @@ __all__ = [
     "WORKFLOW",
     "dbos_config",
     "describe",
+    "exists",
     "open_client",
     "resolve_url",
 ]
@@ -95,7 +96,7 @@ def resolve_url(
     env: Mapping[str, str] | None = None,
     cwd: Path | None = None,
 ) -> str:
-    """The jobs database URL, with a SQLite path made absolute and its folder created.
+    """The jobs database URL, with a SQLite path made absolute (`open_client` creates it).
 
     Raises `JobsDatabaseError` for a URL that is neither SQLite nor PostgreSQL.
     """
@@ -114,10 +115,6 @@ def resolve_url(
     path = Path(parsed.database)
     if not path.is_absolute():
         path = (cwd or Path.cwd()) / path
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise JobsDatabaseError(f"cannot create {path.parent}: {exc.strerror or exc}") from None
     return f"sqlite:///{path}"
 
 
@@ -147,6 +144,15 @@ def dbos_config(url: str, *, executor_id: str) -> DBOSConfig:
     }
 
 
+def exists(url: str) -> bool:
+    """Whether the jobs database at `url` is there already (a server database always counts:
+    only a SQLite file can be absent)."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite" or not parsed.database:
+        return True
+    return Path(parsed.database).exists()
+
+
 def _use_wal(url: str) -> None:
     """Put a SQLite database in write-ahead-log mode (persistent, set once): every commit is
     still synced, but a step costs about half as much as in the default rollback-journal mode,
@@ -163,6 +169,13 @@ def open_client(url: str) -> DBOSClient:
 
     Raises `JobsDatabaseError` in one line when the database cannot be reached.
     """
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite" and parsed.database:
+        folder = Path(parsed.database).parent
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise JobsDatabaseError(f"cannot create {folder}: {exc.strerror or exc}") from None
     try:
         _use_wal(url)
         DBOS.migrate(url)
