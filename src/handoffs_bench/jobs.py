@@ -94,7 +94,8 @@ class _Bench:
     """The fake provider, the job files and the worker processes of one run."""
 
     def __init__(self, job: Path, tickets: int, latency_s: float, directory: Path) -> None:
-        from handoffs.project._config import load_config, read_toml
+        from handoffs.project._config import load_config
+        from handoffs.project._files import JobFile, read
         from handoffs.project._job import load_job
         from handoffs.project._run import job_simulation
         from handoffs.testing import FakeProvider, FakeRequest, LoopbackServer, Reply, ScriptedModel
@@ -125,7 +126,7 @@ class _Bench:
             for k in ("classify", "extract", "draft")
         )
         self.config.write_text(f"[portfolio]\nsimulate_missing_keys = false\n\n{models}{rules}")
-        raw = read_toml(job, "job file")
+        raw = read(JobFile, job, "job file")
         spec = load_job(job, load_config(self.config).catalog)
         data: Any = spec.data
         if not isinstance(data, list):
@@ -133,15 +134,13 @@ class _Bench:
         self.rows = cast(list[Any], data)
         rows = self.rows[:tickets]
         (directory / "tickets.jsonl").write_text("".join(json.dumps(t) + "\n" for t in rows))
-        tools = (
-            f'tools = "{(job.parent / str(raw["tools"])).resolve()}"\n' if "tools" in raw else ""
-        )
-        names = ", ".join(json.dumps(str(n)) for n in raw["subordinates"])
+        tools = f'tools = "{(job.parent / raw.tools).resolve()}"\n' if raw.tools else ""
+        names = ", ".join(json.dumps(n) for n in raw.subordinates)
         self.job = directory / "bench.toml"
         self.job.write_text(
             f"name = {json.dumps(spec.name)}\ngoal = {json.dumps(spec.goal)}\n"
             f'roster = "{spec.roster}"\n{tools}'
-            f"orchestrator = {json.dumps(str(raw['orchestrator']))}\nsubordinates = [{names}]\n"
+            f"orchestrator = {json.dumps(raw.orchestrator)}\nsubordinates = [{names}]\n"
             'data = "tickets.jsonl"\n'
         )
         scripted.append(simulate(job_simulation(spec)))

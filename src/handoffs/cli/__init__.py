@@ -357,3 +357,7 @@ app.command("gauntlet-agentdojo")(gauntlet_agentdojo)
 from handoffs.cli._router import router_app  # noqa: E402
 
 app.add_typer(router_app, name="router")
+
+from handoffs.cli._config import config_app  # noqa: E402
+
+app.add_typer(config_app, name="config")

@@ -39,8 +39,8 @@ from handoffs.jobs._database import (
 from handoffs.jobs._progress import JobProgress, progress_of
 from handoffs.jobs._supervisor import Handover, Presence, recover
 from handoffs.jobs._workflow import JobRequest
-from handoffs.project._config import load_config
-from handoffs.project._job import JobReport, load_job
+from handoffs.project._job import JobReport
+from handoffs.project._snapshot import JobSnapshot
 from handoffs.tracing._export import TRACE_DIR
 
 __all__ = [
@@ -204,7 +204,7 @@ class JobQueue:
         handle = JobHandle(self, request.job_id)
         if key:
             existing = handle.status(progress=False)
-            if existing.job_file != request.job:
+            if existing.job_file != request.snapshot.job_path:
                 raise ConfigError(
                     f"key {key!r} already names job {request.job_id} for {existing.job_file}"
                 )
@@ -218,15 +218,14 @@ class JobQueue:
         trace_dir: Path | None = TRACE_DIR,
         job_id: str | None = None,
     ) -> tuple[EnqueueOptions, JobRequest]:
-        """Validate `job` (a `ConfigError` if it fails) and build what enqueueing it takes."""
+        """Validate `job` (a `ConfigError` if it fails) and build what enqueueing it takes: a
+        request holding the job as submitted (`JobSnapshot`), which the job runs with."""
         job_path = job.resolve()
-        config = load_config(self.config)
-        spec = load_job(job_path, config.catalog)  # bad file: ConfigError, nothing enqueued
+        snapshot, _, spec = JobSnapshot.take(job_path, self.config)  # bad file: nothing enqueued
         job_id = job_id or (job_id_for(key) if key else uuid.uuid4().hex[:12])
         request = JobRequest(
             job_id=job_id,
-            job=str(job_path),
-            config=str(self.config),
+            snapshot=snapshot,
             key=key,
             trace_dir=str(trace_dir.resolve()) if trace_dir is not None else None,
         )
