@@ -162,7 +162,7 @@ def spreading(
     token = _spread.set(
         Spread(
             job_id=job_id,
-            snapshot=snapshot,
+            snapshot=snapshot.model_copy(update={"data": None}),  # a handoff's task has its input
             trace_dir=trace_dir,
             subordinates=tuple(subordinates),
         )

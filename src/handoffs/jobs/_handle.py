@@ -25,9 +25,10 @@ from typing import Any, Literal, Self, cast
 
 import anyio
 from dbos import DBOSClient, EnqueueOptions, WorkflowStatus
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, TypeAdapter, ValidationError
 
-from handoffs.errors import ConfigError, HandoffsError
+from handoffs.catalog import Label
+from handoffs.errors import ConfigError, HandoffsError, config_error
 from handoffs.jobs._database import (
     APP_VERSION,
     HANDOFF_WORKFLOW,
@@ -55,6 +56,7 @@ __all__ = [
 
 JobState = Literal["queued", "running", "completed", "budget_exceeded", "failed", "cancelled"]
 _ACTIVE: frozenset[JobState] = frozenset({"queued", "running"})
+_KEY: TypeAdapter[str] = TypeAdapter(Label)
 
 
 class UnknownJob(ConfigError):
@@ -220,6 +222,11 @@ class JobQueue:
     ) -> tuple[EnqueueOptions, JobRequest]:
         """Validate `job` (a `ConfigError` if it fails) and build what enqueueing it takes: a
         request holding the job as submitted (`JobSnapshot`), which the job runs with."""
+        if key is not None:
+            try:
+                _KEY.validate_python(key)  # shown by `jobs list`: no control or bidi characters
+            except ValidationError as exc:
+                raise config_error(exc, within=("key",)) from None
         job_path = job.resolve()
         snapshot, _, spec = JobSnapshot.take(job_path, self.config)  # bad file: nothing enqueued
         job_id = job_id or (job_id_for(key) if key else uuid.uuid4().hex[:12])
