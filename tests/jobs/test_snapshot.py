@@ -127,7 +127,7 @@ async def test_a_changed_roster_file_ends_the_job_failed_with_one_clear_message(
 
     message = (
         f"{support} has changed since the job was submitted, and a durable job runs only with "
-        "the roster it was submitted with: restore the file, or submit the job again"
+        "the roster it was submitted with: submit the job again to run it with the new one"
     )
     assert info.state == "failed" and info.error is not None
     assert message in info.error and "\n" not in info.error

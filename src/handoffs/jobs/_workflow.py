@@ -2,7 +2,7 @@
 
 ```
 job_workflow(request)
-  restore the job from its snapshot             (workflow code: runs again on resume)
+  restore the job from its snapshot          (workflow code: runs again on resume)
   open the portfolio (fake provider, local model), tracing to TRACE_DIR/<job id>.jsonl
   run_job(..., session_type=DurableSession)  orchestrator requests and handoffs are steps
                                               ([jobs] spread: handoffs are child workflows, child.py)

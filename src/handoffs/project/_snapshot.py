@@ -80,8 +80,8 @@ class JobSnapshot(BaseModel):
             if (digest(Path(name)) or _MISSING) != recorded:
                 raise ConfigError(
                     f"{name} has changed since the job was submitted, and a durable job runs "
-                    "only with the roster it was submitted with: restore the file, or submit "
-                    "the job again"
+                    "only with the roster it was submitted with: submit the job again to run it "
+                    "with the new one"
                 )
         config = config_from_file(self.config, path=Path(self.config_path))
         spec = job_spec(self.job, path=Path(self.job_path), catalog=config.catalog, data=self.data)
