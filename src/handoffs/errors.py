@@ -29,13 +29,21 @@ fields (DBOS journals an exception a step or workflow raised by pickling it).
 
 from __future__ import annotations
 
+import json
+import re
 from collections.abc import Sequence
 from decimal import Decimal
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic_ai.exceptions import ModelAPIError
 
 from handoffs.handoff import Attempt, Verdict
+
+if TYPE_CHECKING:
+    from pydantic import ValidationError
+    from pydantic_core import ErrorDetails
+
+    from handoffs.handoff import Attempt, Verdict
 
 __all__ = [
     "BudgetExceeded",
@@ -209,3 +217,75 @@ class CircuitOpen(HandoffsError, ModelAPIError):
         self.endpoint = endpoint
         self.reason = reason
         ModelAPIError.__init__(self, model, f"{endpoint}: {reason}")
+
+
+def config_error(
+    error: ValidationError, *, source: str | None = None, within: Sequence[str | int] = ()
+) -> ConfigError:
+    """pydantic's complaint about a file as one `ConfigError` line: the file (`source`), the key
+    path (below `within`) and the problem of its first error, e.g.
+    `handoffs.toml: models.frontier.tier: must be one of frontier, mid, small, local (got 'huge')`.
+    """
+    problems = error.errors(include_url=False)
+    first = problems[0]
+    key = _key_path((*within, *first["loc"]))
+    text = ": ".join(part for part in (source, key, _problem(first)) if part)
+    if len(problems) > 1:
+        more = len(problems) - 1
+        text += f"; and {more} more problem{'s' if more > 1 else ''}"
+    return ConfigError(text)
+
+
+_SAID = {
+    "missing": "is required",
+    "extra_forbidden": "unknown key",
+    "bool_type": "must be true or false",
+    "int_type": "must be an integer",
+    "int_from_float": "must be an integer",
+    "float_type": "must be a number",
+    "finite_number": "must be a finite number",
+    "string_type": "must be a string",
+    "string_too_short": "must not be empty",
+    "list_type": "must be an array",
+    "dict_type": "must be a table",
+    "model_type": "must be a table",
+    "greater_than": "must be greater than {gt:g}",
+    "greater_than_equal": "must be at least {ge:g}",
+    "less_than": "must be less than {lt:g}",
+    "less_than_equal": "must be at most {le:g}",
+}
+_BARE = re.compile(r"[A-Za-z0-9_-]+")
+
+
+def _key_path(loc: Sequence[str | int]) -> str:
+    """`("policy", "rules", 0, "ladder")` -> `policy.rules[0].ladder`; odd keys quoted, escaped."""
+    text = ""
+    for part in loc:
+        if isinstance(part, int):
+            text += f"[{part}]"
+        elif part != "[key]":  # pydantic's mark for a problem with a table's key itself
+            shown = part if _BARE.fullmatch(part) else json.dumps(part)
+            text += f".{shown}" if text else shown
+    return text
+
+
+def _problem(error: ErrorDetails) -> str:
+    kind = error["type"]
+    context: dict[str, Any] = dict(error.get("ctx") or {})
+    if kind in ("missing", "extra_forbidden"):
+        return _SAID[kind]
+    if kind == "literal_error":
+        said = "must be one of " + ", ".join(re.findall(r"'([^']*)'", str(context["expected"])))
+    elif kind == "too_short":
+        least = context.get("min_length", 1)
+        said = "must not be empty" if least == 1 else f"must have at least {least} items"
+    elif kind in ("value_error", "assertion_error") and "error" in context:
+        said = str(context["error"])
+    elif kind in _SAID:
+        said = _SAID[kind].format(**context)
+    else:
+        said = error["msg"][:1].lower() + error["msg"][1:]
+    if isinstance(error["input"], dict):  # a whole table: the key path says which
+        return said
+    shown = repr(error["input"])
+    return f"{said} (got {shown if len(shown) <= 60 else shown[:57] + '...'})"

@@ -138,6 +138,8 @@ async def test_a_job_file_that_fails_validation_enqueues_nothing(
             await queue.submit(bad)
         with pytest.raises(ConfigError, match="not found"):
             await queue.submit(tmp_path / "missing.toml")
+        with pytest.raises(ConfigError, match=r"^key: must not contain control .*'mon\\u202eday'"):
+            await queue.submit(job, key="mon\u202eday")
         assert queue.list() == []
 
 

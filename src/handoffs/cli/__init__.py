@@ -15,6 +15,7 @@ from importlib.metadata import entry_points
 
 import typer
 
+from handoffs.cli._config import config_app
 from handoffs.cli._gauntlet import gauntlet, gauntlet_agentdojo
 from handoffs.cli._jobs import jobs_app, worker
 from handoffs.cli._report import report_app
@@ -45,6 +46,7 @@ app.command()(worker)
 app.command()(gauntlet)
 app.command("gauntlet-agentdojo")(gauntlet_agentdojo)
 app.add_typer(router_app, name="router")
+app.add_typer(config_app, name="config")
 for _plugin in entry_points(group=COMMANDS):
     try:
         app.add_typer(_plugin.load(), name=_plugin.name)

@@ -51,6 +51,7 @@ from handoffs.engine import ASK_MAX_TOKENS, ASK_PROMPT_TOKENS, FEEDBACK_PROMPT_T
 from handoffs.errors import BudgetExceeded
 from handoffs.handoff import Delivery
 from handoffs.jobs._database import APP_VERSION, HANDOFF_QUEUE, HANDOFF_WORKFLOW
+from handoffs.project import JobSnapshot
 from handoffs.task import Risk, Task
 
 if TYPE_CHECKING:
@@ -79,11 +80,10 @@ workflow API is not allowed."""
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Spread:
-    """What a spreading job tells its handoffs: where the job's files are, and its roster."""
+    """What a spreading job tells its handoffs: the job as submitted, and its roster."""
 
     job_id: str
-    job: str
-    config: str
+    snapshot: JobSnapshot
     trace_dir: str | None
     subordinates: tuple[Any, ...]
 
@@ -121,8 +121,8 @@ class HandoffRequest(BaseModel):
 
     parent: str
     """The job's workflow id."""
-    job: str
-    config: str
+    snapshot: JobSnapshot
+    """The job as submitted: the child builds its config and roster from it, as the job does."""
     trace_dir: str | None
     subordinate: int
     """Index of the subordinate in the job's roster."""
@@ -152,14 +152,17 @@ def stop_running_children() -> None:
 
 @contextmanager
 def spreading(
-    *, job_id: str, job: str, config: str, trace_dir: str | None, subordinates: Sequence[Any]
+    *,
+    job_id: str,
+    snapshot: JobSnapshot,
+    trace_dir: str | None,
+    subordinates: Sequence[Any],
 ) -> Generator[None, None, None]:
     """Within the block, the job's handoffs run as child workflows on the handoffs queue."""
     token = _spread.set(
         Spread(
             job_id=job_id,
-            job=job,
-            config=config,
+            snapshot=snapshot.model_copy(update={"data": None}),  # a handoff's task has its input
             trace_dir=trace_dir,
             subordinates=tuple(subordinates),
         )
@@ -233,8 +236,7 @@ def remote_handoff(session: DurableSession, task: Task[T]) -> Awaitable[Delivery
     TraceContextTextMapPropagator().inject(carrier)
     request = HandoffRequest(
         parent=spread.job_id,
-        job=spread.job,
-        config=spread.config,
+        snapshot=spread.snapshot,
         trace_dir=spread.trace_dir,
         subordinate=index,
         task=_spec_of(task),
@@ -375,14 +377,11 @@ async def _run_child(req: HandoffRequest) -> HandoffJournal:
     from handoffs.project import (
         configured_session,
         job_simulation,
-        load_config,
-        load_job,
         open_portfolio,
     )
     from handoffs.tracing import Tracing, job_meter_provider, job_tracer_provider
 
-    config = load_config(Path(req.config))
-    spec = load_job(Path(req.job), config.catalog)
+    config, spec = req.snapshot.restore()
     task = _task_of(spec.subordinates[req.subordinate], req.task)
     child_id = DBOS.workflow_id or req.parent
     directory = Path(req.trace_dir) if req.trace_dir else None

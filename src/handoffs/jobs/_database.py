@@ -15,14 +15,13 @@ import sqlite3
 from collections.abc import Mapping
 from contextlib import closing
 from pathlib import Path
-from typing import Any, cast
 
 from dbos import DBOS, DBOSClient, DBOSConfig
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError
 
-from handoffs.errors import ConfigError, JobsDatabaseError
-from handoffs.project import read_toml
+from handoffs.errors import JobsDatabaseError
+from handoffs.project import JobsTable, parse, read_toml
 
 __all__ = [
     "APP_NAME",
@@ -42,7 +41,7 @@ __all__ = [
 
 APP_NAME = "handoffs"
 """The DBOS application name every worker and client uses."""
-APP_VERSION = "handoffs-jobs-1"
+APP_VERSION = "handoffs-jobs-2"
 """The DBOS application version, pinned so that editing code does not strand in-flight jobs.
 
 A worker only runs and resumes jobs of its own version. Bump it (`handoffs-jobs-2`) when a change
@@ -67,19 +66,11 @@ logging.getLogger("dbos").addHandler(logging.NullHandler())
 
 
 def _config_url(config: Path | None) -> str | None:
+    """`[jobs] database_url` of `config` (only that table is read: the rest need not be valid)."""
     if config is None or not config.is_file():
         return None
-    jobs = read_toml(config, "config file").get("jobs", {})
-    if not isinstance(jobs, dict):
-        raise ConfigError(f"{config}: [jobs] must be a table")
-    table = cast(dict[str, Any], jobs)
-    unknown = sorted(set(table) - {"database_url", "spread"})
-    if unknown:
-        raise ConfigError(f"{config}: [jobs]: unknown key(s) {', '.join(unknown)}")
-    url = table.get("database_url")
-    if url is not None and not isinstance(url, str):
-        raise ConfigError(f"{config}: [jobs] database_url must be a string")
-    return url
+    table = read_toml(config, "config file").get("jobs", {})
+    return parse(JobsTable, table, source=str(config), within=("jobs",)).database_url
 
 
 def _parse(url: str) -> URL:

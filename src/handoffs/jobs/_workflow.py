@@ -2,14 +2,16 @@
 
 ```
 job_workflow(request)
-  load handoffs.toml and the job file        (workflow code: runs again on resume)
+  restore the job from its snapshot          (workflow code: runs again on resume)
   open the portfolio (fake provider, local model), tracing to TRACE_DIR/<job id>.jsonl
   run_job(..., session_type=DurableSession)  orchestrator requests and handoffs are steps
                                               ([jobs] spread: handoffs are child workflows, child.py)
   -> JobReport as JSON                        (DBOS stores it as the workflow's output)
 ```
-The request holds absolute paths: the job file, its roster and `handoffs.toml` are read where the
-job runs (and again where it resumes), so keep them in place, on every machine, while it is in flight.
+The request holds the job as submitted (`JobSnapshot`: `handoffs.toml` and the job file
+validated, the input data, digests of the roster files), journaled by DBOS as the workflow's
+input: the job runs and resumes with that, whatever the files say by then. Only the roster (Python
+files, loaded by path) is read again where the job runs, and refused if it changed.
 """
 
 from __future__ import annotations
@@ -29,7 +31,12 @@ from handoffs.handoff import HandoffRecord
 from handoffs.jobs._child import running_children, spreading, stop_running_children
 from handoffs.jobs._database import WORKFLOW
 from handoffs.jobs._durable import DurableSession
-from handoffs.project import job_simulation, load_config, load_job, open_portfolio, run_job
+from handoffs.project import (
+    JobSnapshot,
+    job_simulation,
+    open_portfolio,
+    run_job,
+)
 from handoffs.providers import Portfolio
 from handoffs.tracing import Tracing, job_meter_provider, job_tracer_provider
 
@@ -52,10 +59,8 @@ class JobRequest(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     job_id: str
-    job: str
-    """Absolute path of the job file."""
-    config: str
-    """Absolute path of `handoffs.toml`."""
+    snapshot: JobSnapshot
+    """The job file, `handoffs.toml` and the job's data as submitted."""
     key: str | None = None
     """The client's idempotency key, if it gave one."""
     trace_dir: str | None = None
@@ -105,8 +110,7 @@ async def job_workflow(request: dict[str, Any]) -> dict[str, Any]:
 
 
 async def _run(req: JobRequest) -> dict[str, Any]:
-    config = load_config(Path(req.config))
-    spec = load_job(Path(req.job), config.catalog)
+    config, spec = req.snapshot.restore()
     here = attached.get(req.job_id)
     if here is not None:
         report = await run_job(
@@ -125,8 +129,7 @@ async def _run(req: JobRequest) -> dict[str, Any]:
     spread = (
         spreading(
             job_id=req.job_id,
-            job=req.job,
-            config=req.config,
+            snapshot=req.snapshot,
             trace_dir=req.trace_dir,
             subordinates=spec.subordinates,
         )
