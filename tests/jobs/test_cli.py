@@ -99,3 +99,14 @@ def test_bad_input_is_one_line_exit_2_and_creates_nothing(
     one_error_line(invoke(runner, tmp_path, "mysql://127.0.0.1/jobs", "jobs", "list"))
     one_error_line(invoke(runner, tmp_path, sqlite_url, "worker", "--concurrency", "0"))
     assert "cannot reach" in one_error_line(invoke(runner, tmp_path, UNREACHABLE, "worker"))
+
+
+@pytest.mark.parametrize("command", [["status", "nosuchjob"], ["result", "nosuchjob"], ["list"]])
+def test_reading_a_database_that_does_not_exist_creates_nothing(
+    runner: CliRunner, tmp_path: Path, command: list[str]
+) -> None:
+    folder = tmp_path / "never"
+    url = f"sqlite:///{folder}/jobs.sqlite"
+    line = one_error_line(invoke(runner, tmp_path, url, "jobs", *command))
+    assert "no jobs database" in line
+    assert not folder.exists()

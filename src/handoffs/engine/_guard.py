@@ -35,14 +35,14 @@ from decimal import Decimal
 from typing import Any, Generic, Literal, Protocol, TypeVar
 
 import anyio
-from pydantic_ai.exceptions import ModelAPIError, UnexpectedModelBehavior, UsageLimitExceeded
+from pydantic_ai.exceptions import UnexpectedModelBehavior, UsageLimitExceeded
 from pydantic_ai.usage import RunUsage
 
 from handoffs.budget import Budget, Reservation
 from handoffs.catalog import ModelEntry
 from handoffs.engine._cap import Caps
 from handoffs.engine._retry import RetryPolicy
-from handoffs.errors import BudgetExceeded
+from handoffs.errors import BudgetExceeded, Refused
 from handoffs.health import Breaker
 from handoffs.providers import FaultKind, OutputOverrun, ProviderFault, classify
 
@@ -58,10 +58,6 @@ MOVES_ON: frozenset[FaultKind] = frozenset(
 
 Outcome = Literal["answered", "invalid", "fault", "refused", "over_budget"]
 """How a guarded call ended: `refused` and `over_budget` made no call."""
-
-
-class Refused(ModelAPIError):
-    """The guard refused the call (an open circuit, a spend cap): no request was sent."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

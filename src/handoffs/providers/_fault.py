@@ -26,7 +26,6 @@ reservation (or what the provider reported, when that is more).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
 
 from pydantic_ai.exceptions import (
     AgentRunError,
@@ -45,6 +44,10 @@ from pydantic_ai.models import ModelRequestParameters
 from pydantic_ai.models.wrapper import WrapperModel
 from pydantic_ai.settings import ModelSettings
 
+from handoffs.errors import MalformedResponse, OutputOverrun
+from handoffs.handoff import FaultKind
+from handoffs.providers._secret import redact
+
 __all__ = [
     "FaultKind",
     "MalformedResponse",
@@ -55,20 +58,6 @@ __all__ = [
 ]
 
 _FILTER_CODES = frozenset({"content_filter", "content_policy_violation"})
-
-FaultKind = Literal[
-    "unavailable", "rate_limited", "context_length", "content_filter", "rejected", "overrun"
-]
-
-
-class OutputOverrun(ModelAPIError):
-    """The provider answered past the `max_tokens` it was sent (its usage says so, or it kept
-    streaming): it ignores the limit every reservation relies on."""
-
-
-class MalformedResponse(ModelAPIError):
-    """A 200 response that cannot be read as an answer (e.g. an empty `choices` list, a stream
-    that ended without the provider's finish reason)."""
 
 
 class ReadableModel(WrapperModel):
@@ -134,7 +123,7 @@ def classify(exc: BaseException) -> ProviderFault | None:
 
 
 def _sort(exc: BaseException) -> ProviderFault | None:
-    detail = _one_line(exc)
+    detail = redact(_one_line(exc))
     if isinstance(exc, OutputOverrun):
         return ProviderFault(kind="overrun", detail=detail)
     if isinstance(exc, ContentFilterError):

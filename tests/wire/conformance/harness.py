@@ -18,9 +18,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel
 
-from handoffs import Catalog, Policy, Portfolio, Rule, Session, Task
+from handoffs import Catalog, Policy, Portfolio, RetryPolicy, Rule, Session, Task
 from handoffs.budget import Budget
-from handoffs.engine import RetryPolicy
 from handoffs.errors import HandoffError, HandoffsError, ProviderRejected
 from handoffs.handoff import Attempt, Delivery, HandoffRecord
 from handoffs.health import Health
