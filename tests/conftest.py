@@ -78,3 +78,11 @@ def _jobs_database(
     if "HANDOFFS_DATABASE_URL" not in os.environ:
         path = tmp_path_factory.mktemp("jobs") / "jobs.sqlite"
         monkeypatch.setenv("HANDOFFS_DATABASE_URL", f"sqlite:///{path}")
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _traces_out_of_the_checkout(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """Sessions, scripts and the CLI trace by default (to `.handoffs/traces`): the suite's traces
+    go to a temporary folder instead (`HANDOFFS_TRACE_DIR`), never into the checkout."""
+    if "HANDOFFS_TRACE_DIR" not in os.environ:
+        os.environ["HANDOFFS_TRACE_DIR"] = str(tmp_path_factory.mktemp("default-traces"))

@@ -122,7 +122,7 @@ def test_since_parses_days_hours_minutes() -> None:
 def test_report_figures_per_model_kind_and_route(runner: CliRunner, traces: Path) -> None:
     doc = report(runner, "--dir", str(traces), "--since", "24h")
     job = handoff_spans(traces / "job1.jsonl")
-    paid = sum(Decimal(s["attributes"]["handoffs.cost_usd"]) for s in job)
+    paid = sum(Decimal(s["attributes"]["handoffs.cost_usd_decimal"]) for s in job)
     # each attempt is charged to the model it called: T2's and T5's rejected tiny attempts to tiny
     by_model = {
         m: sum(
@@ -182,14 +182,15 @@ def test_compare_reports_the_previous_period_and_the_change(
         a = s["attributes"]
         if s["name"] == "handoff classify" and a["handoffs.task.label"] in ("T0", "T1", "T3"):
             a.update({"handoffs.model": "best", "handoffs.tier": "frontier"})
-            a["handoffs.cost_usd"] = "0.01"
+            a["handoffs.cost_usd"], a["handoffs.cost_usd_decimal"] = 0.01, "0.01"
             # as an older trace would: no cost per attempt, so all of it goes to the final model
             del a["handoffs.attempt.costs_usd"]
     path.write_text("".join(json.dumps(s) + "\n" for s in spans))
     old = sum(
-        Decimal(s["attributes"]["handoffs.cost_usd"]) for s in handoff_spans(traces / "job0.jsonl")
+        Decimal(s["attributes"]["handoffs.cost_usd_decimal"])
+        for s in handoff_spans(traces / "job0.jsonl")
     )
-    new = sum(Decimal(s["attributes"]["handoffs.cost_usd"]) for s in handoff_spans(path))
+    new = sum(Decimal(s["attributes"]["handoffs.cost_usd_decimal"]) for s in handoff_spans(path))
 
     doc = report(runner, "--dir", str(traces), "--since", "24h", "--compare")
     assert doc["handoffs"] == doc["previous"]["handoffs"] == 6
@@ -248,7 +249,7 @@ def test_shadow_moving_classify_to_the_frontier_changes_decisions_and_cost(
         ) / 1_000_000
         assert h["parent_span_id"] in ids
     paid = sum(
-        Decimal(s["attributes"]["handoffs.cost_usd"])
+        Decimal(s["attributes"]["handoffs.cost_usd_decimal"])
         for s in spans
         if s["name"] == "handoff classify"
     )

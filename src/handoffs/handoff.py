@@ -13,6 +13,8 @@ from typing import Any, Generic, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from handoffs.budget import Money
+
 __all__ = ["Attempt", "Delivery", "HandoffRecord", "Outcome", "RouteStep", "Verdict"]
 
 OutputT = TypeVar("OutputT")
@@ -35,7 +37,7 @@ class Verdict(BaseModel):
     """Why, in a few short sentences; fed back to the model on a retry."""
     model: str | None = None
     """The model that graded, for checks that call one."""
-    cost_usd: Decimal = Decimal(0)
+    cost_usd: Money = Decimal(0)
     """What running the check cost (judge and agreement calls)."""
 
 
@@ -67,7 +69,7 @@ class Attempt(BaseModel):
     """True when this attempt retried the same model with a failed verdict's feedback."""
     input_tokens: int = 0
     output_tokens: int = 0
-    cost_usd: Decimal = Decimal(0)
+    cost_usd: Money = Decimal(0)
     """What this call cost, checks included."""
     latency_s: float = 0.0
     verdicts: tuple[Verdict, ...] = ()
@@ -113,7 +115,7 @@ class HandoffRecord(BaseModel):
     """How many times the handoff moved up to a later rung after a failed check."""
     input_tokens: int = 0
     output_tokens: int = 0
-    cost_usd: Decimal = Decimal(0)
+    cost_usd: Money = Decimal(0)
     latency_s: float = 0.0
     degraded: bool = False
     output: Any = None

@@ -38,6 +38,8 @@ def job_table(report: JobReport) -> Table:
     for r in report.handoffs:
         style = "yellow" if r.degraded else ("cyan" if r.escalations else None)
         model = r.model or ("degraded" if r.degraded else "failed")
+        if r.model is None and r.cause:
+            model += f" ({r.cause})"
         if r.escalations:
             model += f" (↑{r.escalations})"
         table.add_row(

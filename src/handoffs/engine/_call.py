@@ -1,8 +1,8 @@
 """One typed request of one catalog model, as the engine makes it.
 
-`Caller` keeps one pydantic-ai `Agent` per (model, output type), waits for a slot on models with
-`max_concurrency`, sets pydantic-ai's deadlines (`request_timeout`, and `first_event_timeout` on
-streamed models), streams when the catalog says so, and turns the two silent failures a provider
+`Caller` keeps one pydantic-ai `Agent` per (model, output type, role), waits for a slot on models
+with `max_concurrency` (a wait is its own `queue {model}` span), sets pydantic-ai's deadlines
+(`request_timeout`, and `first_event_timeout` on streamed models), streams when the catalog says so, and turns the two silent failures a provider
 can hide in a successful response into errors the engine can sort: an answer cut off by a content
 filter, and a stream that ended before its final event.
 """
@@ -10,8 +10,8 @@ filter, and a stream that ended before its final event.
 from __future__ import annotations
 
 from collections.abc import AsyncIterable, Callable
-from contextlib import AbstractAsyncContextManager, nullcontext
-from typing import Any
+from contextlib import AsyncExitStack
+from typing import Any, Literal
 
 import anyio
 from pydantic import BaseModel
@@ -25,7 +25,11 @@ from pydantic_ai.usage import RunUsage, UsageLimits
 from handoffs.catalog import ModelEntry
 from handoffs.tracing import Tracing
 
-__all__ = ["Caller"]
+__all__ = ["Caller", "Role"]
+
+Role = Literal["subordinate", "check"]
+"""Who a call is for: an attempt at the task (`subordinate:{model}`) or a check (`check:{model}`,
+a judge or an agreement vote); the agent's name, hence its `invoke_agent` span's, says which."""
 
 
 def _output_spec(entry: ModelEntry, output_type: type[Any]) -> Any:
@@ -60,27 +64,32 @@ class Caller:
         """Where the subordinates' pydantic-ai spans go (agents built after a change use it)."""
         self._timeout_s = timeout_s
         self._first_event_timeout_s = first_event_timeout_s
-        self._agents: dict[tuple[str, Any], Agent[None, Any]] = {}
+        self._agents: dict[tuple[str, Any, Role], Agent[None, Any]] = {}
         self._limiters: dict[str, anyio.CapacityLimiter] = {}
 
-    def _slot(self, entry: ModelEntry) -> AbstractAsyncContextManager[Any]:
-        """Waits for a free slot on models with `max_concurrency`; a no-op for the others."""
+    async def _slot(self, entry: ModelEntry, held: AsyncExitStack) -> None:
+        """Waits for a free slot on models with `max_concurrency` (held until `held` closes),
+        inside a `queue {model}` span when every slot is taken; a no-op for other models."""
         if entry.max_concurrency is None:
-            return nullcontext()
+            return
         limiter = self._limiters.get(entry.id)
         if limiter is None:
             limiter = self._limiters[entry.id] = anyio.CapacityLimiter(entry.max_concurrency)
-        return limiter
+        if self.tracing is None or limiter.available_tokens >= 1:
+            await held.enter_async_context(limiter)
+            return
+        with self.tracing.queue(model=entry.id, slots=entry.max_concurrency):
+            await held.enter_async_context(limiter)
 
-    def _agent(self, entry: ModelEntry, output_type: type[Any]) -> Agent[None, Any]:
-        key = (entry.id, output_type)
+    def _agent(self, entry: ModelEntry, output_type: type[Any], role: Role) -> Agent[None, Any]:
+        key = (entry.id, output_type, role)
         agent = self._agents.get(key)
         if agent is None:
             agent = Agent(
                 self._models(entry),
                 output_type=_output_spec(entry, output_type),
                 retries={"output": 0, "tools": 0},
-                name=f"subordinate:{entry.id}",
+                name=f"{role}:{entry.id}",
                 capabilities=[self.tracing.instrumentation()] if self.tracing else None,
             )
             self._agents[key] = agent
@@ -95,6 +104,8 @@ class Caller:
         usage: RunUsage,
         max_tokens: int,
         time_left_s: float | None,
+        *,
+        role: Role = "subordinate",
     ) -> Any:
         """One request; its tokens are added to `usage` whatever happens. Raises what pydantic-ai
         raises, plus `ContentFilterError` / `ModelAPIError` for the silent failures above."""
@@ -103,8 +114,9 @@ class Caller:
         first = self._first_event_timeout_s
         if entry.stream and first is not None:
             settings["first_event_timeout"] = min(first, timeout_s)
-        async with self._slot(entry):
-            result = await self._agent(entry, output_type).run(
+        async with AsyncExitStack() as held:
+            await self._slot(entry, held)
+            result = await self._agent(entry, output_type, role).run(
                 prompt,
                 instructions=instructions,
                 usage=usage,

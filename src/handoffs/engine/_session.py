@@ -60,7 +60,7 @@ from handoffs.routing import (
     route,
 )
 from handoffs.task import Task
-from handoffs.tracing import Tracing
+from handoffs.tracing import Tracing, default_tracing
 from handoffs.verify import Answer, Ask, CheckContext, run_checks
 
 __all__ = [
@@ -105,6 +105,10 @@ class Session:
     One session per job: every handoff it makes is charged to `budget` and appended to `records`.
     Pass one `health` (circuit breakers) and one `caps` to every session of a process so that
     they share what they learn about endpoints and what they spend.
+
+    Without `tracing`, handoffs are traced to `.handoffs/traces/` (`handoffs.tracing.
+    default_tracing`: one file per process, `HANDOFFS_TRACING=off` turns it off);
+    `tracing=False` traces nothing.
     """
 
     def __init__(
@@ -117,7 +121,7 @@ class Session:
         unavailable: Callable[[], Mapping[str, str]] | None = None,
         on_record: Callable[[HandoffRecord], None] | None = None,
         request_timeout_s: float | None = None,
-        tracing: Tracing | None = None,
+        tracing: Tracing | Literal[False] | None = None,
         health: Health | None = None,
         retry: RetryPolicy | None = None,
         caps: Caps | None = None,
@@ -142,7 +146,7 @@ class Session:
         """Spending caps per model and task kind."""
         self._caller = Caller(
             models,
-            tracing=tracing,
+            tracing=default_tracing() if tracing is None else tracing or None,
             timeout_s=self._timeout_s,
             first_event_timeout_s=self.retry.first_event_timeout_s,
         )
@@ -195,7 +199,7 @@ class Session:
         """
         if self.tracing is None:
             return await self._delegate(task)
-        with self.tracing.handoff(kind=task.kind, task_id=task.id) as span:
+        with self.tracing.handoff(kind=task.kind, task_id=task.id, label=task.label) as span:
             error: BaseException | None = None
             try:
                 return await self._delegate(task)
@@ -369,7 +373,12 @@ class Session:
             ctx = CheckContext(
                 task=task, producer=entry.id, catalog=self.catalog, ask=self._asker(budget)
             )
-            verdicts = await run_checks(output, ctx, task.checks)
+            observe = (  # each check in its own span, a judge's call inside it
+                self.tracing.observe_checks(attempt=len(trail.attempts), model=entry.id)
+                if self.tracing is not None
+                else None
+            )
+            verdicts = await run_checks(output, ctx, task.checks, wrap=observe)
             passed = all(v.passed for v in verdicts)
             trail.add(
                 entry,
@@ -530,7 +539,14 @@ class Session:
             with budget.reserve(estimate) as reservation:
                 try:
                     output = await self._caller.call(
-                        entry, instructions, prompt, output_type, usage, max_tokens, None
+                        entry,
+                        instructions,
+                        prompt,
+                        output_type,
+                        usage,
+                        max_tokens,
+                        None,
+                        role="check",
                     )
                 finally:
                     cost = entry.cost(usage.input_tokens, usage.output_tokens)

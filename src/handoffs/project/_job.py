@@ -22,7 +22,7 @@ from typing import Any, Literal, cast
 
 from pydantic import BaseModel, ConfigDict
 
-from handoffs.budget import usd
+from handoffs.budget import Money, usd
 from handoffs.catalog import Catalog, ModelEntry
 from handoffs.errors import ConfigError
 from handoffs.handoff import HandoffRecord
@@ -152,9 +152,9 @@ class JobReport(BaseModel):
     """Catalog id -> `real`, `simulated`, `local` or `self-hosted`."""
     handoffs: list[HandoffRecord]
     output: Any = None
-    orchestrator_cost_usd: Decimal
-    total_cost_usd: Decimal
-    all_frontier_cost_usd: Decimal
+    orchestrator_cost_usd: Money
+    total_cost_usd: Money
+    all_frontier_cost_usd: Money
     """What the same handoffs would have cost had every one run on the frontier model."""
     budget_usd: Decimal | None = None
     escalations: int

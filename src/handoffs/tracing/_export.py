@@ -14,6 +14,7 @@ import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import IO, Any, cast
+from urllib.parse import unquote
 
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
@@ -26,6 +27,8 @@ from opentelemetry.sdk.trace.export import (
 )
 
 __all__ = [
+    "GAUNTLET_TRACE_DIR",
+    "SERVICE_NAME",
     "TRACE_DIR",
     "JsonlSpanExporter",
     "job_resource",
@@ -36,15 +39,44 @@ __all__ = [
 
 TRACE_DIR = Path(".handoffs/traces")
 """Where `handoffs run` writes job traces and the trace/report commands read them."""
+GAUNTLET_TRACE_DIR = Path(".handoffs/gauntlet/traces")
+"""Where `handoffs gauntlet` writes its runs' traces: apart from real jobs', so that `handoffs
+report` and `router train` never count hostile runs as traffic."""
 
 OTLP_ENDPOINT_ENV = "OTEL_EXPORTER_OTLP_ENDPOINT"
 """Set it (e.g. `http://127.0.0.1:6006`) to also send spans over OTLP/HTTP to `<it>/v1/traces`
 (and metrics to `<it>/v1/metrics`, see `handoffs.tracing`)."""
 
 
-def job_resource(job_id: str) -> Resource:
-    """The OTel resource of one job's spans and metrics."""
-    return Resource.create({"service.name": "handoffs", "handoffs.job.id": job_id})
+SERVICE_NAME_ENV = "OTEL_SERVICE_NAME"
+"""The `service.name` of every span and metric (default `handoffs`)."""
+RESOURCE_ATTRIBUTES_ENV = "OTEL_RESOURCE_ATTRIBUTES"
+"""More resource attributes, `key=value,key=value` (values percent-encoded), as OTel defines it."""
+SERVICE_NAME = "handoffs"
+"""The `service.name` when neither `OTEL_SERVICE_NAME` nor `OTEL_RESOURCE_ATTRIBUTES` sets one."""
+
+
+def job_resource(
+    job_id: str,
+    *,
+    env: Mapping[str, str] | None = None,
+    extra: Mapping[str, str | bool] | None = None,
+) -> Resource:
+    """The OTel resource of one job's spans and metrics: `service.name` (from `env`'s
+    `OTEL_SERVICE_NAME`, else `OTEL_RESOURCE_ATTRIBUTES`, else `handoffs`), the attributes of
+    `OTEL_RESOURCE_ATTRIBUTES`, `handoffs.job.id` and `extra`."""
+    env = env or {}
+    attrs: dict[str, str | bool] = {}
+    for item in env.get(RESOURCE_ATTRIBUTES_ENV, "").split(","):
+        key, sep, value = item.partition("=")
+        if sep and key.strip():
+            attrs[key.strip()] = unquote(value.strip())
+    attrs["service.name"] = (
+        env.get(SERVICE_NAME_ENV, "").strip() or str(attrs.get("service.name", "")) or SERVICE_NAME
+    )
+    attrs["handoffs.job.id"] = job_id
+    attrs.update(extra or {})
+    return Resource.create(attrs)
 
 
 def trace_path(directory: Path, job_id: str) -> Path:
@@ -122,8 +154,10 @@ def job_tracer_provider(
     console: IO[str] | None = None,
 ) -> TracerProvider:
     """A provider for one job: JSONL under `directory` (unless None), the console (if given), and
-    OTLP/HTTP when `env` sets `OTEL_EXPORTER_OTLP_ENDPOINT`. `shutdown()` it when the job ends."""
-    provider = TracerProvider(resource=job_resource(job_id))
+    OTLP/HTTP when `env` sets `OTEL_EXPORTER_OTLP_ENDPOINT`; its resource's `service.name` and
+    attributes follow `OTEL_SERVICE_NAME` and `OTEL_RESOURCE_ATTRIBUTES`. `shutdown()` it when the
+    job ends."""
+    provider = TracerProvider(resource=job_resource(job_id, env=env))
     if directory is not None:
         exporter = JsonlSpanExporter(trace_path(directory, job_id))
         provider.add_span_processor(SimpleSpanProcessor(exporter))
