@@ -343,3 +343,45 @@ def test_shadow_replays_the_breakers_that_were_open(
     assert doc["changes"] == [{"before": "tiny", "after": "cheap", "handoffs": 2}]
     assert {e["label"] for e in doc["examples"]} == {"T0", "T1"}
     assert {e["job_id"] for e in doc["examples"]} == {"job1"}
+
+
+def test_gauntlet_runs_are_left_out_and_the_total_adds_the_orchestrators(
+    runner: CliRunner, traces: Path
+) -> None:
+    """Gauntlet runs write to their own folder, and a trace marked as one (its workflow names the
+    attack it played) is not traffic even in this one; the orchestrators' cost is in the total."""
+    path = traces / "job1.jsonl"
+    spans = [json.loads(line) for line in path.read_text().splitlines()]
+    for s in spans:
+        if s["name"] == "invoke_workflow triage":  # as `run_job` finishes a job's span
+            s["attributes"]["handoffs.orchestrator.cost_usd"] = 0.25
+            s["attributes"]["handoffs.orchestrator.cost_usd_decimal"] = "0.25"
+    path.write_text("".join(json.dumps(s) + "\n" for s in spans))
+    for s in spans:
+        if s["name"] == "invoke_workflow triage":
+            s["attributes"]["handoffs.gauntlet.attack"] = "confident_lie"
+    (traces / "attack.jsonl").write_text("".join(json.dumps(s) + "\n" for s in spans))
+    handoffs = sum(
+        Decimal(s["attributes"]["handoffs.cost_usd_decimal"]) for s in handoff_spans(path)
+    )
+
+    doc = report(runner, "--dir", str(traces), "--since", "24h")
+    assert doc["jobs"] == 1 and doc["handoffs"] == 6  # the attack run is not counted
+    assert doc["left_out"] == {"gauntlet_runs": 1}
+    assert Decimal(doc["cost_usd"]) == handoffs
+    assert Decimal(doc["orchestrator_cost_usd"]) == Decimal("0.25")
+    assert Decimal(doc["total_cost_usd"]) == handoffs + Decimal("0.25")
+    counted = report(runner, "--dir", str(traces), "--since", "24h", "--gauntlet")
+    assert counted["jobs"] == 2 and counted["handoffs"] == 12
+    assert counted["left_out"] == {"gauntlet_runs": 0}
+
+    text = runner.invoke(app, ["report", "--dir", str(traces), "--since", "24h"])
+    assert text.exit_code == 0, text.output
+    first, second = text.stdout.splitlines()[:2]
+    assert first.startswith(f"6 handoffs in 1 job · ${doc['total_cost_usd']} = handoffs $")
+    assert "+ orchestrators $0.25 " in first
+    assert second == "left out: 1 Gauntlet run (--gauntlet to count them)"
+    shadow_same = traces.parent / "same.toml"
+    shadow_same.write_text(CATALOG + '\n[[policy.rules]]\nkind = "classify"\nladder = ["tiny"]\n')
+    shadow = report(runner, "shadow", "--policy", str(shadow_same), "--dir", str(traces))
+    assert shadow["handoffs"] == 12  # job0 and job1; not the attack run

@@ -5,11 +5,7 @@ exporter (spans and metrics), the JSONL file per job, OTLP/HTTP to a loopback re
 from __future__ import annotations
 
 import json
-import threading
-from collections import defaultdict
-from collections.abc import Iterator
 from decimal import Decimal
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -337,38 +333,6 @@ def test_jsonl_file_appears_only_when_complete(tmp_path: Path) -> None:
     assert [s["name"] for s in lines] == ["inner", "outer"]
     assert lines[0]["parent_span_id"] == lines[1]["span_id"]
     assert not path.with_name("j1.jsonl.part").exists()
-
-
-class Receiver(BaseHTTPRequestHandler):
-    """An OTLP/HTTP receiver: keeps every body POSTed, by path (/v1/traces, /v1/metrics)."""
-
-    bodies: dict[str, list[bytes]]
-
-    def do_POST(self) -> None:
-        body = self.rfile.read(int(self.headers["Content-Length"]))
-        self.bodies[self.path].append(body)
-        self.send_response(200)
-        self.send_header("Content-Type", "application/x-protobuf")
-        self.send_header("Content-Length", "0")
-        self.end_headers()
-
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
-
-
-@pytest.fixture
-def otlp_receiver() -> Iterator[tuple[str, dict[str, list[bytes]]]]:
-    bodies: defaultdict[str, list[bytes]] = defaultdict(list)
-    handler = type("Handler", (Receiver,), {"bodies": bodies})
-    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}", bodies
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join()
 
 
 class AuthLog:

@@ -10,13 +10,10 @@ from __future__ import annotations
 import threading
 from decimal import Decimal, InvalidOperation
 from types import TracebackType
-from typing import Annotated
-
-from pydantic import AfterValidator
 
 from handoffs.errors import BudgetExceeded
 
-__all__ = ["Budget", "Money", "Reservation", "Usd", "usd", "usd_text"]
+__all__ = ["Budget", "Reservation", "usd", "usd_text"]
 
 _ZERO = Decimal(0)
 
@@ -35,25 +32,6 @@ def usd(value: Decimal | int | str | float) -> Decimal:
 def usd_text(value: Decimal) -> str:
     """An amount as plain text, without trailing zeros: `0.0012`, `0.0000009`, `3`, `0`."""
     return format(value.normalize(), "f") if value else "0"
-
-
-class Usd(Decimal):
-    """A dollar amount that prints as a plain decimal: `0.0000009`, never `9E-7` (`str(Decimal)`
-    switches to exponent notation below a millionth, where cheap calls cost). Arithmetic on it
-    gives plain `Decimal`s, as any Decimal subclass does."""
-
-    __slots__ = ()
-
-    def __str__(self) -> str:
-        return format(self, "f")
-
-    def __repr__(self) -> str:
-        return f"Decimal('{self}')"
-
-
-Money = Annotated[Decimal, AfterValidator(Usd)]
-"""A pydantic field of dollars: any Decimal given is kept as a `Usd`, so records print and
-serialise their money as plain decimals."""
 
 
 class Budget:

@@ -8,18 +8,47 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from decimal import Decimal
-from typing import Any, Generic, Literal, TypeVar
+from decimal import Context, Decimal
+from typing import Annotated, Any, Generic, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
-from handoffs.budget import Money
-
-__all__ = ["Attempt", "Delivery", "HandoffRecord", "Outcome", "RouteStep", "Verdict"]
+__all__ = [
+    "Attempt",
+    "Delivery",
+    "HandoffRecord",
+    "Money",
+    "Outcome",
+    "RouteStep",
+    "Usd",
+    "Verdict",
+]
 
 OutputT = TypeVar("OutputT")
 
 _FROZEN = ConfigDict(frozen=True, extra="forbid")
+
+
+class Usd(Decimal):
+    """A dollar amount that prints as a plain decimal: `0.0000009`, never `9E-7` (`str(Decimal)`
+    switches to exponent notation below a millionth, where cheap calls cost). Arithmetic on it
+    gives plain `Decimal`s, as any Decimal subclass does."""
+
+    __slots__ = ()
+
+    def __str__(self) -> str:
+        return format(self, "f")
+
+    def __format__(self, specifier: str, context: Context | None = None, /) -> str:
+        return super().__format__(specifier or "f", context)
+
+    def __repr__(self) -> str:
+        return f"Decimal('{self}')"
+
+
+Money = Annotated[Decimal, AfterValidator(Usd)]
+"""A pydantic field of dollars: any Decimal given is kept as a `Usd`, so records print and
+serialise their money as plain decimals."""
 
 
 class Verdict(BaseModel):

@@ -21,7 +21,7 @@ import anyio
 import typer
 from rich.table import Table
 
-from handoffs.cli._render import job_summary, job_table
+from handoffs.cli._render import handoff_line, job_summary, job_table
 from handoffs.cli.terminal import JsonOpt, QuietOpt, Ticker, err, fail, out
 from handoffs.errors import ConfigError, HandoffsError
 from handoffs.tracing import TRACE_DIR, TRACE_DIR_ENV
@@ -263,17 +263,7 @@ def result(
             else:
                 _print_info(done)
                 for record in done.progress.handoffs if done.progress else []:
-                    how = (
-                        f"by {record.model}"
-                        if record.status == "delivered"
-                        else f"({record.cause or 'no cause recorded'})"
-                    )
-                    out.print(
-                        f"  {record.task_kind} {record.label or record.task_id}: "
-                        f"{record.status} {how} {_money(record.cost_usd)}",
-                        highlight=False,
-                        markup=False,
-                    )
+                    out.print(f"  {handoff_line(record)}", highlight=False, markup=False)
             raise fail(str(exc), 1) from None
     if as_json:
         out.print_json(report.model_dump_json(), highlight=False)

@@ -10,7 +10,7 @@ from rich.table import Table
 from handoffs.handoff import HandoffRecord
 from handoffs.project import JobReport
 
-__all__ = ["job_summary", "job_table", "money"]
+__all__ = ["handoff_line", "job_summary", "job_table", "money"]
 
 
 def money(value: Decimal) -> str:
@@ -29,6 +29,17 @@ def _verdict_marks(record: HandoffRecord) -> str:
         "".join("✓" if v.passed else "✗" for v in record.verdicts) if not record.degraded else ""
     )
     return " ".join([*rejected, final]).strip() or "—"
+
+
+def handoff_line(record: HandoffRecord) -> str:
+    """One finished handoff in a line: `classify T-002: degraded (verification) $0.000480`."""
+    how = (
+        f"by {record.model}"
+        if record.status == "delivered"
+        else f"({record.cause or 'no cause recorded'})"
+    )
+    item = record.label or record.task_id
+    return f"{record.task_kind} {item}: {record.status} {how} {money(record.cost_usd)}"
 
 
 def job_table(report: JobReport) -> Table:

@@ -76,16 +76,17 @@ def run(
     def status() -> str:
         problems = sum(1 for r in seen if r.status != "delivered")
         return (
-            f"job {job_id}: handoffs done: {len(seen)}"
+            f"job {job_id}: {len(seen)} handoffs done"
             + (f" ({problems} degraded or failed)" if problems else "")
-            + f" · spent {money(spent)}"
+            + f" · handoffs cost {money(spent)}"
         )
 
     try:
         cfg = load_config(config)
         spec = load_job(job, cfg.catalog)
-        err.print(f"job {job_id} — trace: {path}", highlight=False, soft_wrap=True)
         with open_portfolio(cfg, simulation=job_simulation(spec)) as portfolio:
+            # first, once the input is known good (a missing key is one line, nothing else)
+            err.print(f"job {job_id} — trace: {path}", highlight=False, soft_wrap=True)
             (err if as_json else out).print(
                 setting_line(portfolio), highlight=False, soft_wrap=True
             )

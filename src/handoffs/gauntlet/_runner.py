@@ -57,7 +57,13 @@ from handoffs.project import Config, JobSpec, job_simulation
 from handoffs.task import Task
 from handoffs.testing import FakeProvider, LoopbackServer
 from handoffs.testing.simulation import Simulation
-from handoffs.tracing import JsonlSpanExporter, Tracing, job_resource, trace_path
+from handoffs.tracing import (
+    ConventionsExporter,
+    JsonlSpanExporter,
+    Tracing,
+    job_resource,
+    trace_path,
+)
 
 __all__ = ["Defences", "Gauntlet"]
 
@@ -303,7 +309,7 @@ class Gauntlet:
         )
         tracer_provider.add_span_processor(SimpleSpanProcessor(exporter))
         if self.trace_dir is not None:
-            jsonl = JsonlSpanExporter(trace_path(self.trace_dir, job_id))
+            jsonl = ConventionsExporter(JsonlSpanExporter(trace_path(self.trace_dir, job_id)))
             tracer_provider.add_span_processor(SimpleSpanProcessor(jsonl))
         tracing = Tracing(tracer_provider=tracer_provider)
         models = HostileModels(

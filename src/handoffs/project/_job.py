@@ -22,10 +22,10 @@ from typing import Any, Literal, cast
 
 from pydantic import BaseModel, ConfigDict
 
-from handoffs.budget import Money, usd
+from handoffs.budget import usd
 from handoffs.catalog import Catalog, ModelEntry
 from handoffs.errors import ConfigError
-from handoffs.handoff import HandoffRecord
+from handoffs.handoff import HandoffRecord, Money
 from handoffs.orchestrator import OrchestratorSpec, Subordinate
 from handoffs.project._config import read_toml
 from handoffs.project._roster import load_agent

@@ -13,6 +13,7 @@ from handoffs.tracing._default import (
 from handoffs.tracing._export import (
     GAUNTLET_TRACE_DIR,
     TRACE_DIR,
+    ConventionsExporter,
     JsonlSpanExporter,
     job_resource,
     job_tracer_provider,
@@ -64,6 +65,7 @@ __all__ = [
     "TRACING_ENV",
     "TRANSFER_MODE",
     "TRANSFER_TARGET",
+    "ConventionsExporter",
     "HandoffMetrics",
     "HandoffRow",
     "JobRow",

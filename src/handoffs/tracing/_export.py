@@ -25,11 +25,13 @@ from opentelemetry.sdk.trace.export import (
     SpanExporter,
     SpanExportResult,
 )
+from opentelemetry.trace import StatusCode
 
 __all__ = [
     "GAUNTLET_TRACE_DIR",
     "SERVICE_NAME",
     "TRACE_DIR",
+    "ConventionsExporter",
     "JsonlSpanExporter",
     "job_resource",
     "job_tracer_provider",
@@ -146,6 +148,65 @@ class JsonlSpanExporter(SpanExporter):
         return True
 
 
+DEPRECATED_SYSTEM = "gen_ai.system"
+"""Replaced by `gen_ai.provider.name`; pydantic-ai 2.68 still sends both on its `chat` spans, with
+every `InstrumentationSettings(version=...)`."""
+
+
+def conventional(span: ReadableSpan) -> ReadableSpan:
+    """`span` as it is exported: an ERROR span without `error.type` (pydantic-ai's) gets its
+    exception's type (`_OTHER` without one, as the conventions say), and the deprecated
+    `gen_ai.system` goes where `gen_ai.provider.name` says the same. Other spans pass unchanged."""
+    attrs = dict(span.attributes or {})
+    changed = False
+    if DEPRECATED_SYSTEM in attrs and "gen_ai.provider.name" in attrs:
+        del attrs[DEPRECATED_SYSTEM]
+        changed = True
+    if span.status.status_code is StatusCode.ERROR and "error.type" not in attrs:
+        exception = next(
+            (
+                (e.attributes or {}).get("exception.type")
+                for e in span.events
+                if e.name == "exception"
+            ),
+            None,
+        )
+        attrs["error.type"] = str(exception or "_OTHER")
+        changed = True
+    if not changed:
+        return span
+    return ReadableSpan(
+        name=span.name,
+        context=span.get_span_context(),
+        parent=span.parent,
+        resource=span.resource,
+        attributes=attrs,
+        events=span.events,
+        links=span.links,
+        kind=span.kind,
+        status=span.status,
+        start_time=span.start_time,
+        end_time=span.end_time,
+        instrumentation_scope=span.instrumentation_scope,
+    )
+
+
+class ConventionsExporter(SpanExporter):
+    """Hands `exporter` every span as `conventional` makes it."""
+
+    def __init__(self, exporter: SpanExporter) -> None:
+        self.exporter = exporter
+
+    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+        return self.exporter.export([conventional(s) for s in spans])
+
+    def shutdown(self) -> None:
+        self.exporter.shutdown()
+
+    def force_flush(self, timeout_millis: int = 30000) -> bool:
+        return self.exporter.force_flush(timeout_millis)
+
+
 def job_tracer_provider(
     job_id: str,
     *,
@@ -154,19 +215,20 @@ def job_tracer_provider(
     console: IO[str] | None = None,
 ) -> TracerProvider:
     """A provider for one job: JSONL under `directory` (unless None), the console (if given), and
-    OTLP/HTTP when `env` sets `OTEL_EXPORTER_OTLP_ENDPOINT`; its resource's `service.name` and
-    attributes follow `OTEL_SERVICE_NAME` and `OTEL_RESOURCE_ATTRIBUTES`. `shutdown()` it when the
-    job ends."""
+    OTLP/HTTP when `env` sets `OTEL_EXPORTER_OTLP_ENDPOINT`, each through `ConventionsExporter`;
+    its resource's `service.name` and attributes follow `OTEL_SERVICE_NAME` and
+    `OTEL_RESOURCE_ATTRIBUTES`. `shutdown()` it when the job ends."""
     provider = TracerProvider(resource=job_resource(job_id, env=env))
     if directory is not None:
-        exporter = JsonlSpanExporter(trace_path(directory, job_id))
+        exporter = ConventionsExporter(JsonlSpanExporter(trace_path(directory, job_id)))
         provider.add_span_processor(SimpleSpanProcessor(exporter))
     if console is not None:
-        provider.add_span_processor(SimpleSpanProcessor(ConsoleSpanExporter(out=console)))
+        console_exporter = ConventionsExporter(ConsoleSpanExporter(out=console))
+        provider.add_span_processor(SimpleSpanProcessor(console_exporter))
     endpoint = env.get(OTLP_ENDPOINT_ENV, "").strip()
     if endpoint:
         from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 
         otlp = OTLPSpanExporter(endpoint=endpoint.rstrip("/") + "/v1/traces")
-        provider.add_span_processor(BatchSpanProcessor(otlp))
+        provider.add_span_processor(BatchSpanProcessor(ConventionsExporter(otlp)))
     return provider
