@@ -40,6 +40,8 @@ class Usd(Decimal):
         return format(self, "f")
 
     def __format__(self, specifier: str, context: Context | None = None, /) -> str:
+        if context is None:  # C's decimal refuses an explicit None here
+            return super().__format__(specifier or "f")
         return super().__format__(specifier or "f", context)
 
     def __repr__(self) -> str:

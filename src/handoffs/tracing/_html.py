@@ -6,7 +6,8 @@ saying why a degraded or failed handoff ended so, its tokens, queue time and jud
 attempts, checks, verdicts, the router's reasons), a waterfall of every span (handoffs labelled
 with their item, checks and queue waits marked as such), cost per subordinate (task kind) and per
 model (each attempt charged to the model it called, `charges`), filters for failed / escalated /
-degraded handoffs (also from the URL fragment: `page.html#filter=escalated`) and a text search.
+degraded handoffs and a text search (both also from the URL fragment:
+`page.html#filter=escalated&search=T-007`).
 No network: no CDN, no external stylesheet, script, font or image.
 """
 
@@ -240,11 +241,16 @@ function apply(f){active=f;document.querySelectorAll('#filters button').forEach(
   r.classList.toggle('hidden',!show);
   if(f&&show&&r.tagName==='DETAILS')r.open=true;});
  document.body.setAttribute('data-filter',f||'all');}
-search.addEventListener('input',function(){apply(active);});
+function remember(){var parts=[];if(active)parts.push('filter='+active);
+ if(search.value)parts.push('search='+encodeURIComponent(search.value));
+ history.replaceState(null,'',parts.length?'#'+parts.join('&'):'#');}
+search.addEventListener('input',function(){apply(active);remember();});
 document.querySelectorAll('#filters button').forEach(function(b){b.addEventListener('click',
  function(){var f=b.getAttribute('data-filter');f=(f==='all'||f===active)?null:f;
-  history.replaceState(null,'',f?'#filter='+f:'#');apply(f);});});
-var m=/filter=(failed|escalated|degraded)/.exec(location.hash);apply(m?m[1]:null);
+  apply(f);remember();});});
+var m=/filter=(failed|escalated|degraded)/.exec(location.hash);
+var q=/search=([^&]*)/.exec(location.hash);if(q)search.value=decodeURIComponent(q[1]);
+apply(m?m[1]:null);
 document.body.setAttribute('data-rendered','yes');
 })();
 """

@@ -179,6 +179,9 @@ class _ObservedCheck:
         }
         with _span(self.tracer, f"{CHECK_SPAN} {self.check.name}", attrs) as span:
             verdict = await self.check(output, ctx)
+            if verdict.check != self.check.name:  # named as its verdicts are: `predicate:...`
+                span.update_name(f"{CHECK_SPAN} {verdict.check}")
+                span.set_attribute("handoffs.check", verdict.check)
             span.set_attributes(evaluation_attributes(verdict, explain=self.explain))
             span.set_attribute("output.value", "pass" if verdict.passed else "fail")
             if verdict.model is not None:
