@@ -106,10 +106,11 @@ def page_data(job_id: str, roots: list[SpanNode]) -> dict[str, Any]:
             return node.name + " (judge call)", "check"
         return node.name, "span"
 
-    def visit(node: SpanNode, depth: int) -> None:
+    def visit(node: SpanNode, depth: int, owner: int | None) -> None:
         start = node.span.get("start_time_unix_nano") or t0
         end = node.span.get("end_time_unix_nano") or start
         name, kind = label(node)
+        owner = index.get(id(node), owner)
         spans.append(
             {
                 "name": name,
@@ -119,13 +120,14 @@ def page_data(job_id: str, roots: list[SpanNode]) -> dict[str, Any]:
                 "end_s": round((end - t0) / 1e9, 6),
                 "status": node.span.get("status", {}).get("code"),
                 "handoff": index.get(id(node)),
+                "within": owner,  # the handoff this span is part of (the search finds it by it)
             }
         )
         for child in node.children:
-            visit(child, depth + 1)
+            visit(child, depth + 1, owner)
 
     for root in roots:
-        visit(root, 0)
+        visit(root, 0, None)
     return {
         "document": document,
         "total_s": round(max(t1 - t0, 0) / 1e9, 6),
@@ -156,6 +158,7 @@ td.num{text-align:right;font-variant-numeric:tabular-nums}
 .bar{position:absolute;top:3px;height:10px;min-width:1px;background:#8ab}
 .bar.handoff{background:#6a6}.bar.escalated{background:#39c}.bar.degraded{background:#db3}
 .bar.failed,.bar.ERROR{background:#c33}
+.bar.handoff.degraded{background:#db3}
 .bar.check{background:#a7c}.bar.queue{background:#ccc;border:1px dashed #888}
 .wlabel.check{color:#639}.wlabel.queue{color:#777;font-style:italic}
 #search{margin-left:1em;padding:.2em .5em;width:18em}
@@ -221,6 +224,8 @@ var wf=document.getElementById('waterfall');var total=data.total_s||1;
 data.spans.forEach(function(s){var h=s.handoff!==null?doc.handoffs[s.handoff]:null;
  var flags=h?h.flags:[];var r=el('div','wrow row '+flags.join(' '));
  r.setAttribute('data-flags',flags.join(' '));
+ var w=s.within!==null&&s.within!==undefined?doc.handoffs[s.within]:null;
+ if(w)r.setAttribute('data-item',w.task_kind+' '+(w.label||w.task_id));
  var l=el('div','wlabel '+(s.kind||''),s.name);l.style.paddingLeft=(s.depth*8)+'px';
  l.title=s.name+' '+(s.end_s-s.start_s).toFixed(3)+'s';r.appendChild(l);
  var track=el('div','wtrack');
@@ -237,7 +242,8 @@ function apply(f){active=f;document.querySelectorAll('#filters button').forEach(
  var q=(search.value||'').trim().toLowerCase();
  document.querySelectorAll('.row').forEach(function(r){
   var flags=(r.getAttribute('data-flags')||'').split(' ');
-  var show=(!f||flags.indexOf(f)>=0)&&(!q||r.textContent.toLowerCase().indexOf(q)>=0);
+  var text=(r.textContent+' '+(r.getAttribute('data-item')||'')).toLowerCase();
+  var show=(!f||flags.indexOf(f)>=0)&&(!q||text.indexOf(q)>=0);
   r.classList.toggle('hidden',!show);
   if(f&&show&&r.tagName==='DETAILS')r.open=true;});
  document.body.setAttribute('data-filter',f||'all');}
