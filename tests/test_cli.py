@@ -246,3 +246,41 @@ def test_unknown_config_file_is_exit_2(runner: CliRunner) -> None:
     _one_line_error(
         runner.invoke(app, ["doctor", "--config", "missing.toml"]), "config file not found"
     )
+
+
+def test_run_json_exits_1_when_the_job_failed(
+    runner: CliRunner, simulated: Path, tmp_path: Path
+) -> None:
+    starved = tmp_path / "starved.toml"
+    text = JOB.read_text().replace('budget_usd = "0.50"', 'budget_usd = "0.0001"')
+    for key in ("roster", "tools", "data"):
+        text = re.sub(
+            rf'^{key} = "([^"]+)"',
+            lambda m, k=key: f'{k} = "{(JOB.parent / m.group(1)).resolve()}"',
+            text,
+            flags=re.M,
+        )
+    starved.write_text(text)
+    result = runner.invoke(
+        app,
+        ["run", str(starved), "--config", str(simulated), "--json", "--trace-dir", str(tmp_path)],
+    )
+    report = json.loads(result.stdout)
+    assert report["status"] != "completed"
+    assert result.exit_code == 1, result.output
+
+
+def test_a_usage_mistake_is_one_line_and_exit_2() -> None:
+    import subprocess
+    import sys
+
+    proc = subprocess.run(
+        [sys.executable, "-c", "from handoffs.cli import main; main()", "run", "--bogus"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines() == [
+        "error: No such option: --bogus (see `handoffs run --help`)"
+    ]

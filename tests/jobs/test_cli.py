@@ -102,6 +102,17 @@ def test_bad_input_is_one_line_exit_2_and_creates_nothing(
     assert "cannot reach" in one_error_line(invoke(runner, tmp_path, UNREACHABLE, "worker"))
 
 
+@pytest.mark.parametrize("command", [["status", "nosuchjob"], ["result", "nosuchjob"], ["list"]])
+def test_reading_a_database_that_does_not_exist_creates_nothing(
+    runner: CliRunner, tmp_path: Path, command: list[str]
+) -> None:
+    folder = tmp_path / "never"
+    url = f"sqlite:///{folder}/jobs.sqlite"
+    line = one_error_line(invoke(runner, tmp_path, url, "jobs", *command))
+    assert "no jobs database" in line
+    assert not folder.exists()
+
+
 def test_list_prints_whole_ids_outside_a_terminal(
     tmp_path: Path, job: Path, sqlite_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import signal
 import sys
 from collections.abc import Generator
@@ -57,11 +58,18 @@ def _money(value: Decimal) -> str:
 
 
 @contextmanager
-def _queue(database_url: str | None, config: Path) -> Generator[JobQueue]:
-    """A queue, with every failure turned into one line: exit 2 for input, 1 for faults."""
-    from handoffs.jobs import JobQueue
+def _queue(
+    database_url: str | None, config: Path, *, existing: bool = False
+) -> Generator[JobQueue]:
+    """A queue, with every failure turned into one line: exit 2 for input, 1 for faults.
+    `existing`: a command that only reads jobs fails, rather than create an empty database."""
+    from handoffs.jobs import JobQueue, describe, exists, resolve_url
 
     try:
+        if existing:
+            url = resolve_url(database_url, config=config.resolve(), env=os.environ)
+            if not exists(url):
+                raise fail(f"no jobs database at {describe(url)}: no job was submitted there", 2)
         with JobQueue(database_url, config=config, env={}) as queue:
             yield queue
     except typer.Exit:  # a command's own one-line failure (a RuntimeError to click)
@@ -143,7 +151,7 @@ def list_jobs(
     states = ("queued", "running", "completed", "budget_exceeded", "failed", "cancelled")
     if state is not None and state not in states:
         raise fail(f"--state must be one of {', '.join(states)}, not {state!r}", 2)
-    with _queue(database_url, config) as queue:
+    with _queue(database_url, config, existing=True) as queue:
         picked: JobState | None = next((s for s in states if s == state), None)
         infos = queue.list(state=picked, limit=limit)
     if as_json:
@@ -183,7 +191,7 @@ def status(
     as_json: JsonOpt = False,
 ) -> None:
     """A job's state, worker, handoffs done / running / failed and spend."""
-    with _queue(database_url, config) as queue:
+    with _queue(database_url, config, existing=True) as queue:
         _show(queue.get(job_id).status(), as_json)
 
 
@@ -200,7 +208,7 @@ def watch(
     Progress goes to stderr (a line every few seconds when it is not a terminal; none with
     --quiet). Exits 0 when the job completed, 1 otherwise.
     """
-    with _queue(database_url, config) as queue:
+    with _queue(database_url, config, existing=True) as queue:
         handle = queue.get(job_id)
 
         async def follow() -> JobInfo:
@@ -233,7 +241,7 @@ def cancel(
     as_json: JsonOpt = False,
 ) -> None:
     """Cancel a job: its worker stops at once; finished handoffs are kept."""
-    with _queue(database_url, config) as queue:
+    with _queue(database_url, config, existing=True) as queue:
         _show(queue.get(job_id).cancel(), as_json)
 
 
@@ -249,7 +257,7 @@ def result(
     handoffs that finished. Exits 1 unless the job completed."""
     from handoffs.jobs import JobNotCompleted
 
-    with _queue(database_url, config) as queue:
+    with _queue(database_url, config, existing=True) as queue:
         handle = queue.get(job_id)
         info = handle.status(progress=False)
         if info.active and not wait:

@@ -121,6 +121,8 @@ def run(
         meters.shutdown()
     if as_json:
         out.print_json(report.model_dump_json(), highlight=False)
+        if report.status != "completed":
+            raise typer.Exit(1)  # the document says why; the exit code says it failed
         return
     out.print(job_table(report))
     out.print(job_summary(report), highlight=False)

@@ -21,7 +21,6 @@ import json
 from collections.abc import Sequence
 from decimal import Decimal
 
-from pydantic_ai.exceptions import ModelAPIError
 from pydantic_ai.messages import ModelMessage, ModelResponse
 from pydantic_ai.models import Model, ModelRequestParameters
 from pydantic_ai.models.fallback import FallbackModel
@@ -31,17 +30,14 @@ from pydantic_ai.settings import ModelSettings
 from handoffs.budget import Budget
 from handoffs.catalog import ModelEntry, estimate_tokens, reserved_input_tokens
 from handoffs.engine._session import Session
+from handoffs.errors import CircuitOpen
 from handoffs.health import Breaker
 from handoffs.providers import classify
 
-__all__ = ["BudgetedModel", "CircuitOpen", "Helm", "Watched"]
+__all__ = ["BudgetedModel", "Helm", "Watched"]
 
 _FAIL_OVER = ("unavailable", "rate_limited")
 """Fault kinds on which the orchestrator moves to the next model of its chain."""
-
-
-class CircuitOpen(ModelAPIError):
-    """The endpoint's circuit breaker is open: the request was not sent."""
 
 
 class BudgetedModel(WrapperModel):
@@ -94,7 +90,7 @@ class Watched(WrapperModel):
     ) -> ModelResponse:
         if self.gate and not self.breaker.admit():
             reason = self.breaker.unavailable_reason() or "circuit open"
-            raise CircuitOpen(self.entry.id, f"{self.breaker.endpoint}: {reason}")
+            raise CircuitOpen(model=self.entry.id, endpoint=self.breaker.endpoint, reason=reason)
         try:
             response = await super().request(messages, model_settings, model_request_parameters)
         except Exception as exc:

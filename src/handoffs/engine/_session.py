@@ -17,15 +17,24 @@ nothing delivered -> the task's fallback (degraded) or VerificationFailed / Hand
 ```
 Provider faults are sorted by `handoffs.providers.classify`; breakers live in `handoffs.health`; the
 caps on attempts and time in `handoffs.engine`; the attempt log in `handoffs.engine`.
+The seam around each handoff, for whoever needs to make it elsewhere (durable jobs, the Gauntlet):
+```
+session.delegate(task)
+  -> handoff span (with tracing)
+  -> runner(task, run)            default: `await run()`, the loop above, here and now
+       or: the record from elsewhere (a journal, another worker) -> run.adopt(record)
+  -> run.record: tallied, streamed to the sinks (`RecordSink`), fills in the span
+```
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Generator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any, Generic, Literal, TypeVar
+from typing import Any, Generic, Literal, Protocol, TypeVar
 
 import anyio
 from pydantic_ai.exceptions import (
@@ -41,6 +50,7 @@ from handoffs.engine._call import Caller
 from handoffs.engine._cap import Caps
 from handoffs.engine._prompt import render
 from handoffs.engine._retry import RetryPolicy
+from handoffs.engine._sink import Callback, RecordSink, Tally
 from handoffs.engine._trail import Trail
 from handoffs.errors import (
     BudgetExceeded,
@@ -48,7 +58,7 @@ from handoffs.errors import (
     NoRouteAvailable,
     ProviderRejected,
 )
-from handoffs.handoff import Delivery, HandoffRecord
+from handoffs.handoff import BreakerState, Delivery, FaultKind, HandoffRecord
 from handoffs.health import Breaker, Health
 from handoffs.providers import ProviderFault, classify
 from handoffs.routing import (
@@ -67,8 +77,12 @@ __all__ = [
     "ASK_MAX_TOKENS",
     "ASK_PROMPT_TOKENS",
     "FEEDBACK_PROMPT_TOKENS",
+    "KEEP_RECORDS",
+    "HandoffRunner",
     "ModelSource",
+    "Run",
     "Session",
+    "run_here",
 ]
 
 T = TypeVar("T")
@@ -79,6 +93,9 @@ ASK_PROMPT_TOKENS = 64
 """Reserved on top of a check call's estimated prompt: its framing."""
 FEEDBACK_PROMPT_TOKENS = 32
 """Reserved on top of a feedback retry's estimated previous answer and verdicts."""
+
+KEEP_RECORDS = 1000
+"""How many recent records a session keeps by default (`Session(keep_records=...)`)."""
 
 ModelSource = Callable[[ModelEntry], Model]
 """Turns a catalog entry into a pydantic-ai model (a `Portfolio`, or a dict of scripted models)."""
@@ -96,15 +113,98 @@ class _Step(Generic[T]):
     kind: Literal["delivered", "escalate", "next", "stop"]
     delivery: Delivery[T] | None = None
     failure: Exception | None = None
-    fault: str | None = None
+    fault: FaultKind | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class _Ending(Generic[T]):
+    """How a handoff made here ended: its record, and its delivery or the failure to raise."""
+
+    record: HandoffRecord
+    delivery: Delivery[T] | None = None
+    failure: Exception | None = None
+
+
+class Run(Generic[T]):
+    """One handoff of a session, prepared and not yet made: what the session's runner is handed.
+
+    `await run()` makes it here and now, the session's own way (route, reserve, call, verify,
+    retry, escalate, fail over), accounts its record and returns its delivery or raises its
+    failure; `run.result()` returns or raises the same again. A runner that has the handoff's end
+    from elsewhere (a journal, another worker) hands its record to `run.adopt(record)` instead,
+    and returns or raises what it ended with. Either way `run.record` is then the record the
+    session accounted. Made by `Session.prepare`; a run is made or adopted once.
+    """
+
+    def __init__(
+        self,
+        session: Session,
+        task: Task[T],
+        *,
+        make: Callable[[Task[T]], Awaitable[_Ending[T]]],
+        account: Callable[[HandoffRecord, Task[Any] | None], None],
+        adopt: Callable[[HandoffRecord], None],
+    ) -> None:
+        self.session = session
+        """The session the handoff is of: its route, catalog and budget."""
+        self.task = task
+        self.record: HandoffRecord | None = None
+        """The record the session accounted for this handoff (None until made or adopted)."""
+        self._make = make
+        self._account = account
+        self._adopt = adopt
+        self._ending: _Ending[T] | None = None
+
+    async def __call__(self) -> Delivery[T]:
+        self._unused()
+        ending = self._ending = await self._make(self.task)
+        self.record = ending.record
+        self._account(ending.record, self.task)
+        return self.result()
+
+    def result(self) -> Delivery[T]:
+        """What the handoff made here ended with: its delivery, or its failure raised again."""
+        ending = self._ending
+        if ending is None:
+            raise RuntimeError(f"handoff {self.task.id} was not made here")
+        if ending.failure is not None:
+            raise ending.failure
+        assert ending.delivery is not None
+        return ending.delivery
+
+    def adopt(self, record: HandoffRecord) -> None:
+        """Account this handoff's `record`, made elsewhere: charge its cost to the session's
+        budget and stream it to the sinks, as if it had just finished here."""
+        self._unused()
+        self.record = record
+        self._adopt(record)
+
+    def _unused(self) -> None:
+        if self.record is not None:
+            raise RuntimeError(f"handoff {self.task.id} was already made or adopted")
+
+
+class HandoffRunner(Protocol):
+    """Where a session makes its handoffs (`Session(runner=...)`): here with `await run()`, or
+    elsewhere — a durable step, another worker — with the record handed to `run.adopt`. Returns
+    the delivery; raises the failure (`HandoffError`, `BudgetExceeded`) the handoff ended with."""
+
+    async def __call__(self, task: Task[T], run: Run[T], /) -> Delivery[T]: ...
+
+
+async def run_here(task: Task[T], run: Run[T], /) -> Delivery[T]:
+    """The default `HandoffRunner`: every handoff is made here and now."""
+    return await run()
 
 
 class Session:
     """Delegates typed tasks to the models of one catalog, within one budget.
 
-    One session per job: every handoff it makes is charged to `budget` and appended to `records`.
-    Pass one `health` (circuit breakers) and one `caps` to every session of a process so that
-    they share what they learn about endpoints and what they spend.
+    One session per job: every handoff it makes is charged to `budget`, tallied (`tally`) and
+    streamed to its `sinks`; it keeps only the last `keep_records` records (`records`), so its
+    memory does not grow with the handoffs. Pass one `health` (circuit breakers) and one `caps` to
+    every session of a process so that they share what they learn about endpoints and what they
+    spend. `runner` decides where each handoff is made (by default: here, see `HandoffRunner`).
 
     Without `tracing`, handoffs are traced to `.handoffs/traces/` (`handoffs.tracing.
     default_tracing`: one file per process, `HANDOFFS_TRACING=off` turns it off);
@@ -126,17 +226,24 @@ class Session:
         retry: RetryPolicy | None = None,
         caps: Caps | None = None,
         outcomes: OutcomeLog | None = None,
+        runner: HandoffRunner | None = None,
+        sinks: Sequence[RecordSink] = (),
+        keep_records: int | None = KEEP_RECORDS,
     ) -> None:
         self.catalog = catalog
         self.policy = policy if policy is not None else Policy.matrix(catalog)
         self.policy.validate(catalog)
         self.budget = budget if budget is not None else Budget(None)
-        self.records: list[HandoffRecord] = []
         self._models = models
         self._unavailable = unavailable
-        self._on_record = on_record
         self.outcomes = outcomes
         """Where each finished handoff's per-model outcomes are appended (None: nowhere)."""
+        self.runner: HandoffRunner = runner or run_here
+        """Where each handoff is made (`HandoffRunner`)."""
+        self.sinks: list[RecordSink] = [*([Callback(on_record)] if on_record else []), *sinks]
+        """Where each finished handoff's record is streamed, in order (`on_record` first)."""
+        self.tally = Tally(keep_records)
+        """Counts and spend of every finished handoff, and the latest `keep_records` records."""
         self.retry = retry or RetryPolicy()
         """Caps on attempts and time, waits and timeouts."""
         self._timeout_s = request_timeout_s or self.retry.request_timeout_s
@@ -165,6 +272,21 @@ class Session:
     def models(self) -> ModelSource:
         """Where this session gets pydantic-ai models for catalog entries."""
         return self._models
+
+    @property
+    def records(self) -> tuple[HandoffRecord, ...]:
+        """The latest finished handoffs' records, oldest first: at most `keep_records` of them
+        (all with `keep_records=None`). Every record goes to the `sinks`; `tally` counts them all."""
+        return tuple(self.tally.recent)
+
+    @contextmanager
+    def attached(self, sink: RecordSink) -> Generator[RecordSink, None, None]:
+        """Within the block, stream every finished record to `sink` too (e.g. one run's records)."""
+        self.sinks.append(sink)
+        try:
+            yield sink
+        finally:
+            self.sinks.remove(sink)
 
     def route(self, task: Task[Any]) -> RouteDecision:
         """The route the router would choose for `task` now (no call is made)."""
@@ -197,25 +319,46 @@ class Session:
         degraded delivery instead. `ProviderRejected` (a bad request, a refused key) is raised
         whatever the fallback, unless the rejection was the provider's content filter.
         """
+        run = self.prepare(task)
         if self.tracing is None:
-            return await self._delegate(task)
+            return await self.runner(task, run)
         with self.tracing.handoff(kind=task.kind, task_id=task.id, label=task.label) as span:
             error: BaseException | None = None
             try:
-                return await self._delegate(task)
+                return await self.runner(task, run)
             except Exception as exc:
                 error = exc
                 raise
             finally:
-                record = next((r for r in reversed(self.records) if r.task_id == task.id), None)
-                if record is not None:
+                if run.record is not None:
                     left = self.budget.remaining_usd
-                    self.tracing.finish_handoff(span, record, budget_left=left, error=error)
+                    self.tracing.finish_handoff(span, run.record, budget_left=left, error=error)
 
-    async def _delegate(self, task: Task[T]) -> Delivery[T]:
+    def prepare(self, task: Task[T]) -> Run[T]:
+        """The handoff of `task` on this session, not yet made: what `delegate` hands the runner.
+        Awaited directly it is made here, without the runner and without a handoff span of its
+        own (a spread job's child workflow makes its parent's handoff so, in the parent's span)."""
+        return Run(self, task, make=self._make, account=self._account, adopt=self._adopt)
+
+    def _account(self, record: HandoffRecord, task: Task[Any] | None) -> None:
+        """Tally a finished handoff and stream its record; with its `task` (one made here, not
+        adopted) the outcome log takes it too."""
+        self.tally(record, task)
+        if self.outcomes is not None:
+            self.outcomes(record, task)
+        for sink in self.sinks:
+            sink(record, task)
+
+    def _adopt(self, record: HandoffRecord) -> None:
+        self.budget.charge(record.cost_usd)
+        self._account(record, None)
+
+    async def _make(self, task: Task[T]) -> _Ending[T]:
         task.validate_input()
         decision = self.route(task)
-        states = {s.model: self.breaker(self.catalog[s.model]).state for s in decision.steps}
+        states: dict[str, BreakerState] = {
+            s.model: self.breaker(self.catalog[s.model]).state for s in decision.steps
+        }
         trail = Trail(task=task, decision=decision, breakers=states)
         deadline = trail.started + self.retry.max_handoff_s
         budget = self.budget.child(task.max_cost_usd, name=f"handoff {task.id}")
@@ -229,8 +372,7 @@ class Session:
         else:
             step = await self._climb(trail, budget, deadline)
             if step.delivery is not None:
-                self._record(step.delivery.record, task)
-                return step.delivery
+                return _Ending(record=step.delivery.record, delivery=step.delivery)
             failure = step.failure
         return self._give_up(trail, failure)
 
@@ -468,15 +610,13 @@ class Session:
             else:
                 reservation.commit(cost)
 
-    def _give_up(self, trail: Trail[T], failure: Exception | None) -> Delivery[T]:
+    def _give_up(self, trail: Trail[T], failure: Exception | None) -> _Ending[T]:
         failure = trail.failure(failure)
         fatal = isinstance(failure, ProviderRejected) and failure.cause == "rejected"
         if trail.task.has_fallback and not fatal:
             delivery = trail.degraded(failure)
-            self._record(delivery.record, trail.task)
-            return delivery
-        self._record(trail.failed(failure), trail.task)
-        raise failure
+            return _Ending(record=delivery.record, delivery=delivery)
+        return _Ending(record=trail.failed(failure), failure=failure)
 
     def _estimate(
         self,
@@ -490,16 +630,6 @@ class Session:
             extra = estimate_tokens(repr(previous) + " ".join(feedback)) + FEEDBACK_PROMPT_TOKENS
         tokens = reserved_input_tokens(trail.decision.input_tokens + extra)
         return entry.cost(tokens, trail.task.max_output_tokens)
-
-    def _record(self, record: HandoffRecord, task: Task[Any] | None = None) -> HandoffRecord:
-        """Keep a finished handoff's record; with its `task` (not for a replayed record), log
-        its outcomes too."""
-        self.records.append(record)
-        if self.outcomes is not None and task is not None:
-            self.outcomes.write(task, record)
-        if self._on_record is not None:
-            self._on_record(record)
-        return record
 
     # -- one call -------------------------------------------------------------------------------
 

@@ -21,7 +21,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, cast
+from typing import Any, TypeVar, cast
 
 import anthropic as anthropic_sdk
 import anyio
@@ -34,7 +34,7 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from handoffs.budget import Budget
-from handoffs.engine import Caps, Session
+from handoffs.engine import Caps, Run, Session
 from handoffs.errors import ConfigError
 from handoffs.gauntlet._attack import Attack, Hostility
 from handoffs.gauntlet._call import Roles
@@ -66,6 +66,8 @@ from handoffs.tracing import (
 )
 
 __all__ = ["Defences", "Gauntlet"]
+
+T = TypeVar("T")
 
 WEAKENINGS = ("verification", "action_policy", "guards")
 """Defences a weakened configuration can turn off (`--weaken`)."""
@@ -108,16 +110,16 @@ class Defences:
         }
 
 
-class _ObservedSession(Session):
-    """A session that keeps every task it is handed, for the invariants to re-check."""
+class _Observer:
+    """A session's `HandoffRunner` that keeps every task it is handed, for the invariants to
+    re-check, and makes the handoff as usual."""
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
+    def __init__(self) -> None:
         self.tasks: dict[str, Task[Any]] = {}
 
-    async def delegate(self, task: Task[Any]) -> Delivery[Any]:
+    async def __call__(self, task: Task[T], run: Run[T], /) -> Delivery[T]:
         self.tasks[task.id] = task
-        return await super().delegate(task)
+        return await run()
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -319,7 +321,8 @@ class Gauntlet:
         if limit is not None and not self.defences.guards:
             limit = limit * UNGUARDED
         budget = Budget(limit, name=f"job {self.job.name}")
-        session = _ObservedSession(
+        observer = _Observer()
+        session = Session(
             catalog=catalog,
             models=models,
             policy=self.config.policy,
@@ -328,6 +331,7 @@ class Gauntlet:
             health=Health(self.config.health),
             retry=self._retry,
             caps=Caps(self.config.caps.caps),
+            runner=observer,
         )
         honeypot = Honeypot()
         orchestrator = self._orchestrator(session, honeypot)
@@ -362,7 +366,7 @@ class Gauntlet:
             max_handoffs=self.job.orchestrator.max_handoffs,
             max_depth=self.job.orchestrator.max_depth,
             max_attempts=self._retry.max_attempts,
-            tasks=dict(session.tasks),
+            tasks=dict(observer.tasks),
             checks={s.kind: tuple(s.checks) for s in self.job.subordinates},
             delegates=frozenset(s.name for s in self.job.subordinates),
             spans=spans,

@@ -22,14 +22,13 @@ import time
 from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Literal
 
 from handoffs.catalog import ModelEntry
 from handoffs.errors import ConfigError
+from handoffs.handoff import BreakerState
 
 __all__ = ["Breaker", "BreakerSettings", "BreakerState", "Health", "endpoint_of", "shared_health"]
 
-BreakerState = Literal["closed", "open", "half_open"]
 Clock = Callable[[], float]
 
 
@@ -61,32 +60,6 @@ class BreakerSettings:
             raise ConfigError(
                 "[health]: cooldown_s and probe_interval_s must be >= 0, probe_timeout_s > 0"
             )
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> BreakerSettings:
-        """Read the `[health]` table; unknown keys and wrong types are one-line `ConfigError`s."""
-        fields = {
-            "failure_threshold": int,
-            "error_rate": float,
-            "window": int,
-            "cooldown_s": float,
-            "success_threshold": int,
-            "probe_interval_s": float,
-            "probe_timeout_s": float,
-        }
-        unknown = sorted(set(data) - set(fields))
-        if unknown:
-            raise ConfigError(f"[health]: unknown key(s) {', '.join(unknown)}")
-        values: dict[str, Any] = {}
-        for key, kind in fields.items():
-            if key not in data:
-                continue
-            value = data[key]
-            ok = isinstance(value, int) if kind is int else isinstance(value, int | float)
-            if not ok or isinstance(value, bool):
-                raise ConfigError(f"[health] {key} must be a number, not {value!r}")
-            values[key] = kind(value)
-        return cls(**values)
 
 
 def endpoint_of(entry: ModelEntry, address: str | None = None) -> str:

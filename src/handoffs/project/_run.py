@@ -9,13 +9,13 @@ with open_portfolio(config, simulation=sim) as portfolio:
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Generator, Mapping
+from collections.abc import Callable, Generator, Mapping, Sequence
 from contextlib import AbstractContextManager, ExitStack, contextmanager, nullcontext
 from dataclasses import replace
 from typing import Any, Literal
 
 from handoffs.budget import Budget
-from handoffs.engine import Session
+from handoffs.engine import HandoffRunner, ModelSource, RecordSink, Session
 from handoffs.handoff import HandoffRecord
 from handoffs.health import Prober, shared_health
 from handoffs.orchestrator import Orchestrator
@@ -92,13 +92,17 @@ def configured_session(
     *,
     on_record: Callable[[HandoffRecord], None] | None = None,
     tracing: Tracing | Literal[False] | None = None,
-    session_type: type[Session] = Session,
+    runner: HandoffRunner | None = None,
+    models: ModelSource | None = None,
+    sinks: Sequence[RecordSink] = (),
 ) -> Session:
     """A `Session` as `handoffs.toml` configures it: its policy, timeouts, retry caps, spending
-    caps and outcome log, and this process's shared circuit breakers."""
-    return session_type(
+    caps and outcome log, and this process's shared circuit breakers. `runner` makes its
+    handoffs (default: here), `models` wraps the portfolio (default: the portfolio itself), and
+    `sinks` take every finished record."""
+    return Session(
         catalog=config.catalog,
-        models=portfolio,
+        models=portfolio if models is None else models,
         policy=config.policy,
         budget=budget,
         on_record=on_record,
@@ -108,6 +112,8 @@ def configured_session(
         retry=config.retry,
         caps=config.caps,
         outcomes=OutcomeLog(config.outcomes) if config.outcomes else None,
+        runner=runner,
+        sinks=sinks,
     )
 
 
@@ -119,14 +125,17 @@ async def run_job(
     on_record: Callable[[HandoffRecord], None] | None = None,
     job_id: str | None = None,
     tracing: Tracing | Literal[False] | None = None,
-    session_type: type[Session] = Session,
+    runner: HandoffRunner | None = None,
+    models: ModelSource | None = None,
+    sinks: Sequence[RecordSink] = (),
 ) -> JobReport:
     """Run one job to completion (or to its budget) and report what happened and what it cost.
 
     Traced, the job is one `invoke_workflow {job}` span holding every other span: to `tracing`,
     or without it to this process's default trace (`handoffs.tracing.default_tracing`);
-    `tracing=False` traces nothing. `session_type` builds the job's `Session` (durable jobs pass
-    one whose handoffs are steps).
+    `tracing=False` traces nothing. `runner`, `models` and `sinks` go to the job's `Session` (see
+    `configured_session`): durable jobs pass a runner whose handoffs are steps, and models whose
+    requests are.
     """
     job_id = job_id or uuid.uuid4().hex[:12]
     tracing = default_tracing() if tracing is None else tracing or None
@@ -139,7 +148,9 @@ async def run_job(
         budget,
         on_record=on_record,
         tracing=tracing or False,
-        session_type=session_type,
+        runner=runner,
+        models=models,
+        sinks=sinks,
     )
     orchestrator = Orchestrator.from_spec(
         spec.orchestrator, subordinates=spec.subordinates, session=session

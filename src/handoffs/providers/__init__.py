@@ -12,6 +12,7 @@ from handoffs.providers._local import (
     shared_server,
 )
 from handoffs.providers._portfolio import Portfolio
+from handoffs.providers._secret import redact
 from handoffs.providers._simulator import SimulatedDomain, Simulator, load_simulator
 
 __all__ = [
@@ -26,5 +27,6 @@ __all__ = [
     "find_gguf",
     "load_simulator",
     "local_available",
+    "redact",
     "shared_server",
 ]

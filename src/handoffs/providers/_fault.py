@@ -19,7 +19,6 @@ engine's five actions:
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
 
 from pydantic_ai.exceptions import (
     AgentRunError,
@@ -33,11 +32,12 @@ from pydantic_ai.exceptions import (
     UsageLimitExceeded,
 )
 
+from handoffs.handoff import FaultKind
+from handoffs.providers._secret import redact
+
 __all__ = ["FaultKind", "ProviderFault", "classify"]
 
 _FILTER_CODES = frozenset({"content_filter", "content_policy_violation"})
-
-FaultKind = Literal["unavailable", "rate_limited", "context_length", "content_filter", "rejected"]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -63,7 +63,7 @@ def _one_line(exc: BaseException) -> str:
 
 def classify(exc: BaseException) -> ProviderFault | None:
     """Sort a provider failure, or None when `exc` is not one (e.g. an invalid answer)."""
-    detail = _one_line(exc)
+    detail = redact(_one_line(exc))
     if isinstance(exc, ContentFilterError):
         return ProviderFault(kind="content_filter", detail=detail)
     if isinstance(exc, ModelAPIError) and exc.provider_error_code in _FILTER_CODES:

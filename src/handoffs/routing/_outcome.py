@@ -67,6 +67,12 @@ class OutcomeLog:
             for model, right in ok.items()
         ]
 
+    def __call__(self, record: HandoffRecord, task: Task[Any] | None, /) -> None:
+        """As a session's record sink: write the rows of a handoff made there (`task`); a record
+        adopted from elsewhere (None) was logged where it was made."""
+        if task is not None:
+            self.write(task, record)
+
     def write(self, task: Task[Any], record: HandoffRecord) -> int:
         """Append the rows of one finished handoff in one write; return how many."""
         rows = self.rows(task, record)
