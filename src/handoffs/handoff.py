@@ -101,7 +101,9 @@ Outcome = Literal[
     "refused",  # not attempted: the budget or a limit refused the call
 ]
 
-FaultKind = Literal["unavailable", "rate_limited", "context_length", "content_filter", "rejected"]
+FaultKind = Literal[
+    "unavailable", "rate_limited", "context_length", "content_filter", "rejected", "overrun"
+]
 """How the engine sorted a provider error (`handoffs.providers._fault` sorts them, and says what
 the engine does about each)."""
 

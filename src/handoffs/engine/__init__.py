@@ -1,11 +1,13 @@
 """The engine wing: `Session` routes, reserves, calls, verifies, retries with feedback, escalates,
 fails over and streams every handoff's record to its sinks; a `HandoffRunner` may make a handoff
 elsewhere (durable jobs, the Gauntlet); the orchestrator's own model fails over through `Helm`;
+both call models through one `Guard` (breakers, reservations, spend caps, faults, the 429 policy);
 retry caps and spending caps.
 """
 
 from handoffs.engine._cap import Caps, SpendCap
-from handoffs.engine._helm import Helm
+from handoffs.engine._helm import ORCHESTRATOR_KIND, Helm
+from handoffs.engine._prompt import prompt_bound
 from handoffs.engine._retry import RetryPolicy
 from handoffs.engine._session import (
     ASK_MAX_TOKENS,
@@ -25,6 +27,7 @@ __all__ = [
     "ASK_PROMPT_TOKENS",
     "FEEDBACK_PROMPT_TOKENS",
     "KEEP_RECORDS",
+    "ORCHESTRATOR_KIND",
     "Caps",
     "HandoffRunner",
     "Helm",
@@ -36,5 +39,6 @@ __all__ = [
     "Session",
     "SpendCap",
     "Tally",
+    "prompt_bound",
     "run_here",
 ]

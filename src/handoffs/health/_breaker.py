@@ -1,7 +1,7 @@
 """Circuit breakers per endpoint, shared by every handoff that uses the same `Health`.
 
 ```
-closed --(N consecutive failures, or error rate >= R over the last W calls)--> open
+closed --(N consecutive failures, or error rate >= R over the last W calls, or a trip)--> open
 open --(cooldown elapsed)--> half-open: one call (a probe or a user's request) at a time
 half-open --(M successes)--> closed        half-open --(a failure)--> open (cooldown again)
 ```
@@ -165,6 +165,17 @@ class Breaker:
                 self._open()
             elif state == "closed" and self._should_open():
                 self._open()
+
+    def trip(self, error: str | None = None) -> None:
+        """Record a failure and open the breaker now, whatever the counts: the endpoint broke a
+        call's contract (it answered past the `max_tokens` it was sent), so no new call goes there
+        until the cooldown passes."""
+        with self._lock:
+            self._current()
+            self.last_error = error
+            self._consecutive += 1
+            self._recent.append(False)
+            self._open()
 
     def _should_open(self) -> bool:
         if self._consecutive >= self.settings.failure_threshold:

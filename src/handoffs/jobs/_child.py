@@ -55,6 +55,7 @@ from handoffs.engine import (
     HandoffRunner,
     Run,
     Session,
+    prompt_bound,
 )
 from handoffs.errors import BudgetExceeded
 from handoffs.handoff import Delivery
@@ -182,11 +183,14 @@ def worst_case(session: Session, task: Task[Any]) -> tuple[Decimal, Decimal] | N
     if not decision.ladder:
         return None
     out = task.max_output_tokens
-    tokens = reserved_input_tokens(decision.input_tokens)
-    again = reserved_input_tokens(decision.input_tokens + out + FEEDBACK_PROMPT_TOKENS)
+    # as the engine reserves: the prompt's UTF-8 bytes bound its tokens; an answer of `out`
+    # tokens is taken as `4 * out` bytes when it is shown again (a retry, a check)
+    prompt = max(prompt_bound(task, session.catalog[m].prompt_variant) for m in decision.ladder)
+    tokens = reserved_input_tokens(prompt)
+    again = reserved_input_tokens(prompt + 4 * out + FEEDBACK_PROMPT_TOKENS)
     judge = Decimal(0)
     if task.checks:
-        asked = reserved_input_tokens(decision.input_tokens + out + ASK_PROMPT_TOKENS)
+        asked = reserved_input_tokens(prompt + 4 * out + ASK_PROMPT_TOKENS)
         judge = max(e.cost(asked, ASK_MAX_TOKENS) for e in session.catalog.values())
     climb = Decimal(0)
     for rung in decision.rungs:

@@ -13,11 +13,11 @@ Inside a job's DBOS workflow:
 
 Everything else — routing, budget arithmetic, the orchestrator's loop — is workflow code and runs
 again on resume, deterministically, from the journaled results. The budget is charged in workflow
-code (the orchestrator's `BudgetedModel` sits outside the request step, a replayed handoff is
+code (the orchestrator's guarded chain model sits outside the request step, a replayed handoff is
 charged its recorded cost), so a resumed job knows what it already spent.
 
 Why not pydantic-ai's `DBOSDurability`: it must be attached to the agent the orchestrator builds
-per run (and registers DBOS steps per agent), and its model step would sit inside `BudgetedModel`,
+per run (and registers DBOS steps per agent), and its model step would sit inside the guard,
 so a resumed job would forget what it had spent. The cut is the same — a model request is a step —
 made one level lower with DBOS's own `run_step_async`.
 """
