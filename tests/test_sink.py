@@ -123,7 +123,9 @@ async def test_an_adopted_record_is_charged_streamed_and_traced_but_not_logged_a
     assert recorder.records == [delivery.record] and s.tally.handoffs == 1
     assert len(log.path.read_text().splitlines()) == 1  # logged where it was made
     [span] = [x for x in exporter.get_finished_spans() if x.name == "handoff echo"]
-    assert dict(span.attributes or {})["handoffs.cost_usd"] == str(made.record.cost_usd)
+    attrs = dict(span.attributes or {})
+    assert attrs["handoffs.cost_usd_decimal"] == str(made.record.cost_usd)
+    assert attrs["handoffs.cost_usd"] == float(made.record.cost_usd)
 
 
 async def test_a_run_is_made_once_and_its_result_raises_its_failure_again(

@@ -8,7 +8,7 @@ identity of the frontier and cheap models comes from the whole set.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from functools import partial
 from typing import Literal
@@ -74,10 +74,18 @@ def _merge(parts: Sequence[tuple[Sequence[int], Plan]], n: int) -> Plan:
     )
 
 
-def _crossfit(fit: Fit, data: Outcomes, ctx: Context, folds: Sequence[Sequence[int]]) -> Planned:
+def _crossfit(
+    fit: Fit,
+    data: Outcomes,
+    ctx: Context,
+    folds: Sequence[Sequence[int]],
+    on_fold: Callable[[int], None] | None = None,
+) -> Planned:
     n = len(data)
     parts: list[tuple[Sequence[int], Planned]] = []
-    for held in folds:
+    for number, held in enumerate(folds, 1):
+        if on_fold is not None:
+            on_fold(number)
         held_set = set(held)
         inside = data.subset([i for i in range(n) if i not in held_set])
         parts.append((held, fit(inside, ctx)(data.subset(held))))
@@ -114,14 +122,22 @@ def evaluate(
     seeds: int = 20,
     budget: float = 0.25,
     quality: float = 1.0,
+    on_step: Callable[[str], None] | None = None,
 ) -> Report:
     """Fit every policy on train, replay it on data, and score it.
 
     `quality` is the share of the frontier's train accuracy the tuned policies (cascade, learned)
     aim for at the least cost; `budget` is the budgeted baselines' share of the frontier's cost.
+    `on_step` is told what is being done (`policy 3/9 best-single@25%: fold 2/5`), for progress.
     """
+
+    def step(text: str) -> None:
+        if on_step is not None:
+            on_step(text)
+
     ctx = context_of(train, budget=budget)
     if len([m for m in train.responses if m != ctx.frontier]) >= 2:
+        step("gathering the cheap models' agreement evidence")
         found = gather(data) if same else gather(train).merged(gather(data))
         ctx = replace(ctx, evidence=found)
     missing = [m for m in (ctx.frontier, ctx.cheap) if m not in data.models]
@@ -129,8 +145,14 @@ def evaluate(
         raise ValueError("train and data must record the same models")
     fold_rows = folds_of(data, folds, split) if same else []
 
-    def run(fit: Fit) -> Planned:
-        return _crossfit(fit, data, ctx, fold_rows) if same else fit(train, ctx)(data)
+    def run(fit: Fit, what: str) -> Planned:
+        step(what)
+        if not same:
+            return fit(train, ctx)(data)
+        folds = len(fold_rows)
+        return _crossfit(
+            fit, data, ctx, fold_rows, on_fold=lambda k: step(f"{what}: fold {k}/{folds}")
+        )
 
     two_model = len(data.models) == 2
     scorer = Figures(data, ctx, two_model)
@@ -166,8 +188,9 @@ def evaluate(
         )
     )
     scores: list[PolicyScore] = []
-    for name, fit, note in fits:
-        scores.append(scorer.score(name, run(fit), note))
+    for number, (name, fit, note) in enumerate(fits, 1):
+        scores.append(scorer.score(name, run(fit, f"policy {number}/{len(fits)} {name}"), note))
+    step(f"random policy, {seeds} seeds")
     scores.append(scorer.random(seeds))
     scores.append(scorer.score("oracle", oracle(train, ctx)(data), "upper bound only"))
     recommended = next(s for s in scores if s.name == ("verified" if cascade_ok else "learned"))

@@ -1,20 +1,21 @@
 """One typed request of one catalog model, as the engine makes it.
 
-`Caller` keeps one pydantic-ai `Agent` per (model, output type), waits for a slot on models with
-`max_concurrency`, sets pydantic-ai's deadlines (`request_timeout`, and `first_event_timeout` on
-streamed models), streams when the catalog says so, and turns the silent failures a provider can
-hide in a successful response into errors the engine can sort: an answer cut off by a content
-filter; a stream that ended before the provider said it finished (no finish reason on the wire:
-pydantic-ai fills in `stop` for an OpenAI stream that ends without one, so the raw reason it keeps
-in `provider_details` is what counts); a stream that goes on past `max_tokens` (cut off at once:
-`Meter.stream`); a response its adapter cannot read (`ReadableModel`).
+`Caller` keeps one pydantic-ai `Agent` per (model, output type, role), waits for a slot on models
+with `max_concurrency` (a wait is its own `queue {model}` span), sets pydantic-ai's deadlines
+(`request_timeout`, and `first_event_timeout` on streamed models), streams when the catalog says
+so, and turns the silent failures a provider can hide in a successful response into errors the
+engine can sort: an answer cut off by a content filter; a stream that ended before the provider
+said it finished (no finish reason on the wire: pydantic-ai fills in `stop` for an OpenAI stream
+that ends without one, so the raw reason it keeps in `provider_details` is what counts); a stream
+that goes on past `max_tokens` (cut off at once: `Meter.stream`); a response its adapter cannot
+read (`ReadableModel`).
 """
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterable, Callable
-from contextlib import AbstractAsyncContextManager, nullcontext
-from typing import Any
+from contextlib import AsyncExitStack
+from typing import Any, Literal
 
 import anyio
 from pydantic import BaseModel
@@ -45,7 +46,11 @@ from handoffs.engine._guard import Meter
 from handoffs.providers import MalformedResponse, ReadableModel
 from handoffs.tracing import Tracing
 
-__all__ = ["Caller"]
+__all__ = ["Caller", "Role"]
+
+Role = Literal["subordinate", "check"]
+"""Who a call is for: an attempt at the task (`subordinate:{model}`) or a check (`check:{model}`,
+a judge or an agreement vote); the agent's name, hence its `invoke_agent` span's, says which."""
 
 
 def _output_spec(entry: ModelEntry, output_type: type[Any]) -> Any:
@@ -110,27 +115,32 @@ class Caller:
         """Where the subordinates' pydantic-ai spans go (agents built after a change use it)."""
         self._timeout_s = timeout_s
         self._first_event_timeout_s = first_event_timeout_s
-        self._agents: dict[tuple[str, Any], Agent[None, Any]] = {}
+        self._agents: dict[tuple[str, Any, Role], Agent[None, Any]] = {}
         self._limiters: dict[str, anyio.CapacityLimiter] = {}
 
-    def _slot(self, entry: ModelEntry) -> AbstractAsyncContextManager[Any]:
-        """Waits for a free slot on models with `max_concurrency`; a no-op for the others."""
+    async def _slot(self, entry: ModelEntry, held: AsyncExitStack) -> None:
+        """Waits for a free slot on models with `max_concurrency` (held until `held` closes),
+        inside a `queue {model}` span when every slot is taken; a no-op for other models."""
         if entry.max_concurrency is None:
-            return nullcontext()
+            return
         limiter = self._limiters.get(entry.id)
         if limiter is None:
             limiter = self._limiters[entry.id] = anyio.CapacityLimiter(entry.max_concurrency)
-        return limiter
+        if self.tracing is None or limiter.available_tokens >= 1:
+            await held.enter_async_context(limiter)
+            return
+        with self.tracing.queue(model=entry.id, slots=entry.max_concurrency):
+            await held.enter_async_context(limiter)
 
-    def _agent(self, entry: ModelEntry, output_type: type[Any]) -> Agent[None, Any]:
-        key = (entry.id, output_type)
+    def _agent(self, entry: ModelEntry, output_type: type[Any], role: Role) -> Agent[None, Any]:
+        key = (entry.id, output_type, role)
         agent = self._agents.get(key)
         if agent is None:
             agent = Agent(
                 ReadableModel(self._models(entry)),
                 output_type=_output_spec(entry, output_type),
                 retries={"output": 0, "tools": 0},
-                name=f"subordinate:{entry.id}",
+                name=f"{role}:{entry.id}",
                 capabilities=[self.tracing.instrumentation()] if self.tracing else None,
             )
             self._agents[key] = agent
@@ -145,6 +155,8 @@ class Caller:
         meter: Meter,
         max_tokens: int,
         time_left_s: float | None,
+        *,
+        role: Role = "subordinate",
     ) -> Any:
         """One request; the tokens it reports are added to `meter.usage` whatever happens, and a
         streamed answer's output events are counted on `meter`. Raises what pydantic-ai raises,
@@ -155,10 +167,11 @@ class Caller:
         first = self._first_event_timeout_s
         if entry.stream and first is not None:
             settings["first_event_timeout"] = min(first, timeout_s)
-        async with self._slot(entry):
+        async with AsyncExitStack() as held:
+            await self._slot(entry, held)
             with capture_run_messages() as messages:
                 try:
-                    result = await self._agent(entry, output_type).run(
+                    result = await self._agent(entry, output_type, role).run(
                         prompt,
                         instructions=instructions,
                         usage=meter.usage,

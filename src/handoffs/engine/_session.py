@@ -68,7 +68,7 @@ from handoffs.routing import (
     route,
 )
 from handoffs.task import Task, json_schema_of
-from handoffs.tracing import Tracing
+from handoffs.tracing import Tracing, default_tracing
 from handoffs.verify import Answer, Ask, CheckContext, run_checks
 
 __all__ = [
@@ -209,6 +209,10 @@ class Session:
     memory does not grow with the handoffs. Pass one `health` (circuit breakers) and one `caps` to
     every session of a process so that they share what they learn about endpoints and what they
     spend. `runner` decides where each handoff is made (by default: here, see `HandoffRunner`).
+
+    Without `tracing`, handoffs are traced to `.handoffs/traces/` (`handoffs.tracing.
+    default_tracing`: one file per process, `HANDOFFS_TRACING=off` turns it off);
+    `tracing=False` traces nothing.
     """
 
     def __init__(
@@ -221,7 +225,7 @@ class Session:
         unavailable: Callable[[], Mapping[str, str]] | None = None,
         on_record: Callable[[HandoffRecord], None] | None = None,
         request_timeout_s: float | None = None,
-        tracing: Tracing | None = None,
+        tracing: Tracing | Literal[False] | None = None,
         health: Health | None = None,
         retry: RetryPolicy | None = None,
         caps: Caps | None = None,
@@ -253,7 +257,7 @@ class Session:
         """Spending caps per model and task kind."""
         self._caller = Caller(
             models,
-            tracing=tracing,
+            tracing=default_tracing() if tracing is None else tracing or None,
             timeout_s=self._timeout_s,
             first_event_timeout_s=self.retry.first_event_timeout_s,
         )
@@ -324,7 +328,7 @@ class Session:
         run = self.prepare(task)
         if self.tracing is None:
             return await self.runner(task, run)
-        with self.tracing.handoff(kind=task.kind, task_id=task.id) as span:
+        with self.tracing.handoff(kind=task.kind, task_id=task.id, label=task.label) as span:
             error: BaseException | None = None
             try:
                 return await self.runner(task, run)
@@ -535,7 +539,12 @@ class Session:
                 catalog=self.catalog,
                 ask=self._asker(budget, task.kind, checks),
             )
-            verdicts = await run_checks(output, ctx, task.checks)
+            observe = (  # each check in its own span, a judge's call inside it
+                self.tracing.observe_checks(attempt=len(trail.attempts), model=entry.id)
+                if self.tracing is not None
+                else None
+            )
+            verdicts = await run_checks(output, ctx, task.checks, wrap=observe)
             passed = all(v.passed for v in verdicts)
             # what the checks' calls were charged and no verdict reports (a call that failed)
             unreported = sum(checks, Decimal(0)) - sum((v.cost_usd for v in verdicts), Decimal(0))
@@ -609,7 +618,14 @@ class Session:
 
             async def send(meter: Meter) -> Any:
                 return await self._caller.call(
-                    entry, instructions, prompt, output_type, meter, ASK_MAX_TOKENS, None
+                    entry,
+                    instructions,
+                    prompt,
+                    output_type,
+                    meter,
+                    ASK_MAX_TOKENS,
+                    None,
+                    role="check",  # its span says check:{model}, never subordinate:
                 )
 
             bound = Bound(input_tokens=tokens, output_tokens=ASK_MAX_TOKENS)

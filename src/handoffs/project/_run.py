@@ -12,9 +12,7 @@ import uuid
 from collections.abc import Callable, Generator, Mapping, Sequence
 from contextlib import AbstractContextManager, ExitStack, contextmanager, nullcontext
 from dataclasses import replace
-from typing import Any
-
-from opentelemetry.trace import StatusCode
+from typing import Any, Literal
 
 from handoffs.budget import Budget
 from handoffs.engine import HandoffRunner, ModelSource, RecordSink, Session
@@ -26,7 +24,7 @@ from handoffs.project._job import JobReport, JobSpec, all_frontier_cost
 from handoffs.project._roster import load_module
 from handoffs.providers import Portfolio, SimulatedDomain, Simulator, load_simulator, shared_server
 from handoffs.routing import OutcomeLog
-from handoffs.tracing import Tracing
+from handoffs.tracing import Tracing, default_tracing
 
 __all__ = ["configured_session", "job_simulation", "open_portfolio", "run_job", "setting_line"]
 
@@ -93,7 +91,7 @@ def configured_session(
     budget: Budget,
     *,
     on_record: Callable[[HandoffRecord], None] | None = None,
-    tracing: Tracing | None = None,
+    tracing: Tracing | Literal[False] | None = None,
     runner: HandoffRunner | None = None,
     models: ModelSource | None = None,
     sinks: Sequence[RecordSink] = (),
@@ -126,18 +124,21 @@ async def run_job(
     *,
     on_record: Callable[[HandoffRecord], None] | None = None,
     job_id: str | None = None,
-    tracing: Tracing | None = None,
+    tracing: Tracing | Literal[False] | None = None,
     runner: HandoffRunner | None = None,
     models: ModelSource | None = None,
     sinks: Sequence[RecordSink] = (),
 ) -> JobReport:
     """Run one job to completion (or to its budget) and report what happened and what it cost.
 
-    With `tracing`, the job is one `invoke_workflow {job}` span holding every other span.
-    `runner`, `models` and `sinks` go to the job's `Session` (see `configured_session`): durable
-    jobs pass a runner whose handoffs are steps, and models whose requests are.
+    Traced, the job is one `invoke_workflow {job}` span holding every other span: to `tracing`,
+    or without it to this process's default trace (`handoffs.tracing.default_tracing`);
+    `tracing=False` traces nothing. `runner`, `models` and `sinks` go to the job's `Session` (see
+    `configured_session`): durable jobs pass a runner whose handoffs are steps, and models whose
+    requests are.
     """
     job_id = job_id or uuid.uuid4().hex[:12]
+    tracing = default_tracing() if tracing is None else tracing or None
     if tracing is not None and not tracing.model_names:  # metrics name models as providers do
         tracing = replace(tracing, model_names={e.id: e.name for e in config.catalog.values()})
     budget = Budget(spec.budget_usd, name=f"job {spec.name}")
@@ -146,7 +147,7 @@ async def run_job(
         portfolio,
         budget,
         on_record=on_record,
-        tracing=tracing,
+        tracing=tracing or False,
         runner=runner,
         models=models,
         sinks=sinks,
@@ -164,20 +165,14 @@ async def run_job(
         finally:
             await portfolio.aclose()
         if root is not None:
-            root.set_attributes(
-                {
-                    "handoffs.job.status": result.status,
-                    "handoffs.handoffs": len(result.records),
-                    "handoffs.cost_usd": str(result.cost_usd),
-                    "handoffs.orchestrator.cost_usd": str(result.orchestrator_cost_usd),
-                    "handoffs.budget_usd": "unlimited"
-                    if spec.budget_usd is None
-                    else str(spec.budget_usd),
-                }
+            Tracing.finish_workflow(
+                root,
+                status=result.status,
+                handoffs=len(result.records),
+                cost_usd=result.cost_usd,
+                orchestrator_cost_usd=result.orchestrator_cost_usd,
+                budget_usd=spec.budget_usd,
             )
-            if result.status != "completed":
-                root.set_attribute("error.type", result.status)
-                root.set_status(StatusCode.ERROR, result.status)
     records = list(result.records)
     frontier = config.catalog[spec.orchestrator.model]
     if frontier.tier != "frontier":

@@ -300,4 +300,4 @@ def job_meter_provider(
         from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
 
         readers.append(PeriodicExportingMetricReader(OTLPMetricExporter(endpoint=endpoint)))
-    return MeterProvider(metric_readers=readers, resource=job_resource(job_id))
+    return MeterProvider(metric_readers=readers, resource=job_resource(job_id, env=env))
