@@ -28,6 +28,7 @@ from handoffs.catalog import Catalog
 from handoffs.engine import Caps, RetryPolicy
 from handoffs.errors import ConfigError
 from handoffs.health import BreakerSettings
+from handoffs.project._alert_settings import AlertSettings, alert_settings
 from handoffs.routing import Policy
 
 __all__ = ["Config", "load_config"]
@@ -55,6 +56,8 @@ class Config:
     """`[jobs] spread`: a durable job run by `handoffs worker` hands each handoff to the
     handoffs queue, where any worker may run it (docs/jobs.md). Off: a job's handoffs run in
     the worker that runs the job."""
+    alerts: AlertSettings | None = None
+    """`[alerts]`: post the alert conditions to a webhook from the worker (docs/operations.md)."""
     path: Path | None = None
 
 
@@ -76,7 +79,7 @@ def read_toml(path: Path, what: str) -> dict[str, Any]:
 def config_from_dict(data: dict[str, Any], *, path: Path | None = None) -> Config:
     """Build a `Config` from parsed TOML."""
     unknown = sorted(
-        set(data) - {"portfolio", "models", "policy", "health", "retry", "caps", "jobs"}
+        set(data) - {"portfolio", "models", "policy", "health", "retry", "caps", "jobs", "alerts"}
     )
     if unknown:
         raise ConfigError(f"unknown table(s) in config: {', '.join(unknown)}")
@@ -124,6 +127,7 @@ def config_from_dict(data: dict[str, Any], *, path: Path | None = None) -> Confi
         caps=caps,
         outcomes=outcomes,
         spread=spread,
+        alerts=alert_settings(_table(data, "alerts")) if "alerts" in data else None,
         path=path,
     )
 

@@ -21,9 +21,11 @@ from handoffs.engine import Session
 from handoffs.handoff import HandoffRecord
 from handoffs.health import Prober, shared_health
 from handoffs.orchestrator import Orchestrator
+from handoffs.project._alerting import alert_watch
 from handoffs.project._config import Config
 from handoffs.project._job import JobReport, JobSpec, all_frontier_cost
 from handoffs.project._roster import load_module
+from handoffs.project._watch import breaker_readings, budget_reading
 from handoffs.providers import Portfolio, SimulatedDomain, Simulator, load_simulator, shared_server
 from handoffs.routing import OutcomeLog
 from handoffs.tracing import Tracing
@@ -113,6 +115,17 @@ def configured_session(
     )
 
 
+def _both(
+    first: Callable[[HandoffRecord], None], then: Callable[[HandoffRecord], None] | None
+) -> Callable[[HandoffRecord], None]:
+    def both(record: HandoffRecord) -> None:
+        first(record)
+        if then is not None:
+            then(record)
+
+    return both
+
+
 async def run_job(
     spec: JobSpec,
     config: Config,
@@ -132,20 +145,33 @@ async def run_job(
     if tracing is not None and not tracing.model_names:  # metrics name models as providers do
         tracing = replace(tracing, model_names={e.id: e.name for e in config.catalog.values()})
     budget = Budget(spec.budget_usd, name=f"job {spec.name}")
+    watch = alert_watch(config.alerts) if config.alerts is not None else None
+    if watch is not None:  # [alerts]: the worker's alert watch sees this job's handoffs too
+        on_record = _both(watch.observe, on_record)
     session = configured_session(
         config, portfolio, budget, on_record=on_record, tracing=tracing, session_type=session_type
     )
+    if tracing is not None and tracing.metrics is not None:  # the job's gauges
+        tracing.metrics.watch_breakers(breaker_readings(session))
+        tracing.metrics.watch_budget(budget_reading(spec.name, budget))
     orchestrator = Orchestrator.from_spec(
         spec.orchestrator, subordinates=spec.subordinates, session=session
     )
     span: AbstractContextManager[Any] = (
         tracing.workflow(spec.name, job_id=job_id) if tracing else nullcontext()
     )
+    unwatch = (
+        watch.watch(breaker_readings(session), budget_reading(spec.name, budget))
+        if watch is not None
+        else None
+    )
     with span as root:
         try:
             async with Prober(session).running():
                 result = await orchestrator.run(spec.goal, data=spec.data)
         finally:
+            if unwatch is not None:
+                unwatch()
             await portfolio.aclose()
         if root is not None:
             root.set_attributes(

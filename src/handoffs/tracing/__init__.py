@@ -11,7 +11,10 @@ from handoffs.tracing._export import (
 )
 from handoffs.tracing._html import embed_json, page_data, render_html, write_html
 from handoffs.tracing._metrics import (
+    DURATION_BUCKETS_S,
     METRICS_SUFFIX,
+    BreakerReading,
+    BudgetReading,
     HandoffMetrics,
     job_meter_provider,
     metric_to_json,
@@ -29,11 +32,14 @@ from handoffs.tracing._spans import SEMCONV_VERSION, TRANSFER_MODE, TRANSFER_TAR
 from handoffs.tracing._view import load_trace, render_tree, trace_document
 
 __all__ = [
+    "DURATION_BUCKETS_S",
     "METRICS_SUFFIX",
     "SEMCONV_VERSION",
     "TRACE_DIR",
     "TRANSFER_MODE",
     "TRANSFER_TARGET",
+    "BreakerReading",
+    "BudgetReading",
     "HandoffMetrics",
     "HandoffRow",
     "JsonlSpanExporter",
