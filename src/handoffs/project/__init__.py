@@ -1,7 +1,9 @@
 """The project wing: `handoffs.toml` and job files, loading a roster by path, and running a job."""
 
+from handoffs.project._candidate import candidate_toml, nominal_prices
 from handoffs.project._config import Config, config_from_dict, load_config, read_toml
 from handoffs.project._job import JobReport, JobSpec, load_job
+from handoffs.project._qualify import Qualified, RecordedTask, read_recorded, run_qualification
 from handoffs.project._roster import load_module
 from handoffs.project._run import (
     configured_session,
@@ -15,14 +17,20 @@ __all__ = [
     "Config",
     "JobReport",
     "JobSpec",
+    "Qualified",
+    "RecordedTask",
+    "candidate_toml",
     "config_from_dict",
     "configured_session",
     "job_simulation",
     "load_config",
     "load_job",
     "load_module",
+    "nominal_prices",
     "open_portfolio",
+    "read_recorded",
     "read_toml",
     "run_job",
+    "run_qualification",
     "setting_line",
 ]

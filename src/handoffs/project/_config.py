@@ -52,6 +52,9 @@ class Config:
     outcomes: Path | None = None
     """Where each handoff's per-model outcomes are appended for `router train`
     (`[policy] outcomes`, relative to the config file); None: not recorded."""
+    outcomes_input: bool = False
+    """`[policy] outcomes_input = true`: the outcome log also keeps each task's input, so that
+    `handoffs qualify` can replay the recorded tasks (docs/operations.md)."""
     spread: bool = False
     """`[jobs] spread`: a durable job run by `handoffs worker` hands each handoff to the
     handoffs queue, where any worker may run it (docs/jobs.md). Off: a job's handoffs run in
@@ -93,6 +96,9 @@ def config_from_dict(data: dict[str, Any], *, path: Path | None = None) -> Confi
     policy_data = dict(cast(dict[str, Any], raw_policy))
     scorer_path, min_pass = policy_data.pop("scorer", None), policy_data.pop("min_pass", 0.0)
     outcomes = _outcomes_path(policy_data.pop("outcomes", None), path)
+    outcomes_input = policy_data.pop("outcomes_input", False)
+    if not isinstance(outcomes_input, bool):
+        raise ConfigError("[policy] outcomes_input must be true or false")
     policy = Policy.from_dict(policy_data) if policy_data.get("rules") else Policy.matrix(catalog)
     if scorer_path is not None:
         policy = _with_scorer(policy, scorer_path, min_pass, path)
@@ -126,6 +132,7 @@ def config_from_dict(data: dict[str, Any], *, path: Path | None = None) -> Confi
         retry=RetryPolicy.from_dict(_table(data, "retry"), request_timeout_s=float(timeout)),
         caps=caps,
         outcomes=outcomes,
+        outcomes_input=outcomes_input,
         spread=spread,
         alerts=alert_settings(_table(data, "alerts")) if "alerts" in data else None,
         path=path,

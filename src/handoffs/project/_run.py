@@ -111,7 +111,9 @@ def configured_session(
         health=shared_health(config.health),
         retry=config.retry,
         caps=config.caps,
-        outcomes=OutcomeLog(config.outcomes) if config.outcomes else None,
+        outcomes=OutcomeLog(config.outcomes, inputs=config.outcomes_input)
+        if config.outcomes
+        else None,
     )
 
 
