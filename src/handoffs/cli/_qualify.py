@@ -180,6 +180,12 @@ def qualify(
         out.print_json(json.dumps(doc), highlight=False)
     else:
         _print(doc)
+    for d in doc.get("drift", []):  # on stderr whatever the format: cron mails it
+        err.print(
+            f"drift: {d['kind']} on {d['contender']}: pass rate {d['pass_rate']} below the "
+            f"baseline's interval {d['baseline_ci95']} (was {d['baseline_pass_rate']})",
+            highlight=False,
+        )
     if ran.stopped or doc.get("drift"):
         raise typer.Exit(1)
 
@@ -246,9 +252,3 @@ def _print(doc: dict[str, Any]) -> None:
     )
     if doc["stopped"]:
         err.print(f"stopped early: {doc['stopped']}", highlight=False)
-    for d in doc.get("drift", []):
-        err.print(
-            f"drift: {d['kind']} on {d['contender']}: pass rate {d['pass_rate']} below the "
-            f"baseline's interval {d['baseline_ci95']} (was {d['baseline_pass_rate']})",
-            highlight=False,
-        )
