@@ -163,7 +163,7 @@ def qualify(
     chosen = {k: v["cheapest_adequate"] for k, v in doc["kinds"].items() if v["cheapest_adequate"]}
     output.parent.mkdir(parents=True, exist_ok=True)
     output.write_text(candidate_toml(cfg, chosen), encoding="utf-8")
-    doc = {
+    doc: dict[str, Any] = {
         "job": spec.name,
         "source": str(source),
         "models": labels,
@@ -174,19 +174,20 @@ def qualify(
         **doc,
         "candidate_policy": str(output),
     }
+    drifted: list[dict[str, Any]] = drift(doc, before) if before is not None else []
     if before is not None:
-        doc["drift"] = drift(doc, before)
+        doc["drift"] = drifted
     if as_json:
         out.print_json(json.dumps(doc), highlight=False)
     else:
         _print(doc)
-    for d in doc.get("drift", []):  # on stderr whatever the format: cron mails it
+    for d in drifted:  # on stderr whatever the format: cron mails it
         err.print(
             f"drift: {d['kind']} on {d['contender']}: pass rate {d['pass_rate']} below the "
             f"baseline's interval {d['baseline_ci95']} (was {d['baseline_pass_rate']})",
             highlight=False,
         )
-    if ran.stopped or doc.get("drift"):
+    if ran.stopped or drifted:
         raise typer.Exit(1)
 
 
