@@ -77,7 +77,14 @@ def routing(
     plot: Annotated[
         Path | None, typer.Option("--plot", help="Cost-quality curves as a PNG (needs matplotlib).")
     ] = None,
-    folds: Annotated[int, typer.Option(help="Cross-fitting folds when train is data.")] = 5,
+    holdout: Annotated[
+        float,
+        typer.Option(
+            help="When train is data: the share held out by hash (of prompts, or of task kinds "
+            "with --split task) and scored; nothing is fitted or chosen on it. 0: cross-fit instead."
+        ),
+    ] = 0.3,
+    folds: Annotated[int, typer.Option(help="Cross-fitting folds (with --holdout 0).")] = 5,
     split: Annotated[
         str, typer.Option(help="Cross-fit folds by 'prompt' or by 'task' (unseen kinds).")
     ] = "prompt",
@@ -101,6 +108,8 @@ def routing(
             raise ConfigError(f"--split must be prompt or task, not {split!r}")
         if folds < 2 or seeds < 1:
             raise ConfigError("--folds must be at least 2 and --seeds at least 1")
+        if not 0 <= holdout < 1:
+            raise ConfigError("--holdout must be in [0, 1)")
         train_set = load_outcomes(train)
         same = train.resolve() == data.resolve()
         data_set = train_set if same else load_outcomes(data)
@@ -114,6 +123,7 @@ def routing(
             seeds=seeds,
             quality=quality,
             budget=budget,
+            holdout=holdout,
         )
     except (ConfigError, ValueError) as exc:
         raise fail(str(exc)) from None

@@ -66,7 +66,15 @@ def test_table_output_lists_every_policy(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     for name in ("handoffs", "always-frontier", "zero-router@25%", "oracle", "random-50%"):
         assert name in result.stdout
-    assert "cross-fitted, 5 folds by prompt" in result.stdout
+    # by default a fixed share is held out and scored; nothing is fitted or chosen on it
+    assert "fixed hold-out by prompt" in result.stdout
+    crossed = _runner().invoke(
+        app,
+        ["bench", "routing", "--train", str(train), "--data", str(train), "--seeds", "2",
+         "--holdout", "0"],
+    )  # fmt: skip
+    assert crossed.exit_code == 0, crossed.output
+    assert "cross-fitted, 5 folds by prompt" in crossed.stdout
 
 
 @pytest.mark.parametrize("flag", ["--train", "--data"])
