@@ -39,7 +39,7 @@ pytest.importorskip(
 from handoffs import Budget, BudgetExceeded, Catalog, Session, Task, checks
 from handoffs.handoff import HandoffRecord
 from handoffs.health import BreakerSettings, Health
-from handoffs.project._watch import breaker_readings, budget_reading
+from handoffs.project import breaker_readings, budget_reading
 from handoffs.routing import Policy, Rule
 from handoffs.testing.scripted import ScriptCall, fail
 from handoffs.tracing import Tracing

@@ -18,11 +18,14 @@ import yaml
 
 from handoffs import Budget
 from handoffs.errors import ConfigError
-from handoffs.project import load_config
-from handoffs.project._alert_settings import AlertSettings
-from handoffs.project._alerting import AlertWatch
+from handoffs.project import (
+    AlertSettings,
+    AlertWatch,
+    breaker_readings,
+    budget_reading,
+    load_config,
+)
 from handoffs.project._conditions import conditions
-from handoffs.project._watch import breaker_readings, budget_reading
 from handoffs.tracing import BudgetReading
 
 from .test_alert_rules import JOB, Clock, World, one_round, session_for

@@ -1,5 +1,7 @@
 """The project wing: `handoffs.toml` and job files, loading a roster by path, and running a job."""
 
+from handoffs.project._alert_settings import AlertSettings, alert_settings
+from handoffs.project._alerting import Alert, AlertWatch, alert_watch
 from handoffs.project._candidate import candidate_toml, nominal_prices
 from handoffs.project._config import Config, config_from_dict, load_config, read_toml
 from handoffs.project._job import JobReport, JobSpec, load_job
@@ -12,13 +14,21 @@ from handoffs.project._run import (
     run_job,
     setting_line,
 )
+from handoffs.project._watch import breaker_readings, budget_reading
 
 __all__ = [
+    "Alert",
+    "AlertSettings",
+    "AlertWatch",
     "Config",
     "JobReport",
     "JobSpec",
     "Qualified",
     "RecordedTask",
+    "alert_settings",
+    "alert_watch",
+    "breaker_readings",
+    "budget_reading",
     "candidate_toml",
     "config_from_dict",
     "configured_session",
