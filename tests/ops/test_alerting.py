@@ -28,7 +28,7 @@ from handoffs.project import (
 from handoffs.project._conditions import conditions
 from handoffs.tracing import BudgetReading
 
-from .test_alert_rules import JOB, Clock, World, one_round, session_for
+from .scenario import JOB, Clock, World, one_round, session_for
 
 RULES = Path(__file__).resolve().parents[2] / "ops" / "prometheus" / "alerts.yml"
 
@@ -111,7 +111,7 @@ def test_an_outage_of_the_primary_is_posted_when_it_fires_and_when_it_resolves(
             watch.tick()
             clock.now += 60
 
-    session = session_for(world, budget, scrapes=None, clock=clock, on_record=watch.observe)
+    session = session_for(world, budget, meters=None, clock=clock, on_record=watch.observe)
     unwatch = watch.watch(breaker_readings(session), budget_reading(JOB, budget))
     anyio.run(minutes, 10)
     assert hook.bodies == []  # healthy: nothing posted
