@@ -79,7 +79,14 @@ def routing(
     plot: Annotated[
         Path | None, typer.Option("--plot", help="Cost-quality curves as a PNG (needs matplotlib).")
     ] = None,
-    folds: Annotated[int, typer.Option(help="Cross-fitting folds when train is data.")] = 5,
+    holdout: Annotated[
+        float,
+        typer.Option(
+            help="When train is data: the share held out by hash (of prompts, or of task kinds "
+            "with --split task) and scored; nothing is fitted or chosen on it. 0: cross-fit instead."
+        ),
+    ] = 0.3,
+    folds: Annotated[int, typer.Option(help="Cross-fitting folds (with --holdout 0).")] = 5,
     split: Annotated[
         str, typer.Option(help="Cross-fit folds by 'prompt' or by 'task' (unseen kinds).")
     ] = "prompt",
@@ -109,6 +116,8 @@ def routing(
             raise ConfigError(f"--split must be prompt or task, not {split!r}")
         if folds < 2 or seeds < 1:
             raise ConfigError("--folds must be at least 2 and --seeds at least 1")
+        if not 0 <= holdout < 1:
+            raise ConfigError("--holdout must be in [0, 1)")
         with Ticker(lambda: f"bench routing: {doing[-1]}", quiet=quiet) as ticker:
 
             def step(text: str) -> None:
@@ -129,6 +138,7 @@ def routing(
                 quality=quality,
                 budget=budget,
                 on_step=step,
+                holdout=holdout,
             )
             step(f"done: {len(report.policies)} policies scored")
     except (ConfigError, ValueError) as exc:

@@ -69,13 +69,21 @@ def test_table_output_lists_every_policy_and_progress_goes_to_stderr(
     assert result.exit_code == 0, result.output
     for name in ("handoffs", "always-frontier", "zero-router@25%", "oracle", "random-50%"):
         assert name in result.stdout
-    assert "cross-fitted, 5 folds by prompt" in result.stdout
+    # by default a fixed share is held out and scored; nothing is fitted or chosen on it
+    assert "fixed hold-out by prompt" in result.stdout
     # stderr is no terminal: a plain line per step, each policy and fold named
     progress = result.stderr.splitlines()
-    assert any(re.search(r"\] bench routing: policy 1/\d+ always-frontier: fold 5/5$", line) for line in progress)  # fmt: skip
+    assert any(re.search(r"\] bench routing: policy 1/\d+ always-frontier", line) for line in progress)  # fmt: skip
     assert progress[-1].endswith("policies scored (done)")
     quiet = _runner().invoke(app, [*args, "--quiet"])
     assert quiet.exit_code == 0 and quiet.stderr == ""
+    crossed = _runner().invoke(
+        app,
+        ["bench", "routing", "--train", str(train), "--data", str(train), "--seeds", "2",
+         "--holdout", "0"],
+    )  # fmt: skip
+    assert crossed.exit_code == 0, crossed.output
+    assert "cross-fitted, 5 folds by prompt" in crossed.stdout
 
 
 @pytest.mark.parametrize("flag", ["--train", "--data"])

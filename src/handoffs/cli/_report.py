@@ -126,6 +126,10 @@ def report(
         bool,
         typer.Option("--compare", help="Also the previous period of equal length, and the change."),
     ] = False,
+    output: Annotated[
+        Path | None,
+        typer.Option("--output", "-o", help="Also write the JSON document to this file."),
+    ] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Per model, per task kind and per route: volume, latency, errors and cost from stored
@@ -139,6 +143,12 @@ def report(
     if compare and window is None:
         raise fail("--compare needs --since (the length of the period to compare)")
     doc = report_document(_jobs(directory), since=window, compare=compare, gauntlet=gauntlet)
+    if output is not None:
+        try:
+            output.parent.mkdir(parents=True, exist_ok=True)
+            output.write_text(json.dumps(doc, indent=2) + "\n", encoding="utf-8")
+        except OSError as exc:
+            raise fail(f"cannot write {output}: {exc.strerror or exc}") from None
     if as_json:
         out.print_json(json.dumps(doc), highlight=False)
         return

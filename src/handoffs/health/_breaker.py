@@ -84,6 +84,7 @@ class Breaker:
         self._consecutive = 0
         self._recent: deque[bool] = deque(maxlen=settings.window)
         self._opened_at = 0.0
+        self._down_since: float | None = None
         self._half_open_successes = 0
         self._trial_in_flight = False
         self.opened = 0
@@ -103,6 +104,15 @@ class Breaker:
             self._state, self._half_open_successes = "half_open", 0
             self._trial_in_flight = False
         return self._state
+
+    @property
+    def down_s(self) -> float:
+        """How long this endpoint has been out of the closed state (open or half-open) without
+        closing again, on the breaker's clock; 0.0 while it is closed."""
+        with self._lock:
+            if self._current() == "closed" or self._down_since is None:
+                return 0.0
+            return max(self._clock() - self._down_since, 0.0)
 
     def unavailable_reason(self) -> str | None:
         """Why the router should skip this endpoint now, or None if it may be called."""
@@ -152,6 +162,7 @@ class Breaker:
                 self._half_open_successes += 1
                 if self._half_open_successes >= self.settings.success_threshold:
                     self._state = "closed"
+                    self._down_since = None
                     self._recent.clear()
 
     def failure(self, error: str | None = None) -> None:
@@ -186,6 +197,8 @@ class Breaker:
 
     def _open(self) -> None:
         self._state, self._opened_at = "open", self._clock()
+        if self._down_since is None:
+            self._down_since = self._opened_at
         self._trial_in_flight = False
         self._half_open_successes = 0
         self.opened += 1

@@ -19,9 +19,11 @@ from handoffs.engine import HandoffRunner, ModelSource, RecordSink, Session
 from handoffs.handoff import HandoffRecord
 from handoffs.health import Prober, shared_health
 from handoffs.orchestrator import Orchestrator
+from handoffs.project._alerting import alert_watch
 from handoffs.project._config import Config
 from handoffs.project._job import JobReport, JobSpec, all_frontier_cost
 from handoffs.project._roster import load_module
+from handoffs.project._watch import breaker_readings, budget_reading
 from handoffs.providers import Portfolio, SimulatedDomain, Simulator, load_simulator, shared_server
 from handoffs.routing import OutcomeLog
 from handoffs.tracing import Tracing, default_tracing
@@ -111,10 +113,23 @@ def configured_session(
         health=shared_health(config.health),
         retry=config.retry,
         caps=config.caps,
-        outcomes=OutcomeLog(config.outcomes) if config.outcomes else None,
+        outcomes=OutcomeLog(config.outcomes, inputs=config.outcomes_input)
+        if config.outcomes
+        else None,
         runner=runner,
         sinks=sinks,
     )
+
+
+def _both(
+    first: Callable[[HandoffRecord], None], then: Callable[[HandoffRecord], None] | None
+) -> Callable[[HandoffRecord], None]:
+    def both(record: HandoffRecord) -> None:
+        first(record)
+        if then is not None:
+            then(record)
+
+    return both
 
 
 async def run_job(
@@ -142,6 +157,9 @@ async def run_job(
     if tracing is not None and not tracing.model_names:  # metrics name models as providers do
         tracing = replace(tracing, model_names={e.id: e.name for e in config.catalog.values()})
     budget = Budget(spec.budget_usd, name=f"job {spec.name}")
+    watch = alert_watch(config.alerts) if config.alerts is not None else None
+    if watch is not None:  # [alerts]: the worker's alert watch sees this job's handoffs too
+        on_record = _both(watch.observe, on_record)
     session = configured_session(
         config,
         portfolio,
@@ -152,17 +170,27 @@ async def run_job(
         models=models,
         sinks=sinks,
     )
+    if tracing is not None and tracing.metrics is not None:  # the job's gauges
+        tracing.metrics.watch_breakers(breaker_readings(session))
+        tracing.metrics.watch_budget(budget_reading(spec.name, budget))
     orchestrator = Orchestrator.from_spec(
         spec.orchestrator, subordinates=spec.subordinates, session=session
     )
     span: AbstractContextManager[Any] = (
         tracing.workflow(spec.name, job_id=job_id) if tracing else nullcontext()
     )
+    unwatch = (
+        watch.watch(breaker_readings(session), budget_reading(spec.name, budget))
+        if watch is not None
+        else None
+    )
     with span as root:
         try:
             async with Prober(session).running():
                 result = await orchestrator.run(spec.goal, data=spec.data)
         finally:
+            if unwatch is not None:
+                unwatch()
             await portfolio.aclose()
         if root is not None:
             Tracing.finish_workflow(

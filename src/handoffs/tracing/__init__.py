@@ -22,7 +22,10 @@ from handoffs.tracing._export import (
 )
 from handoffs.tracing._html import embed_json, page_data, render_html, write_html
 from handoffs.tracing._metrics import (
+    DURATION_BUCKETS_S,
     METRICS_SUFFIX,
+    BreakerReading,
+    BudgetReading,
     HandoffMetrics,
     job_meter_provider,
     metric_to_json,
@@ -55,6 +58,7 @@ from handoffs.tracing._view import (
 )
 
 __all__ = [
+    "DURATION_BUCKETS_S",
     "GAUNTLET_ATTACK",
     "GAUNTLET_TRACE_DIR",
     "METRICS_SUFFIX",
@@ -65,6 +69,8 @@ __all__ = [
     "TRACING_ENV",
     "TRANSFER_MODE",
     "TRANSFER_TARGET",
+    "BreakerReading",
+    "BudgetReading",
     "ConventionsExporter",
     "HandoffMetrics",
     "HandoffRow",
