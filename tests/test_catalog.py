@@ -143,7 +143,9 @@ def test_a_model_genai_prices_does_not_know_must_be_priced_explicitly(spec: dict
     spec = {k: v for k, v in spec.items() if v is not None}
     with pytest.raises(
         ConfigError,
-        match=r"model 'm': (no known price .*set input_usd_per_mtok|set both input_usd_per_mtok)",
+        match=r"^(model 'm': no known price for '(m|gpt-nonexistent-9)'; set input_usd_per_mtok "
+        r"and output_usd_per_mtok|models\.m: set both input_usd_per_mtok and output_usd_per_mtok, "
+        r"or neither)$",
     ):
         one(**spec)
 
@@ -151,49 +153,102 @@ def test_a_model_genai_prices_does_not_know_must_be_priced_explicitly(spec: dict
 @pytest.mark.parametrize(
     ("spec", "message"),
     [
-        ({**LOCAL, "price": 1}, r"model 'm': unknown key\(s\) price"),
-        ({**LOCAL, "id": "x"}, r"unknown key\(s\) id"),
+        ({**LOCAL, "price": 1}, "models.m.price: unknown key"),
+        ({**LOCAL, "id": "x"}, "models.m.id: unknown key"),
         (
             {**LOCAL, "provider": "azure"},
-            "provider must be one of anthropic, openai, openai-compatible, not 'azure'",
+            "models.m.provider: must be one of anthropic, openai, openai-compatible (got 'azure')",
         ),
-        ({**LOCAL, "tier": "huge"}, "tier must be one of frontier, mid, small, local, not 'huge'"),
+        (
+            {**LOCAL, "tier": "huge"},
+            "models.m.tier: must be one of frontier, mid, small, local (got 'huge')",
+        ),
         (
             {**LOCAL, "structured_output": "json"},
-            "structured_output must be one of native, tool, prompted",
+            "models.m.structured_output: must be one of native, tool, prompted (got 'json')",
         ),
         (
             {k: v for k, v in LOCAL.items() if k != "base_url"},
-            "openai-compatible models need base_url or embedded",
+            "model 'm': openai-compatible models need base_url or embedded",
         ),
-        ({**LOCAL, "base_url": ""}, "need base_url or embedded"),
+        (
+            {**LOCAL, "base_url": ""},
+            "model 'm': openai-compatible models need base_url or embedded",
+        ),
         (
             {**LOCAL, "input_usd_per_mtok": "cheap"},
-            "input_usd_per_mtok must be a number, not 'cheap'",
+            "models.m.input_usd_per_mtok: must be an amount in USD, such as \"0.50\" (got 'cheap')",
         ),
-        ({**LOCAL, "output_usd_per_mtok": -1}, "output_usd_per_mtok must be a finite number >= 0"),
-        ({**LOCAL, "output_usd_per_mtok": float("inf")}, "must be a finite number >= 0"),
+        (
+            {**LOCAL, "output_usd_per_mtok": -1},
+            "models.m.output_usd_per_mtok: must not be negative (got -1)",
+        ),
+        (
+            {**LOCAL, "output_usd_per_mtok": float("inf")},
+            "models.m.output_usd_per_mtok: must be a finite amount (got inf)",
+        ),
+        (
+            {**LOCAL, "output_usd_per_mtok": "1e400"},
+            "models.m.output_usd_per_mtok: must be at most 1000000 (got '1e400')",
+        ),
+        (
+            {**LOCAL, "output_usd_per_mtok": "2e-1"},
+            "models.m.output_usd_per_mtok: must be written as a plain decimal, such as \"0.50\" (got '2e-1')",
+        ),
+        (
+            {**LOCAL, "output_usd_per_mtok": True},
+            "models.m.output_usd_per_mtok: must be an amount in USD",
+        ),
         (
             {k: v for k, v in LOCAL.items() if k != "context_window"},
-            "context_window must be a positive integer",
+            "models.m.context_window: is required",
         ),
-        ({**LOCAL, "context_window": 0}, "context_window must be a positive integer"),
-        ({**LOCAL, "context_window": 8192.0}, "context_window must be a positive integer"),
-        ({**LOCAL, "typical_latency_s": 0}, "typical_latency_s must be a positive number"),
-        ({**LOCAL, "typical_latency_s": "fast"}, "typical_latency_s must be a positive number"),
+        ({**LOCAL, "context_window": 0}, "models.m.context_window: must be greater than 0 (got 0)"),
+        (
+            {**LOCAL, "context_window": 8192.0},
+            "models.m.context_window: must be an integer (got 8192.0)",
+        ),
+        (
+            {**LOCAL, "context_window": "8192"},
+            "models.m.context_window: must be an integer (got '8192')",
+        ),
+        ({**LOCAL, "typical_latency_s": 0}, "models.m.typical_latency_s: must be greater than 0"),
+        (
+            {**LOCAL, "typical_latency_s": "fast"},
+            "models.m.typical_latency_s: must be a number (got 'fast')",
+        ),
+        (
+            {**LOCAL, "typical_latency_s": float("inf")},
+            "models.m.typical_latency_s: must be a finite number",
+        ),
+        ({**LOCAL, "max_concurrency": 0}, "models.m.max_concurrency: must be at least 1 (got 0)"),
+        ({**LOCAL, "failover": "other"}, "models.m.failover: must be an array (got 'other')"),
+        (
+            {**LOCAL, "failover": ["m\u202e"]},
+            "models.m.failover[0]: must not contain control or bidirectional-formatting characters (got 'm\\u202e')",
+        ),
+        ({**LOCAL, "name": "evil\x1b[2J"}, "models.m.name: must not contain control"),
     ],
 )
-def test_a_malformed_model_table_is_a_config_error_naming_the_model(
+def test_a_malformed_model_table_is_a_config_error_naming_the_key(
     spec: dict[str, Any], message: str
 ) -> None:
-    with pytest.raises(ConfigError, match=message) as caught:
+    with pytest.raises(ConfigError) as caught:
         one(**spec)
-    assert "'m'" in str(caught.value)
+    assert str(caught.value).startswith(message), str(caught.value)
+    assert "\n" not in str(caught.value)
 
 
 def test_a_model_that_is_not_a_table_is_rejected() -> None:
-    with pytest.raises(ConfigError, match="model 'm' must be a table"):
+    with pytest.raises(ConfigError, match=r"^models\.m: must be a table \(got 'gpt-4o'\)$"):
         Catalog.from_dict({"m": "gpt-4o"})
+
+
+def test_a_model_id_with_a_bidi_override_is_rejected_escaped() -> None:
+    with pytest.raises(ConfigError) as caught:
+        Catalog.from_dict({"fron\u202etier": {**LOCAL}})
+    assert str(caught.value).startswith('models."fron\\u202etier": must not contain control')
+    assert "\u202e" not in str(caught.value)  # shown escaped, never as the character itself
 
 
 def test_an_embedded_model_needs_no_base_url() -> None:
@@ -202,17 +257,17 @@ def test_an_embedded_model_needs_no_base_url() -> None:
 
 
 def test_a_nan_price_is_a_config_error() -> None:
-    with pytest.raises(ConfigError, match="finite"):
+    with pytest.raises(ConfigError, match="input_usd_per_mtok: must be a finite amount"):
         one(**{**LOCAL, "input_usd_per_mtok": float("nan")})
 
 
 def test_a_boolean_context_window_is_rejected() -> None:
-    with pytest.raises(ConfigError, match="context_window"):
+    with pytest.raises(ConfigError, match="context_window: must be an integer"):
         one(**{**LOCAL, "context_window": True})
 
 
 def test_capabilities_given_as_a_string_are_rejected() -> None:
-    with pytest.raises(ConfigError, match="capabilities"):
+    with pytest.raises(ConfigError, match="capabilities: must be an array"):
         one(**{**LOCAL, "capabilities": "vision"})
 
 

@@ -152,7 +152,7 @@ def test_config_names_the_outcome_log_beside_it(tmp_path: Path) -> None:
     config = config_from_dict(data, path=tmp_path / "handoffs.toml")
     assert config.outcomes == tmp_path / "traffic" / "outcomes.jsonl"
     data["policy"]["outcomes"] = 3
-    with pytest.raises(ConfigError, match=r"\[policy\] outcomes"):
+    with pytest.raises(ConfigError, match=r"policy\.outcomes: must be a string \(got 3\)$"):
         config_from_dict(data, path=tmp_path / "handoffs.toml")
 
 

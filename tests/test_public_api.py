@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from decimal import Decimal
 from typing import Any, Literal
 
@@ -57,7 +58,10 @@ def test_the_public_names_are_exactly_these() -> None:
             "HandoffTimeout",
             "HandoffsError",
             "Health",
+            "JobNotCompleted",
             "JobResult",
+            "JobsDatabaseError",
+            "LocalModelUnavailable",
             "MissingKey",
             "ModelEntry",
             "NoRouteAvailable",
@@ -76,6 +80,7 @@ def test_the_public_names_are_exactly_these() -> None:
             "Subordinate",
             "Task",
             "Tracing",
+            "UnknownJob",
             "Verdict",
             "VerificationFailed",
             "checks",
@@ -285,3 +290,58 @@ def test_a_handoff_record_forbids_unknown_fields() -> None:
                 "colour": "red",
             }
         )
+
+
+RECORD_BEFORE_LITERALS = (
+    '{"task_id":"5f0c2a","task_kind":"classify","risk":"medium","label":"T-001",'
+    '"status":"degraded","route":["tiny","cheap"],"route_reasons":[{"model":"tiny","kept":true,'
+    '"reason":"local tier"},{"model":"cheap","kept":true,"reason":"small tier"}],"model":null,'
+    '"provider":null,"tier":null,"attempts":[{"model":"tiny","provider":"openai-compatible",'
+    '"tier":"local","rung":0,"outcome":"provider_error","feedback":false,"input_tokens":0,'
+    '"output_tokens":0,"cost_usd":"0","latency_s":0.0123,"verdicts":[],'
+    '"error":"ModelHTTPError: 503","fault":"unavailable"},{"model":"cheap","provider":"anthropic",'
+    '"tier":"small","rung":1,"outcome":"rejected","feedback":false,"input_tokens":120,'
+    '"output_tokens":9,"cost_usd":"0.0000234","latency_s":0.0,"verdicts":[{"check":'
+    '"predicate:billing","passed":false,"score":null,"reasons":["invoices are billing"],'
+    '"model":null,"cost_usd":"0"}],"error":null,"fault":null}],"verdicts":[{"check":'
+    '"predicate:billing","passed":false,"score":null,"reasons":["invoices are billing"],'
+    '"model":null,"cost_usd":"0"}],"escalations":1,"input_tokens":120,"output_tokens":9,'
+    '"cost_usd":"0.0000234","latency_s":0.42,"degraded":true,"output":{"category":"other"},'
+    '"error":"task \'classify\': no output passed its checks","cause":"verification",'
+    '"breakers":{"tiny":"open","cheap":"closed"},"parent_id":"job-1"}'
+)
+"""A record as the release before the `Literal` fields dumped it (to a trace or a job journal)."""
+
+
+def test_a_record_dumped_before_its_fields_were_literals_still_loads() -> None:
+    record = HandoffRecord.model_validate_json(RECORD_BEFORE_LITERALS)
+    assert record.risk == "medium" and record.cause == "verification"
+    assert [(a.tier, a.fault) for a in record.attempts] == [
+        ("local", "unavailable"),
+        ("small", None),
+    ]
+    assert record.breakers == {"tiny": "open", "cheap": "closed"}
+    assert record.model_dump_json() == RECORD_BEFORE_LITERALS
+
+
+@pytest.mark.parametrize(
+    ("path", "value"),
+    [
+        (("risk",), "severe"),
+        (("cause",), "bad_luck"),
+        (("breakers", "tiny"), "ajar"),
+        (("attempts", 0, "fault"), "timeout"),
+        (("attempts", 0, "tier"), "cloud"),
+        (("attempts", 0, "provider"), "gemini"),
+    ],
+)
+def test_a_record_rejects_a_value_outside_its_closed_set(
+    path: tuple[str | int, ...], value: str
+) -> None:
+    data = json.loads(RECORD_BEFORE_LITERALS)
+    node = data
+    for key in path[:-1]:
+        node = node[key]
+    node[path[-1]] = value
+    with pytest.raises(ValueError, match=r"Input should be '"):
+        HandoffRecord.model_validate(data)

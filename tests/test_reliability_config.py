@@ -46,19 +46,61 @@ def test_caps_are_read_with_their_period() -> None:
 @pytest.mark.parametrize(
     ("edit", "message"),
     [
-        (lambda d: d.update(health={"failure_threshold": 0}), "[health]: thresholds"),
-        (lambda d: d.update(health={"cooldown": 3}), "[health]: unknown key(s) cooldown"),
-        (lambda d: d.update(health={"error_rate": "high"}), "[health] error_rate must be a number"),
-        (lambda d: d.update(retry={"max_attempts": 0}), "[retry]: max_attempts and sweeps"),
-        (lambda d: d.update(retry={"sweeps": True}), "[retry] sweeps must be a number"),
-        (lambda d: d.update(caps=[{"model": "nope", "usd": 1}]), "caps: unknown model id 'nope'"),
-        (lambda d: d.update(caps=[{"model": "mid"}]), "caps[0]: usd is required"),
-        (lambda d: d.update(caps=[{"usd": 1, "per": "week"}]), "caps[0]: per must be hour, day"),
+        (
+            lambda d: d.update(health={"failure_threshold": 0}),
+            "config: health.failure_threshold: must be at least 1 (got 0)",
+        ),
+        (lambda d: d.update(health={"cooldown": 3}), "config: health.cooldown: unknown key"),
+        (
+            lambda d: d.update(health={"error_rate": "high"}),
+            "config: health.error_rate: must be a number (got 'high')",
+        ),
+        (
+            lambda d: d.update(health={"error_rate": 1.5}),
+            "config: health.error_rate: must be at most 1 (got 1.5)",
+        ),
+        (
+            lambda d: d.update(retry={"max_attempts": 0}),
+            "config: retry.max_attempts: must be at least 1 (got 0)",
+        ),
+        (
+            lambda d: d.update(retry={"sweeps": True}),
+            "config: retry.sweeps: must be an integer (got True)",
+        ),
+        (
+            lambda d: d.update(retry={"max_handoff_s": float("nan")}),
+            "config: retry.max_handoff_s: must be a finite number (got nan)",
+        ),
+        (
+            lambda d: d.update(caps=[{"model": "nope", "usd": 1}]),
+            "config: caps[0].model: unknown model id 'nope'",
+        ),
+        (lambda d: d.update(caps=[{"model": "mid"}]), "config: caps[0].usd: is required"),
+        (
+            lambda d: d.update(caps=[{"usd": 1, "per": "week"}]),
+            "config: caps[0].per: must be one of hour, day, process (got 'week')",
+        ),
+        (
+            lambda d: d.update(caps=[{"usd": "-5"}]),
+            "config: caps[0].usd: must not be negative (got '-5')",
+        ),
+        (lambda d: d.update(caps={"usd": 1}), "config: caps: must be an array"),
         (
             lambda d: d["models"]["mid"].update(failover=["ghost"]),
-            "failover names unknown model id 'ghost'",
+            "config: model 'mid': failover names unknown model id 'ghost'",
         ),
-        (lambda d: d["models"]["mid"].update(stream="yes"), "stream must be true or false"),
+        (
+            lambda d: d["models"]["mid"].update(stream="yes"),
+            "config: models.mid.stream: must be true or false (got 'yes')",
+        ),
+        (
+            lambda d: d.update(jobs={"spread": 1}),
+            "config: jobs.spread: must be true or false (got 1)",
+        ),
+        (
+            lambda d: d.update(portfolio={"request_timeout_s": -1}),
+            "config: portfolio.request_timeout_s: must be greater than 0",
+        ),
     ],
 )
 def test_bad_reliability_settings_are_one_line_config_errors(edit: Any, message: str) -> None:
@@ -66,7 +108,7 @@ def test_bad_reliability_settings_are_one_line_config_errors(edit: Any, message:
     edit(data)
     with pytest.raises(ConfigError) as info:
         config_from_dict(data)
-    assert message in str(info.value) and "\n" not in str(info.value)
+    assert str(info.value).startswith(message) and "\n" not in str(info.value), str(info.value)
 
 
 def test_the_cli_refuses_a_bad_health_table_with_exit_2(tmp_path: Path) -> None:
@@ -82,4 +124,7 @@ def test_the_cli_refuses_a_bad_health_table_with_exit_2(tmp_path: Path) -> None:
         app, ["run", str(job), "--config", str(bad), "--trace-dir", str(tmp_path)]
     )
     assert result.exit_code == 2
-    assert "[health]: thresholds" in result.stderr and "Traceback" not in result.output
+    assert f"{bad}: health.failure_threshold: must be at least 1 (got -1)" in result.stderr.replace(
+        "\n", ""
+    )
+    assert "Traceback" not in result.output

@@ -1,8 +1,7 @@
-"""The router: rule matching, the default matrix, policy loading, and the filters as properties."""
+"""The router: rule matching, the default matrix, policy validation, and the filters as properties."""
 
 from __future__ import annotations
 
-import tomllib
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
@@ -482,70 +481,7 @@ def test_explain_says_empty_when_nothing_survives(catalog: Catalog) -> None:
     assert decision.explain().splitlines()[0] == "rule low-risk: ladder (empty)"
 
 
-# --- loading and validating policies ----------------------------------------------------------
-
-POLICY_TOML = """
-[policy]
-
-[[policy.rules]]
-kind = "classify"
-risk = "low"
-ladder = ["tiny", "cheap"]
-
-[[policy.rules]]
-name = "risky"
-risk = "high"
-ladder = ["best"]
-
-[[policy.rules]]
-kind = "extract"
-ladder = ["cheap", "best"]
-"""
-
-
-def test_from_dict_reads_the_toml_policy_table() -> None:
-    policy = Policy.from_dict(tomllib.loads(POLICY_TOML)["policy"])
-    assert policy.rules == (
-        Rule(kind="classify", risk="low", ladder=("tiny", "cheap")),
-        Rule(name="risky", risk="high", ladder=("best",)),
-        Rule(kind="extract", ladder=("cheap", "best")),
-    )
-
-
-def test_from_dict_without_rules_is_an_empty_policy() -> None:
-    assert Policy.from_dict({}) == Policy()
-
-
-@pytest.mark.parametrize(
-    ("data", "message"),
-    [
-        ({"rules": {"ladder": ["tiny"]}}, "policy.rules must be an array of tables"),
-        ({"rules": ["tiny"]}, r"policy.rules\[0\] must be a table"),
-        (
-            {"rules": [{"ladder": ["tiny"], "model": "x"}]},
-            r"policy.rules\[0\]: unknown key\(s\) model",
-        ),
-        ({"rules": [{"ladder": "tiny"}]}, r"policy.rules\[0\].ladder must be a list of model ids"),
-        ({"rules": [{"ladder": ["tiny", 3]}]}, r"ladder must be a list of model ids"),
-        ({"rules": [{"kind": "classify"}]}, r"ladder must be a list of model ids"),
-        (
-            {"rules": [{"kind": "classify", "ladder": []}]},
-            "rule 'classify/\\*' has an empty ladder",
-        ),
-        (
-            {"rules": [{"risk": "severe", "ladder": ["tiny"]}]},
-            "risk must be one of low, medium, high",
-        ),
-    ],
-)
-def test_from_dict_rejects_malformed_rules(data: dict[str, Any], message: str) -> None:
-    with pytest.raises(ConfigError, match=message):
-        Policy.from_dict(data)
-
-
-def test_from_dict_rejects_unknown_keys_in_the_policy_table() -> None:
-    with pytest.raises(ConfigError, match="rule"):
-        Policy.from_dict({"rule": [{"ladder": ["tiny"]}]})
+# --- validating policies (reading `[policy]` from a file: tests/test_config_files.py) ----------
 
 
 def test_validate_rejects_a_rule_naming_a_model_the_catalog_lacks(catalog: Catalog) -> None:

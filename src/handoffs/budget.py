@@ -7,15 +7,23 @@ budget (one handoff's ceiling) reserves in its parent (the job) too.
 
 from __future__ import annotations
 
+import re
 import threading
 from decimal import Decimal, InvalidOperation
 from types import TracebackType
+from typing import Annotated, Final
+
+from pydantic import PlainSerializer, PlainValidator, WithJsonSchema
 
 from handoffs.errors import BudgetExceeded
 
-__all__ = ["Budget", "Reservation", "usd", "usd_text"]
+__all__ = ["MAX_USD", "Amount", "Budget", "Reservation", "usd", "usd_text"]
 
 _ZERO = Decimal(0)
+MAX_USD: Final = Decimal(1_000_000)
+"""The most a file may state as an amount (a budget, a cap, a price per million tokens): more is a
+typo, not a setting."""
+_PLAIN: Final = r"^[0-9]+(\.[0-9]+)?$"
 
 
 def usd(value: Decimal | int | str | float) -> Decimal:
@@ -29,9 +37,46 @@ def usd(value: Decimal | int | str | float) -> Decimal:
     return amount
 
 
+def _amount(value: object) -> Decimal:
+    """An amount of money as a file states it: a number or a plain decimal string, finite,
+    between 0 and `MAX_USD`."""
+    if isinstance(value, bool) or not isinstance(value, int | float | str | Decimal):
+        raise ValueError('must be an amount in USD: a number, or a string such as "0.50"')
+    try:
+        amount = value if isinstance(value, Decimal) else Decimal(str(value))
+    except InvalidOperation:
+        raise ValueError('must be an amount in USD, such as "0.50"') from None
+    if not amount.is_finite():
+        raise ValueError("must be a finite amount")
+    if amount < 0:
+        raise ValueError("must not be negative")
+    if amount > MAX_USD:
+        raise ValueError(f"must be at most {MAX_USD}")
+    if isinstance(value, str) and re.fullmatch(_PLAIN, value) is None:
+        raise ValueError('must be written as a plain decimal, such as "0.50"')
+    return amount
+
+
+Amount = Annotated[
+    Decimal,
+    PlainValidator(_amount),
+    PlainSerializer(str, return_type=str, when_used="json"),
+    WithJsonSchema(
+        {
+            "anyOf": [
+                {"type": "number", "minimum": 0, "maximum": int(MAX_USD)},
+                {"type": "string", "pattern": _PLAIN},
+            ]
+        }
+    ),
+]
+"""A field of USD in a file (pydantic): `"0.50"` or `0.5` -> `Decimal("0.5")`; nan, inf, negative
+amounts and amounts over `MAX_USD` are refused."""
+
+
 def usd_text(value: Decimal) -> str:
-    """An amount as plain text, without trailing zeros: `0.0012`, `3`, `0`."""
-    return str(value.normalize()) if value else "0"
+    """An amount as plain text, without trailing zeros: `0.0012`, `0.0000009`, `3`, `0`."""
+    return format(value.normalize(), "f") if value else "0"
 
 
 class Budget:

@@ -1,25 +1,76 @@
 """The model catalog: which models exist, who serves them, what they cost and can do.
 
-Loaded from the `[models.*]` tables of `handoffs.toml`. Prices come from genai-prices when it knows
-the model and from the file otherwise; a self-hosted model must be priced explicitly.
+Loaded from the `[models.*]` tables of `handoffs.toml` (`ModelTable`, a pydantic model: the file's
+schema). Prices come from genai-prices when it knows the model and from the file otherwise; a
+self-hosted model must be priced explicitly.
 """
 
 from __future__ import annotations
 
+import unicodedata
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any, Final, Literal, cast, get_args
+from typing import Annotated, Any, Final, Literal, Self
 
-from handoffs.budget import usd
-from handoffs.errors import ConfigError
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    TypeAdapter,
+    ValidationError,
+    WithJsonSchema,
+    model_validator,
+)
 
-__all__ = ["Catalog", "ModelEntry", "Provider", "StructuredOutput", "Tier", "estimate_tokens"]
+from handoffs.budget import Amount
+from handoffs.errors import ConfigError, config_error
+from handoffs.handoff import Provider, Tier
 
-Provider = Literal["anthropic", "openai", "openai-compatible"]
-Tier = Literal["frontier", "mid", "small", "local"]
+__all__ = [
+    "Catalog",
+    "Label",
+    "ModelEntry",
+    "ModelTable",
+    "Provider",
+    "StructuredOutput",
+    "Tier",
+    "estimate_tokens",
+    "reserved_input_tokens",
+    "token_bound",
+]
+
 StructuredOutput = Literal["native", "tool", "prompted"]
 """How a model is asked for typed output: JSON-schema response format, an output tool, or prompt-only."""
+
+_HIDDEN: Final = frozenset({"Cc", "Cf", "Zl", "Zp"})
+"""Unicode categories a label may not contain: controls, formatting (the bidirectional overrides
+such as U+202E, zero-width characters) and line or paragraph separators."""
+_LABEL_PATTERN: Final = (
+    "^[^\\u0000-\\u001f\\u007f-\\u009f\\u00ad\\u061c\\u180e\\u200b-\\u200f"
+    "\\u2028-\\u202e\\u2060-\\u206f\\ufeff\\ufff9-\\ufffb]+$"
+)
+"""`_HIDDEN` for editors (JSON Schema): the characters of those categories in the Basic
+Multilingual Plane."""
+
+
+def _printable(text: str) -> str:
+    if not text:
+        raise ValueError("must not be empty")
+    if any(unicodedata.category(c) in _HIDDEN for c in text):
+        raise ValueError("must not contain control or bidirectional-formatting characters")
+    return text
+
+
+Label = Annotated[
+    str,
+    AfterValidator(_printable),
+    WithJsonSchema({"type": "string", "minLength": 1, "pattern": _LABEL_PATTERN}),
+]
+"""An id or name in a file that handoffs echoes to a terminal (a model id, a task kind, a job's
+name): not empty, and free of control and bidirectional-formatting characters (U+202E and the
+like), which could make a terminal show something other than what is there."""
 
 TIER_ORDER: Final[dict[Tier, int]] = {"local": 0, "small": 1, "mid": 2, "frontier": 3}
 _MILLION: Final = Decimal(1_000_000)
@@ -31,14 +82,22 @@ PROMPT_OVERHEAD_TOKENS: Final = 512
 last calls before a budget's limit overspend it (the Gauntlet's `budget_exhaustion` attack)."""
 
 
-def reserved_input_tokens(estimated: int) -> int:
-    """The input tokens to reserve money for when `estimated` is what the messages show: a quarter
-    more (a tokenizer denser than four characters a token) plus `PROMPT_OVERHEAD_TOKENS`."""
-    return estimated * 5 // 4 + PROMPT_OVERHEAD_TOKENS
+def token_bound(text: str) -> int:
+    """An upper bound on the tokens `text` takes: its UTF-8 bytes. A byte-level BPE tokenizer (the
+    GPT, Claude, Llama and Qwen families) never makes a token of less than one byte, so however
+    dense the text (CJK, emoji, base64), it cannot take more tokens than bytes."""
+    return len(text.encode("utf-8", errors="surrogatepass"))
+
+
+def reserved_input_tokens(bound: int) -> int:
+    """The input tokens to reserve money for when `bound` bounds the tokens the messages show
+    (`token_bound` of their text): that plus `PROMPT_OVERHEAD_TOKENS` for the wire's framing."""
+    return bound + PROMPT_OVERHEAD_TOKENS
 
 
 def estimate_tokens(text: str) -> int:
-    """A conservative token estimate for routing: about four characters a token, rounded up."""
+    """A token estimate for routing: about four characters a token, rounded up. Cheaper than
+    `token_bound` and usually closer, but not a bound: reservations use `token_bound`."""
     return max(1, -(-len(text) // 4))
 
 
@@ -164,28 +223,107 @@ class Catalog(Mapping[str, ModelEntry]):
 
     @classmethod
     def from_dict(cls, models: Mapping[str, Any]) -> Catalog:
-        """Build a catalog from the `[models]` table of `handoffs.toml`."""
-        return cls([_entry(model_id, spec) for model_id, spec in models.items()])
+        """Build a catalog from the `[models]` table of `handoffs.toml` (each a `ModelTable`);
+        anything malformed is a one-line `ConfigError` naming the key."""
+        try:
+            tables = _TABLES.validate_python(models)
+        except ValidationError as exc:
+            raise config_error(exc, within=("models",)) from None
+        return cls([table.entry(model_id) for model_id, table in tables.items()])
 
 
-def _literal(model_id: str, key: str, value: Any, allowed: tuple[str, ...]) -> Any:
-    if value not in allowed:
-        raise ConfigError(
-            f"model {model_id!r}: {key} must be one of {', '.join(allowed)}, not {value!r}"
+class ModelTable(BaseModel):
+    """One `[models.<id>]` table of `handoffs.toml`, as written; `entry` makes it a `ModelEntry`."""
+
+    model_config = ConfigDict(
+        frozen=True,
+        extra="forbid",
+        strict=True,
+        allow_inf_nan=False,
+        use_attribute_docstrings=True,
+        title="model",
+    )
+
+    provider: Provider
+    """Who serves it; `openai-compatible` needs `base_url` or `embedded`."""
+    name: Label | None = None
+    """The provider's own model name, e.g. `claude-sonnet-4-6` (default: the table's id)."""
+    tier: Tier
+    """How strong (and dear) the model is: the default policy climbs local, small, mid, frontier."""
+    input_usd_per_mtok: Amount | None = None
+    """Price of a million input tokens in USD. Set both prices, or neither to use genai-prices'."""
+    output_usd_per_mtok: Amount | None = None
+    """Price of a million output tokens in USD."""
+    context_window: int = Field(gt=0)
+    """Maximum tokens of prompt plus output."""
+    structured_output: StructuredOutput = "tool"
+    """How typed output is asked for: JSON-schema response format, an output tool, or prompt-only."""
+    prompt_variant: Label = "default"
+    """Which prompt template the model gets (`default`, `xml`, `compact`)."""
+    base_url: str | None = None
+    """Endpoint of an OpenAI-compatible server (vLLM, llama.cpp, Ollama)."""
+    embedded: Label | None = None
+    """A model handoffs serves in-process (e.g. `smollm2-135m`) instead of a `base_url`."""
+    api_key_env: Label | None = None
+    """Environment variable holding the key (default: by provider)."""
+    typical_latency_s: float = Field(default=2.0, gt=0)
+    """Typical latency of one call, compared against a task's deadline by the router."""
+    capabilities: list[Label] = ["tools"]
+    """What the model can do beyond typed output, e.g. `tools`, `vision`."""
+    max_concurrency: int | None = Field(default=None, ge=1)
+    """Most calls in flight at once from one process (e.g. 1 for a single-slot local server)."""
+    failover: list[Label] = []
+    """Equivalent models on other providers (catalog ids), tried in order when this one fails."""
+    stream: bool = False
+    """Ask for the answer as a stream: a stalled provider is caught by the first-token deadline."""
+
+    @model_validator(mode="after")
+    def _both_prices_or_neither(self) -> Self:
+        if (self.input_usd_per_mtok is None) != (self.output_usd_per_mtok is None):
+            raise ValueError("set both input_usd_per_mtok and output_usd_per_mtok, or neither")
+        return self
+
+    def priced(self, model_id: str) -> ModelTable:
+        """This table with both prices stated: genai-prices' when the file gives none; a
+        `ConfigError` when genai-prices does not know the model either."""
+        if self.input_usd_per_mtok is not None:
+            return self
+        name = self.name or model_id
+        known = known_prices(name, self.provider)
+        if known is None:
+            raise ConfigError(
+                f"model {model_id!r}: no known price for {name!r}; "
+                "set input_usd_per_mtok and output_usd_per_mtok"
+            )
+        update = {"input_usd_per_mtok": known[0], "output_usd_per_mtok": known[1]}
+        return self.model_copy(update=update)
+
+    def entry(self, model_id: str) -> ModelEntry:
+        """The catalog entry this table describes, as model `model_id`."""
+        priced = self.priced(model_id)
+        assert priced.input_usd_per_mtok is not None and priced.output_usd_per_mtok is not None
+        return ModelEntry(
+            id=model_id,
+            provider=self.provider,
+            name=self.name or model_id,
+            tier=self.tier,
+            input_usd_per_mtok=priced.input_usd_per_mtok,
+            output_usd_per_mtok=priced.output_usd_per_mtok,
+            context_window=self.context_window,
+            structured_output=self.structured_output,
+            prompt_variant=self.prompt_variant,
+            base_url=self.base_url,
+            embedded=self.embedded,
+            api_key_env=self.api_key_env,
+            typical_latency_s=self.typical_latency_s,
+            capabilities=frozenset(self.capabilities),
+            max_concurrency=self.max_concurrency,
+            failover=tuple(self.failover),
+            stream=self.stream,
         )
-    return value
 
 
-def _price(model_id: str, key: str, value: Any) -> Decimal:
-    try:
-        price = usd(value)
-    except ValueError:
-        if isinstance(value, int | float):  # inf, nan
-            raise ConfigError(f"model {model_id!r}: {key} must be a finite number >= 0") from None
-        raise ConfigError(f"model {model_id!r}: {key} must be a number, not {value!r}") from None
-    if price < 0:
-        raise ConfigError(f"model {model_id!r}: {key} must be a finite number >= 0")
-    return price
+_TABLES: TypeAdapter[dict[str, ModelTable]] = TypeAdapter(dict[Label, ModelTable])
 
 
 def known_prices(name: str, provider: str) -> tuple[Decimal, Decimal] | None:
@@ -210,81 +348,3 @@ def _plain(value: Decimal) -> Decimal:
     """`3.000` -> `3`, `1E+1` -> `10`: the same number, written as people write prices."""
     value = value.normalize()
     return value.quantize(Decimal(1)) if value == value.to_integral_value() else value
-
-
-def _concurrency(model_id: str, value: Any) -> int | None:
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ConfigError(f"model {model_id!r}: max_concurrency must be a positive integer")
-    return value
-
-
-def _entry(model_id: str, spec: Any) -> ModelEntry:
-    if not isinstance(spec, dict):
-        raise ConfigError(f"model {model_id!r} must be a table")
-    raw = cast(dict[str, Any], spec)
-    allowed_keys = set(ModelEntry.__dataclass_fields__) - {"id"}
-    unknown = sorted(set(raw) - allowed_keys)
-    if unknown:
-        raise ConfigError(f"model {model_id!r}: unknown key(s) {', '.join(unknown)}")
-    provider = _literal(model_id, "provider", raw.get("provider"), get_args(Provider))
-    tier = _literal(model_id, "tier", raw.get("tier"), get_args(Tier))
-    name = str(raw.get("name", model_id))
-    if provider == "openai-compatible" and not (raw.get("base_url") or raw.get("embedded")):
-        raise ConfigError(f"model {model_id!r}: openai-compatible models need base_url or embedded")
-    given = [k for k in ("input_usd_per_mtok", "output_usd_per_mtok") if k in raw]
-    if len(given) == 1:
-        raise ConfigError(
-            f"model {model_id!r}: set both input_usd_per_mtok and output_usd_per_mtok, or neither"
-        )
-    if given:
-        price_in = _price(model_id, "input_usd_per_mtok", raw["input_usd_per_mtok"])
-        price_out = _price(model_id, "output_usd_per_mtok", raw["output_usd_per_mtok"])
-    else:
-        known = known_prices(name, provider)
-        if known is None:
-            raise ConfigError(
-                f"model {model_id!r}: no known price for {name!r}; "
-                "set input_usd_per_mtok and output_usd_per_mtok"
-            )
-        price_in, price_out = known
-    context = raw.get("context_window")
-    if isinstance(context, bool) or not isinstance(context, int) or context <= 0:
-        raise ConfigError(f"model {model_id!r}: context_window must be a positive integer")
-    latency = raw.get("typical_latency_s", 2.0)
-    if isinstance(latency, bool) or not isinstance(latency, int | float) or latency <= 0:
-        raise ConfigError(f"model {model_id!r}: typical_latency_s must be a positive number")
-    failover: Any = raw.get("failover", [])
-    if not isinstance(failover, list) or not all(isinstance(m, str) for m in failover):  # pyright: ignore[reportUnknownVariableType]
-        raise ConfigError(f"model {model_id!r}: failover must be a list of model ids")
-    stream = raw.get("stream", False)
-    if not isinstance(stream, bool):
-        raise ConfigError(f"model {model_id!r}: stream must be true or false")
-    capabilities: Any = raw.get("capabilities", ["tools"])
-    if not isinstance(capabilities, list) or not all(isinstance(c, str) for c in capabilities):  # pyright: ignore[reportUnknownVariableType]
-        raise ConfigError(f"model {model_id!r}: capabilities must be a list of strings")
-    return ModelEntry(
-        id=model_id,
-        provider=provider,
-        name=name,
-        tier=tier,
-        input_usd_per_mtok=price_in,
-        output_usd_per_mtok=price_out,
-        context_window=context,
-        structured_output=_literal(
-            model_id,
-            "structured_output",
-            raw.get("structured_output", "tool"),
-            get_args(StructuredOutput),
-        ),
-        prompt_variant=str(raw.get("prompt_variant", "default")),
-        base_url=raw.get("base_url"),
-        embedded=raw.get("embedded"),
-        api_key_env=raw.get("api_key_env"),
-        typical_latency_s=float(latency),
-        capabilities=frozenset(cast(list[str], capabilities)),
-        max_concurrency=_concurrency(model_id, raw.get("max_concurrency")),
-        failover=tuple(cast(list[str], failover)),
-        stream=stream,
-    )

@@ -2,22 +2,76 @@
 
 `Verdict`, `Attempt` and `HandoffRecord` are frozen pydantic models: they cross process and storage
 boundaries as JSON. `Delivery` carries the caller's typed output beside the same provenance.
+
+Every field whose values form a closed set is a `Literal` (`Risk`, `Provider`, `Tier`, `Outcome`,
+`FaultKind`, `Cause`, `BreakerState`), so a record that says something the engine cannot mean does
+not validate. The sets only grow: records journaled or traced by an older release still load.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from decimal import Decimal
-from typing import Any, Generic, Literal, TypeVar
+from decimal import Context, Decimal
+from typing import Annotated, Any, Final, Generic, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
-__all__ = ["Attempt", "Delivery", "HandoffRecord", "Outcome", "RouteStep", "Verdict"]
+__all__ = [
+    "RISKS",
+    "Attempt",
+    "BreakerState",
+    "Cause",
+    "Delivery",
+    "FaultKind",
+    "HandoffRecord",
+    "Money",
+    "Outcome",
+    "Provider",
+    "Risk",
+    "RouteStep",
+    "Tier",
+    "Usd",
+    "Verdict",
+]
+
+Provider = Literal["anthropic", "openai", "openai-compatible"]
+"""Who serves a model: a wire format, and whose keys it takes."""
+Tier = Literal["frontier", "mid", "small", "local"]
+"""How strong (and dear) a model is, strongest first."""
+Risk = Literal["low", "medium", "high"]
+"""How costly a wrong answer is: low-risk transforms start cheap, high-risk reasoning at the frontier."""
+
+RISKS: Final[tuple[Risk, ...]] = ("low", "medium", "high")
+
 
 OutputT = TypeVar("OutputT")
 
 _FROZEN = ConfigDict(frozen=True, extra="forbid")
+
+
+class Usd(Decimal):
+    """A dollar amount that prints as a plain decimal: `0.0000009`, never `9E-7` (`str(Decimal)`
+    switches to exponent notation below a millionth, where cheap calls cost). Arithmetic on it
+    gives plain `Decimal`s, as any Decimal subclass does."""
+
+    __slots__ = ()
+
+    def __str__(self) -> str:
+        return format(self, "f")
+
+    def __format__(self, specifier: str, context: Context | None = None, /) -> str:
+        if context is None:  # C's decimal refuses an explicit None here
+            return super().__format__(specifier or "f")
+        return super().__format__(specifier or "f", context)
+
+    def __repr__(self) -> str:
+        return f"Decimal('{self}')"
+
+
+Money = Annotated[Decimal, AfterValidator(Usd)]
+"""A pydantic field of dollars: any Decimal given is kept as a `Usd`, so records print and
+serialise their money as plain decimals."""
 
 
 class Verdict(BaseModel):
@@ -35,7 +89,7 @@ class Verdict(BaseModel):
     """Why, in a few short sentences; fed back to the model on a retry."""
     model: str | None = None
     """The model that graded, for checks that call one."""
-    cost_usd: Decimal = Decimal(0)
+    cost_usd: Money = Decimal(0)
     """What running the check cost (judge and agreement calls)."""
 
 
@@ -47,6 +101,26 @@ Outcome = Literal[
     "refused",  # not attempted: the budget or a limit refused the call
 ]
 
+FaultKind = Literal[
+    "unavailable", "rate_limited", "context_length", "content_filter", "rejected", "overrun"
+]
+"""How the engine sorted a provider error (`handoffs.providers._fault` sorts them, and says what
+the engine does about each)."""
+
+Cause = Literal[
+    "verification",  # no output passed its checks
+    "providers",  # every provider failed
+    "content_filter",  # a provider's content filter refused the request
+    "rejected",  # a provider rejected the request (bad request, authentication, unknown model)
+    "budget",  # the budget refused the call
+    "no_route",  # the router kept no model for the task
+    "deadline",  # the handoff ran out of time or attempts
+]
+"""Why a handoff was degraded or failed."""
+
+BreakerState = Literal["closed", "open", "half_open"]
+"""A circuit breaker's state (`handoffs.health`)."""
+
 
 class Attempt(BaseModel):
     """One call of one model for one handoff."""
@@ -55,9 +129,9 @@ class Attempt(BaseModel):
 
     model: str
     """Catalog id of the model called."""
-    provider: str
+    provider: Provider
     """Provider kind: `anthropic`, `openai`, `openai-compatible`."""
-    tier: str
+    tier: Tier
     """Tier of the model: frontier, mid, small, local."""
     rung: int
     """Position of the model in the route's ladder (0 = first)."""
@@ -67,13 +141,13 @@ class Attempt(BaseModel):
     """True when this attempt retried the same model with a failed verdict's feedback."""
     input_tokens: int = 0
     output_tokens: int = 0
-    cost_usd: Decimal = Decimal(0)
+    cost_usd: Money = Decimal(0)
     """What this call cost, checks included."""
     latency_s: float = 0.0
     verdicts: tuple[Verdict, ...] = ()
     error: str | None = None
     """One line describing a provider error or invalid output."""
-    fault: str | None = None
+    fault: FaultKind | None = None
     """For a provider error, how the engine sorted it: `unavailable`, `rate_limited`,
     `context_length`, `content_filter` or `rejected` (see `handoffs.providers`)."""
 
@@ -95,7 +169,7 @@ class HandoffRecord(BaseModel):
 
     task_id: str
     task_kind: str
-    risk: str
+    risk: Risk
     label: str | None = None
     """A short human label, e.g. the ticket id."""
     status: Literal["delivered", "degraded", "failed"]
@@ -104,8 +178,8 @@ class HandoffRecord(BaseModel):
     route_reasons: tuple[RouteStep, ...] = ()
     model: str | None = None
     """The model whose output was delivered (None when degraded or failed)."""
-    provider: str | None = None
-    tier: str | None = None
+    provider: Provider | None = None
+    tier: Tier | None = None
     attempts: tuple[Attempt, ...] = ()
     verdicts: tuple[Verdict, ...] = ()
     """The verdicts on the delivered output."""
@@ -113,16 +187,16 @@ class HandoffRecord(BaseModel):
     """How many times the handoff moved up to a later rung after a failed check."""
     input_tokens: int = 0
     output_tokens: int = 0
-    cost_usd: Decimal = Decimal(0)
+    cost_usd: Money = Decimal(0)
     latency_s: float = 0.0
     degraded: bool = False
     output: Any = None
     """The delivered output as JSON (the fallback when degraded)."""
     error: str | None = None
-    cause: str | None = None
+    cause: Cause | None = None
     """Why a handoff was degraded or failed: `verification`, `providers`, `content_filter`,
     `rejected`, `budget`, `no_route` or `deadline`."""
-    breakers: dict[str, str] = Field(default_factory=dict[str, str])
+    breakers: dict[str, BreakerState] = Field(default_factory=dict[str, BreakerState])
     """The circuit breaker state of every model the router considered, when it routed."""
     parent_id: str | None = Field(default=None)
     """The job or handoff this one was made for, when known."""
@@ -143,11 +217,11 @@ class Delivery(Generic[OutputT]):
         return self.record.model
 
     @property
-    def provider(self) -> str | None:
+    def provider(self) -> Provider | None:
         return self.record.provider
 
     @property
-    def tier(self) -> str | None:
+    def tier(self) -> Tier | None:
         return self.record.tier
 
     @property

@@ -8,7 +8,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from functools import lru_cache
-from typing import Any, Final, Generic, Literal, Protocol, TypeVar, cast, runtime_checkable
+from typing import Any, Final, Generic, Protocol, TypeVar, cast, runtime_checkable
 
 from jsonschema.validators import validator_for
 from pydantic import BaseModel, TypeAdapter
@@ -16,7 +16,7 @@ from pydantic import BaseModel, TypeAdapter
 from handoffs.budget import usd
 from handoffs.catalog import Catalog
 from handoffs.errors import ConfigError
-from handoffs.handoff import Verdict
+from handoffs.handoff import RISKS, Risk, Verdict
 
 __all__ = [
     "NO_FALLBACK",
@@ -32,11 +32,6 @@ __all__ = [
 ]
 
 OutputT = TypeVar("OutputT")
-
-Risk = Literal["low", "medium", "high"]
-"""How costly a wrong answer is: low-risk transforms start cheap, high-risk reasoning at the frontier."""
-
-RISKS: Final[tuple[Risk, ...]] = ("low", "medium", "high")
 
 
 class NoFallback:

@@ -22,7 +22,7 @@ class Bench:
     """The fake provider, the job files and the worker processes of one run."""
 
     def __init__(self, job: Path, tickets: int, latency_s: float, directory: Path) -> None:
-        from handoffs.project import job_simulation, load_config, load_job, read_toml
+        from handoffs.project import JobFile, job_simulation, load_config, load_job, read
         from handoffs.testing import FakeProvider, FakeRequest, LoopbackServer, Reply, ScriptedModel
         from handoffs.testing.simulation import simulate
 
@@ -51,7 +51,7 @@ class Bench:
             for k in ("classify", "extract", "draft")
         )
         self.config.write_text(f"[portfolio]\nsimulate_missing_keys = false\n\n{models}{rules}")
-        raw = read_toml(job, "job file")
+        raw = read(JobFile, job, "job file")
         spec = load_job(job, load_config(self.config).catalog)
         data: Any = spec.data
         if not isinstance(data, list):
@@ -59,15 +59,13 @@ class Bench:
         self.rows = cast(list[Any], data)
         rows = self.rows[:tickets]
         (directory / "tickets.jsonl").write_text("".join(json.dumps(t) + "\n" for t in rows))
-        tools = (
-            f'tools = "{(job.parent / str(raw["tools"])).resolve()}"\n' if "tools" in raw else ""
-        )
-        names = ", ".join(json.dumps(str(n)) for n in raw["subordinates"])
+        tools = f'tools = "{(job.parent / raw.tools).resolve()}"\n' if raw.tools else ""
+        names = ", ".join(json.dumps(n) for n in raw.subordinates)
         self.job = directory / "bench.toml"
         self.job.write_text(
             f"name = {json.dumps(spec.name)}\ngoal = {json.dumps(spec.goal)}\n"
             f'roster = "{spec.roster}"\n{tools}'
-            f"orchestrator = {json.dumps(str(raw['orchestrator']))}\nsubordinates = [{names}]\n"
+            f"orchestrator = {json.dumps(raw.orchestrator)}\nsubordinates = [{names}]\n"
             'data = "tickets.jsonl"\n'
         )
         scripted.append(simulate(job_simulation(spec)))

@@ -134,7 +134,15 @@ class Models:
         return sum(1 for r in self.answered() if r.model == "frontier" and self.key(r) is None)
 
 
-def write_job(directory: Path, base_url: str, tickets: list[dict[str, Any]], name: str) -> Path:
+def write_job(
+    directory: Path,
+    base_url: str,
+    tickets: list[dict[str, Any]],
+    name: str,
+    *,
+    roster: Path = ROOT / "agents",
+    tools: Path = ROOT / "tools",
+) -> Path:
     """A job over `tickets` and a `handoffs.toml` whose models are the fake provider's."""
     data = directory / f"{name}.jsonl"
     data.write_text("".join(json.dumps(t) + "\n" for t in tickets))
@@ -142,8 +150,8 @@ def write_job(directory: Path, base_url: str, tickets: list[dict[str, Any]], nam
     job.write_text(
         f'name = "{name}"\n'
         'goal = "Triage these tickets."\n'
-        f'roster = "{ROOT / "agents"}"\n'
-        f'tools = "{ROOT / "tools"}"\n'
+        f'roster = "{roster}"\n'
+        f'tools = "{tools}"\n'
         'orchestrator = "orchestrator"\n'
         'subordinates = ["classifier", "extractor", "writer"]\n'
         f'data = "{data.name}"\n'

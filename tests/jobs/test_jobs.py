@@ -138,6 +138,8 @@ async def test_a_job_file_that_fails_validation_enqueues_nothing(
             await queue.submit(bad)
         with pytest.raises(ConfigError, match="not found"):
             await queue.submit(tmp_path / "missing.toml")
+        with pytest.raises(ConfigError, match=r"^key: must not contain control .*'mon\\u202eday'"):
+            await queue.submit(job, key="mon\u202eday")
         assert queue.list() == []
 
 
@@ -163,7 +165,7 @@ def test_the_database_url_comes_from_the_environment_then_the_config(tmp_path: P
     )
     default = resolve_url(config=tmp_path / "absent.toml", env={}, cwd=tmp_path)
     assert default == f"sqlite:///{tmp_path / '.handoffs' / 'jobs.sqlite'}"
-    assert (tmp_path / ".handoffs").is_dir()
+    assert not (tmp_path / ".handoffs").exists()  # made where the database is opened, not here
     config.write_text('[jobs]\ndatabase = "x"\n')
     with pytest.raises(ConfigError, match="unknown key"):
         resolve_url(config=config, env={})

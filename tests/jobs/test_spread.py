@@ -280,5 +280,5 @@ def test_spread_is_a_jobs_key(tmp_path: Path, models: Models) -> None:
     assert load_config(config).spread
     assert resolve_url(None, config=config, env={}).startswith("sqlite:///")
     config.write_text(config.read_text().replace("spread = true", 'spread = "yes"'))
-    with pytest.raises(ConfigError, match=r"\[jobs\] spread must be true or false"):
+    with pytest.raises(ConfigError, match=r": jobs\.spread: must be true or false \(got 'yes'\)$"):
         load_config(config)

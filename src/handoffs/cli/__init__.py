@@ -15,8 +15,10 @@ from importlib.metadata import entry_points
 
 import typer
 
+from handoffs.cli._config import config_app
 from handoffs.cli._gauntlet import gauntlet, gauntlet_agentdojo
 from handoffs.cli._jobs import jobs_app, worker
+from handoffs.cli._qualify import qualify
 from handoffs.cli._report import report_app
 from handoffs.cli._router import router_app
 from handoffs.cli._run import doctor, run
@@ -35,6 +37,7 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    rich_markup_mode=None,  # help texts say [jobs], [default: ...]: text, not Rich markup
 )
 app.command()(run)
 app.command()(doctor)
@@ -45,6 +48,8 @@ app.command()(worker)
 app.command()(gauntlet)
 app.command("gauntlet-agentdojo")(gauntlet_agentdojo)
 app.add_typer(router_app, name="router")
+app.add_typer(config_app, name="config")
+app.command()(qualify)
 for _plugin in entry_points(group=COMMANDS):
     try:
         app.add_typer(_plugin.load(), name=_plugin.name)
@@ -52,10 +57,27 @@ for _plugin in entry_points(group=COMMANDS):
         continue
 
 
+def _usage_line(exc: Exception) -> str:
+    """A usage mistake as one line, with where to read the command's help."""
+    format_message = getattr(exc, "format_message", None)
+    text = " ".join(str(format_message() if callable(format_message) else exc).split())
+    ctx = getattr(exc, "ctx", None)
+    path = getattr(ctx, "command_path", None) or "handoffs"
+    return f"{text} (see `{path} --help`)"
+
+
 def main() -> None:
-    """Entry point of the `handoffs` script."""
+    """Entry point of the `handoffs` script: every error is one line on stderr (exit 2 for a
+    usage mistake or a bad file, 1 for a runtime fault)."""
     try:
-        app()
+        code = app(standalone_mode=False, prog_name="handoffs")
+    except typer.Abort:
+        err.print("aborted", highlight=False)
+        sys.exit(130)
+    except typer.TyperException as exc:  # a missing argument, an unknown option or command
+        err.print(f"error: {_usage_line(exc)}", highlight=False, soft_wrap=True)
+        sys.exit(int(getattr(exc, "exit_code", 2)))
     except HandoffsError as exc:  # anything a command let through
         err.print(f"error: {exc}", highlight=False)
         sys.exit(2)
+    sys.exit(code if isinstance(code, int) else 0)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import signal
 import sys
 from collections.abc import Generator
@@ -19,13 +20,12 @@ from typing import TYPE_CHECKING, Annotated, cast
 
 import anyio
 import typer
-from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from handoffs.cli._render import job_summary, job_table
-from handoffs.cli.terminal import JsonOpt, err, fail, out
+from handoffs.cli._render import handoff_line, job_summary, job_table
+from handoffs.cli.terminal import JsonOpt, QuietOpt, Ticker, err, fail, out
 from handoffs.errors import ConfigError, HandoffsError
-from handoffs.tracing import TRACE_DIR
+from handoffs.tracing import TRACE_DIR, TRACE_DIR_ENV
 
 if TYPE_CHECKING:
     from handoffs.jobs import Handover, JobInfo, JobQueue, JobState
@@ -35,6 +35,7 @@ __all__ = ["jobs_app", "worker"]
 jobs_app = typer.Typer(
     help="Durable jobs: submit, follow, cancel; `handoffs worker` runs them.",
     no_args_is_help=True,
+    rich_markup_mode=None,  # help texts say [jobs]: a config section, not Rich markup
 )
 ConfigOpt = Annotated[
     Path, typer.Option("--config", "-c", help="handoffs.toml ([jobs] database_url).")
@@ -57,11 +58,18 @@ def _money(value: Decimal) -> str:
 
 
 @contextmanager
-def _queue(database_url: str | None, config: Path) -> Generator[JobQueue]:
-    """A queue, with every failure turned into one line: exit 2 for input, 1 for faults."""
-    from handoffs.jobs import JobQueue
+def _queue(
+    database_url: str | None, config: Path, *, existing: bool = False
+) -> Generator[JobQueue]:
+    """A queue, with every failure turned into one line: exit 2 for input, 1 for faults.
+    `existing`: a command that only reads jobs fails, rather than create an empty database."""
+    from handoffs.jobs import JobQueue, describe, exists, resolve_url
 
     try:
+        if existing:
+            url = resolve_url(database_url, config=config.resolve(), env=os.environ)
+            if not exists(url):
+                raise fail(f"no jobs database at {describe(url)}: no job was submitted there", 2)
         with JobQueue(database_url, config=config, env={}) as queue:
             yield queue
     except typer.Exit:  # a command's own one-line failure (a RuntimeError to click)
@@ -112,7 +120,8 @@ def submit(
     config: ConfigOpt = Path("handoffs.toml"),
     database_url: DatabaseOpt = None,
     trace_dir: Annotated[
-        Path, typer.Option("--trace-dir", help="Where the job's trace is written.")
+        Path,
+        typer.Option("--trace-dir", help="Where the job's trace is written.", envvar=TRACE_DIR_ENV),
     ] = TRACE_DIR,
     as_json: JsonOpt = False,
 ) -> None:
@@ -142,14 +151,16 @@ def list_jobs(
     states = ("queued", "running", "completed", "budget_exceeded", "failed", "cancelled")
     if state is not None and state not in states:
         raise fail(f"--state must be one of {', '.join(states)}, not {state!r}", 2)
-    with _queue(database_url, config) as queue:
+    with _queue(database_url, config, existing=True) as queue:
         picked: JobState | None = next((s for s in states if s == state), None)
         infos = queue.list(state=picked, limit=limit)
     if as_json:
         out.print_json(json.dumps([json.loads(i.model_dump_json()) for i in infos]))
         return
     table = Table(title=f"jobs in {queue.url}", title_justify="left")
-    for col in ("id", "job", "state", "worker", "submitted", "key", "version"):
+    widest = max((len(i.job_id) for i in infos), default=2)
+    table.add_column("id", no_wrap=True, min_width=widest)  # an id is never cut
+    for col in ("job", "state", "worker", "submitted", "key", "version"):
         table.add_column(col)
     for i in infos:
         table.add_row(
@@ -180,7 +191,7 @@ def status(
     as_json: JsonOpt = False,
 ) -> None:
     """A job's state, worker, handoffs done / running / failed and spend."""
-    with _queue(database_url, config) as queue:
+    with _queue(database_url, config, existing=True) as queue:
         _show(queue.get(job_id).status(), as_json)
 
 
@@ -190,28 +201,26 @@ def watch(
     config: ConfigOpt = Path("handoffs.toml"),
     database_url: DatabaseOpt = None,
     as_json: JsonOpt = False,
+    quiet: QuietOpt = False,
 ) -> None:
     """Follow a job until it ends: handoffs done / running / failed, spend against budget.
 
-    Exits 0 when the job completed, 1 otherwise.
+    Progress goes to stderr (a line every few seconds when it is not a terminal; none with
+    --quiet). Exits 0 when the job completed, 1 otherwise.
     """
-    progress = Progress(
-        SpinnerColumn(),
-        TextColumn("[bold]{task.description}"),
-        TimeElapsedColumn(),
-        console=err,
-        transient=True,
-    )
-    with _queue(database_url, config) as queue:
+    with _queue(database_url, config, existing=True) as queue:
         handle = queue.get(job_id)
 
         async def follow() -> JobInfo:
             last: JobInfo | None = None
-            with progress:
-                bar = progress.add_task("…", total=None)
+
+            def status() -> str:
+                return "…" if last is None else f"{last.state}  {_progress_line(last)}"
+
+            with Ticker(status, quiet=quiet) as ticker:
                 async for info in handle.watch():
-                    progress.update(bar, description=f"{info.state}  {_progress_line(info)}")
                     last = info
+                    ticker.update()
             assert last is not None
             return last
 
@@ -232,7 +241,7 @@ def cancel(
     as_json: JsonOpt = False,
 ) -> None:
     """Cancel a job: its worker stops at once; finished handoffs are kept."""
-    with _queue(database_url, config) as queue:
+    with _queue(database_url, config, existing=True) as queue:
         _show(queue.get(job_id).cancel(), as_json)
 
 
@@ -248,7 +257,7 @@ def result(
     handoffs that finished. Exits 1 unless the job completed."""
     from handoffs.jobs import JobNotCompleted
 
-    with _queue(database_url, config) as queue:
+    with _queue(database_url, config, existing=True) as queue:
         handle = queue.get(job_id)
         info = handle.status(progress=False)
         if info.active and not wait:
@@ -262,11 +271,7 @@ def result(
             else:
                 _print_info(done)
                 for record in done.progress.handoffs if done.progress else []:
-                    out.print(
-                        f"  {record.task_kind} {record.label or record.task_id}: "
-                        f"{record.status} by {record.model or '—'} {_money(record.cost_usd)}",
-                        highlight=False,
-                    )
+                    out.print(f"  {handoff_line(record)}", highlight=False, markup=False)
             raise fail(str(exc), 1) from None
     if as_json:
         out.print_json(report.model_dump_json(), highlight=False)

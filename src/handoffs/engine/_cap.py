@@ -18,13 +18,13 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any, Literal, cast
+from typing import Literal
 
-from handoffs.budget import Budget, Reservation, usd
-from handoffs.errors import BudgetExceeded, ConfigError
+from handoffs.budget import Budget, Reservation
+from handoffs.errors import BudgetExceeded
 
 __all__ = ["Caps", "SpendCap"]
 
@@ -105,39 +105,3 @@ class Caps:
     def spent(self) -> dict[str, Decimal]:
         """Each cap's label -> what it has spent this period."""
         return {cap.label: self._budget(i).spent_usd for i, cap in enumerate(self.caps)}
-
-    @classmethod
-    def from_list(cls, data: object) -> Caps:
-        """Read `[[caps]]` from `handoffs.toml`."""
-        if not isinstance(data, list):
-            raise ConfigError("caps must be an array of tables ([[caps]])")
-        caps: list[SpendCap] = []
-        for i, raw in enumerate(cast(list[Any], data)):
-            if not isinstance(raw, dict):
-                raise ConfigError(f"caps[{i}] must be a table")
-            spec = cast(Mapping[str, Any], raw)
-            unknown = sorted(set(spec) - {"model", "kind", "usd", "per"})
-            if unknown:
-                raise ConfigError(f"caps[{i}]: unknown key(s) {', '.join(unknown)}")
-            if "usd" not in spec:
-                raise ConfigError(f"caps[{i}]: usd is required")
-            try:
-                amount = usd(spec["usd"])
-            except ValueError:
-                raise ConfigError(
-                    f"caps[{i}]: usd must be an amount, not {spec['usd']!r}"
-                ) from None
-            if amount < 0:
-                raise ConfigError(f"caps[{i}]: usd must not be negative")
-            per = spec.get("per", "day")
-            if per not in ("hour", "day", "process"):
-                raise ConfigError(f"caps[{i}]: per must be hour, day or process, not {per!r}")
-            caps.append(
-                SpendCap(
-                    model=str(spec.get("model", "*")),
-                    kind=str(spec.get("kind", "*")),
-                    usd=amount,
-                    per=per,
-                )
-            )
-        return cls(caps)

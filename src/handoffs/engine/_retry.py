@@ -10,7 +10,6 @@ failed). pydantic-ai enforces the per-call deadlines: `request_timeout` on the w
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -60,32 +59,3 @@ class RetryPolicy:
         state = RetryCallState(retry_object=None, fn=None, args=(), kwargs={})  # pyright: ignore[reportArgumentType]
         state.attempt_number = sweep
         return float(self._wait(state))
-
-    @classmethod
-    def from_dict(
-        cls, data: Mapping[str, Any], *, request_timeout_s: float | None = None
-    ) -> RetryPolicy:
-        """Read the `[retry]` table; unknown keys and wrong types are one-line `ConfigError`s."""
-        ints = {"max_attempts", "sweeps"}
-        floats = {
-            "max_handoff_s",
-            "request_timeout_s",
-            "first_event_timeout_s",
-            "max_retry_after_s",
-            "backoff_initial_s",
-            "backoff_max_s",
-        }
-        unknown = sorted(set(data) - ints - floats)
-        if unknown:
-            raise ConfigError(f"[retry]: unknown key(s) {', '.join(unknown)}")
-        values: dict[str, Any] = {}
-        if request_timeout_s is not None:
-            values["request_timeout_s"] = request_timeout_s
-        for key, value in data.items():
-            number = isinstance(value, int) if key in ints else isinstance(value, int | float)
-            if not number or isinstance(value, bool):
-                raise ConfigError(f"[retry] {key} must be a number, not {value!r}")
-            values[key] = int(value) if key in ints else float(value)
-        if values.get("first_event_timeout_s") == 0:
-            values["first_event_timeout_s"] = None  # 0 in TOML turns the first-token deadline off
-        return cls(**values)

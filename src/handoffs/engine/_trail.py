@@ -23,7 +23,16 @@ from handoffs.errors import (
     ProviderRejected,
     VerificationFailed,
 )
-from handoffs.handoff import Attempt, Delivery, HandoffRecord, Outcome, Verdict
+from handoffs.handoff import (
+    Attempt,
+    BreakerState,
+    Cause,
+    Delivery,
+    FaultKind,
+    HandoffRecord,
+    Outcome,
+    Verdict,
+)
 from handoffs.routing import RouteDecision
 from handoffs.task import Task
 
@@ -32,7 +41,7 @@ __all__ = ["Trail", "cause_of"]
 T = TypeVar("T")
 
 
-def cause_of(failure: Exception) -> str:
+def cause_of(failure: Exception) -> Cause:
     """The `HandoffRecord.cause` word for why a handoff could not deliver."""
     if isinstance(failure, BudgetExceeded):
         return "budget"
@@ -53,7 +62,7 @@ class Trail(Generic[T]):
 
     task: Task[T]
     decision: RouteDecision
-    breakers: dict[str, str] = field(default_factory=dict[str, str])
+    breakers: dict[str, BreakerState] = field(default_factory=dict[str, BreakerState])
     started: float = field(default_factory=time.monotonic)
     attempts: list[Attempt] = field(default_factory=list[Attempt])
     escalations: int = 0
@@ -74,11 +83,15 @@ class Trail(Generic[T]):
         latency: float = 0.0,
         verdicts: list[Verdict] | None = None,
         error: str | None = None,
-        fault: str | None = None,
+        fault: FaultKind | None = None,
+        cost: Decimal | None = None,
     ) -> Attempt:
-        """Record one attempt (a call, or a call refused before it was made)."""
+        """Record one attempt (a call, or a call refused before it was made); `cost` is what the
+        call was charged (default: its reported tokens at the model's prices)."""
         tokens_in = usage.input_tokens if usage else 0
         tokens_out = usage.output_tokens if usage else 0
+        if cost is None:
+            cost = entry.cost(tokens_in, tokens_out)
         check_cost = sum((v.cost_usd for v in verdicts or []), Decimal(0))
         attempt = Attempt(
             model=entry.id,
@@ -89,7 +102,7 @@ class Trail(Generic[T]):
             feedback=feedback,
             input_tokens=tokens_in,
             output_tokens=tokens_out,
-            cost_usd=entry.cost(tokens_in, tokens_out) + check_cost,
+            cost_usd=cost + check_cost,
             latency_s=round(latency, 4),
             verdicts=tuple(verdicts or ()),
             error=error,

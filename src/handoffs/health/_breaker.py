@@ -1,7 +1,7 @@
 """Circuit breakers per endpoint, shared by every handoff that uses the same `Health`.
 
 ```
-closed --(N consecutive failures, or error rate >= R over the last W calls)--> open
+closed --(N consecutive failures, or error rate >= R over the last W calls, or a trip)--> open
 open --(cooldown elapsed)--> half-open: one call (a probe or a user's request) at a time
 half-open --(M successes)--> closed        half-open --(a failure)--> open (cooldown again)
 ```
@@ -22,14 +22,13 @@ import time
 from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Literal
 
 from handoffs.catalog import ModelEntry
 from handoffs.errors import ConfigError
+from handoffs.handoff import BreakerState
 
 __all__ = ["Breaker", "BreakerSettings", "BreakerState", "Health", "endpoint_of", "shared_health"]
 
-BreakerState = Literal["closed", "open", "half_open"]
 Clock = Callable[[], float]
 
 
@@ -62,32 +61,6 @@ class BreakerSettings:
                 "[health]: cooldown_s and probe_interval_s must be >= 0, probe_timeout_s > 0"
             )
 
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> BreakerSettings:
-        """Read the `[health]` table; unknown keys and wrong types are one-line `ConfigError`s."""
-        fields = {
-            "failure_threshold": int,
-            "error_rate": float,
-            "window": int,
-            "cooldown_s": float,
-            "success_threshold": int,
-            "probe_interval_s": float,
-            "probe_timeout_s": float,
-        }
-        unknown = sorted(set(data) - set(fields))
-        if unknown:
-            raise ConfigError(f"[health]: unknown key(s) {', '.join(unknown)}")
-        values: dict[str, Any] = {}
-        for key, kind in fields.items():
-            if key not in data:
-                continue
-            value = data[key]
-            ok = isinstance(value, int) if kind is int else isinstance(value, int | float)
-            if not ok or isinstance(value, bool):
-                raise ConfigError(f"[health] {key} must be a number, not {value!r}")
-            values[key] = kind(value)
-        return cls(**values)
-
 
 def endpoint_of(entry: ModelEntry, address: str | None = None) -> str:
     """The breaker key of a catalog entry: provider, address and model name.
@@ -111,6 +84,7 @@ class Breaker:
         self._consecutive = 0
         self._recent: deque[bool] = deque(maxlen=settings.window)
         self._opened_at = 0.0
+        self._down_since: float | None = None
         self._half_open_successes = 0
         self._trial_in_flight = False
         self.opened = 0
@@ -130,6 +104,15 @@ class Breaker:
             self._state, self._half_open_successes = "half_open", 0
             self._trial_in_flight = False
         return self._state
+
+    @property
+    def down_s(self) -> float:
+        """How long this endpoint has been out of the closed state (open or half-open) without
+        closing again, on the breaker's clock; 0.0 while it is closed."""
+        with self._lock:
+            if self._current() == "closed" or self._down_since is None:
+                return 0.0
+            return max(self._clock() - self._down_since, 0.0)
 
     def unavailable_reason(self) -> str | None:
         """Why the router should skip this endpoint now, or None if it may be called."""
@@ -179,6 +162,7 @@ class Breaker:
                 self._half_open_successes += 1
                 if self._half_open_successes >= self.settings.success_threshold:
                     self._state = "closed"
+                    self._down_since = None
                     self._recent.clear()
 
     def failure(self, error: str | None = None) -> None:
@@ -193,6 +177,17 @@ class Breaker:
             elif state == "closed" and self._should_open():
                 self._open()
 
+    def trip(self, error: str | None = None) -> None:
+        """Record a failure and open the breaker now, whatever the counts: the endpoint broke a
+        call's contract (it answered past the `max_tokens` it was sent), so no new call goes there
+        until the cooldown passes."""
+        with self._lock:
+            self._current()
+            self.last_error = error
+            self._consecutive += 1
+            self._recent.append(False)
+            self._open()
+
     def _should_open(self) -> bool:
         if self._consecutive >= self.settings.failure_threshold:
             return True
@@ -202,6 +197,8 @@ class Breaker:
 
     def _open(self) -> None:
         self._state, self._opened_at = "open", self._clock()
+        if self._down_since is None:
+            self._down_since = self._opened_at
         self._trial_in_flight = False
         self._half_open_successes = 0
         self.opened += 1

@@ -19,14 +19,15 @@ import importlib
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from handoffs.errors import JobNotCompleted, JobsDatabaseError, UnknownJob
 from handoffs.tracing import TRACE_DIR
 
 if TYPE_CHECKING:
     from handoffs.jobs._database import (
         APP_VERSION,
         HANDOFF_WORKFLOW,
-        JobsDatabaseError,
         describe,
+        exists,
         open_client,
         resolve_url,
     )
@@ -35,10 +36,8 @@ if TYPE_CHECKING:
     from handoffs.jobs._handle import (
         JobHandle,
         JobInfo,
-        JobNotCompleted,
         JobQueue,
         JobState,
-        UnknownJob,
         job_id_for,
     )
     from handoffs.jobs._progress import JobProgress
@@ -62,6 +61,7 @@ __all__ = [
     "Worker",
     "describe",
     "durable_step",
+    "exists",
     "job_id_for",
     "open_client",
     "resolve_url",
@@ -71,6 +71,7 @@ __all__ = [
 ]
 
 _HOME = {
+    "exists": "database",
     "running_jobs": "workflow",
     "run_in_foreground": "foreground",
     "open_client": "database",
@@ -78,22 +79,19 @@ _HOME = {
     "HANDOFF_WORKFLOW": "database",
     "Presence": "supervisor",
     "APP_VERSION": "database",
-    "JobsDatabaseError": "database",
     "resolve_url": "database",
     "durable_step": "durable",
     "JobHandle": "handle",
     "JobInfo": "handle",
-    "JobNotCompleted": "handle",
     "JobQueue": "handle",
     "JobState": "handle",
-    "UnknownJob": "handle",
     "job_id_for": "handle",
     "JobProgress": "progress",
     "Handover": "supervisor",
     "Worker": "worker",
 }
 """Where each public name lives: imported on first use, so `handoffs` commands that do not touch
-jobs do not pay for importing DBOS."""
+jobs do not pay for importing DBOS. (The errors live in `handoffs.errors`, imported above.)"""
 
 
 def __getattr__(name: str) -> Any:

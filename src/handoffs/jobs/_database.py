@@ -15,14 +15,13 @@ import sqlite3
 from collections.abc import Mapping
 from contextlib import closing
 from pathlib import Path
-from typing import Any, cast
 
 from dbos import DBOS, DBOSClient, DBOSConfig
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError
 
-from handoffs.errors import ConfigError
-from handoffs.project import read_toml
+from handoffs.errors import JobsDatabaseError
+from handoffs.project import JobsTable, parse, read_toml
 
 __all__ = [
     "APP_NAME",
@@ -33,16 +32,16 @@ __all__ = [
     "QUEUE",
     "URL_ENV",
     "WORKFLOW",
-    "JobsDatabaseError",
     "dbos_config",
     "describe",
+    "exists",
     "open_client",
     "resolve_url",
 ]
 
 APP_NAME = "handoffs"
 """The DBOS application name every worker and client uses."""
-APP_VERSION = "handoffs-jobs-1"
+APP_VERSION = "handoffs-jobs-2"
 """The DBOS application version, pinned so that editing code does not strand in-flight jobs.
 
 A worker only runs and resumes jobs of its own version. Bump it (`handoffs-jobs-2`) when a change
@@ -66,24 +65,12 @@ logging.getLogger("dbos").addHandler(logging.NullHandler())
 """DBOS logs connection failures itself; the CLI reports them in one line instead."""
 
 
-class JobsDatabaseError(ConfigError):
-    """The jobs database URL is malformed, or the database cannot be reached or created."""
-
-
 def _config_url(config: Path | None) -> str | None:
+    """`[jobs] database_url` of `config` (only that table is read: the rest need not be valid)."""
     if config is None or not config.is_file():
         return None
-    jobs = read_toml(config, "config file").get("jobs", {})
-    if not isinstance(jobs, dict):
-        raise ConfigError(f"{config}: [jobs] must be a table")
-    table = cast(dict[str, Any], jobs)
-    unknown = sorted(set(table) - {"database_url", "spread"})
-    if unknown:
-        raise ConfigError(f"{config}: [jobs]: unknown key(s) {', '.join(unknown)}")
-    url = table.get("database_url")
-    if url is not None and not isinstance(url, str):
-        raise ConfigError(f"{config}: [jobs] database_url must be a string")
-    return url
+    table = read_toml(config, "config file").get("jobs", {})
+    return parse(JobsTable, table, source=str(config), within=("jobs",)).database_url
 
 
 def _parse(url: str) -> URL:
@@ -100,7 +87,7 @@ def resolve_url(
     env: Mapping[str, str] | None = None,
     cwd: Path | None = None,
 ) -> str:
-    """The jobs database URL, with a SQLite path made absolute and its folder created.
+    """The jobs database URL, with a SQLite path made absolute (`open_client` creates it).
 
     Raises `JobsDatabaseError` for a URL that is neither SQLite nor PostgreSQL.
     """
@@ -119,10 +106,6 @@ def resolve_url(
     path = Path(parsed.database)
     if not path.is_absolute():
         path = (cwd or Path.cwd()) / path
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise JobsDatabaseError(f"cannot create {path.parent}: {exc.strerror or exc}") from None
     return f"sqlite:///{path}"
 
 
@@ -152,6 +135,15 @@ def dbos_config(url: str, *, executor_id: str) -> DBOSConfig:
     }
 
 
+def exists(url: str) -> bool:
+    """Whether the jobs database at `url` is there already (a server database always counts:
+    only a SQLite file can be absent)."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite" or not parsed.database:
+        return True
+    return Path(parsed.database).exists()
+
+
 def _use_wal(url: str) -> None:
     """Put a SQLite database in write-ahead-log mode (persistent, set once): every commit is
     still synced, but a step costs about half as much as in the default rollback-journal mode,
@@ -168,6 +160,13 @@ def open_client(url: str) -> DBOSClient:
 
     Raises `JobsDatabaseError` in one line when the database cannot be reached.
     """
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite" and parsed.database:
+        folder = Path(parsed.database).parent
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise JobsDatabaseError(f"cannot create {folder}: {exc.strerror or exc}") from None
     try:
         _use_wal(url)
         DBOS.migrate(url)

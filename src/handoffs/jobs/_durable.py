@@ -3,17 +3,21 @@
 Inside a job's DBOS workflow:
 
 - every **handoff** (`Session.delegate`) is one step: its `HandoffRecord` is journaled when it
-  finishes, and a resumed job gets the record back instead of calling a model again;
-- every **orchestrator request** is one step, journaled as JSON with its cost;
+  finishes, and a resumed job gets the record back instead of calling a model again
+  (`DurableRunner`, the job session's `HandoffRunner`); a handoff that raised journals its
+  exception too (class and fields, `JournaledFailure`), and a resumed job raises the same class
+  with the same fields;
+- every **orchestrator request** is one step, journaled as JSON with its cost (`JournaledModels`,
+  the job session's models);
 - a **side-effecting tool** wrapped with `durable_step` is one step.
 
 Everything else — routing, budget arithmetic, the orchestrator's loop — is workflow code and runs
 again on resume, deterministically, from the journaled results. The budget is charged in workflow
-code (the orchestrator's `BudgetedModel` sits outside the request step, a replayed handoff is
+code (the orchestrator's guarded chain model sits outside the request step, a replayed handoff is
 charged its recorded cost), so a resumed job knows what it already spent.
 
 Why not pydantic-ai's `DBOSDurability`: it must be attached to the agent the orchestrator builds
-per run (and registers DBOS steps per agent), and its model step would sit inside `BudgetedModel`,
+per run (and registers DBOS steps per agent), and its model step would sit inside the guard,
 so a resumed job would forget what it had spent. The cut is the same — a model request is a step —
 made one level lower with DBOS's own `run_step_async`.
 """
@@ -23,28 +27,42 @@ from __future__ import annotations
 import functools
 from collections.abc import Awaitable, Callable
 from decimal import Decimal
-from typing import Any, ParamSpec, TypedDict, TypeVar
+from typing import Any, Literal, ParamSpec, TypedDict, TypeVar, assert_never
 
 from dbos import DBOS
+from pydantic import BaseModel, ConfigDict
 from pydantic_ai.messages import ModelMessage, ModelMessagesTypeAdapter, ModelResponse
 from pydantic_ai.models import Model, ModelRequestParameters
 from pydantic_ai.models.wrapper import WrapperModel
 from pydantic_ai.settings import ModelSettings
 
 from handoffs.catalog import ModelEntry
-from handoffs.engine import ModelSource, Session
-from handoffs.errors import BudgetExceeded, HandoffError
-from handoffs.handoff import Delivery, HandoffRecord
+from handoffs.engine import ModelSource, Run
+from handoffs.errors import (
+    BudgetExceeded,
+    HandoffError,
+    HandoffFailed,
+    HandoffTimeout,
+    NoRouteAvailable,
+    ProviderRejected,
+    Rejection,
+    VerificationFailed,
+)
+from handoffs.handoff import Attempt, Delivery, HandoffRecord, Verdict
 from handoffs.task import Task
 
 __all__ = [
     "HANDOFF_STEP",
     "ORCHESTRATOR_STEP",
-    "DurableSession",
+    "DurableRunner",
     "HandoffJournal",
+    "JournaledFailure",
     "JournaledModel",
+    "JournaledModels",
+    "Raised",
     "durable_step",
     "in_workflow",
+    "replay",
     "run_handoff_step",
 ]
 
@@ -66,7 +84,8 @@ class HandoffJournal(TypedDict):
     """What a handoff step journals."""
 
     record: dict[str, Any] | None
-    failure: dict[str, str] | None
+    failure: dict[str, Any] | None
+    """The exception it raised: a `JournaledFailure` as JSON."""
 
 
 class RequestJournal(TypedDict):
@@ -78,108 +97,205 @@ class RequestJournal(TypedDict):
     tool_calls: int
 
 
-def _failure(exc: HandoffError | BudgetExceeded) -> dict[str, str]:
-    if isinstance(exc, BudgetExceeded):
-        return {
-            "kind": "budget",
-            "message": str(exc),
-            "limit": str(exc.limit),
-            "spent": str(exc.spent),
-            "reserved": str(exc.reserved),
-            "requested": str(exc.requested),
-        }
-    return {"kind": "handoff", "type": type(exc).__name__, "message": str(exc)}
+Raised = Literal[
+    "HandoffError",
+    "VerificationFailed",
+    "NoRouteAvailable",
+    "HandoffFailed",
+    "ProviderRejected",
+    "HandoffTimeout",
+    "BudgetExceeded",
+]
+"""The exceptions a handoff raises, by their names in `handoffs.errors`."""
+
+_RAISED: dict[Raised, type[HandoffError | BudgetExceeded]] = {
+    "HandoffError": HandoffError,
+    "VerificationFailed": VerificationFailed,
+    "NoRouteAvailable": NoRouteAvailable,
+    "HandoffFailed": HandoffFailed,
+    "ProviderRejected": ProviderRejected,
+    "HandoffTimeout": HandoffTimeout,
+    "BudgetExceeded": BudgetExceeded,
+}
 
 
-def _replayed(failure: dict[str, str], record: HandoffRecord | None) -> Exception:
-    """The failure a journaled handoff ended with, rebuilt (its message is what the orchestrator
-    sees; a handoff error comes back as a plain `HandoffError`)."""
-    if failure["kind"] == "budget":
-        return BudgetExceeded(
-            failure["message"],
-            limit=Decimal(failure["limit"]),
-            spent=Decimal(failure["spent"]),
-            reserved=Decimal(failure["reserved"]),
-            requested=Decimal(failure["requested"]),
-        )
-    return HandoffError(
-        failure["message"],
-        task_id=record.task_id if record else "",
-        attempts=record.attempts if record else (),
-    )
+class JournaledFailure(BaseModel):
+    """The exception a handoff step raised: its class and its fields, so that a replay raises
+    the same class with the same fields.
 
-
-class DurableSession(Session):
-    """A `Session` whose handoffs are DBOS steps when it runs inside a job workflow.
-
-    Outside a workflow it is a plain `Session`. Inside one, a finished handoff is never run twice:
-    on resume its journaled record is charged to the budget and appended to `records` as if it
-    had just finished. The orchestrator's model (the one `models` hands out) is a
-    `JournaledModel`; subordinates, which run inside handoff steps, get plain models.
+    Journals written before the class was journaled carry `kind`, `message`, the budget's
+    figures and (for a handoff error) `type` only; the rest is read from the step's record.
     """
 
-    @property
-    def models(self) -> ModelSource:
-        source = self._models
+    model_config = ConfigDict(frozen=True, extra="forbid")
 
-        def journaled(entry: ModelEntry) -> Model:
-            return JournaledModel(source(entry), entry)
+    kind: Literal["handoff", "budget"]
+    """`budget` for `BudgetExceeded`; kept so that any release can read the journal."""
+    type: Raised | None = None
+    """The class (None in an old journal of a `BudgetExceeded`)."""
+    message: str
+    task_id: str | None = None
+    attempts: tuple[Attempt, ...] | None = None
+    verdicts: tuple[Verdict, ...] | None = None
+    """`VerificationFailed.verdicts`."""
+    reasons: tuple[str, ...] | None = None
+    """`NoRouteAvailable.reasons`."""
+    model: str | None = None
+    """`ProviderRejected.model`."""
+    cause: Rejection | None = None
+    """`ProviderRejected.cause`."""
+    limit: Decimal | None = None
+    spent: Decimal | None = None
+    reserved: Decimal | None = None
+    requested: Decimal | None = None
 
-        return journaled
+    @classmethod
+    def of(cls, exc: HandoffError | BudgetExceeded) -> JournaledFailure:
+        """`exc` as data: the nearest class of the tree and every field it carries."""
+        name: Raised = next(n for c in type(exc).__mro__ for n, k in _RAISED.items() if k is c)
+        message = str(exc)
+        match exc:
+            case BudgetExceeded():
+                return cls(
+                    kind="budget",
+                    type=name,
+                    message=message,
+                    limit=exc.limit,
+                    spent=exc.spent,
+                    reserved=exc.reserved,
+                    requested=exc.requested,
+                )
+            case HandoffError():
+                return cls(
+                    kind="handoff",
+                    type=name,
+                    message=message,
+                    task_id=exc.task_id,
+                    attempts=exc.attempts,
+                    verdicts=exc.verdicts if isinstance(exc, VerificationFailed) else None,
+                    reasons=exc.reasons if isinstance(exc, NoRouteAvailable) else None,
+                    model=exc.model if isinstance(exc, ProviderRejected) else None,
+                    cause=exc.cause if isinstance(exc, ProviderRejected) else None,
+                )
 
-    async def _delegate(self, task: Task[T]) -> Delivery[T]:
+    def rebuild(self, record: HandoffRecord | None) -> HandoffError | BudgetExceeded:
+        """The exception again: same class, same fields (an old journal's from `record`)."""
+        name: Raised = self.type or ("BudgetExceeded" if self.kind == "budget" else "HandoffError")
+        zero = Decimal(0)
+        task_id = self.task_id if self.task_id is not None else (record.task_id if record else "")
+        attempts = (
+            self.attempts if self.attempts is not None else (record.attempts if record else ())
+        )
+        match name:
+            case "BudgetExceeded":
+                return BudgetExceeded(
+                    self.message,
+                    limit=self.limit or zero,
+                    spent=self.spent or zero,
+                    reserved=self.reserved or zero,
+                    requested=self.requested or zero,
+                )
+            case "VerificationFailed":
+                verdicts = self.verdicts
+                if verdicts is None:  # a failed record keeps the failed verdicts
+                    verdicts = record.verdicts if record else ()
+                return VerificationFailed(
+                    self.message, task_id=task_id, attempts=attempts, verdicts=verdicts
+                )
+            case "NoRouteAvailable":
+                reasons = self.reasons
+                if reasons is None:
+                    reasons = tuple(s.reason for s in record.route_reasons) if record else ()
+                return NoRouteAvailable(self.message, task_id=task_id, reasons=reasons)
+            case "ProviderRejected":
+                fault = next((a for a in reversed(attempts) if a.fault in _REJECTIONS), None)
+                return ProviderRejected(
+                    self.message,
+                    task_id=task_id,
+                    model=self.model or (fault.model if fault else ""),
+                    cause=self.cause or _rejection(record),
+                    attempts=attempts,
+                )
+            case "HandoffError" | "HandoffFailed" | "HandoffTimeout":
+                plain = {"HandoffFailed": HandoffFailed, "HandoffTimeout": HandoffTimeout}
+                raised = plain.get(name, HandoffError)
+                return raised(self.message, task_id=task_id, attempts=attempts)
+            case _:
+                assert_never(name)
+
+
+_REJECTIONS: tuple[Rejection, ...] = ("content_filter", "rejected")
+
+
+def _rejection(record: HandoffRecord | None) -> Rejection:
+    cause = record.cause if record else None
+    return "content_filter" if cause == "content_filter" else "rejected"
+
+
+class DurableRunner:
+    """The `HandoffRunner` of a job: inside its DBOS workflow, each handoff is one step.
+
+    Outside a workflow (or inside a step) a handoff is made as usual. Inside one, a finished
+    handoff is never made twice: on resume its journaled record is adopted — charged to the budget
+    and streamed to the session's sinks as if it had just finished.
+    """
+
+    async def __call__(self, task: Task[T], run: Run[T], /) -> Delivery[T]:
         if not in_workflow():
-            return await super()._delegate(task)
-        from handoffs.jobs._child import remote_handoff
-
-        remote = remote_handoff(self, task)
-        if remote is not None:  # spreading: a child workflow on the handoffs queue runs it
-            return await remote
-        outcome: list[Delivery[T] | HandoffError | BudgetExceeded] = []
-        journal = await run_handoff_step(self, task, outcome)
-        if outcome:  # it ran here and now: the session already holds its record
-            result = outcome[0]
-            if isinstance(result, Delivery):
-                return result
-            raise result
-        return self.replay(task, journal)
-
-    def replay(self, task: Task[T], journal: HandoffJournal) -> Delivery[T]:
-        """A handoff journaled elsewhere (a replayed step, a child workflow): charge its cost,
-        record it as if it had just finished here, and return or raise what it ended with."""
-        raw = journal["record"]
-        record = HandoffRecord.model_validate(raw) if raw is not None else None
-        if record is not None:
-            self.budget.charge(record.cost_usd)
-            self._record(record)  # pyright: ignore[reportPrivateUsage]
-        if journal["failure"] is not None:
-            raise _replayed(journal["failure"], record)
-        assert record is not None
-        return Delivery(output=task.parse_output(record.output), record=record)
+            return await run()
+        journal = await run_handoff_step(run)
+        if run.record is None:  # journaled before the job resumed: the step was not run again
+            return replay(run, journal)
+        return run.result()  # made in the step, here and now
 
 
-async def run_handoff_step(
-    session: Session,
-    task: Task[T],
-    outcome: list[Delivery[T] | HandoffError | BudgetExceeded],
-) -> HandoffJournal:
-    """Run `task` on `session` as one `handoffs.handoff` step and return its journal; when it ran
-    now (not replayed), `outcome` receives its delivery or failure."""
+def replay(run: Run[T], journal: HandoffJournal) -> Delivery[T]:
+    """A handoff journaled elsewhere (a replayed step, a child workflow): adopt its record, and
+    return or raise what it ended with."""
+    raw = journal["record"]
+    record = HandoffRecord.model_validate(raw) if raw is not None else None
+    if record is not None:
+        run.adopt(record)
+    if journal["failure"] is not None:
+        raise JournaledFailure.model_validate(journal["failure"]).rebuild(record)
+    assert record is not None
+    return Delivery(output=run.task.parse_output(record.output), record=record)
+
+
+async def run_handoff_step(run: Run[Any]) -> HandoffJournal:
+    """Make `run` in one `handoffs.handoff` step and return its journal (on resume: the journal
+    of the step made before, and `run` is not made)."""
 
     async def handoff() -> HandoffJournal:
         try:
-            delivery = await Session._delegate(session, task)  # pyright: ignore[reportPrivateUsage]
+            delivery = await run()
         except (HandoffError, BudgetExceeded) as exc:
-            outcome.append(exc)
-            record = next((r for r in reversed(session.records) if r.task_id == task.id), None)
+            record = run.record
             return {
                 "record": record.model_dump(mode="json") if record else None,
-                "failure": _failure(exc),
+                "failure": JournaledFailure.of(exc).model_dump(mode="json", exclude_none=True),
             }
-        outcome.append(delivery)
         return {"record": delivery.record.model_dump(mode="json"), "failure": None}
 
     return await DBOS.run_step_async({"name": HANDOFF_STEP, "preemptible": True}, handoff)
+
+
+class JournaledModels:
+    """A job session's `ModelSource`: `source`'s models, each a `JournaledModel`. The
+    orchestrator's requests, made in workflow code, become steps; subordinates' requests, made
+    inside handoff steps, go straight through."""
+
+    def __init__(self, source: ModelSource) -> None:
+        self.source = source
+
+    def __call__(self, entry: ModelEntry) -> Model:
+        return JournaledModel(self.source(entry), entry)
+
+    def address(self, entry: ModelEntry) -> str | None:
+        """Where calls for `entry` go, as `source` says (a `Portfolio` knows without building)."""
+        locate = getattr(self.source, "address", None)
+        found = locate(entry) if callable(locate) else None
+        return None if found is None else str(found)
 
 
 class JournaledModel(WrapperModel):

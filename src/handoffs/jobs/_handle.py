@@ -25,9 +25,10 @@ from typing import Any, Literal, Self, cast
 
 import anyio
 from dbos import DBOSClient, EnqueueOptions, WorkflowStatus
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, TypeAdapter, ValidationError
 
-from handoffs.errors import ConfigError, HandoffsError
+from handoffs.catalog import Label
+from handoffs.errors import ConfigError, JobNotCompleted, UnknownJob, config_error
 from handoffs.jobs._database import (
     APP_VERSION,
     HANDOFF_WORKFLOW,
@@ -39,8 +40,8 @@ from handoffs.jobs._database import (
 from handoffs.jobs._progress import JobProgress, progress_of
 from handoffs.jobs._supervisor import Handover, Presence, recover
 from handoffs.jobs._workflow import JobRequest
-from handoffs.project import JobReport, load_config, load_job
-from handoffs.tracing import TRACE_DIR
+from handoffs.project import JobReport, JobSnapshot
+from handoffs.tracing import TRACE_DIR, default_trace_dir
 
 __all__ = [
     "JobHandle",
@@ -54,18 +55,7 @@ __all__ = [
 
 JobState = Literal["queued", "running", "completed", "budget_exceeded", "failed", "cancelled"]
 _ACTIVE: frozenset[JobState] = frozenset({"queued", "running"})
-
-
-class UnknownJob(ConfigError):
-    """No job has this id in the jobs database."""
-
-
-class JobNotCompleted(HandoffsError):
-    """`result()` of a job that was cancelled or failed; `.info` holds what finished."""
-
-    def __init__(self, message: str, *, info: JobInfo) -> None:
-        self.info = info
-        super().__init__(message)
+_KEY: TypeAdapter[str] = TypeAdapter(Label)
 
 
 class JobInfo(BaseModel):
@@ -203,7 +193,7 @@ class JobQueue:
         handle = JobHandle(self, request.job_id)
         if key:
             existing = handle.status(progress=False)
-            if existing.job_file != request.job:
+            if existing.job_file != request.snapshot.job_path:
                 raise ConfigError(
                     f"key {key!r} already names job {request.job_id} for {existing.job_file}"
                 )
@@ -217,15 +207,21 @@ class JobQueue:
         trace_dir: Path | None = TRACE_DIR,
         job_id: str | None = None,
     ) -> tuple[EnqueueOptions, JobRequest]:
-        """Validate `job` (a `ConfigError` if it fails) and build what enqueueing it takes."""
+        """Validate `job` (a `ConfigError` if it fails) and build what enqueueing it takes: a
+        request holding the job as submitted (`JobSnapshot`), which the job runs with."""
+        if key is not None:
+            try:
+                _KEY.validate_python(key)  # shown by `jobs list`: no control or bidi characters
+            except ValidationError as exc:
+                raise config_error(exc, within=("key",)) from None
         job_path = job.resolve()
-        config = load_config(self.config)
-        spec = load_job(job_path, config.catalog)  # bad file: ConfigError, nothing enqueued
+        snapshot, _, spec = JobSnapshot.take(job_path, self.config)  # bad file: nothing enqueued
         job_id = job_id or (job_id_for(key) if key else uuid.uuid4().hex[:12])
+        if trace_dir == TRACE_DIR:  # the default folder: unless HANDOFFS_TRACE_DIR moves it
+            trace_dir = default_trace_dir()
         request = JobRequest(
             job_id=job_id,
-            job=str(job_path),
-            config=str(self.config),
+            snapshot=snapshot,
             key=key,
             trace_dir=str(trace_dir.resolve()) if trace_dir is not None else None,
         )
@@ -247,7 +243,7 @@ class JobQueue:
         """The DBOS workflow status of job `job_id`; `UnknownJob` if there is none."""
         found = self.client.list_workflows(workflow_ids=[job_id], name=WORKFLOW, load_input=False)
         if not found:
-            raise UnknownJob(f"no job {job_id!r} in the jobs database")
+            raise UnknownJob(job_id=job_id)
         return found[0]
 
     def get(self, job_id: str) -> JobHandle:

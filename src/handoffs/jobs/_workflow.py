@@ -2,21 +2,24 @@
 
 ```
 job_workflow(request)
-  load handoffs.toml and the job file        (workflow code: runs again on resume)
+  restore the job from its snapshot          (workflow code: runs again on resume)
   open the portfolio (fake provider, local model), tracing to TRACE_DIR/<job id>.jsonl
-  run_job(..., session_type=DurableSession)  orchestrator requests and handoffs are steps
-                                              ([jobs] spread: handoffs are child workflows, child.py)
+  run_job(..., runner=DurableRunner(),        handoffs are steps (DurableRunner) and so are
+          models=JournaledModels(portfolio))  orchestrator requests (JournaledModels)
+                                              ([jobs] spread: handoffs are child workflows, the
+                                              SpreadingRunner of _child.py)
   -> JobReport as JSON                        (DBOS stores it as the workflow's output)
 ```
-The request holds absolute paths: the job file, its roster and `handoffs.toml` are read where the
-job runs (and again where it resumes), so keep them in place, on every machine, while it is in flight.
+The request holds the job as submitted (`JobSnapshot`: `handoffs.toml` and the job file
+validated, the input data, digests of the roster files), journaled by DBOS as the workflow's
+input: the job runs and resumes with that, whatever the files say by then. Only the roster (Python
+files, loaded by path) is read again where the job runs, and refused if it changed.
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Callable
-from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,11 +28,17 @@ import anyio
 from dbos import DBOS
 from pydantic import BaseModel, ConfigDict
 
+from handoffs.engine import HandoffRunner
 from handoffs.handoff import HandoffRecord
-from handoffs.jobs._child import running_children, spreading, stop_running_children
+from handoffs.jobs._child import Spread, SpreadingRunner, running_children, stop_running_children
 from handoffs.jobs._database import WORKFLOW
-from handoffs.jobs._durable import DurableSession
-from handoffs.project import job_simulation, load_config, load_job, open_portfolio, run_job
+from handoffs.jobs._durable import DurableRunner, JournaledModels
+from handoffs.project import (
+    JobSnapshot,
+    job_simulation,
+    open_portfolio,
+    run_job,
+)
 from handoffs.providers import Portfolio
 from handoffs.tracing import Tracing, job_meter_provider, job_tracer_provider
 
@@ -52,10 +61,8 @@ class JobRequest(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     job_id: str
-    job: str
-    """Absolute path of the job file."""
-    config: str
-    """Absolute path of `handoffs.toml`."""
+    snapshot: JobSnapshot
+    """The job file, `handoffs.toml` and the job's data as submitted."""
     key: str | None = None
     """The client's idempotency key, if it gave one."""
     trace_dir: str | None = None
@@ -105,8 +112,7 @@ async def job_workflow(request: dict[str, Any]) -> dict[str, Any]:
 
 
 async def _run(req: JobRequest) -> dict[str, Any]:
-    config = load_config(Path(req.config))
-    spec = load_job(Path(req.job), config.catalog)
+    config, spec = req.snapshot.restore()
     here = attached.get(req.job_id)
     if here is not None:
         report = await run_job(
@@ -116,32 +122,34 @@ async def _run(req: JobRequest) -> dict[str, Any]:
             job_id=req.job_id,
             tracing=here.tracing,
             on_record=here.on_record,
-            session_type=DurableSession,
+            runner=DurableRunner(),
+            models=JournaledModels(here.portfolio),
         )
         return report.model_dump(mode="json")
     directory = Path(req.trace_dir) if req.trace_dir else None
     provider = job_tracer_provider(req.job_id, directory=directory, env=os.environ)
     meters = job_meter_provider(req.job_id, directory=directory, env=os.environ)
-    spread = (
-        spreading(
+    runner: HandoffRunner = DurableRunner()
+    if config.spread:
+        spread = Spread(
             job_id=req.job_id,
-            job=req.job,
-            config=req.config,
+            snapshot=req.snapshot.model_copy(
+                update={"data": None}
+            ),  # a handoff's task has its input
             trace_dir=req.trace_dir,
-            subordinates=spec.subordinates,
+            subordinates=tuple(spec.subordinates),
         )
-        if config.spread
-        else nullcontext()
-    )
+        runner = SpreadingRunner(spread, runner)
     try:
-        with spread, open_portfolio(config, simulation=job_simulation(spec)) as portfolio:
+        with open_portfolio(config, simulation=job_simulation(spec)) as portfolio:
             report = await run_job(
                 spec,
                 config,
                 portfolio,
                 job_id=req.job_id,
                 tracing=Tracing(tracer_provider=provider, meter_provider=meters),
-                session_type=DurableSession,
+                runner=runner,
+                models=JournaledModels(portfolio),
             )
     finally:
         provider.shutdown()

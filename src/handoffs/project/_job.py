@@ -22,29 +22,15 @@ from typing import Any, Literal, cast
 
 from pydantic import BaseModel, ConfigDict
 
-from handoffs.budget import usd
 from handoffs.catalog import Catalog, ModelEntry
 from handoffs.errors import ConfigError
-from handoffs.handoff import HandoffRecord
+from handoffs.handoff import HandoffRecord, Money
 from handoffs.orchestrator import OrchestratorSpec, Subordinate
-from handoffs.project._config import read_toml
+from handoffs.project._files import JobFile, read
 from handoffs.project._roster import load_agent
 from handoffs.task import json_schema_of
 
-__all__ = ["JobReport", "JobSpec", "all_frontier_cost", "load_job"]
-
-_KEYS = {
-    "name",
-    "goal",
-    "roster",
-    "tools",
-    "orchestrator",
-    "subordinates",
-    "data",
-    "budget_usd",
-    "max_handoffs",
-    "simulation",
-}
+__all__ = ["JobReport", "JobSpec", "all_frontier_cost", "job_data", "job_spec", "load_job"]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -62,82 +48,68 @@ class JobSpec:
     simulation: str | None
 
 
-def _load_data(path: Path) -> Any:
+def job_data(file: JobFile, path: Path) -> Any:
+    """The job's input data: its `data` file (JSON, or JSONL as a list), relative to the job file
+    at `path`; None when it names none."""
+    if file.data is None:
+        return None
+    data = (path.parent / file.data).resolve()
     try:
-        text = path.read_text(encoding="utf-8")
+        text = data.read_text(encoding="utf-8")
     except FileNotFoundError:
-        raise ConfigError(f"job data not found: {path}") from None
+        raise ConfigError(f"job data not found: {data}") from None
     except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"cannot read job data {path}: {exc}") from None
+        raise ConfigError(f"cannot read job data {data}: {exc}") from None
     try:
-        if path.suffix == ".jsonl":
+        if data.suffix == ".jsonl":
             return [json.loads(line) for line in text.splitlines() if line.strip()]
         return json.loads(text)
     except json.JSONDecodeError as exc:
-        raise ConfigError(f"job data {path} is not valid JSON: {exc}") from None
+        raise ConfigError(f"job data {data} is not valid JSON: {exc}") from None
 
 
-def load_job(path: Path, catalog: Catalog) -> JobSpec:
-    """Read and validate a job file, load its roster, and check every model id against `catalog`."""
-    raw = read_toml(path, "job file")
-    unknown = sorted(set(raw) - _KEYS)
-    if unknown:
-        raise ConfigError(f"job file {path}: unknown key(s) {', '.join(unknown)}")
-    for key in ("name", "goal", "orchestrator", "subordinates"):
-        if key not in raw:
-            raise ConfigError(f"job file {path}: missing required key {key!r}")
+def job_spec(file: JobFile, *, path: Path, catalog: Catalog, data: Any) -> JobSpec:
+    """The job a validated job file (read from `path`) describes, with `data` as its input: its
+    roster loaded, every model id it names checked against `catalog`."""
     base = path.parent
-    roster = (base / str(raw.get("roster", "agents"))).resolve()
-    tools = (base / str(raw["tools"])).resolve() if "tools" in raw else None
-    spec = load_agent(roster, str(raw["orchestrator"]), tools=tools)
+    roster = (base / file.roster).resolve()
+    tools = (base / file.tools).resolve() if file.tools is not None else None
+    spec = load_agent(roster, file.orchestrator, tools=tools)
     if not isinstance(spec, OrchestratorSpec):
-        raise ConfigError(
-            f"roster file {raw['orchestrator']}.py: `agent` is not an OrchestratorSpec"
-        )
+        raise ConfigError(f"roster file {file.orchestrator}.py: `agent` is not an OrchestratorSpec")
     catalog[spec.model]  # unknown model id -> ConfigError
-    names = raw["subordinates"]
-    if not isinstance(names, list) or not names:
-        raise ConfigError(f"job file {path}: subordinates must be a non-empty list of roster names")
     subordinates: list[Subordinate[Any, Any]] = []
-    for name in cast(list[Any], names):
-        sub = load_agent(roster, str(name), tools=tools)
+    for name in file.subordinates:
+        sub = load_agent(roster, name, tools=tools)
         if not isinstance(sub, Subordinate):
             raise ConfigError(f"roster file {name}.py: `agent` is not a Subordinate")
         subordinates.append(cast(Subordinate[Any, Any], sub))
     for sub in subordinates:
-        json_schema_of(
-            sub.input_type
-        )  # a type without a JSON Schema -> ConfigError now, not mid-job
+        json_schema_of(sub.input_type)  # a type without a JSON Schema -> ConfigError now
         json_schema_of(sub.output_type)
         for check in sub.checks:
             model = getattr(check, "model", None)
             if isinstance(model, str):
                 catalog[model]
-    budget: Decimal | None = None
-    if "budget_usd" in raw:
-        try:
-            budget = usd(raw["budget_usd"])
-        except ValueError:
-            raise ConfigError(f"job file {path}: budget_usd must be a finite number") from None
-        if budget < 0:
-            raise ConfigError(f"job file {path}: budget_usd must not be negative")
-    max_handoffs = raw.get("max_handoffs")
-    if max_handoffs is not None:
-        if not isinstance(max_handoffs, int) or max_handoffs < 1:
-            raise ConfigError(f"job file {path}: max_handoffs must be a positive integer")
-        spec = replace(spec, max_handoffs=max_handoffs)  # keeps quarantine and actions
-    data = _load_data((base / str(raw["data"])).resolve()) if "data" in raw else None
+    if file.max_handoffs is not None:
+        spec = replace(spec, max_handoffs=file.max_handoffs)  # keeps quarantine and actions
     return JobSpec(
         path=path,
-        name=str(raw["name"]),
-        goal=str(raw["goal"]),
+        name=file.name,
+        goal=file.goal,
         orchestrator=spec,
         subordinates=tuple(subordinates),
         data=data,
-        budget_usd=budget,
+        budget_usd=file.budget_usd,
         roster=roster,
-        simulation=str(raw["simulation"]) if "simulation" in raw else None,
+        simulation=file.simulation,
     )
+
+
+def load_job(path: Path, catalog: Catalog) -> JobSpec:
+    """Read and validate a job file, load its roster, and check every model id against `catalog`."""
+    file = read(JobFile, path, "job file")
+    return job_spec(file, path=path, catalog=catalog, data=job_data(file, path))
 
 
 class JobReport(BaseModel):
@@ -152,9 +124,9 @@ class JobReport(BaseModel):
     """Catalog id -> `real`, `simulated`, `local` or `self-hosted`."""
     handoffs: list[HandoffRecord]
     output: Any = None
-    orchestrator_cost_usd: Decimal
-    total_cost_usd: Decimal
-    all_frontier_cost_usd: Decimal
+    orchestrator_cost_usd: Money
+    total_cost_usd: Money
+    all_frontier_cost_usd: Money
     """What the same handoffs would have cost had every one run on the frontier model."""
     budget_usd: Decimal | None = None
     escalations: int

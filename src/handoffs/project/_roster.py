@@ -8,6 +8,7 @@ claiming a top-level name such as `agents`, which belongs to another SDK.
 
 from __future__ import annotations
 
+import hashlib
 import importlib
 import sys
 import types
@@ -16,7 +17,15 @@ from typing import Any
 
 from handoffs.errors import ConfigError
 
-__all__ = ["ROSTER_PACKAGE", "TOOLS_PACKAGE", "load_agent", "load_module", "mount"]
+__all__ = [
+    "ROSTER_PACKAGE",
+    "TOOLS_PACKAGE",
+    "digest",
+    "load_agent",
+    "load_module",
+    "loaded_files",
+    "mount",
+]
 
 ROSTER_PACKAGE = "handoffs_roster"
 TOOLS_PACKAGE = "handoffs_tools"
@@ -64,3 +73,23 @@ def load_agent(roster: Path, name: str, *, tools: Path | None = None) -> Any:
     if not hasattr(module, "agent"):
         raise ConfigError(f"roster file {name}.py defines no module-level `agent`")
     return module.agent
+
+
+def loaded_files() -> list[Path]:
+    """The files of the roster and tools modules imported so far: those a job loaded and those
+    they import (`from .support import Ticket`, `handoffs_tools.tickets`)."""
+    files: set[Path] = set()
+    for name, module in list(sys.modules.items()):
+        if name.startswith((f"{ROSTER_PACKAGE}.", f"{TOOLS_PACKAGE}.")):
+            file = getattr(module, "__file__", None)
+            if isinstance(file, str):
+                files.add(Path(file))
+    return sorted(files)
+
+
+def digest(path: Path) -> str | None:
+    """The SHA-256 of a file's bytes, or None when it cannot be read."""
+    try:
+        return hashlib.sha256(path.read_bytes()).hexdigest()
+    except OSError:
+        return None

@@ -26,7 +26,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Protocol, Self
 
-from handoffs.errors import ConfigError
+from handoffs.errors import LocalModelUnavailable
 
 __all__ = ["LocalModelUnavailable", "LocalServer", "find_gguf", "local_available", "shared_server"]
 
@@ -41,14 +41,6 @@ _GGUFS: dict[str, tuple[str, str]] = {  # model name -> (package carrying the fi
 _LOOPBACK = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # never via a proxy
 
 
-class LocalModelUnavailable(ConfigError):
-    """The embedded model cannot run here: `missing` names the package or file that is absent."""
-
-    def __init__(self, *, missing: str) -> None:
-        self.missing = missing
-        super().__init__(f"the local model needs {missing}: {INSTALL_HINT}")
-
-
 def find_gguf(name: str = "smollm2-135m") -> Path:
     """The path of model `name`'s .gguf file, found without importing the package that carries it."""
     if name not in _GGUFS:
@@ -56,10 +48,10 @@ def find_gguf(name: str = "smollm2-135m") -> Path:
     package, filename = _GGUFS[name]
     spec = importlib.util.find_spec(package)
     if spec is None or not spec.submodule_search_locations:
-        raise LocalModelUnavailable(missing=package.replace("_", "-"))
+        raise LocalModelUnavailable(missing=package.replace("_", "-"), install=INSTALL_HINT)
     path = Path(next(iter(spec.submodule_search_locations))) / filename
     if not path.is_file():
-        raise LocalModelUnavailable(missing=str(path))
+        raise LocalModelUnavailable(missing=str(path), install=INSTALL_HINT)
     return path
 
 
@@ -86,7 +78,7 @@ def _native_server(
     try:  # a compiled module without stubs: everything below is `Any`, typed at the return
         xllamacpp: Any = importlib.import_module("xllamacpp")
     except ImportError:
-        raise LocalModelUnavailable(missing="xllamacpp") from None
+        raise LocalModelUnavailable(missing="xllamacpp", install=INSTALL_HINT) from None
     p = xllamacpp.CommonParams()
     p.model.path = str(gguf)
     p.model_alias = {alias}  # a set: a plain str becomes a set of its characters

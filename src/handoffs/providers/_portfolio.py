@@ -26,6 +26,7 @@ from pydantic_ai.providers.openai_compatible import OpenAICompatibleProvider
 
 from handoffs.catalog import Catalog, ModelEntry
 from handoffs.errors import ConfigError, MissingKey
+from handoffs.providers._secret import remember
 
 __all__ = ["Label", "Portfolio"]
 
@@ -125,6 +126,13 @@ class Portfolio:
     def __call__(self, entry: ModelEntry) -> Model:
         return self.model(entry.id)
 
+    def _key(self, entry: ModelEntry) -> str:
+        """The entry's key from the environment (remembered, so error texts are redacted)."""
+        self.check_keys([entry.id])
+        key = self._env.get(entry.key_env, "") if entry.key_env else ""
+        remember(key)
+        return key
+
     def _build(self, entry: ModelEntry) -> Model:
         label = self.label(entry.id)
         if label == "simulated":
@@ -133,17 +141,16 @@ class Portfolio:
                 raise ConfigError(
                     f"model {entry.id!r} is simulated but no fake provider is running"
                 )
+        key = SIMULATED_KEY if label == "simulated" else self._key(entry)
         if entry.provider == "anthropic":
-            base = self.simulated_base_url if label == "simulated" else None
-            key = SIMULATED_KEY if label == "simulated" else self._env[entry.key_env or ""]
+            base = self.simulated_base_url if label == "simulated" else entry.base_url
             client = AsyncAnthropic(
                 api_key=key, base_url=base, max_retries=0, timeout=self.timeout_s
             )
             self._clients.append(client)
             return AnthropicModel(entry.name, provider=AnthropicProvider(anthropic_client=client))
         if entry.provider == "openai":
-            base = f"{self.simulated_base_url}/v1" if label == "simulated" else None
-            key = SIMULATED_KEY if label == "simulated" else self._env[entry.key_env or ""]
+            base = f"{self.simulated_base_url}/v1" if label == "simulated" else entry.base_url
             client = AsyncOpenAI(api_key=key, base_url=base, max_retries=0, timeout=self.timeout_s)
             self._clients.append(client)
             return OpenAIChatModel(entry.name, provider=OpenAIProvider(openai_client=client))
@@ -154,12 +161,12 @@ class Portfolio:
                 raise ConfigError(
                     f"embedded model {entry.embedded!r} for {entry.id!r} is not started"
                 )
-        self.check_keys([entry.id])
-        key = self._env.get(entry.key_env, "") if entry.key_env else "none"
         client = AsyncOpenAI(
             api_key=key or "none", base_url=base_url, max_retries=0, timeout=self.timeout_s
         )
         self._clients.append(client)
         return OpenAIChatModel(
-            entry.name, provider=OpenAICompatibleProvider(entry.id, openai_client=client)
+            # named as records name it, so its spans and metrics say `openai-compatible` too
+            entry.name,
+            provider=OpenAICompatibleProvider(entry.provider, openai_client=client),
         )

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any, Literal, cast
+from typing import TYPE_CHECKING, Any, Literal
 
 from handoffs.catalog import TIER_ORDER, Catalog, ModelEntry, estimate_tokens
 from handoffs.errors import ConfigError
@@ -116,36 +116,6 @@ class Policy:
             ("high-risk", "high", tiers("frontier")),
         ]
         return cls(rules=tuple(Rule(name=n, risk=r, ladder=lad) for n, r, lad in ladders if lad))
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> Policy:
-        """Build a policy from the `[policy]` table of `handoffs.toml` (`[[policy.rules]]`)."""
-        unknown_keys = sorted(set(data) - {"rules"})
-        if unknown_keys:
-            raise ConfigError(f"[policy]: unknown key(s) {', '.join(unknown_keys)}")
-        raw_rules = data.get("rules", [])
-        if not isinstance(raw_rules, list):
-            raise ConfigError("policy.rules must be an array of tables")
-        rules: list[Rule] = []
-        for i, raw in enumerate(cast(list[Any], raw_rules)):
-            if not isinstance(raw, dict):
-                raise ConfigError(f"policy.rules[{i}] must be a table")
-            spec = cast(dict[str, Any], raw)
-            unknown = sorted(set(spec) - {"kind", "risk", "ladder", "name"})
-            if unknown:
-                raise ConfigError(f"policy.rules[{i}]: unknown key(s) {', '.join(unknown)}")
-            ladder = spec.get("ladder")
-            if not isinstance(ladder, list) or not all(isinstance(m, str) for m in ladder):  # pyright: ignore[reportUnknownVariableType]
-                raise ConfigError(f"policy.rules[{i}].ladder must be a list of model ids")
-            rules.append(
-                Rule(
-                    kind=str(spec.get("kind", ANY)),
-                    risk=spec.get("risk", ANY),
-                    ladder=tuple(cast(list[str], ladder)),
-                    name=str(spec.get("name", "")),
-                )
-            )
-        return cls(rules=tuple(rules))
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
