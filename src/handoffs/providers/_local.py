@@ -92,7 +92,14 @@ class _Native(Protocol):
 
 
 def _native_server(
-    gguf: Path, *, alias: str, n_ctx: int, threads: int, port: int, parallel: int
+    gguf: Path,
+    *,
+    alias: str,
+    n_ctx: int,
+    threads: int,
+    port: int,
+    parallel: int,
+    temperature: float,
 ) -> _Native:
     """Build and start an `xllamacpp.Server`; returns once the model is loaded."""
     try:  # a compiled module without stubs: everything below is `Any`, typed at the return
@@ -110,6 +117,7 @@ def _native_server(
     p.cpuparams.n_threads = threads
     p.cpuparams_batch.n_threads = threads
     p.cache_ram_mib = 256  # prompt cache in RAM; the default is 8 GiB
+    p.sampling.temp = temperature  # the default for requests that do not set their own
     p.ui = False
     p.verbosity = -1
     native: _Native = xllamacpp.Server(p)
@@ -127,7 +135,9 @@ class LocalServer:
     `threads` defaults to 1: on a 2-core machine two llama.cpp threads collapse to 1-10 tokens/s
     as soon as another process takes a core, while one thread keeps a steady ~75 tokens/s.
     `parallel` > 1 gives concurrent slots, which on 2 cores add latency and no throughput.
-    `n_ctx` defaults to the model's own setting (`_weights.LOCAL_MODELS`).
+    `n_ctx` defaults to the model's own setting (`_weights.LOCAL_MODELS`). `temperature` is the
+    server's default for requests that set none: 0, greedy, so a local tier answers the same
+    prompt the same way and its measured accuracy reproduces (llama.cpp's own default is 0.8).
     """
 
     def __init__(
@@ -138,8 +148,10 @@ class LocalServer:
         threads: int = 1,
         port: int | None = None,
         parallel: int = 1,
+        temperature: float = 0.0,
     ) -> None:
         self.model = model
+        self.temperature = temperature
         self.n_ctx = known(model).n_ctx if n_ctx is None else n_ctx
         self.threads = threads
         self.port = port
@@ -170,6 +182,7 @@ class LocalServer:
                     threads=self.threads,
                     port=self.port or 0,
                     parallel=self.parallel,
+                    temperature=self.temperature,
                 )
                 try:
                     self._wait("answer /health", self._healthy, timeout)
