@@ -7,10 +7,12 @@ checks) run over `examples/data/tickets.jsonl` and scored against `examples/data
 - `local` alone: SmolLM2-135M, schema check only;
 - `local-strong` alone: Qwen2.5-Coder-1.5B (opt-in: `handoffs models install qwen2.5-coder-1.5b`);
 - the `classify` ladder of `handoffs.toml` (local -> mid -> frontier) and of `handoffs.local.toml`
-  (local -> local-strong -> mid -> frontier), with the classifier's checks: its predicate and a
-  judge on `mid`. Offline, `mid` and `frontier` are SIMULATED by the demo's keyword heuristic
-  (`agents/simulation.py`), and so is the judge: a ladder's answers are the local models' only
-  where they agree with that heuristic. The "by" column says who delivered.
+  (local -> local-strong -> mid -> frontier), with the classifier's checks (`roster`): its
+  predicate and a judge on `mid`. Offline, `mid` and `frontier` are SIMULATED by the demo's
+  keyword heuristic (`agents/simulation.py`), and so is the judge, whose feedback names the
+  category it expects: these rows measure the mechanics (who delivered), not the local models;
+- `local-only`: local -> local-strong with the classifier's predicate only: every model and every
+  check real. The "delivered by" column says who answered.
 
 Every call is real for the local models (llama.cpp in this process, temperature 0); the table is
 printed as Markdown, with the command that made it. A setup whose model is not installed is
@@ -29,14 +31,15 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import anyio
 
-from handoffs import Budget, Config, Policy, Rule, load_config
+from handoffs import Budget, Check, Config, Policy, Rule, load_config
 from handoffs.orchestrator import Subordinate
 from handoffs.project import configured_session, job_simulation, load_job, open_portfolio
 from handoffs.providers import local_problem
+from handoffs.verify.checks import Predicate
 
 ROOT = Path(__file__).resolve().parent.parent
 JOB = ROOT / "examples" / "jobs" / "support-triage.toml"
@@ -48,19 +51,28 @@ class Setup:
     name: str
     config: str
     ladder: tuple[str, ...]
-    checks: bool
-    """The classifier's own checks (predicate + judge on mid); False: the schema check only."""
+    checks: Literal["schema", "roster", "predicate"]
+    """`roster`: the classifier's own checks (its predicate and the judge on mid); `predicate`:
+    its predicate only (no simulated judge: every check is real); `schema`: the schema only."""
 
 
 SETUPS = [
-    Setup(name="smollm2", config="handoffs.toml", ladder=("local",), checks=False),
-    Setup(name="qwen", config="handoffs.local.toml", ladder=("local-strong",), checks=False),
-    Setup(name="ladder", config="handoffs.toml", ladder=("local", "mid", "frontier"), checks=True),
+    Setup(name="smollm2", config="handoffs.toml", ladder=("local",), checks="schema"),
+    Setup(name="qwen", config="handoffs.local.toml", ladder=("local-strong",), checks="schema"),
+    Setup(
+        name="ladder", config="handoffs.toml", ladder=("local", "mid", "frontier"), checks="roster"
+    ),
     Setup(
         name="ladder-local",
         config="handoffs.local.toml",
         ladder=("local", "local-strong", "mid", "frontier"),
-        checks=True,
+        checks="roster",
+    ),
+    Setup(
+        name="local-only",
+        config="handoffs.local.toml",
+        ladder=("local", "local-strong"),
+        checks="predicate",
     ),
 ]
 
@@ -89,18 +101,28 @@ def missing(config: Config, ladder: tuple[str, ...]) -> str | None:
     return None
 
 
+def kept(classifier: Subordinate[Any, Any], setup: Setup) -> tuple[Check, ...]:
+    """The classifier's checks this setup runs."""
+    if setup.checks == "roster":
+        return tuple(classifier.checks)
+    if setup.checks == "predicate":
+        return tuple(c for c in classifier.checks if isinstance(c, Predicate))
+    return ()
+
+
 async def score(setup: Setup, config: Config, limit: int) -> Score:
     spec = load_job(JOB, config.catalog)
     classifier: Subordinate[Any, Any] = next(s for s in spec.subordinates if s.kind == "classify")
     answers = gold()
     result = Score(setup=setup)
-    ids = sorted({*setup.ladder, "mid"} if setup.checks else set(setup.ladder))  # mid: the judge
+    judged = setup.checks == "roster"
+    ids = sorted({*setup.ladder, "mid"} if judged else set(setup.ladder))  # mid: the judge
     config = replace(config, policy=Policy(rules=(Rule(kind="classify", ladder=setup.ladder),)))
     with open_portfolio(config, simulation=job_simulation(spec), model_ids=ids) as portfolio:
         session = configured_session(config, portfolio, Budget("5"))
         for row in spec.data[:limit]:
             ticket = classifier.input_type.model_validate(row)
-            task = classifier.task(ticket) if setup.checks else classifier.task(ticket, checks=())
+            task = classifier.task(ticket, checks=kept(classifier, setup))
             started = time.monotonic()
             delivery = await session.delegate(task)
             result.seconds.append(time.monotonic() - started)
@@ -117,7 +139,7 @@ def row(s: Score) -> str:
     by = ", ".join(f"{model} {n}" for model, n in s.by.most_common())
     median = statistics.median(s.seconds) if s.seconds else 0.0
     return (
-        f"| {s.setup.name} | {' → '.join(s.setup.ladder)} | {'yes' if s.setup.checks else 'no'} "
+        f"| {s.setup.name} | {' → '.join(s.setup.ladder)} | {s.setup.checks} "
         f"| {s.category}/{s.n} = {s.category / s.n:.2f} | {s.urgent}/{s.n} = {s.urgent / s.n:.2f} "
         f"| {by} | {median:.1f} s | {sum(s.seconds):.0f} s |"
     )

@@ -145,6 +145,33 @@ def test_your_own_task_is_answered_by_real_local_models_escalating_to_the_strong
     assert "local-strong" in lines[-1]  # at least one review needed the stronger tier
 
 
+@pytest.mark.local
+@pytest.mark.skipif(not local_available(), reason=f"the [local] extra is absent: {INSTALL_HINT}")
+def test_local_tiers_scores_each_tier_against_the_gold_labels_and_skips_what_is_absent(
+    tmp_path: Path,
+) -> None:
+    out = run_example(
+        "10_local_tiers.py",
+        "--limit",
+        "2",
+        "--only",
+        "smollm2",
+        "qwen",
+        env={"HANDOFFS_MODELS_DIR": str(tmp_path)},
+        timeout=300,
+    )
+    assert (
+        out.splitlines()[0]
+        == "command: python examples/10_local_tiers.py --limit 2 --only smollm2 qwen"
+    )
+    assert f"skipped qwen: the local model needs {QWEN}" in out
+    assert f"handoffs models install {QWEN}" in out
+    row = next(line for line in out.splitlines() if line.startswith("| smollm2 |"))
+    cells = [c.strip() for c in row.strip("|").split("|")]
+    assert cells[:3] == ["smollm2", "local", "schema"] and cells[5] == "local 2"
+    assert cells[3].endswith(tuple(f"{n}/2 = {n / 2:.2f}" for n in range(3)))
+
+
 def test_provider_failover_routes_around_an_outage_and_brings_the_primary_back() -> None:
     out = run_example("07_provider_failover.py")
     assert "handoff 0: delivered by gpt4o  attempts sonnet:unavailable -> gpt4o:accepted" in out
