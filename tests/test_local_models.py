@@ -368,5 +368,6 @@ async def test_the_stronger_local_tier_answers_a_typed_task_for_real() -> None:
                 max_output_tokens=40,
             )
         )
+        await portfolio.aclose()  # its SDK clients, on this event loop
     assert delivery.model == "local-strong" and isinstance(delivery.output, Reading)
     assert delivery.attempts[0].model == "local-strong" and delivery.attempts[0].output_tokens > 0
