@@ -3,9 +3,9 @@
 The frontier rung is Claude Sonnet (Anthropic wire) with GPT-4o (OpenAI wire) as its failover, each
 with its own prompt template. Anthropic goes down (every request a 529): the first handoffs fail
 over and pay for the outage until the breaker opens; after that the route skips Claude and says
-why. The outage ends, the prober's trial succeeds and Claude is back. Then a 429 whose Retry-After
-fits the deadline is waited out, and a content-filter refusal returns the declared fallback,
-marked degraded.
+why. The outage ends, the prober's trial succeeds and Claude is back. Then a 429 sends the handoff
+to the equivalent first; with GPT-4o down too, Claude's Retry-After, which fits the deadline, is
+waited out. Last, a content-filter refusal returns the declared fallback, marked degraded.
 
 Runs offline on handoffs' fake provider (real SDKs, loopback socket).
 
@@ -97,14 +97,16 @@ async def main() -> None:
             delivery = await session.delegate(triage("invoice 9"))
             print(f"next handoff: delivered by {delivery.model}; breaker {breaker.state}")
 
-            print("\n== A 429 whose Retry-After (0.2 s) fits the 5 s deadline is waited out")
+            print("\n== A 429 (Retry-After 0.2 s): the equivalent first; GPT-4o is down, so wait")
             replies = iter([Fault.http(429, retry_after_s=0.2), answer(None)])
             provider.add("claude-sonnet-4-6", ScriptedModel(answer=lambda r: next(replies)))
+            provider.add("gpt-4o", ScriptedModel(answer=lambda r: Fault.http(503)))
             delivery = await session.delegate(triage("invoice 10", deadline_s=5))
             print(
                 "attempts:",
                 ", ".join(f"{a.model}:{a.fault or a.outcome}" for a in delivery.attempts),
             )
+            provider.add("gpt-4o", ScriptedModel(answer=answer))
 
             print("\n== A content-filter refusal returns the declared fallback, marked degraded")
             provider.add(

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+import threading
+from collections import defaultdict
+from collections.abc import Callable, Iterator
 from decimal import Decimal
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
@@ -78,3 +81,43 @@ def _jobs_database(
     if "HANDOFFS_DATABASE_URL" not in os.environ:
         path = tmp_path_factory.mktemp("jobs") / "jobs.sqlite"
         monkeypatch.setenv("HANDOFFS_DATABASE_URL", f"sqlite:///{path}")
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _traces_out_of_the_checkout(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """Sessions, scripts and the CLI trace by default (to `.handoffs/traces`): the suite's traces
+    go to a temporary folder instead (`HANDOFFS_TRACE_DIR`), never into the checkout."""
+    if "HANDOFFS_TRACE_DIR" not in os.environ:
+        os.environ["HANDOFFS_TRACE_DIR"] = str(tmp_path_factory.mktemp("default-traces"))
+
+
+class Receiver(BaseHTTPRequestHandler):
+    """An OTLP/HTTP receiver: keeps every body POSTed, by path (/v1/traces, /v1/metrics)."""
+
+    bodies: dict[str, list[bytes]]
+
+    def do_POST(self) -> None:
+        body = self.rfile.read(int(self.headers["Content-Length"]))
+        self.bodies[self.path].append(body)
+        self.send_response(200)
+        self.send_header("Content-Type", "application/x-protobuf")
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+@pytest.fixture
+def otlp_receiver() -> Iterator[tuple[str, dict[str, list[bytes]]]]:
+    bodies: defaultdict[str, list[bytes]] = defaultdict(list)
+    handler = type("Handler", (Receiver,), {"bodies": bodies})
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}", bodies
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()

@@ -394,3 +394,19 @@ class BudgetMachine(RuleBasedStateMachine):
 
 BudgetMachine.TestCase.settings = settings(max_examples=100, stateful_step_count=30, deadline=None)
 test_budget_state_machine = BudgetMachine.TestCase
+
+
+def test_money_prints_as_a_plain_decimal_however_small() -> None:
+    from handoffs import HandoffRecord
+    from handoffs.budget import usd_text
+
+    tiny = Decimal("9E-7")  # what 45 tokens at $0.02 per million cost
+    assert str(tiny) == "9E-7"  # Decimal's own text
+    record = HandoffRecord(
+        task_id="t", task_kind="k", risk="low", status="delivered", route=("a",), cost_usd=tiny
+    )
+    assert str(record.cost_usd) == "0.0000009" and f"{record.cost_usd}" == "0.0000009"
+    assert record.cost_usd == tiny and isinstance(record.cost_usd, Decimal)
+    assert '"cost_usd":"0.0000009"' in record.model_dump_json()
+    assert HandoffRecord.model_validate_json(record.model_dump_json()) == record
+    assert usd_text(tiny) == "0.0000009" and usd_text(Decimal("1E+1")) == "10"

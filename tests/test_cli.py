@@ -98,8 +98,9 @@ def test_run_json_reports_every_handoff_and_the_all_frontier_baseline(
 
 
 def test_run_prints_the_setting_first_then_a_table_and_totals(
-    runner: CliRunner, simulated: Path, tmp_path: Path
+    runner: CliRunner, simulated: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.setattr("handoffs.cli.terminal.PROGRESS_EVERY_S", 0.0)  # a line per handoff
     traces = tmp_path / "traces"
     result = runner.invoke(
         app, ["run", str(JOB), "--config", str(simulated), "--trace-dir", str(traces)]
@@ -109,6 +110,45 @@ def test_run_prints_the_setting_first_then_a_table_and_totals(
     assert lines[0].startswith("models — ") and "simulated" in lines[0]
     assert "classify T-001" in result.stdout
     assert "all-frontier would cost" in result.stdout and "escalations:" in result.stdout
+    # stderr is no terminal here: the job id first, then plain progress lines, the last one final
+    first, *progress = result.stderr.splitlines()
+    job_id = re.fullmatch(r"job ([0-9a-f]{12}) — trace: .+\.jsonl", first)
+    assert job_id, first
+    assert progress and all(
+        re.fullmatch(rf"\[ *\d+s\] job {job_id[1]}: \d+ handoffs done.*", line) for line in progress
+    ), progress
+    assert re.search(r": 70 handoffs done.* · handoffs cost \$0\.\d{6} \(done\)$", progress[-1])
+    assert lines[-1] == f"job {job_id[1]} — trace: {traces / (job_id[1] + '.jsonl')}"
+
+
+def test_quiet_run_prints_no_progress_and_tables_are_not_cut_outside_a_terminal(
+    simulated: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("COLUMNS", raising=False)
+    monkeypatch.delenv("ANTHROPIC_API_KEY", raising=False)
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    monkeypatch.setattr("handoffs.cli.terminal.PROGRESS_EVERY_S", 0.0)
+    traces = tmp_path / "traces"
+    result = CliRunner().invoke(
+        app, ["run", str(JOB), "-c", str(simulated), "--trace-dir", str(traces), "--quiet"]
+    )
+    assert result.exit_code == 0, result.output
+    [line] = result.stderr.splitlines()  # the job id, and no progress
+    assert line.startswith("job ") and "— trace:" in line
+    # 80 columns would cut the route and the model; outside a terminal rows are whole
+    assert "…" not in result.stdout
+    assert re.search(r"classify T-001 +│ small→mid→frontier +│", result.stdout)
+    assert max(len(row) for row in result.stdout.splitlines()) > 80
+
+
+def test_help_keeps_bracketed_words(runner: CliRunner) -> None:
+    worker = runner.invoke(app, ["worker", "--help"])
+    assert "spreading jobs ([jobs] spread)" in worker.stdout
+    assert "[default: host:pid:random]" in worker.stdout
+    submit = runner.invoke(app, ["jobs", "submit", "--help"])
+    assert "handoffs.toml ([jobs] database_url)" in submit.stdout
+    shadow = runner.invoke(app, ["report", "shadow", "--help"])
+    assert "its [policy] and [models] are used" in shadow.stdout
 
 
 def test_doctor_lists_models_keys_and_endpoints(runner: CliRunner) -> None:

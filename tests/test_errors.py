@@ -77,15 +77,16 @@ def test_the_docstring_draws_every_class_under_its_parent() -> None:
 
 def test_every_class_is_in_all_and_the_ones_users_catch_are_public() -> None:
     assert {cls.__name__ for cls in TREE} <= set(errors.__all__)
-    internal = {"CircuitOpen"}
+    internal = {"Refused", "MalformedResponse", "OutputOverrun"}
     assert {cls.__name__ for cls in TREE} - internal <= set(handoffs.__all__)
 
 
-def test_circuit_open_is_a_model_api_error_for_pydantic_ais_fallback_model() -> None:
-    exc = errors.CircuitOpen(model="cheap", endpoint="http://127.0.0.1:9/v1 cheap", reason="open")
-    assert isinstance(exc, ModelAPIError) and isinstance(exc, errors.HandoffsError)
-    assert exc.model_name == exc.model == "cheap"
-    assert str(exc) == "http://127.0.0.1:9/v1 cheap: open"
+def test_the_internal_signals_are_model_api_errors_for_pydantic_ai() -> None:
+    for cls in (errors.Refused, errors.MalformedResponse, errors.OutputOverrun):
+        exc = cls("cheap", "http://127.0.0.1:9/v1 cheap: open")
+        assert isinstance(exc, ModelAPIError) and isinstance(exc, errors.HandoffsError)
+        assert exc.model_name == "cheap"
+        assert "cheap: open" in str(exc)
 
 
 ATTEMPT = Attempt(model="cheap", provider="openai", tier="small", rung=0, outcome="rejected")
@@ -110,7 +111,9 @@ ONE_OF_EACH: list[errors.HandoffsError] = [
         "over", limit=Decimal(1), spent=Decimal("0.9"), reserved=Decimal(0), requested=Decimal(1)
     ),
     errors.JobNotCompleted("job 0123456789ab cancelled", info=INFO),
-    errors.CircuitOpen(model="cheap", endpoint="cheap@127.0.0.1", reason="circuit open"),
+    errors.Refused("cheap", "cheap@127.0.0.1: circuit open"),
+    errors.MalformedResponse("cheap", "no choices"),
+    errors.OutputOverrun("cheap", "640 output tokens, 64 allowed"),
 ]
 
 

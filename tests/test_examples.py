@@ -179,7 +179,7 @@ def test_provider_failover_routes_around_an_outage_and_brings_the_primary_back()
     assert "requests that paid for the outage: 3 (the breaker's threshold is 3)" in out
     assert "- sonnet: unavailable: circuit open (retry in 30s)" in out
     assert "next handoff: delivered by sonnet; breaker closed" in out
-    assert "attempts: sonnet:rate_limited, sonnet:accepted" in out
+    assert "attempts: sonnet:rate_limited, gpt4o:unavailable, sonnet:accepted" in out
     assert "degraded=True; cause=content_filter" in out
 
 

@@ -319,7 +319,10 @@ def test_the_local_config_is_handoffs_toml_plus_the_strong_tier_and_its_ladders(
     assert strong["embedded"] == QWEN and strong["structured_output"] == "native"
     assert strong["capabilities"] == []  # no tool calling: json_schema works, tools do not
     assert local["retry"].pop("max_handoff_s") > default["retry"].pop("max_handoff_s")
-    timeouts = (local["portfolio"].pop("request_timeout_s"), default["portfolio"].pop("request_timeout_s"))
+    timeouts = (
+        local["portfolio"].pop("request_timeout_s"),
+        default["portfolio"].pop("request_timeout_s"),
+    )
     assert timeouts[0] > timeouts[1]
     ladders = {r.get("name"): r.pop("ladder") for r in local["policy"]["rules"]}
     default_ladders = {r.get("name"): r.pop("ladder") for r in default["policy"]["rules"]}

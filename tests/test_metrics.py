@@ -37,7 +37,7 @@ from handoffs.tracing import (
 
 from .conftest import Scripts
 from .test_cli import JOB, SIMULATED_CONFIG
-from .test_tracing import SEMCONV, otlp_receiver, traced, traced_job  # noqa: F401 (fixture)
+from .test_tracing import SEMCONV, traced, traced_job
 
 Metrics = list[dict[str, Any]]
 
@@ -345,7 +345,7 @@ def test_handoffs_run_leaves_a_conforming_metrics_file_beside_its_trace(
 
 
 def test_otlp_metrics_follow_the_otel_exporter_variables(
-    otlp_receiver: tuple[str, dict[str, list[bytes]]],  # noqa: F811 (the imported fixture)
+    otlp_receiver: tuple[str, dict[str, list[bytes]]],
 ) -> None:
     url, bodies = otlp_receiver
     base = {"OTEL_EXPORTER_OTLP_ENDPOINT": url + "/"}

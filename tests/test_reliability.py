@@ -16,9 +16,13 @@ from pydantic_ai.exceptions import (
     ModelContextWindowExceededError,
     ModelHTTPError,
 )
+from pydantic_ai.messages import ModelMessage, ModelResponse, ToolCallPart
+from pydantic_ai.models import Model
+from pydantic_ai.models.function import AgentInfo, FunctionModel
+from pydantic_ai.usage import RequestUsage
 
 from handoffs.budget import Budget
-from handoffs.catalog import Catalog
+from handoffs.catalog import Catalog, estimate_tokens
 from handoffs.engine import Caps, RetryPolicy, Session, SpendCap
 from handoffs.errors import HandoffTimeout, ProviderRejected
 from handoffs.health import Breaker, BreakerSettings, Health
@@ -180,7 +184,7 @@ async def test_an_exhausted_rung_moves_on_to_the_next_rung(
 # -- fault classes -------------------------------------------------------------------------------
 
 
-async def test_a_429_whose_retry_after_fits_the_deadline_is_waited_out_on_the_same_model(
+async def test_a_429_is_waited_out_on_the_same_model_once_no_equivalent_is_left(
     chain: Catalog, scripts: Scripts
 ) -> None:
     answers = iter([http(429, retry_after=0.01), None])
@@ -192,11 +196,42 @@ async def test_a_429_whose_retry_after_fits_the_deadline_is_waited_out_on_the_sa
         return GOOD
 
     scripts.on("best", throttled)
+    scripts.on("best2", raises(http(503)))
+    scripts.on("selfhosted", raises(http(503)))
     delivery = await session(chain, scripts, ladder=("best",)).delegate(classify())
     assert [(a.model, a.fault) for a in delivery.attempts] == [
         ("best", "rate_limited"),
+        ("best2", "unavailable"),
+        ("selfhosted", "unavailable"),
         ("best", None),
     ]
+
+
+async def test_a_persistent_429_goes_to_the_healthy_equivalent_before_any_wait(
+    chain: Catalog, scripts: Scripts
+) -> None:
+    scripts.on("best", raises(http(429, retry_after=0.01)))
+    scripts.on("best2", ok)
+    delivery = await session(chain, scripts, ladder=("best",)).delegate(classify())
+    assert [(a.model, a.fault) for a in delivery.attempts] == [
+        ("best", "rate_limited"),
+        ("best2", None),
+    ]
+    assert len(scripts.calls["best"]) == 1
+
+
+async def test_a_429_on_every_model_is_waited_out_until_the_attempt_cap(
+    chain: Catalog, scripts: Scripts
+) -> None:
+    for model in ("best", "best2", "selfhosted"):
+        scripts.on(model, raises(http(429, retry_after=0)))
+    retry = RetryPolicy(max_attempts=5, sweeps=1)
+    delivery = await session(chain, scripts, ladder=("best",), retry=retry).delegate(
+        classify(fallback=FALLBACK)
+    )
+    assert delivery.degraded and delivery.record.cause == "deadline"
+    calls = [a.model for a in delivery.attempts if a.outcome != "refused"]
+    assert calls == ["best", "best2", "selfhosted", "best", "best2"]  # round robin, then capped
 
 
 async def test_a_429_whose_retry_after_exceeds_the_deadline_goes_to_the_next_provider(
@@ -454,3 +489,67 @@ def test_while_a_prober_watches_the_first_half_open_trial_is_the_probers() -> No
     assert breaker.admit(probe=True)
     breaker.success()
     assert breaker.admit()  # once a probe succeeded, users' requests are trials too
+
+
+# -- hard budgets ---------------------------------------------------------------------------------
+
+
+def overrunning(output_tokens: int) -> Model:
+    """A model that answers well but reports `output_tokens`, whatever `max_tokens` it was sent."""
+
+    def answer(messages: list[ModelMessage], info: AgentInfo) -> ModelResponse:
+        tool = info.output_tools[0]
+        usage = RequestUsage(input_tokens=100, output_tokens=output_tokens)
+        return ModelResponse(parts=[ToolCallPart(tool.name, GOOD)], usage=usage)
+
+    return FunctionModel(answer, model_name="best")
+
+
+async def test_an_answer_past_max_tokens_is_an_overrun_charged_in_full_that_opens_the_breaker(
+    chain: Catalog, scripts: Scripts
+) -> None:
+    scripts.on("best2", ok)
+    models = {"best": overrunning(5000)}
+    s = session(chain, lambda e: models.get(e.id) or scripts(e), ladder=("best",))
+    delivery = await s.delegate(classify(max_output_tokens=64))
+    assert delivery.model == "best2"
+    first = delivery.attempts[0]
+    assert (first.model, first.fault) == ("best", "overrun")
+    assert first.cost_usd == chain["best"].cost(100, 5000)  # what it billed, past its reservation
+    assert s.breaker(chain["best"]).state == "open"  # at once: no threshold to reach
+    assert s.budget.spent_usd == delivery.cost_usd
+
+
+async def test_prompts_billed_one_token_a_byte_never_take_spend_past_the_budget(
+    chain: Catalog, scripts: Scripts
+) -> None:
+    """Text ~10x denser than the chars/4 estimate (CJK, emoji), billed by the densest tokenizer
+    there is: reservations bound the prompt by its UTF-8 bytes, so the budget holds."""
+
+    def per_byte(messages: list[ModelMessage], info: AgentInfo) -> ModelResponse:
+        text = (info.instructions or "") + str(messages[-1].parts[-1].content)  # type: ignore[union-attr]
+        usage = RequestUsage(input_tokens=len(text.encode()), output_tokens=20)
+        return ModelResponse(parts=[ToolCallPart(info.output_tools[0].name, GOOD)], usage=usage)
+
+    models = {"cheap": FunctionModel(per_byte, model_name="cheap")}
+    budget = Budget("0.005")
+    s = session(chain, lambda e: models.get(e.id) or scripts(e), ladder=("cheap",), budget=budget)
+    dense = "東京都庁の請求書が二重に請求されています😀🚀 " * 40
+    assert estimate_tokens(dense) * 8 < len(dense.encode())  # the estimate is far below the bill
+
+    async def one(i: int) -> None:
+        task = Task(
+            kind="classify",
+            input=Ticket(text=f"{dense} {i}"),
+            output_type=Triage,
+            fallback=FALLBACK,
+            max_output_tokens=64,
+        )
+        await s.delegate(task)
+
+    async with anyio.create_task_group() as group:
+        for i in range(60):
+            group.start_soon(one, i)
+    assert budget.spent_usd <= budget.limit_usd  # type: ignore[operator]
+    assert budget.reserved_usd == 0 and any(r.status == "delivered" for r in s.records)
+    assert any(r.cause == "budget" for r in s.records)

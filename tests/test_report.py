@@ -122,7 +122,7 @@ def test_since_parses_days_hours_minutes() -> None:
 def test_report_figures_per_model_kind_and_route(runner: CliRunner, traces: Path) -> None:
     doc = report(runner, "--dir", str(traces), "--since", "24h")
     job = handoff_spans(traces / "job1.jsonl")
-    paid = sum(Decimal(s["attributes"]["handoffs.cost_usd"]) for s in job)
+    paid = sum(Decimal(s["attributes"]["handoffs.cost_usd_decimal"]) for s in job)
     # each attempt is charged to the model it called: T2's and T5's rejected tiny attempts to tiny
     by_model = {
         m: sum(
@@ -182,14 +182,15 @@ def test_compare_reports_the_previous_period_and_the_change(
         a = s["attributes"]
         if s["name"] == "handoff classify" and a["handoffs.task.label"] in ("T0", "T1", "T3"):
             a.update({"handoffs.model": "best", "handoffs.tier": "frontier"})
-            a["handoffs.cost_usd"] = "0.01"
+            a["handoffs.cost_usd"], a["handoffs.cost_usd_decimal"] = 0.01, "0.01"
             # as an older trace would: no cost per attempt, so all of it goes to the final model
             del a["handoffs.attempt.costs_usd"]
     path.write_text("".join(json.dumps(s) + "\n" for s in spans))
     old = sum(
-        Decimal(s["attributes"]["handoffs.cost_usd"]) for s in handoff_spans(traces / "job0.jsonl")
+        Decimal(s["attributes"]["handoffs.cost_usd_decimal"])
+        for s in handoff_spans(traces / "job0.jsonl")
     )
-    new = sum(Decimal(s["attributes"]["handoffs.cost_usd"]) for s in handoff_spans(path))
+    new = sum(Decimal(s["attributes"]["handoffs.cost_usd_decimal"]) for s in handoff_spans(path))
 
     doc = report(runner, "--dir", str(traces), "--since", "24h", "--compare")
     assert doc["handoffs"] == doc["previous"]["handoffs"] == 6
@@ -248,7 +249,7 @@ def test_shadow_moving_classify_to_the_frontier_changes_decisions_and_cost(
         ) / 1_000_000
         assert h["parent_span_id"] in ids
     paid = sum(
-        Decimal(s["attributes"]["handoffs.cost_usd"])
+        Decimal(s["attributes"]["handoffs.cost_usd_decimal"])
         for s in spans
         if s["name"] == "handoff classify"
     )
@@ -342,3 +343,45 @@ def test_shadow_replays_the_breakers_that_were_open(
     assert doc["changes"] == [{"before": "tiny", "after": "cheap", "handoffs": 2}]
     assert {e["label"] for e in doc["examples"]} == {"T0", "T1"}
     assert {e["job_id"] for e in doc["examples"]} == {"job1"}
+
+
+def test_gauntlet_runs_are_left_out_and_the_total_adds_the_orchestrators(
+    runner: CliRunner, traces: Path
+) -> None:
+    """Gauntlet runs write to their own folder, and a trace marked as one (its workflow names the
+    attack it played) is not traffic even in this one; the orchestrators' cost is in the total."""
+    path = traces / "job1.jsonl"
+    spans = [json.loads(line) for line in path.read_text().splitlines()]
+    for s in spans:
+        if s["name"] == "invoke_workflow triage":  # as `run_job` finishes a job's span
+            s["attributes"]["handoffs.orchestrator.cost_usd"] = 0.25
+            s["attributes"]["handoffs.orchestrator.cost_usd_decimal"] = "0.25"
+    path.write_text("".join(json.dumps(s) + "\n" for s in spans))
+    for s in spans:
+        if s["name"] == "invoke_workflow triage":
+            s["attributes"]["handoffs.gauntlet.attack"] = "confident_lie"
+    (traces / "attack.jsonl").write_text("".join(json.dumps(s) + "\n" for s in spans))
+    handoffs = sum(
+        Decimal(s["attributes"]["handoffs.cost_usd_decimal"]) for s in handoff_spans(path)
+    )
+
+    doc = report(runner, "--dir", str(traces), "--since", "24h")
+    assert doc["jobs"] == 1 and doc["handoffs"] == 6  # the attack run is not counted
+    assert doc["left_out"] == {"gauntlet_runs": 1}
+    assert Decimal(doc["cost_usd"]) == handoffs
+    assert Decimal(doc["orchestrator_cost_usd"]) == Decimal("0.25")
+    assert Decimal(doc["total_cost_usd"]) == handoffs + Decimal("0.25")
+    counted = report(runner, "--dir", str(traces), "--since", "24h", "--gauntlet")
+    assert counted["jobs"] == 2 and counted["handoffs"] == 12
+    assert counted["left_out"] == {"gauntlet_runs": 0}
+
+    text = runner.invoke(app, ["report", "--dir", str(traces), "--since", "24h"])
+    assert text.exit_code == 0, text.output
+    first, second = text.stdout.splitlines()[:2]
+    assert first.startswith(f"6 handoffs in 1 job · ${doc['total_cost_usd']} = handoffs $")
+    assert "+ orchestrators $0.25 " in first
+    assert second == "left out: 1 Gauntlet run (--gauntlet to count them)"
+    shadow_same = traces.parent / "same.toml"
+    shadow_same.write_text(CATALOG + '\n[[policy.rules]]\nkind = "classify"\nladder = ["tiny"]\n')
+    shadow = report(runner, "shadow", "--policy", str(shadow_same), "--dir", str(traces))
+    assert shadow["handoffs"] == 12  # job0 and job1; not the attack run

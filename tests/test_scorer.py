@@ -218,3 +218,45 @@ def test_router_train_with_a_bad_path_is_one_line_and_exit_2(tmp_path: Path) -> 
     assert result.exit_code == 2
     lines = [line for line in result.stderr.splitlines() if line.strip()]
     assert len(lines) == 1 and lines[0].startswith("error:") and "nope" in lines[0]
+
+
+def test_router_train_on_traces_warns_that_it_learns_only_pass_rates(tmp_path: Path) -> None:
+    traces = tmp_path / "traces"
+    traces.mkdir()
+    spans = []
+    for i in range(40):
+        cheap_passes = i % 4 != 0
+        spans.append(
+            {
+                "name": "handoff classify",
+                "trace_id": f"{i:032x}",
+                "span_id": f"{i + 1:016x}",
+                "parent_span_id": None,
+                "start_time_unix_nano": 1_000 + i,
+                "end_time_unix_nano": 2_000 + i,
+                "status": {"code": "UNSET", "description": None},
+                "events": [],
+                "attributes": {
+                    "handoffs.task.id": f"t{i}",
+                    "handoffs.task.kind": "classify",
+                    "handoffs.status": "delivered",
+                    "handoffs.attempt.models": ["cheap"] if cheap_passes else ["cheap", "best"],
+                    "handoffs.attempt.outcomes": ["accepted"]
+                    if cheap_passes
+                    else ["rejected", "accepted"],
+                    "handoffs.cost_usd": 0.001,
+                },
+            }
+        )
+    (traces / "job.jsonl").write_text("".join(json.dumps(s) + "\n" for s in spans))
+    out = tmp_path / "router.npz"
+    args = ["router", "train", "--data", str(traces), "-o", str(out), "--json"]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert "warning: the data carries no prompt text" in result.stderr
+    assert "pass rate per task kind" in result.stderr
+    assert json.loads(result.stdout)["warnings"] and out.is_file()
+    # an export with prompt text learns from prompts: no warning
+    data = _export(tmp_path / "outcomes.jsonl", _examples(40))
+    plain = CliRunner().invoke(app, ["router", "train", "--data", str(data), "-o", str(out)])
+    assert plain.exit_code == 0 and "warning" not in plain.stderr

@@ -211,3 +211,41 @@ def test_page_renders_in_headless_chromium_and_a_filter_applies(
     chromium(tmp_path, f"--screenshot={shot}", "--window-size=1280,900", page.as_uri())
     assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert shot.stat().st_size > 10_000
+
+
+def test_page_labels_items_marks_checks_and_says_why_a_handoff_degraded(traces: Path) -> None:
+    roots = load_trace(traces, JOB_ID)
+    assert roots is not None
+    data = page_data(JOB_ID, roots)
+    by_label = {h["label"]: h for h in data["document"]["handoffs"]}
+    # the waterfall names each handoff by its item, not only its kind
+    handoff_bars = [s["name"] for s in data["spans"] if s["kind"] == "handoff"]
+    assert "handoff classify T2" in handoff_bars and f"handoff classify {HOSTILE}" in handoff_bars
+    assert len(handoff_bars) == 8
+    # checks are checks (EVALUATOR spans), never subordinate runs
+    checks_ = [s["name"] for s in data["spans"] if s["kind"] == "check"]
+    assert "check schema pass" in checks_ and "check predicate:never fail" in checks_
+    assert not [s for s in data["spans"] if s["name"].startswith("invoke_agent subordinate:check")]
+    t2 = by_label["T2"]
+    assert [(c["name"], c["label"], c["attempt"]) for c in t2["checks"]][:2] == [
+        ("schema", "pass", 0),
+        ("predicate:specific", "fail", 0),
+    ]
+    assert t2["input_tokens"] > 0 and t2["output_tokens"] > 0 and t2["queue_s"] == 0
+    assert by_label[HOSTILE]["cause"] == "verification"
+
+
+@needs_chromium
+def test_the_row_of_a_degraded_handoff_says_why_and_search_keeps_matching_rows(
+    traces: Path, tmp_path: Path
+) -> None:
+    page = tmp_path / "page.html"
+    render(traces, page)
+    dom = chromium(tmp_path, "--dump-dom", page.as_uri() + "#search=T9").stdout
+    assert re.search(r'<span class="cause"> · degraded: verification</span>', dom)
+    assert re.search(r'<span class="cause"> · failed: verification</span>', dom)
+    assert re.search(r" · \d+/\d+ tok", dom)  # tokens in/out on every row
+    details = tags(dom, "details")
+    shown = [d for d in details if not re.search(r'class="[^"]*\bhidden\b', d)]
+    assert len(details) == 8 and len(shown) == 1  # only T9's row matches the search
+    assert 'id="handoff-7"' in shown[0]  # T9, the last of the eight

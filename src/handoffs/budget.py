@@ -75,8 +75,8 @@ amounts and amounts over `MAX_USD` are refused."""
 
 
 def usd_text(value: Decimal) -> str:
-    """An amount as plain text, without trailing zeros: `0.0012`, `3`, `0`."""
-    return str(value.normalize()) if value else "0"
+    """An amount as plain text, without trailing zeros: `0.0012`, `0.0000009`, `3`, `0`."""
+    return format(value.normalize(), "f") if value else "0"
 
 
 class Budget:

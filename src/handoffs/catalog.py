@@ -37,6 +37,8 @@ __all__ = [
     "StructuredOutput",
     "Tier",
     "estimate_tokens",
+    "reserved_input_tokens",
+    "token_bound",
 ]
 
 StructuredOutput = Literal["native", "tool", "prompted"]
@@ -80,14 +82,22 @@ PROMPT_OVERHEAD_TOKENS: Final = 512
 last calls before a budget's limit overspend it (the Gauntlet's `budget_exhaustion` attack)."""
 
 
-def reserved_input_tokens(estimated: int) -> int:
-    """The input tokens to reserve money for when `estimated` is what the messages show: a quarter
-    more (a tokenizer denser than four characters a token) plus `PROMPT_OVERHEAD_TOKENS`."""
-    return estimated * 5 // 4 + PROMPT_OVERHEAD_TOKENS
+def token_bound(text: str) -> int:
+    """An upper bound on the tokens `text` takes: its UTF-8 bytes. A byte-level BPE tokenizer (the
+    GPT, Claude, Llama and Qwen families) never makes a token of less than one byte, so however
+    dense the text (CJK, emoji, base64), it cannot take more tokens than bytes."""
+    return len(text.encode("utf-8", errors="surrogatepass"))
+
+
+def reserved_input_tokens(bound: int) -> int:
+    """The input tokens to reserve money for when `bound` bounds the tokens the messages show
+    (`token_bound` of their text): that plus `PROMPT_OVERHEAD_TOKENS` for the wire's framing."""
+    return bound + PROMPT_OVERHEAD_TOKENS
 
 
 def estimate_tokens(text: str) -> int:
-    """A conservative token estimate for routing: about four characters a token, rounded up."""
+    """A token estimate for routing: about four characters a token, rounded up. Cheaper than
+    `token_bound` and usually closer, but not a bound: reservations use `token_bound`."""
     return max(1, -(-len(text) // 4))
 
 

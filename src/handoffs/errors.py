@@ -15,11 +15,15 @@ HandoffsError
 │   └── HandoffTimeout       the handoff ran out of time or attempts
 ├── BudgetExceeded           .limit, .spent, .reserved, .requested
 ├── JobNotCompleted          .info — the result of a durable job that was cancelled or failed
-└── CircuitOpen              .model, .endpoint, .reason — internal: an open breaker skipped a call
+├── Refused                  internal: the guard sent no request (an open circuit, a spend cap)
+├── MalformedResponse        internal: a 200 response that holds no readable answer
+└── OutputOverrun            internal: the provider answered past the max_tokens it was sent
 ```
 
-`CircuitOpen` is also a pydantic-ai `ModelAPIError`, so that the orchestrator's `FallbackModel`
-moves on to its next model; it does not leave the orchestrator. One assertion lives outside the
+The three internal ones are also pydantic-ai `ModelAPIError`s: they are how a model call that
+failed in a way pydantic-ai does not know reaches the engine's fault sorting
+(`handoffs.providers.classify`), which turns them into provider faults; they do not leave the
+engine. One assertion lives outside the
 tree: `handoffs.gauntlet.GauntletFailed` is an `AssertionError`, so that pytest reports a broken
 Gauntlet invariant as a failed assertion.
 
@@ -47,7 +51,6 @@ if TYPE_CHECKING:
 
 __all__ = [
     "BudgetExceeded",
-    "CircuitOpen",
     "ConfigError",
     "HandoffError",
     "HandoffFailed",
@@ -56,9 +59,12 @@ __all__ = [
     "JobNotCompleted",
     "JobsDatabaseError",
     "LocalModelUnavailable",
+    "MalformedResponse",
     "MissingKey",
     "NoRouteAvailable",
+    "OutputOverrun",
     "ProviderRejected",
+    "Refused",
     "Rejection",
     "UnknownJob",
     "VerificationFailed",
@@ -205,18 +211,27 @@ class JobNotCompleted(HandoffsError):
         super().__init__(message)
 
 
-class CircuitOpen(HandoffsError, ModelAPIError):
-    """The endpoint's circuit breaker is open: the request was not sent.
+class Refused(HandoffsError, ModelAPIError):
+    """The guard refused the call (an open circuit, a spend cap): no request was sent."""
 
-    Internal to the orchestrator's model: a `ModelAPIError` too, so that pydantic-ai's
-    `FallbackModel` takes it for a failed request and moves on to the next model.
-    """
+    def __init__(self, model_name: str, message: str) -> None:
+        ModelAPIError.__init__(self, model_name, message)
 
-    def __init__(self, *, model: str, endpoint: str, reason: str) -> None:
-        self.model = model
-        self.endpoint = endpoint
-        self.reason = reason
-        ModelAPIError.__init__(self, model, f"{endpoint}: {reason}")
+
+class MalformedResponse(HandoffsError, ModelAPIError):
+    """A 200 response that cannot be read as an answer (e.g. an empty `choices` list, a stream
+    that ended without the provider's finish reason)."""
+
+    def __init__(self, model_name: str, message: str) -> None:
+        ModelAPIError.__init__(self, model_name, message)
+
+
+class OutputOverrun(HandoffsError, ModelAPIError):
+    """The provider answered past the `max_tokens` it was sent (its usage says so, or it kept
+    streaming): it ignores the limit every reservation relies on."""
+
+    def __init__(self, model_name: str, message: str) -> None:
+        ModelAPIError.__init__(self, model_name, message)
 
 
 def config_error(

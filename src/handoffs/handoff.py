@@ -12,10 +12,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from decimal import Decimal
-from typing import Any, Final, Generic, Literal, TypeVar
+from decimal import Context, Decimal
+from typing import Annotated, Any, Final, Generic, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 __all__ = [
     "RISKS",
@@ -25,11 +25,13 @@ __all__ = [
     "Delivery",
     "FaultKind",
     "HandoffRecord",
+    "Money",
     "Outcome",
     "Provider",
     "Risk",
     "RouteStep",
     "Tier",
+    "Usd",
     "Verdict",
 ]
 
@@ -48,6 +50,30 @@ OutputT = TypeVar("OutputT")
 _FROZEN = ConfigDict(frozen=True, extra="forbid")
 
 
+class Usd(Decimal):
+    """A dollar amount that prints as a plain decimal: `0.0000009`, never `9E-7` (`str(Decimal)`
+    switches to exponent notation below a millionth, where cheap calls cost). Arithmetic on it
+    gives plain `Decimal`s, as any Decimal subclass does."""
+
+    __slots__ = ()
+
+    def __str__(self) -> str:
+        return format(self, "f")
+
+    def __format__(self, specifier: str, context: Context | None = None, /) -> str:
+        if context is None:  # C's decimal refuses an explicit None here
+            return super().__format__(specifier or "f")
+        return super().__format__(specifier or "f", context)
+
+    def __repr__(self) -> str:
+        return f"Decimal('{self}')"
+
+
+Money = Annotated[Decimal, AfterValidator(Usd)]
+"""A pydantic field of dollars: any Decimal given is kept as a `Usd`, so records print and
+serialise their money as plain decimals."""
+
+
 class Verdict(BaseModel):
     """What one check concluded about one output."""
 
@@ -63,7 +89,7 @@ class Verdict(BaseModel):
     """Why, in a few short sentences; fed back to the model on a retry."""
     model: str | None = None
     """The model that graded, for checks that call one."""
-    cost_usd: Decimal = Decimal(0)
+    cost_usd: Money = Decimal(0)
     """What running the check cost (judge and agreement calls)."""
 
 
@@ -75,7 +101,9 @@ Outcome = Literal[
     "refused",  # not attempted: the budget or a limit refused the call
 ]
 
-FaultKind = Literal["unavailable", "rate_limited", "context_length", "content_filter", "rejected"]
+FaultKind = Literal[
+    "unavailable", "rate_limited", "context_length", "content_filter", "rejected", "overrun"
+]
 """How the engine sorted a provider error (`handoffs.providers._fault` sorts them, and says what
 the engine does about each)."""
 
@@ -113,7 +141,7 @@ class Attempt(BaseModel):
     """True when this attempt retried the same model with a failed verdict's feedback."""
     input_tokens: int = 0
     output_tokens: int = 0
-    cost_usd: Decimal = Decimal(0)
+    cost_usd: Money = Decimal(0)
     """What this call cost, checks included."""
     latency_s: float = 0.0
     verdicts: tuple[Verdict, ...] = ()
@@ -159,7 +187,7 @@ class HandoffRecord(BaseModel):
     """How many times the handoff moved up to a later rung after a failed check."""
     input_tokens: int = 0
     output_tokens: int = 0
-    cost_usd: Decimal = Decimal(0)
+    cost_usd: Money = Decimal(0)
     latency_s: float = 0.0
     degraded: bool = False
     output: Any = None

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Annotated, Literal
 import typer
 from rich.table import Table
 
-from handoffs.cli.terminal import err, fail, out
+from handoffs.cli.terminal import QuietOpt, Ticker, err, fail, out
 from handoffs.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -19,7 +19,9 @@ if TYPE_CHECKING:
 __all__ = ["bench_app"]
 
 bench_app = typer.Typer(
-    help="Benchmarks on recorded outcomes (no model is called).", no_args_is_help=True
+    help="Benchmarks on recorded outcomes (no model is called).",
+    no_args_is_help=True,
+    rich_markup_mode=None,
 )
 
 
@@ -77,7 +79,14 @@ def routing(
     plot: Annotated[
         Path | None, typer.Option("--plot", help="Cost-quality curves as a PNG (needs matplotlib).")
     ] = None,
-    folds: Annotated[int, typer.Option(help="Cross-fitting folds when train is data.")] = 5,
+    holdout: Annotated[
+        float,
+        typer.Option(
+            help="When train is data: the share held out by hash (of prompts, or of task kinds "
+            "with --split task) and scored; nothing is fitted or chosen on it. 0: cross-fit instead."
+        ),
+    ] = 0.3,
+    folds: Annotated[int, typer.Option(help="Cross-fitting folds (with --holdout 0).")] = 5,
     split: Annotated[
         str, typer.Option(help="Cross-fit folds by 'prompt' or by 'task' (unseen kinds).")
     ] = "prompt",
@@ -88,12 +97,18 @@ def routing(
     budget: Annotated[
         float, typer.Option(help="Budgeted baselines' share of the frontier's cost.")
     ] = 0.25,
+    quiet: QuietOpt = False,
 ) -> None:
-    """Fit policies on --train, replay them on --data, print accuracy, cost, AIQ, APGR, ..."""
+    """Fit policies on --train, replay them on --data, print accuracy, cost, AIQ, APGR, ...
+
+    What it is doing goes to stderr as it goes (a line every few seconds when stderr is not a
+    terminal; none with --quiet).
+    """
     from handoffs.routing import load_outcomes
     from handoffs_bench.plot import plot_available, plot_report
     from handoffs_bench.replay import evaluate
 
+    doing = ["loading outcomes"]
     try:
         if plot is not None:
             plot_available()
@@ -101,20 +116,31 @@ def routing(
             raise ConfigError(f"--split must be prompt or task, not {split!r}")
         if folds < 2 or seeds < 1:
             raise ConfigError("--folds must be at least 2 and --seeds at least 1")
-        train_set = load_outcomes(train)
-        same = train.resolve() == data.resolve()
-        data_set = train_set if same else load_outcomes(data)
-        mode: Literal["prompt", "task"] = "task" if split == "task" else "prompt"
-        report = evaluate(
-            train_set,
-            data_set,
-            same=same,
-            folds=folds,
-            split=mode,
-            seeds=seeds,
-            quality=quality,
-            budget=budget,
-        )
+        if not 0 <= holdout < 1:
+            raise ConfigError("--holdout must be in [0, 1)")
+        with Ticker(lambda: f"bench routing: {doing[-1]}", quiet=quiet) as ticker:
+
+            def step(text: str) -> None:
+                doing.append(text)
+                ticker.update()
+
+            train_set = load_outcomes(train)
+            same = train.resolve() == data.resolve()
+            data_set = train_set if same else load_outcomes(data)
+            mode: Literal["prompt", "task"] = "task" if split == "task" else "prompt"
+            report = evaluate(
+                train_set,
+                data_set,
+                same=same,
+                folds=folds,
+                split=mode,
+                seeds=seeds,
+                quality=quality,
+                budget=budget,
+                on_step=step,
+                holdout=holdout,
+            )
+            step(f"done: {len(report.policies)} policies scored")
     except (ConfigError, ValueError) as exc:
         raise fail(str(exc)) from None
     if plot is not None:

@@ -174,7 +174,12 @@ async def run_failover_bench(
 
             def session(health: Health) -> Session:
                 return Session(
-                    catalog=catalog, models=portfolio, policy=policy, retry=retry, health=health
+                    catalog=catalog,
+                    models=portfolio,
+                    policy=policy,
+                    retry=retry,
+                    health=health,
+                    tracing=False,  # measure failover, not the exporter
                 )
 
             await _phase(session(Health(settings)), 20, 1, 0)  # warm the clients

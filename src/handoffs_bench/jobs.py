@@ -132,7 +132,7 @@ def _in_process(bench: Bench, concurrency: int, jobs: int) -> Throughput:
             nonlocal handoffs
             async with limiter:
                 with open_portfolio(config) as portfolio:
-                    report = await run_job(spec, config, portfolio)
+                    report = await run_job(spec, config, portfolio, tracing=False)
             if report.status != "completed":
                 raise RuntimeError(f"in-process job ended {report.status}: {report.error}")
             handoffs += len(report.handoffs)

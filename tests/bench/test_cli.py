@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -58,15 +59,31 @@ def test_json_document_names_the_frontier_and_the_handoffs_policy(tmp_path: Path
     assert policies["handoffs"]["cost_fraction"] == pytest.approx((40 * 0.001 + 10 * 0.02) / 1.0)
 
 
-def test_table_output_lists_every_policy(tmp_path: Path) -> None:
+def test_table_output_lists_every_policy_and_progress_goes_to_stderr(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("handoffs.cli.terminal.PROGRESS_EVERY_S", 0.0)  # a line per step
     train = _export(tmp_path / "train", 60)
-    result = _runner().invoke(
-        app, ["bench", "routing", "--train", str(train), "--data", str(train), "--seeds", "2"]
-    )
+    args = ["bench", "routing", "--train", str(train), "--data", str(train), "--seeds", "2"]
+    result = _runner().invoke(app, args)
     assert result.exit_code == 0, result.output
     for name in ("handoffs", "always-frontier", "zero-router@25%", "oracle", "random-50%"):
         assert name in result.stdout
-    assert "cross-fitted, 5 folds by prompt" in result.stdout
+    # by default a fixed share is held out and scored; nothing is fitted or chosen on it
+    assert "fixed hold-out by prompt" in result.stdout
+    # stderr is no terminal: a plain line per step, each policy and fold named
+    progress = result.stderr.splitlines()
+    assert any(re.search(r"\] bench routing: policy 1/\d+ always-frontier", line) for line in progress)  # fmt: skip
+    assert progress[-1].endswith("policies scored (done)")
+    quiet = _runner().invoke(app, [*args, "--quiet"])
+    assert quiet.exit_code == 0 and quiet.stderr == ""
+    crossed = _runner().invoke(
+        app,
+        ["bench", "routing", "--train", str(train), "--data", str(train), "--seeds", "2",
+         "--holdout", "0"],
+    )  # fmt: skip
+    assert crossed.exit_code == 0, crossed.output
+    assert "cross-fitted, 5 folds by prompt" in crossed.stdout
 
 
 @pytest.mark.parametrize("flag", ["--train", "--data"])

@@ -16,7 +16,7 @@ from handoffs_bench.policy import (
     fit_zero_router,
     oracle,
 )
-from handoffs_bench.replay import evaluate, folds_of
+from handoffs_bench.replay import evaluate, folds_of, holdout_rows
 
 A, B, F = 0, 1, 2  # two cheap models and the frontier
 
@@ -194,3 +194,41 @@ def test_folds_by_task_keep_each_kind_in_one_fold() -> None:
     assert folds_of(data, 2, "task") == [[0, 2, 3, 5], [1, 4]]
     assert folds_of(data, 5, "task") == [[0, 3], [1, 4], [2, 5]]  # no more folds than kinds
     assert folds_of(data, 3, "prompt") == [[0, 3], [1, 4], [2, 5]]
+
+
+def _kinds(n: int, kinds: int) -> Outcomes:
+    return Outcomes(
+        dataset="kinds",
+        models=("m",),
+        prompt_ids=tuple(str(i) for i in range(n)),
+        tasks=tuple(f"k{i % kinds}" for i in range(n)),
+        prompts=("",) * n,
+        correct=((1.0,),) * n,
+        cost_usd=((1.0,),) * n,
+    )
+
+
+def test_the_hold_out_is_fixed_disjoint_and_keeps_whole_task_kinds_apart() -> None:
+    data = _kinds(300, 20)
+    fit, held = holdout_rows(data, 0.3, "task")
+    assert holdout_rows(data, 0.3, "task") == (fit, held)  # a hash, not a draw: the same every run
+    assert sorted(fit + held) == list(range(300))
+    fit_kinds, held_kinds = {data.tasks[i] for i in fit}, {data.tasks[i] for i in held}
+    assert not fit_kinds & held_kinds and 2 <= len(held_kinds) <= 12
+    fit, held = holdout_rows(data, 0.3, "prompt")
+    assert not set(fit) & set(held) and 50 < len(held) < 130
+    # a tiny share still holds out one kind, and leaves one to fit on
+    small = _kinds(4, 2)
+    fit, held = holdout_rows(small, 0.01, "task")
+    assert len({small.tasks[i] for i in held}) == 1 and fit
+
+
+def test_evaluate_with_a_hold_out_scores_only_the_held_out_rows() -> None:
+    data = _signal(200)
+    report = evaluate(data, data, same=True, seeds=2, holdout=0.3)
+    _, held = holdout_rows(data, 0.3, "prompt")
+    assert report.protocol.startswith("fixed hold-out by prompt")
+    assert f"scored on {len(held)} held-out prompts that no fit" in report.protocol
+    by_name = {p.name: p for p in report.policies}
+    frontier = by_name["always-frontier"]
+    assert frontier.cost_usd == pytest.approx(data.subset(held).model_cost("frontier"))

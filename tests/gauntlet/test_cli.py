@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
+import pytest
 from typer.testing import CliRunner
 
 from handoffs.cli import app
@@ -80,3 +82,29 @@ def test_list_names_every_attack_by_family() -> None:
         "provider",
         "degradation",
     }
+
+
+def test_runs_trace_to_their_own_folder_and_trace_show_names_the_attack(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(
+        app,
+        ["gauntlet", str(JOB), "-c", str(CONFIG), "--limit", "1", "-a", "unavailable", "--json"],
+    )
+    assert result.exit_code == 0, result.stderr
+    card = json.loads(result.stdout)
+    folder = tmp_path / ".handoffs" / "gauntlet" / "traces"
+    assert {p.stem for p in folder.glob("*.jsonl")} == {
+        card["baseline"]["job_id"],
+        card["attacks"][0]["job_id"],
+    }
+    assert not (tmp_path / ".handoffs" / "traces").exists()  # real traffic's folder untouched
+    job_id = card["attacks"][0]["job_id"]
+    shown = CliRunner(env={"COLUMNS": "200"}).invoke(
+        app, ["trace", "show", job_id, "--dir", str(folder)]
+    )
+    assert shown.exit_code == 0, shown.output
+    header = shown.stdout.splitlines()[0]
+    assert header.startswith(f"job support-triage ({job_id}) · Gauntlet: unavailable · ")
+    assert "None" not in shown.stdout and re.search(r" · \$0\.\d+ · ", header), header

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -110,3 +111,31 @@ def test_reading_a_database_that_does_not_exist_creates_nothing(
     line = one_error_line(invoke(runner, tmp_path, url, "jobs", *command))
     assert "no jobs database" in line
     assert not folder.exists()
+
+
+def test_list_prints_whole_ids_outside_a_terminal(
+    tmp_path: Path, job: Path, sqlite_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("COLUMNS", raising=False)
+    runner = CliRunner()  # no COLUMNS: not a terminal, so no width to cut at
+    submitted = invoke(runner, tmp_path, sqlite_url, "jobs", "submit", str(job))
+    job_id = submitted.stdout.strip()
+    listed = invoke(runner, tmp_path, sqlite_url, "jobs", "list")
+    assert listed.exit_code == 0, listed.stderr
+    assert re.search(rf"│ {job_id} +│ triage +│ queued", listed.stdout), listed.stdout
+    assert "…" not in listed.stdout
+
+
+def test_a_handoff_line_says_why_it_was_degraded_not_by_whom() -> None:
+    from decimal import Decimal
+
+    from handoffs import HandoffRecord
+    from handoffs.cli._render import handoff_line
+
+    base = {"task_id": "t1", "task_kind": "classify", "risk": "low", "route": ("local", "mid")}
+    degraded = HandoffRecord(
+        **base, status="degraded", label="T-2", cause="verification", cost_usd=Decimal("9E-7")
+    )
+    assert handoff_line(degraded) == "classify T-2: degraded (verification) $0.000001"
+    delivered = HandoffRecord(**base, status="delivered", model="mid", cost_usd=Decimal("0.0012"))
+    assert handoff_line(delivered) == "classify t1: delivered by mid $0.001200"

@@ -165,7 +165,7 @@ def test_the_database_url_comes_from_the_environment_then_the_config(tmp_path: P
     )
     default = resolve_url(config=tmp_path / "absent.toml", env={}, cwd=tmp_path)
     assert default == f"sqlite:///{tmp_path / '.handoffs' / 'jobs.sqlite'}"
-    assert (tmp_path / ".handoffs").is_dir()
+    assert not (tmp_path / ".handoffs").exists()  # made where the database is opened, not here
     config.write_text('[jobs]\ndatabase = "x"\n')
     with pytest.raises(ConfigError, match="unknown key"):
         resolve_url(config=config, env={})

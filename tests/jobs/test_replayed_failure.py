@@ -12,7 +12,7 @@ import pytest
 from dbos import DBOS
 from pydantic import BaseModel
 
-from handoffs import checks
+from handoffs import Session, checks
 from handoffs.budget import Budget
 from handoffs.catalog import Catalog
 from handoffs.errors import (
@@ -27,7 +27,14 @@ from handoffs.errors import (
 )
 from handoffs.handoff import Attempt, HandoffRecord, RouteStep, Verdict
 from handoffs.jobs import JobQueue, Worker, durable_step
-from handoffs.jobs._durable import DurableSession, HandoffJournal, JournaledFailure, Raised
+from handoffs.jobs._durable import (
+    DurableRunner,
+    HandoffJournal,
+    JournaledFailure,
+    JournaledModels,
+    Raised,
+    replay,
+)
 from handoffs.routing import Policy, Rule
 from handoffs.task import Task
 
@@ -56,11 +63,12 @@ async def after_the_handoff() -> str:
 @DBOS.workflow(name="tests.jobs.failing_handoff")
 async def failing_handoff() -> str:
     """A job's workflow code: one handoff whose every answer fails its check, then one step."""
-    session = DurableSession(
+    session = Session(
         catalog=CATALOG,
-        models=SCRIPTS,
+        models=JournaledModels(SCRIPTS),
         policy=Policy(rules=(Rule(kind="classify", ladder=("tiny", "cheap")),)),
         budget=Budget(Decimal("1")),
+        runner=DurableRunner(),
     )
     task = Task(
         kind="classify", input="my invoice is wrong", output_type=Triage, checks=[IS_BILLING]
@@ -235,7 +243,7 @@ def test_a_journal_written_before_classes_were_journaled_replays_as_the_class_it
 def test_a_child_workflows_journal_raises_its_class_in_the_spreading_parent() -> None:
     """A spreading job's parent gets each child's journal and replays it: the live failure of a
     spread handoff is the same class as an in-process one."""
-    session = DurableSession(catalog=CATALOG, models=SCRIPTS, budget=Budget(Decimal("1")))
+    session = Session(catalog=CATALOG, models=SCRIPTS, budget=Budget(Decimal("1")))
     task = Task(kind="classify", input="my invoice is wrong", output_type=Triage)
     exc = VerificationFailed(
         "no output passed", task_id="t1", attempts=[ATTEMPT], verdicts=[VERDICT]
@@ -245,6 +253,6 @@ def test_a_child_workflows_journal_raises_its_class_in_the_spreading_parent() ->
         "failure": JournaledFailure.of(exc).model_dump(mode="json", exclude_none=True),
     }
     with pytest.raises(VerificationFailed) as info:
-        session.replay(task, journal)
+        replay(session.prepare(task), journal)
     assert fields(info.value) == fields(exc)
-    assert session.records == [FAILED] and session.budget.spent_usd == FAILED.cost_usd > 0
+    assert list(session.records) == [FAILED] and session.budget.spent_usd == FAILED.cost_usd > 0

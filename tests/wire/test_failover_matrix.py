@@ -174,17 +174,38 @@ async def test_fault_matrix(
         )
 
 
-async def test_a_429_that_fits_the_deadline_is_waited_out_on_both_wires(
+async def test_a_429_that_fits_the_deadline_is_waited_out_once_no_equivalent_is_left(
     provider: FakeProvider, server: LoopbackServer
 ) -> None:
     for wire in ("anthropic", "openai"):
+        other: Wire = "openai" if wire == "anthropic" else "anthropic"
         provider.requests.clear()
         answers = iter([Fault.http(429, retry_after_s=0.05), Reply.json({"category": "billing"})])
         provider.add(NAMES[wire], ScriptedModel(answer=lambda r, a=answers: next(a)))
+        provider.add(NAMES[other], ScriptedModel(answer=lambda r: Fault.http(503)))
         s, portfolio = session(server, catalog(wire, stream=False))
         async with portfolio:
             delivery = await s.delegate(task())
         assert delivery.model == "primary"
+        assert [(r.model, r.status) for r in provider.requests] == [
+            (NAMES[wire], 429),
+            (NAMES[other], 503),  # the equivalent first: no wait while one is left
+            (NAMES[wire], 200),
+        ]
+
+
+async def test_a_persistent_429_goes_to_the_healthy_equivalent_on_both_wires(
+    provider: FakeProvider, server: LoopbackServer
+) -> None:
+    for wire in ("anthropic", "openai"):
+        other: Wire = "openai" if wire == "anthropic" else "anthropic"
+        provider.requests.clear()
+        provider.add(NAMES[wire], ScriptedModel(answer=lambda r: Fault.http(429, retry_after_s=0)))
+        provider.add(NAMES[other], ScriptedModel(answer=answer))
+        s, portfolio = session(server, catalog(wire, stream=False))
+        async with portfolio:
+            delivery = await s.delegate(task())
+        assert delivery.model == "secondary"
         assert [r.status for r in provider.requests] == [429, 200]
 
 

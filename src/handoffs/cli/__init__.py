@@ -19,6 +19,7 @@ from handoffs.cli._config import config_app
 from handoffs.cli._gauntlet import gauntlet, gauntlet_agentdojo
 from handoffs.cli._jobs import jobs_app, worker
 from handoffs.cli._models import models_app
+from handoffs.cli._qualify import qualify
 from handoffs.cli._report import report_app
 from handoffs.cli._router import router_app
 from handoffs.cli._run import doctor, run
@@ -37,6 +38,7 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    rich_markup_mode=None,  # help texts say [jobs], [default: ...]: text, not Rich markup
 )
 app.command()(run)
 app.command()(doctor)
@@ -49,6 +51,7 @@ app.command("gauntlet-agentdojo")(gauntlet_agentdojo)
 app.add_typer(router_app, name="router")
 app.add_typer(config_app, name="config")
 app.add_typer(models_app, name="models")
+app.command()(qualify)
 for _plugin in entry_points(group=COMMANDS):
     try:
         app.add_typer(_plugin.load(), name=_plugin.name)

@@ -6,6 +6,7 @@ config file, unknown attack or defence name).
 
 from __future__ import annotations
 
+import os
 from decimal import Decimal
 from pathlib import Path
 from typing import Annotated, Any, cast
@@ -16,7 +17,7 @@ from rich.table import Table
 
 from handoffs.cli.terminal import JsonOpt, err, fail, out
 from handoffs.errors import HandoffsError
-from handoffs.tracing import TRACE_DIR
+from handoffs.tracing import GAUNTLET_TRACE_DIR
 
 __all__ = ["gauntlet", "gauntlet_agentdojo"]
 
@@ -62,8 +63,13 @@ def gauntlet(
         typer.Option("--limit", min=1, help="Use only the first N items of the job's data."),
     ] = None,
     trace_dir: Annotated[
-        Path, typer.Option("--trace-dir", help="Where each run's trace (JSONL) is written.")
-    ] = TRACE_DIR,
+        Path,
+        typer.Option(
+            "--trace-dir",
+            help="Where each run's trace (JSONL) is written: apart from real jobs' traces, so "
+            "`handoffs report` does not count attacks as traffic.",
+        ),
+    ] = GAUNTLET_TRACE_DIR,
     list_attacks: Annotated[
         bool, typer.Option("--list", help="List the catalogue and exit.")
     ] = False,
@@ -106,6 +112,7 @@ def gauntlet(
             trace_dir=trace_dir,
             data_limit=limit,
             on_run=None if as_json else _progress,
+            env=os.environ,
         )
         chosen = runner.attacks(_names(attacks))
     except HandoffsError as exc:
@@ -142,7 +149,11 @@ def gauntlet(
             f"{len(card.invariants)} held   simulated spend: ${total:.4f}   escalations: {escalations}",
             highlight=False,
         )
-        out.print(f"traces: {trace_dir}/JOB_ID.jsonl — handoffs trace show JOB_ID", highlight=False)
+        out.print(
+            f"traces: {trace_dir}/JOB_ID.jsonl — handoffs trace show JOB_ID --dir {trace_dir}",
+            highlight=False,
+            markup=False,
+        )
     if card.broken:
         raise typer.Exit(1)
 

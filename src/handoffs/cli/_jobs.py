@@ -20,13 +20,12 @@ from typing import TYPE_CHECKING, Annotated, cast
 
 import anyio
 import typer
-from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from handoffs.cli._render import job_summary, job_table
-from handoffs.cli.terminal import JsonOpt, err, fail, out
+from handoffs.cli._render import handoff_line, job_summary, job_table
+from handoffs.cli.terminal import JsonOpt, QuietOpt, Ticker, err, fail, out
 from handoffs.errors import ConfigError, HandoffsError
-from handoffs.tracing import TRACE_DIR
+from handoffs.tracing import TRACE_DIR, TRACE_DIR_ENV
 
 if TYPE_CHECKING:
     from handoffs.jobs import Handover, JobInfo, JobQueue, JobState
@@ -36,6 +35,7 @@ __all__ = ["jobs_app", "worker"]
 jobs_app = typer.Typer(
     help="Durable jobs: submit, follow, cancel; `handoffs worker` runs them.",
     no_args_is_help=True,
+    rich_markup_mode=None,  # help texts say [jobs]: a config section, not Rich markup
 )
 ConfigOpt = Annotated[
     Path, typer.Option("--config", "-c", help="handoffs.toml ([jobs] database_url).")
@@ -120,7 +120,8 @@ def submit(
     config: ConfigOpt = Path("handoffs.toml"),
     database_url: DatabaseOpt = None,
     trace_dir: Annotated[
-        Path, typer.Option("--trace-dir", help="Where the job's trace is written.")
+        Path,
+        typer.Option("--trace-dir", help="Where the job's trace is written.", envvar=TRACE_DIR_ENV),
     ] = TRACE_DIR,
     as_json: JsonOpt = False,
 ) -> None:
@@ -157,7 +158,9 @@ def list_jobs(
         out.print_json(json.dumps([json.loads(i.model_dump_json()) for i in infos]))
         return
     table = Table(title=f"jobs in {queue.url}", title_justify="left")
-    for col in ("id", "job", "state", "worker", "submitted", "key", "version"):
+    widest = max((len(i.job_id) for i in infos), default=2)
+    table.add_column("id", no_wrap=True, min_width=widest)  # an id is never cut
+    for col in ("job", "state", "worker", "submitted", "key", "version"):
         table.add_column(col)
     for i in infos:
         table.add_row(
@@ -198,28 +201,26 @@ def watch(
     config: ConfigOpt = Path("handoffs.toml"),
     database_url: DatabaseOpt = None,
     as_json: JsonOpt = False,
+    quiet: QuietOpt = False,
 ) -> None:
     """Follow a job until it ends: handoffs done / running / failed, spend against budget.
 
-    Exits 0 when the job completed, 1 otherwise.
+    Progress goes to stderr (a line every few seconds when it is not a terminal; none with
+    --quiet). Exits 0 when the job completed, 1 otherwise.
     """
-    progress = Progress(
-        SpinnerColumn(),
-        TextColumn("[bold]{task.description}"),
-        TimeElapsedColumn(),
-        console=err,
-        transient=True,
-    )
     with _queue(database_url, config, existing=True) as queue:
         handle = queue.get(job_id)
 
         async def follow() -> JobInfo:
             last: JobInfo | None = None
-            with progress:
-                bar = progress.add_task("…", total=None)
+
+            def status() -> str:
+                return "…" if last is None else f"{last.state}  {_progress_line(last)}"
+
+            with Ticker(status, quiet=quiet) as ticker:
                 async for info in handle.watch():
-                    progress.update(bar, description=f"{info.state}  {_progress_line(info)}")
                     last = info
+                    ticker.update()
             assert last is not None
             return last
 
@@ -270,11 +271,7 @@ def result(
             else:
                 _print_info(done)
                 for record in done.progress.handoffs if done.progress else []:
-                    out.print(
-                        f"  {record.task_kind} {record.label or record.task_id}: "
-                        f"{record.status} by {record.model or '—'} {_money(record.cost_usd)}",
-                        highlight=False,
-                    )
+                    out.print(f"  {handoff_line(record)}", highlight=False, markup=False)
             raise fail(str(exc), 1) from None
     if as_json:
         out.print_json(report.model_dump_json(), highlight=False)

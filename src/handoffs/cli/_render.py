@@ -10,7 +10,7 @@ from rich.table import Table
 from handoffs.handoff import HandoffRecord
 from handoffs.project import JobReport
 
-__all__ = ["job_summary", "job_table", "money"]
+__all__ = ["handoff_line", "job_summary", "job_table", "money"]
 
 
 def money(value: Decimal) -> str:
@@ -31,6 +31,17 @@ def _verdict_marks(record: HandoffRecord) -> str:
     return " ".join([*rejected, final]).strip() or "—"
 
 
+def handoff_line(record: HandoffRecord) -> str:
+    """One finished handoff in a line: `classify T-002: degraded (verification) $0.000480`."""
+    how = (
+        f"by {record.model}"
+        if record.status == "delivered"
+        else f"({record.cause or 'no cause recorded'})"
+    )
+    item = record.label or record.task_id
+    return f"{record.task_kind} {item}: {record.status} {how} {money(record.cost_usd)}"
+
+
 def job_table(report: JobReport) -> Table:
     table = Table(title=f"job {report.job} ({report.job_id})", title_justify="left")
     for col in ("subtask", "route", "model", "attempts", "verdicts", "cost"):
@@ -38,6 +49,8 @@ def job_table(report: JobReport) -> Table:
     for r in report.handoffs:
         style = "yellow" if r.degraded else ("cyan" if r.escalations else None)
         model = r.model or ("degraded" if r.degraded else "failed")
+        if r.model is None and r.cause:
+            model += f" ({r.cause})"
         if r.escalations:
             model += f" (↑{r.escalations})"
         table.add_row(

@@ -9,27 +9,52 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
+from handoffs.cli._trace import DirOpt
 from handoffs.cli.terminal import JsonOpt, fail, out
 from handoffs.errors import ConfigError
 from handoffs.project import load_config
 from handoffs.routing import shadow_document
-from handoffs.tracing import TRACE_DIR, HandoffRow, collect, parse_since, report_document
+from handoffs.tracing import (
+    TRACE_DIR,
+    HandoffRow,
+    JobRow,
+    collect,
+    collect_jobs,
+    parse_since,
+    report_document,
+)
 
 __all__ = ["report_app"]
 
 report_app = typer.Typer(
     help="Figures over stored traces; `shadow` replays them through a candidate policy.",
     no_args_is_help=False,
+    rich_markup_mode=None,
 )
-DirOpt = Annotated[
-    Path, typer.Option("--dir", help="Where job traces are kept.", show_default=True)
+GauntletOpt = Annotated[
+    bool,
+    typer.Option(
+        "--gauntlet",
+        help="Count Gauntlet runs too (traces whose workflow names an attack); left out by "
+        "default: hostile models are not real traffic.",
+    ),
 ]
 
 
-def _rows(directory: Path) -> list[HandoffRow]:
+def _rows(directory: Path, *, gauntlet: bool = False) -> list[HandoffRow]:
     if not directory.is_dir():
         raise fail(f"no trace directory {directory}")
-    return collect(directory)
+    return collect(directory, gauntlet=gauntlet)
+
+
+def _jobs(directory: Path) -> list[JobRow]:
+    if not directory.is_dir():
+        raise fail(f"no trace directory {directory}")
+    return collect_jobs(directory)
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}{'' if n == 1 else 's'}"
 
 
 def _pct(value: float | None) -> str:
@@ -39,10 +64,21 @@ def _pct(value: float | None) -> str:
 def _print_report(doc: dict[str, Any]) -> None:
     period = doc["period"]
     out.print(
-        f"[bold]{doc['handoffs']} handoffs in {doc['jobs']} jobs · ${doc['cost_usd']}[/] "
+        f"{_plural(doc['handoffs'], 'handoff')} in {_plural(doc['jobs'], 'job')} · "
+        f"${doc['total_cost_usd']} = handoffs ${doc['cost_usd']} + orchestrators "
+        f"${doc['orchestrator_cost_usd']} "
         f"({period['since'] or 'all time'} → {period['until']})",
+        style="bold",
         highlight=False,
+        markup=False,
     )
+    left_out = doc.get("left_out", {}).get("gauntlet_runs", 0)
+    if left_out:
+        out.print(
+            f"left out: {_plural(left_out, 'Gauntlet run')} (--gauntlet to count them)",
+            highlight=False,
+            markup=False,
+        )
     change = doc.get("change", {})
     models = Table(title="per model", title_justify="left")
     for col in ("model", "attempts", "p50 s", "p95 s", "p99 s", "errors", "cost $"):
@@ -82,6 +118,7 @@ def _print_report(doc: dict[str, Any]) -> None:
 def report(
     ctx: typer.Context,
     directory: DirOpt = TRACE_DIR,
+    gauntlet: GauntletOpt = False,
     since: Annotated[
         str | None, typer.Option("--since", help="Only spans started this recently: 7d, 24h, 30m.")
     ] = None,
@@ -89,9 +126,14 @@ def report(
         bool,
         typer.Option("--compare", help="Also the previous period of equal length, and the change."),
     ] = False,
+    output: Annotated[
+        Path | None,
+        typer.Option("--output", "-o", help="Also write the JSON document to this file."),
+    ] = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Per model, per task kind and per route: volume, latency, errors and cost from stored traces."""
+    """Per model, per task kind and per route: volume, latency, errors and cost from stored
+    traces; the total adds what the jobs' orchestrators cost. Gauntlet runs are left out."""
     if ctx.invoked_subcommand is not None:
         return
     try:
@@ -100,7 +142,13 @@ def report(
         raise fail(str(exc)) from None
     if compare and window is None:
         raise fail("--compare needs --since (the length of the period to compare)")
-    doc = report_document(_rows(directory), since=window, compare=compare)
+    doc = report_document(_jobs(directory), since=window, compare=compare, gauntlet=gauntlet)
+    if output is not None:
+        try:
+            output.parent.mkdir(parents=True, exist_ok=True)
+            output.write_text(json.dumps(doc, indent=2) + "\n", encoding="utf-8")
+        except OSError as exc:
+            raise fail(f"cannot write {output}: {exc.strerror or exc}") from None
     if as_json:
         out.print_json(json.dumps(doc), highlight=False)
         return
@@ -113,24 +161,31 @@ def shadow(
         Path, typer.Option("--policy", help="Candidate config: its [policy] and [models] are used.")
     ],
     directory: DirOpt = TRACE_DIR,
+    gauntlet: GauntletOpt = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Replay logged handoffs through a candidate policy (no model is called): what changes, and
-    the estimated change in cost."""
+    the estimated change in cost. Gauntlet runs are left out."""
     try:
         candidate = load_config(policy)
     except ConfigError as exc:
         raise fail(str(exc)) from None
-    doc = shadow_document(_rows(directory), candidate.catalog, candidate.policy)
+    doc = shadow_document(_rows(directory, gauntlet=gauntlet), candidate.catalog, candidate.policy)
     if as_json:
         out.print_json(json.dumps(doc), highlight=False)
         return
     cost = doc["cost_usd"]
     out.print(
-        f"[bold]shadow routing with {policy} — ESTIMATE, no model was called[/]\n"
+        f"shadow routing with {policy} — ESTIMATE, no model was called",
+        style="bold",
+        highlight=False,
+        markup=False,
+    )
+    out.print(
         f"{doc['decisions_changed']} of {doc['handoffs']} decisions change; cost "
         f"${cost['actual']} → ~${cost['estimated']} (Δ ~${cost['change']})",
         highlight=False,
+        markup=False,
     )
     for change in doc["changes"]:
         out.print(

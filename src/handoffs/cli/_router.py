@@ -16,6 +16,13 @@ from handoffs.tracing import collect
 __all__ = ["router_app"]
 
 
+PROMPTLESS = (
+    "the data carries no prompt text (traces never do): the scorer learns only each model's pass "
+    "rate per task kind, not which prompts it fails; for prompt features record outcomes with "
+    '[policy] outcomes = "outcomes.jsonl" in handoffs.toml and train on that file'
+)
+
+
 def _trace_examples(folder: Path) -> list[Example]:
     examples: list[Example] = []
     for row in collect(folder):
@@ -38,7 +45,9 @@ def _examples(path: Path) -> list[Example]:
     return read_examples(path)
 
 
-router_app = typer.Typer(help="The router's learned scorer.", no_args_is_help=True)
+router_app = typer.Typer(
+    help="The router's learned scorer.", no_args_is_help=True, rich_markup_mode=None
+)
 
 
 @router_app.callback()
@@ -74,6 +83,7 @@ def train(
         scorer.save(output)
     except OSError as exc:
         raise fail(f"cannot write {output}: {exc.strerror or exc}") from None
+    warnings = [PROMPTLESS] if all(not e.prompt for e in examples) else []
     counts = scorer.examples or {}
     models: list[dict[str, object]] = [
         {
@@ -89,7 +99,10 @@ def train(
         "models": models,
         "kinds": len({e.kind for e in examples}),
         "prompts": len({(e.kind, e.prompt) for e in examples}),
+        "warnings": warnings,
     }
+    for warning in warnings:
+        err.print(f"warning: {warning}", highlight=False, markup=False, soft_wrap=True)
     if as_json:
         out.print_json(json.dumps(doc), highlight=False)
         return

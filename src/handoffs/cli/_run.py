@@ -13,15 +13,14 @@ from typing import Annotated, Any
 
 import anyio
 import typer
-from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from handoffs.cli._render import job_summary, job_table, money
-from handoffs.cli.terminal import JsonOpt, err, fail, out
+from handoffs.cli.terminal import JsonOpt, QuietOpt, Ticker, err, fail, out
 from handoffs.errors import ConfigError, HandoffsError
 from handoffs.handoff import HandoffRecord
 from handoffs.project import Config, load_config, load_job
-from handoffs.tracing import TRACE_DIR
+from handoffs.tracing import TRACE_DIR, TRACE_DIR_ENV
 
 __all__ = ["doctor", "run"]
 
@@ -29,7 +28,13 @@ ConfigOpt = Annotated[
     Path, typer.Option("--config", "-c", help="Catalog and policy file.", show_default=True)
 ]
 TraceDirOpt = Annotated[
-    Path, typer.Option("--trace-dir", help="Where job traces (JSONL) are kept.", show_default=True)
+    Path,
+    typer.Option(
+        "--trace-dir",
+        help="Where job traces (JSONL) are kept.",
+        show_default=True,
+        envvar=TRACE_DIR_ENV,
+    ),
 ]
 
 
@@ -44,12 +49,14 @@ def run(
     trace_content: Annotated[
         bool, typer.Option("--trace-content", help="Record prompt and response text in spans.")
     ] = False,
+    quiet: QuietOpt = False,
 ) -> None:
     """Run a job: the orchestrator delegates, verifies and escalates; print what it cost.
 
-    The job's trace is written to TRACE_DIR/<job id>.jsonl and its metrics to
-    TRACE_DIR/<job id>.metrics.jsonl, and both are sent over OTLP/HTTP too when
-    OTEL_EXPORTER_OTLP_ENDPOINT is set.
+    The job id and where its trace goes come first, on stderr; then progress on stderr (a line
+    every few seconds when stderr is not a terminal; none with --quiet). The job's trace is
+    written to TRACE_DIR/<job id>.jsonl and its metrics to TRACE_DIR/<job id>.metrics.jsonl,
+    and both are sent over OTLP/HTTP too when OTEL_EXPORTER_OTLP_ENDPOINT is set.
     """
     from handoffs.jobs import run_in_foreground
     from handoffs.project import job_simulation, open_portfolio, setting_line
@@ -62,36 +69,35 @@ def run(
     tracing = Tracing(
         tracer_provider=provider, meter_provider=meters, include_content=trace_content
     )
+    path = trace_path(trace_dir, job_id)
+    seen: list[HandoffRecord] = []
+    spent = Decimal(0)
+
+    def status() -> str:
+        problems = sum(1 for r in seen if r.status != "delivered")
+        return (
+            f"job {job_id}: {len(seen)} handoffs done"
+            + (f" ({problems} degraded or failed)" if problems else "")
+            + f" · handoffs cost {money(spent)}"
+        )
+
     try:
         cfg = load_config(config)
         spec = load_job(job, cfg.catalog)
         with open_portfolio(cfg, simulation=job_simulation(spec)) as portfolio:
+            # first, once the input is known good (a missing key is one line, nothing else)
+            err.print(f"job {job_id} — trace: {path}", highlight=False, soft_wrap=True)
             (err if as_json else out).print(
                 setting_line(portfolio), highlight=False, soft_wrap=True
             )
-            progress = Progress(
-                SpinnerColumn(),
-                TextColumn("[bold]{task.description}"),
-                BarColumn(bar_width=None),
-                TextColumn("{task.fields[spent]}"),
-                TimeElapsedColumn(),
-                console=err,
-                transient=True,
-            )
-            spent = Decimal(0)
-            with progress:
-                bar = progress.add_task("handoffs done: 0", total=None, spent="$0")
+            with Ticker(status, quiet=quiet) as ticker:
 
                 def tick(record: HandoffRecord) -> None:
                     nonlocal spent
                     spent += record.cost_usd
-                    done = len(seen) + 1
                     seen.append(record)
-                    progress.update(
-                        bar, description=f"handoffs done: {done}", spent=f"spent {money(spent)}"
-                    )
+                    ticker.update()
 
-                seen: list[HandoffRecord] = []
                 # A durable job run here: recorded in the jobs database, so an interrupted run
                 # is resumed from its journal by `handoffs worker`.
                 report = anyio.run(
@@ -113,9 +119,6 @@ def run(
     finally:
         provider.shutdown()
         meters.shutdown()
-    (err if as_json else out).print(
-        f"job {job_id} — trace: {trace_path(trace_dir, job_id)}", highlight=False, soft_wrap=True
-    )
     if as_json:
         out.print_json(report.model_dump_json(), highlight=False)
         if report.status != "completed":
@@ -125,6 +128,7 @@ def run(
     out.print(job_summary(report), highlight=False)
     if report.output:
         out.print(f"\n[bold]orchestrator:[/] {report.output}", highlight=False)
+    out.print(f"job {job_id} — trace: {path}", highlight=False, soft_wrap=True)
     if report.status != "completed":
         raise typer.Exit(1)
 

@@ -9,24 +9,47 @@ from typing import Annotated
 import typer
 
 from handoffs.cli.terminal import JsonOpt, err, fail, out
-from handoffs.tracing import TRACE_DIR
+from handoffs.tracing import TRACE_DIR, TRACE_DIR_ENV
 
-__all__ = ["trace_app"]
+__all__ = ["DirOpt", "trace_app"]
 
-trace_app = typer.Typer(help="Inspect the traces jobs leave.", no_args_is_help=True)
+trace_app = typer.Typer(
+    help="Inspect the traces jobs and scripts leave.", no_args_is_help=True, rich_markup_mode=None
+)
+DirOpt = Annotated[
+    Path,
+    typer.Option("--dir", help="Where traces are kept.", show_default=True, envvar=TRACE_DIR_ENV),
+]
+JobIdArg = Annotated[
+    str | None,
+    typer.Argument(
+        help="The job id `handoffs run` printed, or a script's run id [default: the newest trace]",
+        show_default=False,
+    ),
+]
+
+
+def _job_id(job_id: str | None, directory: Path) -> str:
+    if job_id is not None:
+        return job_id
+    from handoffs.tracing import newest_trace
+
+    newest = newest_trace(directory) if directory.is_dir() else None
+    if newest is None:
+        raise fail(f"no finished trace in {directory}", 2)
+    return newest
 
 
 @trace_app.command("show")
 def trace_show(
-    job_id: Annotated[str, typer.Argument(help="The job id `handoffs run` printed.")],
-    directory: Annotated[
-        Path, typer.Option("--dir", help="Where job traces are kept.", show_default=True)
-    ] = TRACE_DIR,
+    job_id: JobIdArg = None,
+    directory: DirOpt = TRACE_DIR,
     as_json: JsonOpt = False,
 ) -> None:
-    """Show a job's trace as a tree: orchestrator, each handoff's route, model, attempts, cost."""
+    """Show a trace as a tree: orchestrator, each handoff's route, model, attempts, cost."""
     from handoffs.tracing import load_trace, render_tree, trace_document
 
+    job_id = _job_id(job_id, directory)
     roots = load_trace(directory, job_id)
     if roots is None:
         raise fail(f"no trace for job {job_id!r} in {directory}", 2)
@@ -39,15 +62,14 @@ def trace_show(
 
 @trace_app.command("html")
 def trace_html(
-    job_id: Annotated[str, typer.Argument(help="The job id `handoffs run` printed.")],
     output: Annotated[Path, typer.Option("--output", "-o", help="The HTML file to write.")],
-    directory: Annotated[
-        Path, typer.Option("--dir", help="Where job traces are kept.", show_default=True)
-    ] = TRACE_DIR,
+    job_id: JobIdArg = None,
+    directory: DirOpt = TRACE_DIR,
 ) -> None:
-    """Write a job's trace as one self-contained HTML page: tree, timeline, costs, filters."""
+    """Write a trace as one self-contained HTML page: tree, timeline, costs, filters, search."""
     from handoffs.tracing import load_trace, render_html, write_html
 
+    job_id = _job_id(job_id, directory)
     roots = load_trace(directory, job_id)
     if roots is None:
         raise fail(f"no trace for job {job_id!r} in {directory}", 2)

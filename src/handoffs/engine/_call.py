@@ -1,31 +1,56 @@
 """One typed request of one catalog model, as the engine makes it.
 
-`Caller` keeps one pydantic-ai `Agent` per (model, output type), waits for a slot on models with
-`max_concurrency`, sets pydantic-ai's deadlines (`request_timeout`, and `first_event_timeout` on
-streamed models), streams when the catalog says so, and turns the two silent failures a provider
-can hide in a successful response into errors the engine can sort: an answer cut off by a content
-filter, and a stream that ended before its final event.
+`Caller` keeps one pydantic-ai `Agent` per (model, output type, role), waits for a slot on models
+with `max_concurrency` (a wait is its own `queue {model}` span), sets pydantic-ai's deadlines
+(`request_timeout`, and `first_event_timeout` on streamed models), streams when the catalog says
+so, and turns the silent failures a provider can hide in a successful response into errors the
+engine can sort: an answer cut off by a content filter; a stream that ended before the provider
+said it finished (no finish reason on the wire: pydantic-ai fills in `stop` for an OpenAI stream
+that ends without one, so the raw reason it keeps in `provider_details` is what counts); a stream
+that goes on past `max_tokens` (cut off at once: `Meter.stream`); a response its adapter cannot
+read (`ReadableModel`).
 """
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterable, Callable
-from contextlib import AbstractAsyncContextManager, nullcontext
-from typing import Any
+from contextlib import AsyncExitStack
+from typing import Any, Literal
 
 import anyio
 from pydantic import BaseModel
-from pydantic_ai import Agent, NativeOutput, PromptedOutput, RunContext, ToolOutput
-from pydantic_ai.exceptions import ContentFilterError, ModelAPIError
-from pydantic_ai.messages import AgentStreamEvent
+from pydantic_ai import (
+    Agent,
+    NativeOutput,
+    PromptedOutput,
+    RunContext,
+    ToolOutput,
+    capture_run_messages,
+)
+from pydantic_ai.exceptions import ContentFilterError, UnexpectedModelBehavior
+from pydantic_ai.messages import (
+    AgentStreamEvent,
+    ModelResponse,
+    PartDeltaEvent,
+    PartStartEvent,
+    TextPartDelta,
+    ThinkingPartDelta,
+    ToolCallPartDelta,
+)
 from pydantic_ai.models import Model
 from pydantic_ai.settings import ModelSettings
-from pydantic_ai.usage import RunUsage, UsageLimits
+from pydantic_ai.usage import UsageLimits
 
 from handoffs.catalog import ModelEntry
+from handoffs.engine._guard import Meter
+from handoffs.providers import MalformedResponse, ReadableModel
 from handoffs.tracing import Tracing
 
-__all__ = ["Caller"]
+__all__ = ["Caller", "Role"]
+
+Role = Literal["subordinate", "check"]
+"""Who a call is for: an attempt at the task (`subordinate:{model}`) or a check (`check:{model}`,
+a judge or an agreement vote); the agent's name, hence its `invoke_agent` span's, says which."""
 
 
 def _output_spec(entry: ModelEntry, output_type: type[Any]) -> Any:
@@ -38,10 +63,40 @@ def _output_spec(entry: ModelEntry, output_type: type[Any]) -> Any:
     return ToolOutput(output_type)
 
 
-async def _drain(ctx: RunContext[None], events: AsyncIterable[AgentStreamEvent]) -> None:
-    """An event handler that only makes pydantic-ai stream the request (the output is taken whole)."""
-    async for _ in events:
-        pass
+def _carries_output(event: AgentStreamEvent) -> bool:
+    """Whether a stream event carries generated output (each such event is at least one token)."""
+    if isinstance(event, PartStartEvent):
+        return event.part.has_content()
+    if isinstance(event, PartDeltaEvent):
+        delta = event.delta
+        if isinstance(delta, TextPartDelta | ThinkingPartDelta):
+            return bool(delta.content_delta)
+        if isinstance(delta, ToolCallPartDelta):
+            return bool(delta.args_delta)
+    return False
+
+
+def _metered(meter: Meter) -> Callable[[RunContext[None], AsyncIterable[AgentStreamEvent]], Any]:
+    """An event handler that makes pydantic-ai stream the request (the output is taken whole) and
+    counts its output events on `meter`, which cuts the stream off past `max_tokens`."""
+
+    async def drain(ctx: RunContext[None], events: AsyncIterable[AgentStreamEvent]) -> None:
+        async for event in events:
+            if _carries_output(event):
+                meter.stream()
+
+    return drain
+
+
+def _finished(response: ModelResponse) -> bool:
+    """Whether the provider said the response was finished. pydantic-ai's wire adapters keep the
+    raw finish reason in `provider_details`; their own `finish_reason` is a guess (`stop`) for an
+    OpenAI stream that ends without one. A model with no wire (a scripted one) has only its own."""
+    if response.finish_reason is None:
+        return False
+    if response.provider_name is None:
+        return True
+    return bool((response.provider_details or {}).get("finish_reason"))
 
 
 class Caller:
@@ -60,27 +115,32 @@ class Caller:
         """Where the subordinates' pydantic-ai spans go (agents built after a change use it)."""
         self._timeout_s = timeout_s
         self._first_event_timeout_s = first_event_timeout_s
-        self._agents: dict[tuple[str, Any], Agent[None, Any]] = {}
+        self._agents: dict[tuple[str, Any, Role], Agent[None, Any]] = {}
         self._limiters: dict[str, anyio.CapacityLimiter] = {}
 
-    def _slot(self, entry: ModelEntry) -> AbstractAsyncContextManager[Any]:
-        """Waits for a free slot on models with `max_concurrency`; a no-op for the others."""
+    async def _slot(self, entry: ModelEntry, held: AsyncExitStack) -> None:
+        """Waits for a free slot on models with `max_concurrency` (held until `held` closes),
+        inside a `queue {model}` span when every slot is taken; a no-op for other models."""
         if entry.max_concurrency is None:
-            return nullcontext()
+            return
         limiter = self._limiters.get(entry.id)
         if limiter is None:
             limiter = self._limiters[entry.id] = anyio.CapacityLimiter(entry.max_concurrency)
-        return limiter
+        if self.tracing is None or limiter.available_tokens >= 1:
+            await held.enter_async_context(limiter)
+            return
+        with self.tracing.queue(model=entry.id, slots=entry.max_concurrency):
+            await held.enter_async_context(limiter)
 
-    def _agent(self, entry: ModelEntry, output_type: type[Any]) -> Agent[None, Any]:
-        key = (entry.id, output_type)
+    def _agent(self, entry: ModelEntry, output_type: type[Any], role: Role) -> Agent[None, Any]:
+        key = (entry.id, output_type, role)
         agent = self._agents.get(key)
         if agent is None:
             agent = Agent(
-                self._models(entry),
+                ReadableModel(self._models(entry)),
                 output_type=_output_spec(entry, output_type),
                 retries={"output": 0, "tools": 0},
-                name=f"subordinate:{entry.id}",
+                name=f"{role}:{entry.id}",
                 capabilities=[self.tracing.instrumentation()] if self.tracing else None,
             )
             self._agents[key] = agent
@@ -92,29 +152,48 @@ class Caller:
         instructions: str,
         prompt: str,
         output_type: type[Any],
-        usage: RunUsage,
+        meter: Meter,
         max_tokens: int,
         time_left_s: float | None,
+        *,
+        role: Role = "subordinate",
     ) -> Any:
-        """One request; its tokens are added to `usage` whatever happens. Raises what pydantic-ai
-        raises, plus `ContentFilterError` / `ModelAPIError` for the silent failures above."""
+        """One request; the tokens it reports are added to `meter.usage` whatever happens, and a
+        streamed answer's output events are counted on `meter`. Raises what pydantic-ai raises,
+        plus `ContentFilterError`, `MalformedResponse` or `OutputOverrun` for the silent failures
+        above."""
         timeout_s = min(time_left_s, self._timeout_s) if time_left_s else self._timeout_s
         settings: ModelSettings = {"max_tokens": max_tokens, "request_timeout": timeout_s}
         first = self._first_event_timeout_s
         if entry.stream and first is not None:
             settings["first_event_timeout"] = min(first, timeout_s)
-        async with self._slot(entry):
-            result = await self._agent(entry, output_type).run(
-                prompt,
-                instructions=instructions,
-                usage=usage,
-                usage_limits=UsageLimits(request_limit=1),
-                model_settings=settings,
-                event_stream_handler=_drain if entry.stream else None,
-            )
-        reason = result.response.finish_reason
-        if reason == "content_filter":  # a partial answer the provider's filter cut off
+        async with AsyncExitStack() as held:
+            await self._slot(entry, held)
+            with capture_run_messages() as messages:
+                try:
+                    result = await self._agent(entry, output_type, role).run(
+                        prompt,
+                        instructions=instructions,
+                        usage=meter.usage,
+                        usage_limits=UsageLimits(request_limit=1),
+                        model_settings=settings,
+                        event_stream_handler=_metered(meter) if entry.stream else None,
+                    )
+                except UnexpectedModelBehavior as exc:
+                    # an answer that did not validate: from a stream that broke off, the
+                    # provider's fault (and bill), not the answer's
+                    answer = next(
+                        (m for m in reversed(messages) if isinstance(m, ModelResponse)), None
+                    )
+                    if entry.stream and not isinstance(exc, ContentFilterError):
+                        if answer is None or not _finished(answer):
+                            raise MalformedResponse(
+                                entry.name, f"the stream ended before the provider finished: {exc}"
+                            ) from exc
+                    raise
+        response = result.response
+        if response.finish_reason == "content_filter":  # a partial answer the filter cut off
             raise ContentFilterError(f"{entry.id}: the answer was cut off by a content filter")
-        if entry.stream and reason is None:  # the stream broke off before its final event
-            raise ModelAPIError(entry.name, "the stream ended before the provider finished")
+        if entry.stream and not _finished(response):
+            raise MalformedResponse(entry.name, "the stream ended before the provider finished")
         return result.output

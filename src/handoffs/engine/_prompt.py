@@ -13,10 +13,11 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from handoffs.catalog import token_bound
 from handoffs.errors import ConfigError
 from handoffs.task import Task
 
-__all__ = ["VARIANTS", "render"]
+__all__ = ["VARIANTS", "prompt_bound", "render"]
 
 VARIANTS = ("default", "xml", "compact")
 
@@ -49,3 +50,13 @@ def render(
         prompt = f"Input: {data}"
         return instructions, f"{prompt}\n{retry}" if retry else prompt
     raise ConfigError(f"unknown prompt variant {variant!r} (known: {', '.join(VARIANTS)})")
+
+
+def prompt_bound(
+    task: Task[Any], variant: str, *, previous: Any = None, feedback: list[str] | None = None
+) -> int:
+    """An upper bound on the tokens of one call's prompt: the UTF-8 bytes of its instructions,
+    prompt and output schema (`token_bound`). The wire's framing comes on top when a call reserves
+    (`reserved_input_tokens`)."""
+    instructions, prompt = render(task, variant, previous=previous, feedback=feedback)
+    return token_bound(instructions + prompt + task.output_schema_text())

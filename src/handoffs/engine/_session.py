@@ -15,60 +15,72 @@ for each rung of the route (a model and its failover chain on other providers):
 every provider failed transiently -> back off (jittered) and sweep the route again, within the caps
 nothing delivered -> the task's fallback (degraded) or VerificationFailed / HandoffFailed / ...
 ```
-Provider faults are sorted by `handoffs.providers.classify`; breakers live in `handoffs.health`; the
-caps on attempts and time in `handoffs.engine`; the attempt log in `handoffs.engine`.
+Every call goes through the engine's `Guard` (spend caps, breaker, reservation, settlement, fault
+sorting, the 429 policy), the same one the orchestrator's own model uses. Provider faults are sorted
+by `handoffs.providers.classify`; breakers live in `handoffs.health`; the caps on attempts and time
+in `handoffs.engine`; the attempt log in `handoffs.engine`.
+
+The seam around each handoff, for whoever needs to make it elsewhere (durable jobs, the Gauntlet):
+```
+session.delegate(task)
+  -> handoff span (with tracing)
+  -> runner(task, run)            default: `await run()`, the loop above, here and now
+       or: the record from elsewhere (a journal, another worker) -> run.adopt(record)
+  -> run.record: tallied, streamed to the sinks (`RecordSink`), fills in the span
+```
 """
 
 from __future__ import annotations
 
+import json
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Generator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any, Generic, Literal, TypeVar
+from typing import Any, Generic, Literal, Protocol, TypeVar, cast
 
 import anyio
-from pydantic_ai.exceptions import (
-    UnexpectedModelBehavior,
-    UsageLimitExceeded,
-)
 from pydantic_ai.models import Model
-from pydantic_ai.usage import RunUsage
 
-from handoffs.budget import Budget, Reservation
-from handoffs.catalog import Catalog, ModelEntry, estimate_tokens, reserved_input_tokens
+from handoffs.budget import Budget
+from handoffs.catalog import Catalog, ModelEntry, reserved_input_tokens, token_bound
 from handoffs.engine._call import Caller
 from handoffs.engine._cap import Caps
+from handoffs.engine._guard import Bound, Guard, Meter
 from handoffs.engine._prompt import render
 from handoffs.engine._retry import RetryPolicy
+from handoffs.engine._sink import Callback, RecordSink, Tally
 from handoffs.engine._trail import Trail
 from handoffs.errors import (
-    BudgetExceeded,
     HandoffTimeout,
     NoRouteAvailable,
     ProviderRejected,
 )
-from handoffs.handoff import BreakerState, Delivery, FaultKind, HandoffRecord
+from handoffs.handoff import BreakerState, Delivery, HandoffRecord
 from handoffs.health import Breaker, Health
-from handoffs.providers import ProviderFault, classify
+from handoffs.providers import ProviderFault
 from handoffs.routing import (
     OutcomeLog,
     Policy,
     RouteDecision,
-    estimate_input_tokens,
     longer_context,
     route,
 )
-from handoffs.task import Task
-from handoffs.tracing import Tracing
+from handoffs.task import Task, json_schema_of
+from handoffs.tracing import Tracing, default_tracing
 from handoffs.verify import Answer, Ask, CheckContext, run_checks
 
 __all__ = [
     "ASK_MAX_TOKENS",
     "ASK_PROMPT_TOKENS",
     "FEEDBACK_PROMPT_TOKENS",
+    "KEEP_RECORDS",
+    "HandoffRunner",
     "ModelSource",
+    "Run",
     "Session",
+    "run_here",
 ]
 
 T = TypeVar("T")
@@ -78,7 +90,11 @@ ASK_MAX_TOKENS = 256
 ASK_PROMPT_TOKENS = 64
 """Reserved on top of a check call's estimated prompt: its framing."""
 FEEDBACK_PROMPT_TOKENS = 32
-"""Reserved on top of a feedback retry's estimated previous answer and verdicts."""
+"""Allowed for a feedback retry's framing in estimates made before the answer exists (a spread
+job's ceilings); a retry itself reserves for the prompt it really sends."""
+
+KEEP_RECORDS = 1000
+"""How many recent records a session keeps by default (`Session(keep_records=...)`)."""
 
 ModelSource = Callable[[ModelEntry], Model]
 """Turns a catalog entry into a pydantic-ai model (a `Portfolio`, or a dict of scripted models)."""
@@ -96,15 +112,107 @@ class _Step(Generic[T]):
     kind: Literal["delivered", "escalate", "next", "stop"]
     delivery: Delivery[T] | None = None
     failure: Exception | None = None
-    fault: FaultKind | None = None
+    fault: ProviderFault | None = None
+
+    @property
+    def moves_on(self) -> bool:
+        """Whether the rung's next model gets its turn."""
+        return self.kind == "next"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class _Ending(Generic[T]):
+    """How a handoff made here ended: its record, and its delivery or the failure to raise."""
+
+    record: HandoffRecord
+    delivery: Delivery[T] | None = None
+    failure: Exception | None = None
+
+
+class Run(Generic[T]):
+    """One handoff of a session, prepared and not yet made: what the session's runner is handed.
+
+    `await run()` makes it here and now, the session's own way (route, reserve, call, verify,
+    retry, escalate, fail over), accounts its record and returns its delivery or raises its
+    failure; `run.result()` returns or raises the same again. A runner that has the handoff's end
+    from elsewhere (a journal, another worker) hands its record to `run.adopt(record)` instead,
+    and returns or raises what it ended with. Either way `run.record` is then the record the
+    session accounted. Made by `Session.prepare`; a run is made or adopted once.
+    """
+
+    def __init__(
+        self,
+        session: Session,
+        task: Task[T],
+        *,
+        make: Callable[[Task[T]], Awaitable[_Ending[T]]],
+        account: Callable[[HandoffRecord, Task[Any] | None], None],
+        adopt: Callable[[HandoffRecord], None],
+    ) -> None:
+        self.session = session
+        """The session the handoff is of: its route, catalog and budget."""
+        self.task = task
+        self.record: HandoffRecord | None = None
+        """The record the session accounted for this handoff (None until made or adopted)."""
+        self._make = make
+        self._account = account
+        self._adopt = adopt
+        self._ending: _Ending[T] | None = None
+
+    async def __call__(self) -> Delivery[T]:
+        self._unused()
+        ending = self._ending = await self._make(self.task)
+        self.record = ending.record
+        self._account(ending.record, self.task)
+        return self.result()
+
+    def result(self) -> Delivery[T]:
+        """What the handoff made here ended with: its delivery, or its failure raised again."""
+        ending = self._ending
+        if ending is None:
+            raise RuntimeError(f"handoff {self.task.id} was not made here")
+        if ending.failure is not None:
+            raise ending.failure
+        assert ending.delivery is not None
+        return ending.delivery
+
+    def adopt(self, record: HandoffRecord) -> None:
+        """Account this handoff's `record`, made elsewhere: charge its cost to the session's
+        budget and stream it to the sinks, as if it had just finished here."""
+        self._unused()
+        self.record = record
+        self._adopt(record)
+
+    def _unused(self) -> None:
+        if self.record is not None:
+            raise RuntimeError(f"handoff {self.task.id} was already made or adopted")
+
+
+class HandoffRunner(Protocol):
+    """Where a session makes its handoffs (`Session(runner=...)`): here with `await run()`, or
+    elsewhere — a durable step, another worker — with the record handed to `run.adopt`. Returns
+    the delivery; raises the failure (`HandoffError`, `BudgetExceeded`) the handoff ended with."""
+
+    async def __call__(self, task: Task[T], run: Run[T], /) -> Delivery[T]: ...
+
+
+async def run_here(task: Task[T], run: Run[T], /) -> Delivery[T]:
+    """The default `HandoffRunner`: every handoff is made here and now."""
+    return await run()
 
 
 class Session:
     """Delegates typed tasks to the models of one catalog, within one budget.
 
-    One session per job: every handoff it makes is charged to `budget` and appended to `records`.
-    Pass one `health` (circuit breakers) and one `caps` to every session of a process so that
-    they share what they learn about endpoints and what they spend.
+    One session per job: every handoff it makes is charged to `budget`, tallied (`tally`) and
+    streamed to its `sinks`; it keeps only the last `keep_records` records (`records`), so its
+    memory does not grow with the handoffs. Pass one `health` (circuit breakers) and one `caps` to
+    every session of a process so that they share what they learn about endpoints and what they
+    spend. `runner` decides where each handoff is made (by default: here, see `HandoffRunner`).
+
+    Without `tracing`, handoffs are traced to `.handoffs/traces/` (`handoffs.tracing.
+    default_tracing`: one file per process, `HANDOFFS_TRACING=off` turns it off);
+    `tracing=False` traces nothing.
     """
 
     def __init__(
@@ -117,22 +225,29 @@ class Session:
         unavailable: Callable[[], Mapping[str, str]] | None = None,
         on_record: Callable[[HandoffRecord], None] | None = None,
         request_timeout_s: float | None = None,
-        tracing: Tracing | None = None,
+        tracing: Tracing | Literal[False] | None = None,
         health: Health | None = None,
         retry: RetryPolicy | None = None,
         caps: Caps | None = None,
         outcomes: OutcomeLog | None = None,
+        runner: HandoffRunner | None = None,
+        sinks: Sequence[RecordSink] = (),
+        keep_records: int | None = KEEP_RECORDS,
     ) -> None:
         self.catalog = catalog
         self.policy = policy if policy is not None else Policy.matrix(catalog)
         self.policy.validate(catalog)
         self.budget = budget if budget is not None else Budget(None)
-        self.records: list[HandoffRecord] = []
         self._models = models
         self._unavailable = unavailable
-        self._on_record = on_record
         self.outcomes = outcomes
         """Where each finished handoff's per-model outcomes are appended (None: nowhere)."""
+        self.runner: HandoffRunner = runner or run_here
+        """Where each handoff is made (`HandoffRunner`)."""
+        self.sinks: list[RecordSink] = [*([Callback(on_record)] if on_record else []), *sinks]
+        """Where each finished handoff's record is streamed, in order (`on_record` first)."""
+        self.tally = Tally(keep_records)
+        """Counts and spend of every finished handoff, and the latest `keep_records` records."""
         self.retry = retry or RetryPolicy()
         """Caps on attempts and time, waits and timeouts."""
         self._timeout_s = request_timeout_s or self.retry.request_timeout_s
@@ -142,11 +257,14 @@ class Session:
         """Spending caps per model and task kind."""
         self._caller = Caller(
             models,
-            tracing=tracing,
+            tracing=default_tracing() if tracing is None else tracing or None,
             timeout_s=self._timeout_s,
             first_event_timeout_s=self.retry.first_event_timeout_s,
         )
         self._addresses: dict[str, str] = {}
+        self.guard = Guard(breaker=self.breaker, caps=self.caps, retry=self.retry)
+        """The failover engine every call of this session passes through (its handoffs' and its
+        orchestrator's): spend caps, breakers, reservations, fault sorting, the 429 policy."""
 
     @property
     def tracing(self) -> Tracing | None:
@@ -162,16 +280,30 @@ class Session:
         """Where this session gets pydantic-ai models for catalog entries."""
         return self._models
 
+    @property
+    def records(self) -> tuple[HandoffRecord, ...]:
+        """The latest finished handoffs' records, oldest first: at most `keep_records` of them
+        (all with `keep_records=None`). Every record goes to the `sinks`; `tally` counts them all."""
+        return tuple(self.tally.recent)
+
+    @contextmanager
+    def attached(self, sink: RecordSink) -> Generator[RecordSink, None, None]:
+        """Within the block, stream every finished record to `sink` too (e.g. one run's records)."""
+        self.sinks.append(sink)
+        try:
+            yield sink
+        finally:
+            self.sinks.remove(sink)
+
     def route(self, task: Task[Any]) -> RouteDecision:
         """The route the router would choose for `task` now (no call is made)."""
         unavailable = dict(self._unavailable() if self._unavailable else {})
         breakers = {entry.id: self.breaker(entry) for entry in self.catalog.values()}
         unavailable.update(self.health.unavailable(breakers))
         if self.caps:
-            tokens = reserved_input_tokens(estimate_input_tokens(task))  # as a call reserves
             for entry in self.catalog.values():
-                estimate = entry.cost(tokens, task.max_output_tokens)
-                blocked = self.caps.blocked(entry.id, task.kind, estimate)
+                bound = _bound(task, *render(task, entry.prompt_variant))  # as a call reserves
+                blocked = self.guard.blocked(entry, task.kind, bound)
                 if blocked is not None:
                     unavailable.setdefault(entry.id, blocked)
         return route(task, self.catalog, self.policy, unavailable=unavailable)
@@ -193,22 +325,41 @@ class Session:
         degraded delivery instead. `ProviderRejected` (a bad request, a refused key) is raised
         whatever the fallback, unless the rejection was the provider's content filter.
         """
+        run = self.prepare(task)
         if self.tracing is None:
-            return await self._delegate(task)
-        with self.tracing.handoff(kind=task.kind, task_id=task.id) as span:
+            return await self.runner(task, run)
+        with self.tracing.handoff(kind=task.kind, task_id=task.id, label=task.label) as span:
             error: BaseException | None = None
             try:
-                return await self._delegate(task)
+                return await self.runner(task, run)
             except Exception as exc:
                 error = exc
                 raise
             finally:
-                record = next((r for r in reversed(self.records) if r.task_id == task.id), None)
-                if record is not None:
+                if run.record is not None:
                     left = self.budget.remaining_usd
-                    self.tracing.finish_handoff(span, record, budget_left=left, error=error)
+                    self.tracing.finish_handoff(span, run.record, budget_left=left, error=error)
 
-    async def _delegate(self, task: Task[T]) -> Delivery[T]:
+    def prepare(self, task: Task[T]) -> Run[T]:
+        """The handoff of `task` on this session, not yet made: what `delegate` hands the runner.
+        Awaited directly it is made here, without the runner and without a handoff span of its
+        own (a spread job's child workflow makes its parent's handoff so, in the parent's span)."""
+        return Run(self, task, make=self._make, account=self._account, adopt=self._adopt)
+
+    def _account(self, record: HandoffRecord, task: Task[Any] | None) -> None:
+        """Tally a finished handoff and stream its record; with its `task` (one made here, not
+        adopted) the outcome log takes it too."""
+        self.tally(record, task)
+        if self.outcomes is not None:
+            self.outcomes(record, task)
+        for sink in self.sinks:
+            sink(record, task)
+
+    def _adopt(self, record: HandoffRecord) -> None:
+        self.budget.charge(record.cost_usd)
+        self._account(record, None)
+
+    async def _make(self, task: Task[T]) -> _Ending[T]:
         task.validate_input()
         decision = self.route(task)
         states: dict[str, BreakerState] = {
@@ -227,13 +378,15 @@ class Session:
         else:
             step = await self._climb(trail, budget, deadline)
             if step.delivery is not None:
-                self._record(step.delivery.record, task)
-                return step.delivery
+                return _Ending(record=step.delivery.record, delivery=step.delivery)
             failure = step.failure
         return self._give_up(trail, failure)
 
     async def _climb(self, trail: Trail[T], budget: Budget, deadline: float) -> _Step[T]:
-        """Walk the route's rungs; sweep them again (after a backoff) while failures are transient."""
+        """Walk the route's rungs; sweep them again (after a backoff) while failures are transient.
+
+        Each rung is walked by the guard (`Guard.walk`): its models in order, a 429 waited out only
+        once no equivalent on the rung is left."""
         task = trail.task
         rungs = [list(r) for r in trail.decision.rungs]
         for sweep in range(self.retry.sweeps):
@@ -246,22 +399,33 @@ class Session:
             need_context, transient, answered = 0, False, False
             index = 0
             while index < len(rungs):
-                step: _Step[T] = _Step("next")
                 last_rung = index + 1 == len(rungs)
-                for model_id in rungs[index]:
-                    entry = self.catalog[model_id]
+
+                async def take(
+                    entry: ModelEntry,
+                    index: int = index,
+                    last: bool = last_rung,
+                    rungs: list[list[str]] = rungs,
+                ) -> _Step[T]:
+                    nonlocal need_context, transient, answered
                     if entry.context_window < need_context:
-                        continue
+                        return _Step("next")
                     step = await self._turn(trail, entry, index, budget, deadline)
-                    if step.kind == "escalate" and last_rung:
+                    if step.kind == "escalate" and last:
                         answered = True
-                        continue  # nothing stronger: an equivalent on the rung is the last hope
-                    if step.kind != "next":
-                        break
-                    transient |= step.fault in ("unavailable", "rate_limited")
-                    if step.fault == "context_length":
-                        need_context = max(need_context, entry.context_window + 1)
-                        self._add_longer_context(task, rungs, index, need_context)
+                        return _Step("next")  # nothing stronger: an equivalent is the last hope
+                    fault = step.fault
+                    if step.kind == "next" and fault is not None:
+                        transient |= fault.kind in ("unavailable", "rate_limited")
+                        if fault.kind == "context_length":
+                            need_context = max(need_context, entry.context_window + 1)
+                            self._add_longer_context(task, rungs, index, need_context)
+                    return step
+
+                models = [self.catalog[m] for m in rungs[index]]
+                step = await self.guard.walk(
+                    models, take, deadline=deadline, limit_s=task.deadline_s
+                ) or _Step[T]("next")
                 if step.kind in ("delivered", "stop"):
                     return step
                 if step.kind == "escalate":
@@ -288,98 +452,110 @@ class Session:
     async def _turn(
         self, trail: Trail[T], entry: ModelEntry, rung: int, budget: Budget, deadline: float
     ) -> _Step[T]:
-        """One model's turn: call it, retrying with feedback or after a 429 as the policy allows."""
+        """One model's turn: call it, retrying with feedback as the task allows."""
         task = trail.task
         previous: Any = None
         feedback: list[str] | None = None
         retries = 0
-        breaker = self.breaker(entry)
         while True:
             if trail.calls >= self.retry.max_attempts:
                 return _Step("stop", failure=self._timeout(trail, "attempts"))
             left = deadline - time.monotonic()
             if left <= 0:
                 return _Step("stop", failure=self._timeout(trail, "time"))
-            estimate = self._estimate(entry, trail, previous, feedback)
-            blocked = self.caps.blocked(entry.id, task.kind, estimate) if self.caps else None
-            if blocked is not None:
-                trail.add(entry, rung, "refused", bool(retries), error=blocked)
+            per_call = left if task.deadline_s is None else min(left, task.deadline_s)
+            instructions, prompt = render(
+                task, entry.prompt_variant, previous=previous, feedback=feedback
+            )
+
+            async def send(
+                meter: Meter,
+                instructions: str = instructions,
+                prompt: str = prompt,
+                per_call: float = per_call,
+            ) -> Any:
+                return await self._caller.call(
+                    entry,
+                    instructions,
+                    prompt,
+                    task.output_type,
+                    meter,
+                    task.max_output_tokens,
+                    per_call,
+                )
+
+            call = await self.guard.call(
+                entry,
+                send,
+                kind=task.kind,
+                budget=budget,
+                bound=_bound(task, instructions, prompt),
+            )
+            again = bool(retries)
+            if call.outcome == "refused":
+                trail.add(entry, rung, "refused", again, error=call.reason)
                 return _Step("next")
-            if not breaker.admit():
-                why = breaker.unavailable_reason() or "circuit open"
-                trail.add(entry, rung, "refused", bool(retries), error=why)
-                return _Step("next")
-            try:
-                held = self._reserve(budget, entry, task.kind, estimate)
-            except BudgetExceeded as exc:
-                breaker.release()
-                trail.add(entry, rung, "refused", bool(retries), error=str(exc))
-                return _Step("stop", failure=exc)
-            usage = RunUsage()
-            t0 = time.monotonic()
-            try:
-                per_call = left if task.deadline_s is None else min(left, task.deadline_s)
-                output = await self._run(entry, task, usage, previous, feedback, per_call)
-            except Exception as exc:
-                fault = classify(exc)
-                answer_problem = isinstance(exc, UnexpectedModelBehavior | UsageLimitExceeded)
-                if fault is None and not answer_problem:
-                    self._settle(held, None)
-                    breaker.release()
-                    raise
-                self._settle(held, entry.cost(usage.input_tokens, usage.output_tokens))
-                latency = time.monotonic() - t0
-                if fault is None:  # the endpoint answered; the answer did not validate
-                    breaker.success()
-                    trail.add(
-                        entry,
-                        rung,
-                        "invalid_output",
-                        bool(retries),
-                        usage=usage,
-                        latency=latency,
-                        error=_one_line(exc),
-                    )
-                    if retries < task.feedback_retries:
-                        retries += 1
-                        previous, feedback = (
-                            None,
-                            [f"the answer did not validate: {_one_line(exc)}"],
-                        )
-                        continue
-                    return _Step("escalate")
-                self.tell_breaker(fault, breaker)
+            if call.outcome == "over_budget":
+                trail.add(entry, rung, "refused", again, error=call.reason)
+                return _Step("stop", failure=call.error)
+            if call.outcome == "invalid":  # the endpoint answered; the answer did not validate
+                error = _one_line(call.error or ValueError("invalid answer"))
+                trail.add(
+                    entry,
+                    rung,
+                    "invalid_output",
+                    again,
+                    usage=call.usage,
+                    cost=call.cost_usd,
+                    latency=call.latency_s,
+                    error=error,
+                )
+                if retries < task.feedback_retries:
+                    retries += 1
+                    previous, feedback = None, [f"the answer did not validate: {error}"]
+                    continue
+                return _Step("escalate")
+            if call.outcome == "fault":
+                fault = call.fault
+                assert fault is not None
                 trail.add(
                     entry,
                     rung,
                     "provider_error",
-                    bool(retries),
-                    usage=usage,
-                    latency=latency,
+                    again,
+                    usage=call.usage,
+                    cost=call.cost_usd,
+                    latency=call.latency_s,
                     error=fault.detail,
                     fault=fault.kind,
                 )
-                if await self._wait_for_rate_limit(fault, entry, trail, deadline):
-                    continue
                 return self._after_fault(fault, entry, trail)
-            except BaseException:
-                self._settle(held, None)
-                breaker.release()
-                raise
-            self._settle(held, entry.cost(usage.input_tokens, usage.output_tokens))
-            breaker.success()
+            output = cast(T, call.output)  # answered
+            t0 = time.monotonic()
+            checks: list[Decimal] = []
             ctx = CheckContext(
-                task=task, producer=entry.id, catalog=self.catalog, ask=self._asker(budget)
+                task=task,
+                producer=entry.id,
+                catalog=self.catalog,
+                ask=self._asker(budget, task.kind, checks),
             )
-            verdicts = await run_checks(output, ctx, task.checks)
+            observe = (  # each check in its own span, a judge's call inside it
+                self.tracing.observe_checks(attempt=len(trail.attempts), model=entry.id)
+                if self.tracing is not None
+                else None
+            )
+            verdicts = await run_checks(output, ctx, task.checks, wrap=observe)
             passed = all(v.passed for v in verdicts)
+            # what the checks' calls were charged and no verdict reports (a call that failed)
+            unreported = sum(checks, Decimal(0)) - sum((v.cost_usd for v in verdicts), Decimal(0))
             trail.add(
                 entry,
                 rung,
                 "accepted" if passed else "rejected",
-                bool(retries),
-                usage=usage,
-                latency=time.monotonic() - t0,
+                again,
+                usage=call.usage,
+                cost=call.cost_usd + max(unreported, Decimal(0)),
+                latency=call.latency_s + time.monotonic() - t0,
                 verdicts=verdicts,
             )
             if passed:
@@ -389,32 +565,6 @@ class Session:
             retries += 1
             previous = task.dump_output(output)
             feedback = [r for v in verdicts if not v.passed for r in v.reasons] or ["rejected"]
-
-    @staticmethod
-    def tell_breaker(fault: ProviderFault, breaker: Breaker) -> None:
-        """What a provider fault tells the endpoint's breaker: sick (5xx, connection), busy
-        (429: neither) or well (it answered, refusing this one request)."""
-        if fault.kind == "unavailable":
-            breaker.failure(fault.detail)
-        elif fault.kind == "rate_limited":
-            breaker.release()  # up but busy: neither healthy nor sick
-        else:
-            breaker.success()  # it answered, with a refusal about this request
-
-    async def _wait_for_rate_limit(
-        self, fault: ProviderFault, entry: ModelEntry, trail: Trail[Any], deadline: float
-    ) -> bool:
-        """Wait out a 429's Retry-After when it fits the deadline; False: move on instead."""
-        wait = fault.retry_after_s
-        if fault.kind != "rate_limited" or wait is None:
-            return False
-        limit = trail.task.deadline_s or self.retry.max_retry_after_s
-        if wait + entry.typical_latency_s > limit:
-            return False  # the task's deadline (or the policy's longest wait) cannot absorb it
-        if time.monotonic() + wait + entry.typical_latency_s > deadline:
-            return False
-        await anyio.sleep(wait)
-        return True
 
     def _after_fault(self, fault: ProviderFault, entry: ModelEntry, trail: Trail[T]) -> _Step[T]:
         task = trail.task
@@ -429,7 +579,7 @@ class Session:
                 attempts=trail.attempts,
             )
             return _Step("stop", failure=failure)
-        return _Step("next", fault=fault.kind)
+        return _Step("next", fault=fault)
 
     def _timeout(self, trail: Trail[Any], what: Literal["time", "attempts"]) -> HandoffTimeout:
         task = trail.task
@@ -441,108 +591,65 @@ class Session:
             )
         return HandoffTimeout(message, task_id=task.id, attempts=trail.attempts)
 
-    def _reserve(
-        self, budget: Budget, entry: ModelEntry, kind: str, estimate: Decimal
-    ) -> list[Reservation]:
-        held = [budget.reserve(estimate)]
-        if self.caps:
-            try:
-                held += self.caps.reserve(entry.id, kind, estimate)
-            except BudgetExceeded:
-                held[0].release()
-                raise
-        return held
-
-    @staticmethod
-    def _settle(held: list[Reservation], cost: Decimal | None) -> None:
-        for reservation in held:
-            if cost is None:
-                reservation.release()
-            else:
-                reservation.commit(cost)
-
-    def _give_up(self, trail: Trail[T], failure: Exception | None) -> Delivery[T]:
+    def _give_up(self, trail: Trail[T], failure: Exception | None) -> _Ending[T]:
         failure = trail.failure(failure)
         fatal = isinstance(failure, ProviderRejected) and failure.cause == "rejected"
         if trail.task.has_fallback and not fatal:
             delivery = trail.degraded(failure)
-            self._record(delivery.record, trail.task)
-            return delivery
-        self._record(trail.failed(failure), trail.task)
-        raise failure
+            return _Ending(record=delivery.record, delivery=delivery)
+        return _Ending(record=trail.failed(failure), failure=failure)
 
-    def _estimate(
-        self,
-        entry: ModelEntry,
-        trail: Trail[Any],
-        previous: Any,
-        feedback: list[str] | None,
-    ) -> Decimal:
-        extra = 0
-        if feedback:
-            extra = estimate_tokens(repr(previous) + " ".join(feedback)) + FEEDBACK_PROMPT_TOKENS
-        tokens = reserved_input_tokens(trail.decision.input_tokens + extra)
-        return entry.cost(tokens, trail.task.max_output_tokens)
+    # -- check calls ------------------------------------------------------------------------------
 
-    def _record(self, record: HandoffRecord, task: Task[Any] | None = None) -> HandoffRecord:
-        """Keep a finished handoff's record; with its `task` (not for a replayed record), log
-        its outcomes too."""
-        self.records.append(record)
-        if self.outcomes is not None and task is not None:
-            self.outcomes.write(task, record)
-        if self._on_record is not None:
-            self._on_record(record)
-        return record
+    def _asker(self, budget: Budget, kind: str, charged: list[Decimal]) -> Ask:
+        """A check's own model calls (a judge, an agreement vote), through the guard like any
+        call: charged to the handoff's `budget` and the spend caps of `kind`, behind breakers;
+        what each call was charged is appended to `charged` (a failed one too, which no verdict
+        reports)."""
 
-    # -- one call -------------------------------------------------------------------------------
-
-    async def _run(
-        self,
-        entry: ModelEntry,
-        task: Task[Any],
-        usage: RunUsage,
-        previous: Any,
-        feedback: list[str] | None,
-        time_left_s: float,
-    ) -> Any:
-        instructions, prompt = render(
-            task, entry.prompt_variant, previous=previous, feedback=feedback
-        )
-        return await self._caller.call(
-            entry,
-            instructions,
-            prompt,
-            task.output_type,
-            usage,
-            task.max_output_tokens,
-            time_left_s,
-        )
-
-    def _asker(self, budget: Budget) -> Ask:
         async def ask(
             model_id: str, instructions: str, prompt: str, output_type: type[Any]
         ) -> Answer:
             entry = self.catalog[model_id]
-            max_tokens = ASK_MAX_TOKENS
+            schema = json.dumps(json_schema_of(output_type))
             tokens = reserved_input_tokens(
-                estimate_tokens(instructions + prompt) + ASK_PROMPT_TOKENS
+                token_bound(instructions + prompt + schema) + ASK_PROMPT_TOKENS
             )
-            estimate = entry.cost(tokens, max_tokens)
-            usage = RunUsage()
-            with budget.reserve(estimate) as reservation:
-                try:
-                    output = await self._caller.call(
-                        entry, instructions, prompt, output_type, usage, max_tokens, None
-                    )
-                finally:
-                    cost = entry.cost(usage.input_tokens, usage.output_tokens)
-                    reservation.commit(cost)
+
+            async def send(meter: Meter) -> Any:
+                return await self._caller.call(
+                    entry,
+                    instructions,
+                    prompt,
+                    output_type,
+                    meter,
+                    ASK_MAX_TOKENS,
+                    None,
+                    role="check",  # its span says check:{model}, never subordinate:
+                )
+
+            bound = Bound(input_tokens=tokens, output_tokens=ASK_MAX_TOKENS)
+            call = await self.guard.call(entry, send, kind=kind, budget=budget, bound=bound)
+            charged.append(call.cost_usd)
+            if call.outcome != "answered":
+                raise call.error or RuntimeError(f"{model_id}: no answer")
             return Answer(
-                output=output,
+                output=call.output,
                 model=model_id,
-                cost_usd=cost,
-                input_tokens=usage.input_tokens,
-                output_tokens=usage.output_tokens,
+                cost_usd=call.cost_usd,
+                input_tokens=call.usage.input_tokens,
+                output_tokens=call.usage.output_tokens,
             )
 
         return ask
+
+
+def _bound(task: Task[Any], instructions: str, prompt: str) -> Bound:
+    """What one call of `task` with this rendered prompt may use, as reserved: an upper bound on
+    its prompt's tokens (the UTF-8 bytes of the instructions, prompt and output schema, as
+    `prompt_bound` counts them, plus the wire's framing) and its `max_output_tokens`."""
+    text = instructions + prompt + task.output_schema_text()
+    return Bound(
+        input_tokens=reserved_input_tokens(token_bound(text)),
+        output_tokens=task.max_output_tokens,
+    )

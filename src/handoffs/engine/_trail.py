@@ -84,10 +84,14 @@ class Trail(Generic[T]):
         verdicts: list[Verdict] | None = None,
         error: str | None = None,
         fault: FaultKind | None = None,
+        cost: Decimal | None = None,
     ) -> Attempt:
-        """Record one attempt (a call, or a call refused before it was made)."""
+        """Record one attempt (a call, or a call refused before it was made); `cost` is what the
+        call was charged (default: its reported tokens at the model's prices)."""
         tokens_in = usage.input_tokens if usage else 0
         tokens_out = usage.output_tokens if usage else 0
+        if cost is None:
+            cost = entry.cost(tokens_in, tokens_out)
         check_cost = sum((v.cost_usd for v in verdicts or []), Decimal(0))
         attempt = Attempt(
             model=entry.id,
@@ -98,7 +102,7 @@ class Trail(Generic[T]):
             feedback=feedback,
             input_tokens=tokens_in,
             output_tokens=tokens_out,
-            cost_usd=entry.cost(tokens_in, tokens_out) + check_cost,
+            cost_usd=cost + check_cost,
             latency_s=round(latency, 4),
             verdicts=tuple(verdicts or ()),
             error=error,

@@ -17,10 +17,11 @@ from __future__ import annotations
 import hashlib
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
+from decimal import Decimal
 from pathlib import Path
-from typing import Any, cast
+from typing import Any, TypeVar, cast
 
 import anthropic as anthropic_sdk
 import anyio
@@ -28,13 +29,12 @@ import httpx2
 import openai
 from anthropic import AsyncAnthropic
 from openai import AsyncOpenAI
-from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from handoffs.budget import Budget
-from handoffs.engine import Caps, Session
+from handoffs.engine import Caps, Run, Session
 from handoffs.errors import ConfigError
 from handoffs.gauntlet._attack import Attack, Hostility
 from handoffs.gauntlet._call import Roles
@@ -57,9 +57,17 @@ from handoffs.project import Config, JobSpec, job_simulation
 from handoffs.task import Task
 from handoffs.testing import FakeProvider, LoopbackServer
 from handoffs.testing.simulation import Simulation
-from handoffs.tracing import JsonlSpanExporter, Tracing, trace_path
+from handoffs.tracing import (
+    ConventionsExporter,
+    JsonlSpanExporter,
+    Tracing,
+    job_resource,
+    trace_path,
+)
 
 __all__ = ["Defences", "Gauntlet"]
+
+T = TypeVar("T")
 
 WEAKENINGS = ("verification", "action_policy", "guards")
 """Defences a weakened configuration can turn off (`--weaken`)."""
@@ -102,16 +110,16 @@ class Defences:
         }
 
 
-class _ObservedSession(Session):
-    """A session that keeps every task it is handed, for the invariants to re-check."""
+class _Observer:
+    """A session's `HandoffRunner` that keeps every task it is handed, for the invariants to
+    re-check, and makes the handoff as usual."""
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
+    def __init__(self) -> None:
         self.tasks: dict[str, Task[Any]] = {}
 
-    async def delegate(self, task: Task[Any]) -> Delivery[Any]:
+    async def __call__(self, task: Task[T], run: Run[T], /) -> Delivery[T]:
         self.tasks[task.id] = task
-        return await super().delegate(task)
+        return await run()
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -149,9 +157,12 @@ class Gauntlet:
         data_limit: int | None = None,
         concurrency: int = 3,
         on_run: Callable[[AttackResult], None] | None = None,
+        env: Mapping[str, str] | None = None,
     ) -> None:
         """`data_limit` keeps the first items of a list-shaped job input (for quick runs);
-        `concurrency` runs that many attacks at once (each on its own models and budget)."""
+        `concurrency` runs that many attacks at once (each on its own models and budget); `env`
+        names the traces' service (`OTEL_SERVICE_NAME`, `OTEL_RESOURCE_ATTRIBUTES`). Each run's
+        workflow span carries `handoffs.gauntlet.attack`, and its resource `handoffs.gauntlet`."""
         if job.simulation is None:
             raise ConfigError(
                 f"job {job.name!r} names no simulation module: the Gauntlet needs one to play "
@@ -162,6 +173,7 @@ class Gauntlet:
         self.seed = seed
         self.defences = defences or Defences()
         self.trace_dir = trace_dir
+        self.env = dict(env or {})
         self.request_timeout_s = request_timeout_s
         self.on_run = on_run
         self.concurrency = max(1, concurrency)
@@ -295,11 +307,11 @@ class Gauntlet:
         data = attack.prepare(self._data, hostility) if attack is not None else self._data
         exporter = InMemorySpanExporter()
         tracer_provider = TracerProvider(
-            resource=Resource.create({"service.name": "handoffs", "handoffs.job.id": job_id})
+            resource=job_resource(job_id, env=self.env, extra={"handoffs.gauntlet": True})
         )
         tracer_provider.add_span_processor(SimpleSpanProcessor(exporter))
         if self.trace_dir is not None:
-            jsonl = JsonlSpanExporter(trace_path(self.trace_dir, job_id))
+            jsonl = ConventionsExporter(JsonlSpanExporter(trace_path(self.trace_dir, job_id)))
             tracer_provider.add_span_processor(SimpleSpanProcessor(jsonl))
         tracing = Tracing(tracer_provider=tracer_provider)
         models = HostileModels(
@@ -309,7 +321,8 @@ class Gauntlet:
         if limit is not None and not self.defences.guards:
             limit = limit * UNGUARDED
         budget = Budget(limit, name=f"job {self.job.name}")
-        session = _ObservedSession(
+        observer = _Observer()
+        session = Session(
             catalog=catalog,
             models=models,
             policy=self.config.policy,
@@ -318,6 +331,7 @@ class Gauntlet:
             health=Health(self.config.health),
             retry=self._retry,
             caps=Caps(self.config.caps.caps),
+            runner=observer,
         )
         honeypot = Honeypot()
         orchestrator = self._orchestrator(session, honeypot)
@@ -330,6 +344,16 @@ class Gauntlet:
                 result = await orchestrator.run(self.job.goal, data=data)
             except Exception as exc:  # evidence: the `nothing_lost` invariant reports it
                 error = f"{type(exc).__name__}: {exc}"
+            Tracing.finish_workflow(
+                root,
+                status=result.status if result is not None else "failed",
+                handoffs=len(result.records) if result is not None else 0,
+                cost_usd=result.cost_usd if result is not None else budget.spent_usd,
+                orchestrator_cost_usd=(
+                    result.orchestrator_cost_usd if result is not None else Decimal(0)
+                ),
+                budget_usd=limit,
+            )
         if result is not None:
             self.results[name] = result
         spans = exporter.get_finished_spans()
@@ -342,7 +366,7 @@ class Gauntlet:
             max_handoffs=self.job.orchestrator.max_handoffs,
             max_depth=self.job.orchestrator.max_depth,
             max_attempts=self._retry.max_attempts,
-            tasks=dict(session.tasks),
+            tasks=dict(observer.tasks),
             checks={s.kind: tuple(s.checks) for s in self.job.subordinates},
             delegates=frozenset(s.name for s in self.job.subordinates),
             spans=spans,

@@ -1,7 +1,7 @@
 """Circuit breakers per endpoint, shared by every handoff that uses the same `Health`.
 
 ```
-closed --(N consecutive failures, or error rate >= R over the last W calls)--> open
+closed --(N consecutive failures, or error rate >= R over the last W calls, or a trip)--> open
 open --(cooldown elapsed)--> half-open: one call (a probe or a user's request) at a time
 half-open --(M successes)--> closed        half-open --(a failure)--> open (cooldown again)
 ```
@@ -84,6 +84,7 @@ class Breaker:
         self._consecutive = 0
         self._recent: deque[bool] = deque(maxlen=settings.window)
         self._opened_at = 0.0
+        self._down_since: float | None = None
         self._half_open_successes = 0
         self._trial_in_flight = False
         self.opened = 0
@@ -103,6 +104,15 @@ class Breaker:
             self._state, self._half_open_successes = "half_open", 0
             self._trial_in_flight = False
         return self._state
+
+    @property
+    def down_s(self) -> float:
+        """How long this endpoint has been out of the closed state (open or half-open) without
+        closing again, on the breaker's clock; 0.0 while it is closed."""
+        with self._lock:
+            if self._current() == "closed" or self._down_since is None:
+                return 0.0
+            return max(self._clock() - self._down_since, 0.0)
 
     def unavailable_reason(self) -> str | None:
         """Why the router should skip this endpoint now, or None if it may be called."""
@@ -152,6 +162,7 @@ class Breaker:
                 self._half_open_successes += 1
                 if self._half_open_successes >= self.settings.success_threshold:
                     self._state = "closed"
+                    self._down_since = None
                     self._recent.clear()
 
     def failure(self, error: str | None = None) -> None:
@@ -166,6 +177,17 @@ class Breaker:
             elif state == "closed" and self._should_open():
                 self._open()
 
+    def trip(self, error: str | None = None) -> None:
+        """Record a failure and open the breaker now, whatever the counts: the endpoint broke a
+        call's contract (it answered past the `max_tokens` it was sent), so no new call goes there
+        until the cooldown passes."""
+        with self._lock:
+            self._current()
+            self.last_error = error
+            self._consecutive += 1
+            self._recent.append(False)
+            self._open()
+
     def _should_open(self) -> bool:
         if self._consecutive >= self.settings.failure_threshold:
             return True
@@ -175,6 +197,8 @@ class Breaker:
 
     def _open(self) -> None:
         self._state, self._opened_at = "open", self._clock()
+        if self._down_since is None:
+            self._down_since = self._opened_at
         self._trial_in_flight = False
         self._half_open_successes = 0
         self.opened += 1

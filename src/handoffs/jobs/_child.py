@@ -7,10 +7,12 @@ parent (the job's workflow code)                       any worker (the handoffs 
   reserve the handoff's worst case in the job budget
   step handoffs.handoff:
     enqueue child <job id>-handoff-<step>  ------------>  handoff_workflow(request)
-    (or find it, when the job resumes)                      step handoffs.handoff: Session._delegate,
-    wait for its result                    <------------    within the ceiling it was granted
-  release the reservation, charge the record's cost
+    (or find it, when the job resumes)                      step handoffs.handoff: the handoff made
+    wait for its result                    <------------    there, within the ceiling it was granted
+  release the reservation, adopt the record (its cost charged)
 ```
+`SpreadingRunner` is the parent session's `HandoffRunner`: it wraps the job's `DurableRunner`,
+which makes the handoffs that do not spread (a task outside the roster, a job out of money).
 The parent's journal is the same as without spreading — one `handoffs.handoff` step per handoff,
 started in the order the orchestrator asked for them — so progress, `jobs status`, resume and
 replay read it unchanged. The child's id is derived from the parent's step, so a resumed parent
@@ -31,13 +33,12 @@ once, in the parent, as they would in process.
 
 from __future__ import annotations
 
-import contextvars
-from collections.abc import Awaitable, Generator, Sequence
-from contextlib import contextmanager
+import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar, cast
+from typing import Any, TypeVar, cast
 
 import anyio
 from dbos import DBOS, DBOSClient, WorkflowHandleAsync
@@ -47,23 +48,41 @@ from pydantic import BaseModel, ConfigDict
 
 from handoffs.budget import Budget, Reservation
 from handoffs.catalog import reserved_input_tokens
-from handoffs.engine import ASK_MAX_TOKENS, ASK_PROMPT_TOKENS, FEEDBACK_PROMPT_TOKENS
+from handoffs.engine import (
+    ASK_MAX_TOKENS,
+    ASK_PROMPT_TOKENS,
+    FEEDBACK_PROMPT_TOKENS,
+    HandoffRunner,
+    Run,
+    Session,
+    prompt_bound,
+)
 from handoffs.errors import BudgetExceeded
 from handoffs.handoff import Delivery
 from handoffs.jobs._database import APP_VERSION, HANDOFF_QUEUE, HANDOFF_WORKFLOW
-from handoffs.project import JobSnapshot
+from handoffs.jobs._durable import (
+    HANDOFF_STEP,
+    HandoffJournal,
+    in_workflow,
+    replay,
+    run_handoff_step,
+)
+from handoffs.orchestrator import Subordinate
+from handoffs.project import (
+    JobSnapshot,
+    configured_session,
+    job_simulation,
+    open_portfolio,
+)
 from handoffs.task import Risk, Task
-
-if TYPE_CHECKING:
-    from handoffs.jobs._durable import DurableSession, HandoffJournal
-    from handoffs.orchestrator import Subordinate
+from handoffs.tracing import Tracing, job_meter_provider, job_tracer_provider
 
 __all__ = [
     "HandoffRequest",
+    "Spread",
+    "SpreadingRunner",
     "handoff_workflow",
-    "remote_handoff",
     "serve",
-    "spreading",
     "stop_running_children",
 ]
 
@@ -85,12 +104,7 @@ class Spread:
     job_id: str
     snapshot: JobSnapshot
     trace_dir: str | None
-    subordinates: tuple[Any, ...]
-
-
-_spread: contextvars.ContextVar[Spread | None] = contextvars.ContextVar(
-    "handoffs_spread", default=None
-)
+    subordinates: tuple[Subordinate[Any, Any], ...]
 
 
 class TaskSpec(BaseModel):
@@ -150,29 +164,6 @@ def stop_running_children() -> None:
         scope.cancel()
 
 
-@contextmanager
-def spreading(
-    *,
-    job_id: str,
-    snapshot: JobSnapshot,
-    trace_dir: str | None,
-    subordinates: Sequence[Any],
-) -> Generator[None, None, None]:
-    """Within the block, the job's handoffs run as child workflows on the handoffs queue."""
-    token = _spread.set(
-        Spread(
-            job_id=job_id,
-            snapshot=snapshot.model_copy(update={"data": None}),  # a handoff's task has its input
-            trace_dir=trace_dir,
-            subordinates=tuple(subordinates),
-        )
-    )
-    try:
-        yield
-    finally:
-        _spread.reset(token)
-
-
 def _subordinate_of(subordinates: Sequence[Subordinate[Any, Any]], task: Task[Any]) -> int | None:
     """The roster entry `task` was made from (a child rebuilds it there), or None."""
     for index, sub in enumerate(subordinates):
@@ -186,17 +177,20 @@ def _subordinate_of(subordinates: Sequence[Subordinate[Any, Any]], task: Task[An
     return None
 
 
-def worst_case(session: DurableSession, task: Task[Any]) -> tuple[Decimal, Decimal] | None:
+def worst_case(session: Session, task: Task[Any]) -> tuple[Decimal, Decimal] | None:
     """(the first call's reservation, the cost of climbing the route once) or None: no route."""
     decision = session.route(task)
     if not decision.ladder:
         return None
     out = task.max_output_tokens
-    tokens = reserved_input_tokens(decision.input_tokens)
-    again = reserved_input_tokens(decision.input_tokens + out + FEEDBACK_PROMPT_TOKENS)
+    # as the engine reserves: the prompt's UTF-8 bytes bound its tokens; an answer of `out`
+    # tokens is taken as `4 * out` bytes when it is shown again (a retry, a check)
+    prompt = max(prompt_bound(task, session.catalog[m].prompt_variant) for m in decision.ladder)
+    tokens = reserved_input_tokens(prompt)
+    again = reserved_input_tokens(prompt + 4 * out + FEEDBACK_PROMPT_TOKENS)
     judge = Decimal(0)
     if task.checks:
-        asked = reserved_input_tokens(decision.input_tokens + out + ASK_PROMPT_TOKENS)
+        asked = reserved_input_tokens(prompt + 4 * out + ASK_PROMPT_TOKENS)
         judge = max(e.cost(asked, ASK_MAX_TOKENS) for e in session.catalog.values())
     climb = Decimal(0)
     for rung in decision.rungs:
@@ -210,12 +204,29 @@ def worst_case(session: DurableSession, task: Task[Any]) -> tuple[Decimal, Decim
     return first, climb
 
 
-def remote_handoff(session: DurableSession, task: Task[T]) -> Awaitable[Delivery[T]] | None:
-    """The handoff as a child workflow, when the job spreads and `task` can run elsewhere;
-    None: run it here. Decided and reserved now, so the step starts in the caller's order."""
-    spread = _spread.get()
-    if spread is None or _client is None:
+class SpreadingRunner:
+    """The `HandoffRunner` of a spreading job: inside its workflow each handoff is a child
+    workflow on the handoffs queue, when it can run elsewhere; otherwise `inner` makes it (the
+    job's `DurableRunner`). Spreads only in a worker that serves a client (`serve`)."""
+
+    def __init__(self, spread: Spread, inner: HandoffRunner) -> None:
+        self.spread = spread
+        self.inner = inner
+
+    async def __call__(self, task: Task[T], run: Run[T], /) -> Delivery[T]:
+        remote = _remote_request(self.spread, run) if in_workflow() else None
+        if remote is None:
+            return await self.inner(task, run)
+        request, hold = remote
+        return await _remote(run, request, hold)
+
+
+def _remote_request(spread: Spread, run: Run[Any]) -> tuple[HandoffRequest, _Hold] | None:
+    """The request of the handoff's child workflow, when `run`'s task can run elsewhere; None:
+    make it here. Decided and reserved now, so the step starts in the caller's order."""
+    if _client is None:
         return None
+    session, task = run.session, run.task
     index = _subordinate_of(spread.subordinates, task)
     costs = worst_case(session, task)
     if index is None or costs is None:
@@ -243,7 +254,7 @@ def remote_handoff(session: DurableSession, task: Task[T]) -> Awaitable[Delivery
         ceiling_usd=ceiling,
         trace=carrier,
     )
-    return _remote(session, task, request, _Hold(session.budget, hold))
+    return request, _Hold(session.budget, hold)
 
 
 class _Hold:
@@ -275,11 +286,7 @@ class _Hold:
             self.forced = Decimal(0)
 
 
-async def _remote(
-    session: DurableSession, task: Task[T], request: HandoffRequest, hold: _Hold
-) -> Delivery[T]:
-    from handoffs.jobs._durable import HANDOFF_STEP
-
+async def _remote(run: Run[T], request: HandoffRequest, hold: _Hold) -> Delivery[T]:
     async def await_child() -> HandoffJournal:
         client = _client
         step = DBOS.step_id
@@ -308,7 +315,7 @@ async def _remote(
         )
     finally:
         hold.release()
-    return session.replay(task, journal)
+    return replay(run, journal)
 
 
 def _granted(inputs: Any) -> Decimal | None:
@@ -371,16 +378,6 @@ def _cancel_self(child: str) -> None:
 
 
 async def _run_child(req: HandoffRequest) -> HandoffJournal:
-    import os
-
-    from handoffs.jobs._durable import run_handoff_step
-    from handoffs.project import (
-        configured_session,
-        job_simulation,
-        open_portfolio,
-    )
-    from handoffs.tracing import Tracing, job_meter_provider, job_tracer_provider
-
     config, spec = req.snapshot.restore()
     task = _task_of(spec.subordinates[req.subordinate], req.task)
     child_id = DBOS.workflow_id or req.parent
@@ -397,8 +394,8 @@ async def _run_child(req: HandoffRequest) -> HandoffJournal:
         with open_portfolio(config, simulation=job_simulation(spec)) as portfolio:
             budget = Budget(req.ceiling_usd, name=f"job {spec.name}, handoff {task.id}")
             session = configured_session(config, portfolio, budget, tracing=tracing)
-            try:
-                return await run_handoff_step(session, task, [])
+            try:  # made here, in the parent's handoff span: not through a runner, no span of its own
+                return await run_handoff_step(session.prepare(task))
             finally:
                 await portfolio.aclose()
     finally:

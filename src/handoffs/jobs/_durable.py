@@ -3,19 +3,21 @@
 Inside a job's DBOS workflow:
 
 - every **handoff** (`Session.delegate`) is one step: its `HandoffRecord` is journaled when it
-  finishes, and a resumed job gets the record back instead of calling a model again; a handoff
-  that raised journals its exception too (class and fields, `JournaledFailure`), and a resumed
-  job raises the same class with the same fields;
-- every **orchestrator request** is one step, journaled as JSON with its cost;
+  finishes, and a resumed job gets the record back instead of calling a model again
+  (`DurableRunner`, the job session's `HandoffRunner`); a handoff that raised journals its
+  exception too (class and fields, `JournaledFailure`), and a resumed job raises the same class
+  with the same fields;
+- every **orchestrator request** is one step, journaled as JSON with its cost (`JournaledModels`,
+  the job session's models);
 - a **side-effecting tool** wrapped with `durable_step` is one step.
 
 Everything else — routing, budget arithmetic, the orchestrator's loop — is workflow code and runs
 again on resume, deterministically, from the journaled results. The budget is charged in workflow
-code (the orchestrator's `BudgetedModel` sits outside the request step, a replayed handoff is
+code (the orchestrator's guarded chain model sits outside the request step, a replayed handoff is
 charged its recorded cost), so a resumed job knows what it already spent.
 
 Why not pydantic-ai's `DBOSDurability`: it must be attached to the agent the orchestrator builds
-per run (and registers DBOS steps per agent), and its model step would sit inside `BudgetedModel`,
+per run (and registers DBOS steps per agent), and its model step would sit inside the guard,
 so a resumed job would forget what it had spent. The cut is the same — a model request is a step —
 made one level lower with DBOS's own `run_step_async`.
 """
@@ -35,7 +37,7 @@ from pydantic_ai.models.wrapper import WrapperModel
 from pydantic_ai.settings import ModelSettings
 
 from handoffs.catalog import ModelEntry
-from handoffs.engine import ModelSource, Session
+from handoffs.engine import ModelSource, Run
 from handoffs.errors import (
     BudgetExceeded,
     HandoffError,
@@ -52,13 +54,15 @@ from handoffs.task import Task
 __all__ = [
     "HANDOFF_STEP",
     "ORCHESTRATOR_STEP",
-    "DurableSession",
+    "DurableRunner",
     "HandoffJournal",
     "JournaledFailure",
     "JournaledModel",
+    "JournaledModels",
     "Raised",
     "durable_step",
     "in_workflow",
+    "replay",
     "run_handoff_step",
 ]
 
@@ -228,77 +232,70 @@ def _rejection(record: HandoffRecord | None) -> Rejection:
     return "content_filter" if cause == "content_filter" else "rejected"
 
 
-class DurableSession(Session):
-    """A `Session` whose handoffs are DBOS steps when it runs inside a job workflow.
+class DurableRunner:
+    """The `HandoffRunner` of a job: inside its DBOS workflow, each handoff is one step.
 
-    Outside a workflow it is a plain `Session`. Inside one, a finished handoff is never run twice:
-    on resume its journaled record is charged to the budget and appended to `records` as if it
-    had just finished. The orchestrator's model (the one `models` hands out) is a
-    `JournaledModel`; subordinates, which run inside handoff steps, get plain models.
+    Outside a workflow (or inside a step) a handoff is made as usual. Inside one, a finished
+    handoff is never made twice: on resume its journaled record is adopted — charged to the budget
+    and streamed to the session's sinks as if it had just finished.
     """
 
-    @property
-    def models(self) -> ModelSource:
-        source = self._models
-
-        def journaled(entry: ModelEntry) -> Model:
-            return JournaledModel(source(entry), entry)
-
-        return journaled
-
-    async def _delegate(self, task: Task[T]) -> Delivery[T]:
+    async def __call__(self, task: Task[T], run: Run[T], /) -> Delivery[T]:
         if not in_workflow():
-            return await super()._delegate(task)
-        from handoffs.jobs._child import remote_handoff
-
-        remote = remote_handoff(self, task)
-        if remote is not None:  # spreading: a child workflow on the handoffs queue runs it
-            return await remote
-        outcome: list[Delivery[T] | HandoffError | BudgetExceeded] = []
-        journal = await run_handoff_step(self, task, outcome)
-        if outcome:  # it ran here and now: the session already holds its record
-            result = outcome[0]
-            if isinstance(result, Delivery):
-                return result
-            raise result
-        return self.replay(task, journal)
-
-    def replay(self, task: Task[T], journal: HandoffJournal) -> Delivery[T]:
-        """A handoff journaled elsewhere (a replayed step, a child workflow): charge its cost,
-        record it as if it had just finished here, and return or raise what it ended with."""
-        raw = journal["record"]
-        record = HandoffRecord.model_validate(raw) if raw is not None else None
-        if record is not None:
-            self.budget.charge(record.cost_usd)
-            self._record(record)  # pyright: ignore[reportPrivateUsage]
-        if journal["failure"] is not None:
-            raise JournaledFailure.model_validate(journal["failure"]).rebuild(record)
-        assert record is not None
-        return Delivery(output=task.parse_output(record.output), record=record)
+            return await run()
+        journal = await run_handoff_step(run)
+        if run.record is None:  # journaled before the job resumed: the step was not run again
+            return replay(run, journal)
+        return run.result()  # made in the step, here and now
 
 
-async def run_handoff_step(
-    session: Session,
-    task: Task[T],
-    outcome: list[Delivery[T] | HandoffError | BudgetExceeded],
-) -> HandoffJournal:
-    """Run `task` on `session` as one `handoffs.handoff` step and return its journal; when it ran
-    now (not replayed), `outcome` receives its delivery or failure."""
+def replay(run: Run[T], journal: HandoffJournal) -> Delivery[T]:
+    """A handoff journaled elsewhere (a replayed step, a child workflow): adopt its record, and
+    return or raise what it ended with."""
+    raw = journal["record"]
+    record = HandoffRecord.model_validate(raw) if raw is not None else None
+    if record is not None:
+        run.adopt(record)
+    if journal["failure"] is not None:
+        raise JournaledFailure.model_validate(journal["failure"]).rebuild(record)
+    assert record is not None
+    return Delivery(output=run.task.parse_output(record.output), record=record)
+
+
+async def run_handoff_step(run: Run[Any]) -> HandoffJournal:
+    """Make `run` in one `handoffs.handoff` step and return its journal (on resume: the journal
+    of the step made before, and `run` is not made)."""
 
     async def handoff() -> HandoffJournal:
         try:
-            delivery = await Session._delegate(session, task)  # pyright: ignore[reportPrivateUsage]
+            delivery = await run()
         except (HandoffError, BudgetExceeded) as exc:
-            outcome.append(exc)
-            record = next((r for r in reversed(session.records) if r.task_id == task.id), None)
+            record = run.record
             return {
                 "record": record.model_dump(mode="json") if record else None,
                 "failure": JournaledFailure.of(exc).model_dump(mode="json", exclude_none=True),
             }
-        outcome.append(delivery)
         return {"record": delivery.record.model_dump(mode="json"), "failure": None}
 
     return await DBOS.run_step_async({"name": HANDOFF_STEP, "preemptible": True}, handoff)
+
+
+class JournaledModels:
+    """A job session's `ModelSource`: `source`'s models, each a `JournaledModel`. The
+    orchestrator's requests, made in workflow code, become steps; subordinates' requests, made
+    inside handoff steps, go straight through."""
+
+    def __init__(self, source: ModelSource) -> None:
+        self.source = source
+
+    def __call__(self, entry: ModelEntry) -> Model:
+        return JournaledModel(self.source(entry), entry)
+
+    def address(self, entry: ModelEntry) -> str | None:
+        """Where calls for `entry` go, as `source` says (a `Portfolio` knows without building)."""
+        locate = getattr(self.source, "address", None)
+        found = locate(entry) if callable(locate) else None
+        return None if found is None else str(found)
 
 
 class JournaledModel(WrapperModel):

@@ -41,7 +41,7 @@ from handoffs.jobs._progress import JobProgress, progress_of
 from handoffs.jobs._supervisor import Handover, Presence, recover
 from handoffs.jobs._workflow import JobRequest
 from handoffs.project import JobReport, JobSnapshot
-from handoffs.tracing import TRACE_DIR
+from handoffs.tracing import TRACE_DIR, default_trace_dir
 
 __all__ = [
     "JobHandle",
@@ -217,6 +217,8 @@ class JobQueue:
         job_path = job.resolve()
         snapshot, _, spec = JobSnapshot.take(job_path, self.config)  # bad file: nothing enqueued
         job_id = job_id or (job_id_for(key) if key else uuid.uuid4().hex[:12])
+        if trace_dir == TRACE_DIR:  # the default folder: unless HANDOFFS_TRACE_DIR moves it
+            trace_dir = default_trace_dir()
         request = JobRequest(
             job_id=job_id,
             snapshot=snapshot,

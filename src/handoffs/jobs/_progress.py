@@ -2,7 +2,10 @@
 
 Finished handoffs are `handoffs.handoff` steps (their records); orchestrator requests are
 `handoffs.orchestrator.request` steps (their cost and how many tool calls they made). A handoff
-is *running* when the orchestrator's latest request asked for it and no step has finished it yet.
+is *running* when the orchestrator's latest request that called tools asked for it and no step
+has finished it yet. A request step without tool calls asks for nothing: it is the orchestrator's
+final answer, or a call the prober made through the job's journaled models while handoffs were in
+flight, which must not reset the count (it did: `jobs status` said `running: 0` mid-batch).
 """
 
 from __future__ import annotations
@@ -53,7 +56,9 @@ def progress_of(steps: list[StepInfo], *, budget_usd: Decimal | None, active: bo
             journal = cast(dict[str, Any], output)
             orchestrator += 1
             spent += Decimal(str(journal["cost_usd"]))
-            asked, asked_at, finished_since = int(journal["tool_calls"]), step["function_id"], 0
+            if int(journal["tool_calls"]):  # a request without tool calls starts no handoff
+                asked, asked_at = int(journal["tool_calls"]), step["function_id"]
+                finished_since = 0
         elif step["function_name"] == HANDOFF_STEP and isinstance(output, dict):
             journal = cast(dict[str, Any], output)
             if step["function_id"] > asked_at:

@@ -4,8 +4,10 @@
 job_workflow(request)
   restore the job from its snapshot          (workflow code: runs again on resume)
   open the portfolio (fake provider, local model), tracing to TRACE_DIR/<job id>.jsonl
-  run_job(..., session_type=DurableSession)  orchestrator requests and handoffs are steps
-                                              ([jobs] spread: handoffs are child workflows, child.py)
+  run_job(..., runner=DurableRunner(),        handoffs are steps (DurableRunner) and so are
+          models=JournaledModels(portfolio))  orchestrator requests (JournaledModels)
+                                              ([jobs] spread: handoffs are child workflows, the
+                                              SpreadingRunner of _child.py)
   -> JobReport as JSON                        (DBOS stores it as the workflow's output)
 ```
 The request holds the job as submitted (`JobSnapshot`: `handoffs.toml` and the job file
@@ -18,7 +20,6 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
-from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -27,10 +28,11 @@ import anyio
 from dbos import DBOS
 from pydantic import BaseModel, ConfigDict
 
+from handoffs.engine import HandoffRunner
 from handoffs.handoff import HandoffRecord
-from handoffs.jobs._child import running_children, spreading, stop_running_children
+from handoffs.jobs._child import Spread, SpreadingRunner, running_children, stop_running_children
 from handoffs.jobs._database import WORKFLOW
-from handoffs.jobs._durable import DurableSession
+from handoffs.jobs._durable import DurableRunner, JournaledModels
 from handoffs.project import (
     JobSnapshot,
     job_simulation,
@@ -120,31 +122,34 @@ async def _run(req: JobRequest) -> dict[str, Any]:
             job_id=req.job_id,
             tracing=here.tracing,
             on_record=here.on_record,
-            session_type=DurableSession,
+            runner=DurableRunner(),
+            models=JournaledModels(here.portfolio),
         )
         return report.model_dump(mode="json")
     directory = Path(req.trace_dir) if req.trace_dir else None
     provider = job_tracer_provider(req.job_id, directory=directory, env=os.environ)
     meters = job_meter_provider(req.job_id, directory=directory, env=os.environ)
-    spread = (
-        spreading(
+    runner: HandoffRunner = DurableRunner()
+    if config.spread:
+        spread = Spread(
             job_id=req.job_id,
-            snapshot=req.snapshot,
+            snapshot=req.snapshot.model_copy(
+                update={"data": None}
+            ),  # a handoff's task has its input
             trace_dir=req.trace_dir,
-            subordinates=spec.subordinates,
+            subordinates=tuple(spec.subordinates),
         )
-        if config.spread
-        else nullcontext()
-    )
+        runner = SpreadingRunner(spread, runner)
     try:
-        with spread, open_portfolio(config, simulation=job_simulation(spec)) as portfolio:
+        with open_portfolio(config, simulation=job_simulation(spec)) as portfolio:
             report = await run_job(
                 spec,
                 config,
                 portfolio,
                 job_id=req.job_id,
                 tracing=Tracing(tracer_provider=provider, meter_provider=meters),
-                session_type=DurableSession,
+                runner=runner,
+                models=JournaledModels(portfolio),
             )
     finally:
         provider.shutdown()

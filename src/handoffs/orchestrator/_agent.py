@@ -35,7 +35,7 @@ from pydantic_ai.framing import register_tag, wrap
 from pydantic_ai.messages import ModelMessage
 from pydantic_ai.usage import UsageLimits
 
-from handoffs.engine import Helm, Session
+from handoffs.engine import Helm, Recorder, Session
 from handoffs.errors import BudgetExceeded, HandoffError
 from handoffs.handoff import HandoffRecord
 from handoffs.orchestrator._action import (
@@ -348,13 +348,14 @@ class Orchestrator:
         if data is not None:
             prompt += "\n\n" + wrap(DATA_TAG, json.dumps(data, ensure_ascii=False, default=str))
         limits = usage_limits or UsageLimits(request_limit=max(50, self.max_handoffs + 10))
-        first = len(self.session.records)
+        recorder = Recorder()  # this run's handoffs, for its result
         self._handoffs = 0  # max_handoffs is per run
         status: Literal["completed", "budget_exceeded", "failed"] = "completed"
         output: Any = None
         error: str | None = None
         messages: list[ModelMessage] = []
-        with capture_run_messages() as captured:  # kept when a guard stops the run, too
+        # the messages are kept when a guard stops the run, too
+        with self.session.attached(recorder), capture_run_messages() as captured:
             try:
                 result = await agent.run(
                     prompt,
@@ -374,7 +375,7 @@ class Orchestrator:
         return JobResult(
             output=output,
             status=status,
-            records=tuple(self.session.records[first:]),
+            records=tuple(recorder.records),
             orchestrator_cost_usd=helm.spent_usd,
             orchestrator_requests=helm.requests,
             error=error,

@@ -1,5 +1,8 @@
 """The project wing: `handoffs.toml` and job files, loading a roster by path, and running a job."""
 
+from handoffs.project._alert_settings import AlertSettings, alert_settings
+from handoffs.project._alerting import Alert, AlertWatch, alert_watch
+from handoffs.project._candidate import candidate_toml, nominal_prices
 from handoffs.project._config import Config, config_from_dict, load_config
 from handoffs.project._files import (
     ConfigFile,
@@ -11,6 +14,7 @@ from handoffs.project._files import (
     read_toml,
 )
 from handoffs.project._job import JobReport, JobSpec, load_job
+from handoffs.project._qualify import Qualified, RecordedTask, read_recorded, run_qualification
 from handoffs.project._roster import load_module
 from handoffs.project._run import (
     configured_session,
@@ -20,8 +24,12 @@ from handoffs.project._run import (
     setting_line,
 )
 from handoffs.project._snapshot import JobSnapshot
+from handoffs.project._watch import breaker_readings, budget_reading
 
 __all__ = [
+    "Alert",
+    "AlertSettings",
+    "AlertWatch",
     "Config",
     "ConfigFile",
     "JobFile",
@@ -29,6 +37,13 @@ __all__ = [
     "JobSnapshot",
     "JobSpec",
     "JobsTable",
+    "Qualified",
+    "RecordedTask",
+    "alert_settings",
+    "alert_watch",
+    "breaker_readings",
+    "budget_reading",
+    "candidate_toml",
     "config_from_dict",
     "configured_session",
     "job_simulation",
@@ -36,10 +51,13 @@ __all__ = [
     "load_config",
     "load_job",
     "load_module",
+    "nominal_prices",
     "open_portfolio",
     "parse",
     "read",
+    "read_recorded",
     "read_toml",
     "run_job",
+    "run_qualification",
     "setting_line",
 ]

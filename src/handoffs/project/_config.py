@@ -29,6 +29,7 @@ from handoffs.catalog import Catalog
 from handoffs.engine import Caps, RetryPolicy
 from handoffs.errors import ConfigError
 from handoffs.health import BreakerSettings
+from handoffs.project._alert_settings import AlertSettings
 from handoffs.project._files import ConfigFile, parse, read
 from handoffs.routing import Policy
 
@@ -53,10 +54,15 @@ class Config:
     outcomes: Path | None = None
     """Where each handoff's per-model outcomes are appended for `router train`
     (`[policy] outcomes`, relative to the config file); None: not recorded."""
+    outcomes_input: bool = False
+    """`[policy] outcomes_input = true`: the outcome log also keeps each task's input, so that
+    `handoffs qualify` can replay the recorded tasks (docs/operations.md)."""
     spread: bool = False
     """`[jobs] spread`: a durable job run by `handoffs worker` hands each handoff to the
     handoffs queue, where any worker may run it (docs/jobs.md). Off: a job's handoffs run in
     the worker that runs the job."""
+    alerts: AlertSettings | None = None
+    """`[alerts]`: post the alert conditions to a webhook from the worker (docs/operations.md)."""
     path: Path | None = None
 
 
@@ -99,7 +105,9 @@ def _config(file: ConfigFile, path: Path | None) -> Config:
         retry=file.retry.policy(request_timeout_s=timeout),
         caps=Caps([cap.cap() for cap in file.caps]),
         outcomes=None if outcomes is None else beside(path, outcomes),
+        outcomes_input=file.policy.outcomes_input,
         spread=file.jobs.spread,
+        alerts=file.alerts,
         path=path,
     )
 

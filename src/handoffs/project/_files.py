@@ -25,6 +25,7 @@ from handoffs.catalog import Label, ModelTable
 from handoffs.engine import RetryPolicy, SpendCap
 from handoffs.errors import ConfigError, config_error
 from handoffs.health import BreakerSettings
+from handoffs.project._alert_settings import AlertSettings
 from handoffs.routing import Rule
 
 __all__ = [
@@ -94,6 +95,8 @@ class PolicyTable(_Table):
     outcomes: str | None = Field(default=None, min_length=1)
     """A JSONL file, relative to this file, that every handoff's per-model outcomes are appended
     to (for `router train`)."""
+    outcomes_input: bool = False
+    """Also keep each task's input in the outcome log, so `handoffs qualify` can replay it."""
 
 
 class HealthTable(_Table):
@@ -188,6 +191,8 @@ class ConfigFile(_Table):
     caps: list[CapTable] = []
     """Spending caps per model and task kind."""
     jobs: JobsTable = JobsTable()
+    alerts: AlertSettings | None = None
+    """Post the alert conditions to a webhook from the worker (docs/operations.md)."""
 
     def priced(self) -> ConfigFile:
         """This file with every model's prices stated (genai-prices' where it gave none)."""

@@ -24,7 +24,7 @@ from pydantic import BaseModel, ConfigDict
 
 from handoffs.catalog import Catalog, ModelEntry
 from handoffs.errors import ConfigError
-from handoffs.handoff import HandoffRecord
+from handoffs.handoff import HandoffRecord, Money
 from handoffs.orchestrator import OrchestratorSpec, Subordinate
 from handoffs.project._files import JobFile, read
 from handoffs.project._roster import load_agent
@@ -124,9 +124,9 @@ class JobReport(BaseModel):
     """Catalog id -> `real`, `simulated`, `local` or `self-hosted`."""
     handoffs: list[HandoffRecord]
     output: Any = None
-    orchestrator_cost_usd: Decimal
-    total_cost_usd: Decimal
-    all_frontier_cost_usd: Decimal
+    orchestrator_cost_usd: Money
+    total_cost_usd: Money
+    all_frontier_cost_usd: Money
     """What the same handoffs would have cost had every one run on the frontier model."""
     budget_usd: Decimal | None = None
     escalations: int

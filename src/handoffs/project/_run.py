@@ -9,24 +9,24 @@ with open_portfolio(config, simulation=sim) as portfolio:
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Generator, Mapping
+from collections.abc import Callable, Generator, Mapping, Sequence
 from contextlib import AbstractContextManager, ExitStack, contextmanager, nullcontext
 from dataclasses import replace
-from typing import Any
-
-from opentelemetry.trace import StatusCode
+from typing import Any, Literal
 
 from handoffs.budget import Budget
-from handoffs.engine import Session
+from handoffs.engine import HandoffRunner, ModelSource, RecordSink, Session
 from handoffs.handoff import HandoffRecord
 from handoffs.health import Prober, shared_health
 from handoffs.orchestrator import Orchestrator
+from handoffs.project._alerting import alert_watch
 from handoffs.project._config import Config
 from handoffs.project._job import JobReport, JobSpec, all_frontier_cost
 from handoffs.project._roster import load_module
+from handoffs.project._watch import breaker_readings, budget_reading
 from handoffs.providers import Portfolio, SimulatedDomain, Simulator, load_simulator, shared_server
 from handoffs.routing import OutcomeLog
-from handoffs.tracing import Tracing
+from handoffs.tracing import Tracing, default_tracing
 
 __all__ = ["configured_session", "job_simulation", "open_portfolio", "run_job", "setting_line"]
 
@@ -93,14 +93,18 @@ def configured_session(
     budget: Budget,
     *,
     on_record: Callable[[HandoffRecord], None] | None = None,
-    tracing: Tracing | None = None,
-    session_type: type[Session] = Session,
+    tracing: Tracing | Literal[False] | None = None,
+    runner: HandoffRunner | None = None,
+    models: ModelSource | None = None,
+    sinks: Sequence[RecordSink] = (),
 ) -> Session:
     """A `Session` as `handoffs.toml` configures it: its policy, timeouts, retry caps, spending
-    caps and outcome log, and this process's shared circuit breakers."""
-    return session_type(
+    caps and outcome log, and this process's shared circuit breakers. `runner` makes its
+    handoffs (default: here), `models` wraps the portfolio (default: the portfolio itself), and
+    `sinks` take every finished record."""
+    return Session(
         catalog=config.catalog,
-        models=portfolio,
+        models=portfolio if models is None else models,
         policy=config.policy,
         budget=budget,
         on_record=on_record,
@@ -109,8 +113,23 @@ def configured_session(
         health=shared_health(config.health),
         retry=config.retry,
         caps=config.caps,
-        outcomes=OutcomeLog(config.outcomes) if config.outcomes else None,
+        outcomes=OutcomeLog(config.outcomes, inputs=config.outcomes_input)
+        if config.outcomes
+        else None,
+        runner=runner,
+        sinks=sinks,
     )
+
+
+def _both(
+    first: Callable[[HandoffRecord], None], then: Callable[[HandoffRecord], None] | None
+) -> Callable[[HandoffRecord], None]:
+    def both(record: HandoffRecord) -> None:
+        first(record)
+        if then is not None:
+            then(record)
+
+    return both
 
 
 async def run_job(
@@ -120,48 +139,68 @@ async def run_job(
     *,
     on_record: Callable[[HandoffRecord], None] | None = None,
     job_id: str | None = None,
-    tracing: Tracing | None = None,
-    session_type: type[Session] = Session,
+    tracing: Tracing | Literal[False] | None = None,
+    runner: HandoffRunner | None = None,
+    models: ModelSource | None = None,
+    sinks: Sequence[RecordSink] = (),
 ) -> JobReport:
     """Run one job to completion (or to its budget) and report what happened and what it cost.
 
-    With `tracing`, the job is one `invoke_workflow {job}` span holding every other span.
-    `session_type` builds the job's `Session` (durable jobs pass one whose handoffs are steps).
+    Traced, the job is one `invoke_workflow {job}` span holding every other span: to `tracing`,
+    or without it to this process's default trace (`handoffs.tracing.default_tracing`);
+    `tracing=False` traces nothing. `runner`, `models` and `sinks` go to the job's `Session` (see
+    `configured_session`): durable jobs pass a runner whose handoffs are steps, and models whose
+    requests are.
     """
     job_id = job_id or uuid.uuid4().hex[:12]
+    tracing = default_tracing() if tracing is None else tracing or None
     if tracing is not None and not tracing.model_names:  # metrics name models as providers do
         tracing = replace(tracing, model_names={e.id: e.name for e in config.catalog.values()})
     budget = Budget(spec.budget_usd, name=f"job {spec.name}")
+    watch = alert_watch(config.alerts) if config.alerts is not None else None
+    if watch is not None:  # [alerts]: the worker's alert watch sees this job's handoffs too
+        on_record = _both(watch.observe, on_record)
     session = configured_session(
-        config, portfolio, budget, on_record=on_record, tracing=tracing, session_type=session_type
+        config,
+        portfolio,
+        budget,
+        on_record=on_record,
+        tracing=tracing or False,
+        runner=runner,
+        models=models,
+        sinks=sinks,
     )
+    if tracing is not None and tracing.metrics is not None:  # the job's gauges
+        tracing.metrics.watch_breakers(breaker_readings(session))
+        tracing.metrics.watch_budget(budget_reading(spec.name, budget))
     orchestrator = Orchestrator.from_spec(
         spec.orchestrator, subordinates=spec.subordinates, session=session
     )
     span: AbstractContextManager[Any] = (
         tracing.workflow(spec.name, job_id=job_id) if tracing else nullcontext()
     )
+    unwatch = (
+        watch.watch(breaker_readings(session), budget_reading(spec.name, budget))
+        if watch is not None
+        else None
+    )
     with span as root:
         try:
             async with Prober(session).running():
                 result = await orchestrator.run(spec.goal, data=spec.data)
         finally:
+            if unwatch is not None:
+                unwatch()
             await portfolio.aclose()
         if root is not None:
-            root.set_attributes(
-                {
-                    "handoffs.job.status": result.status,
-                    "handoffs.handoffs": len(result.records),
-                    "handoffs.cost_usd": str(result.cost_usd),
-                    "handoffs.orchestrator.cost_usd": str(result.orchestrator_cost_usd),
-                    "handoffs.budget_usd": "unlimited"
-                    if spec.budget_usd is None
-                    else str(spec.budget_usd),
-                }
+            Tracing.finish_workflow(
+                root,
+                status=result.status,
+                handoffs=len(result.records),
+                cost_usd=result.cost_usd,
+                orchestrator_cost_usd=result.orchestrator_cost_usd,
+                budget_usd=spec.budget_usd,
             )
-            if result.status != "completed":
-                root.set_attribute("error.type", result.status)
-                root.set_status(StatusCode.ERROR, result.status)
     records = list(result.records)
     frontier = config.catalog[spec.orchestrator.model]
     if frontier.tier != "frontier":

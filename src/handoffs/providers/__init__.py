@@ -2,7 +2,14 @@
 read), the embedded local tier, simulated models, and what a provider's error means.
 """
 
-from handoffs.providers._fault import ProviderFault, classify
+from handoffs.providers._fault import (
+    FaultKind,
+    MalformedResponse,
+    OutputOverrun,
+    ProviderFault,
+    ReadableModel,
+    classify,
+)
 from handoffs.providers._local import (
     INSTALL_HINT,
     LocalModelUnavailable,
@@ -30,10 +37,14 @@ __all__ = [
     "INSTALL_HINT",
     "LOCAL_MODELS",
     "LocalModel",
+    "FaultKind",
     "LocalModelUnavailable",
     "LocalServer",
+    "MalformedResponse",
+    "OutputOverrun",
     "Portfolio",
     "ProviderFault",
+    "ReadableModel",
     "SimulatedDomain",
     "Simulator",
     "classify",

@@ -14,6 +14,13 @@ engine's five actions:
 | `context_length` | the input exceeds the model's context window                | a longer-context model|
 | `content_filter` | the provider's content filter refused                       | the task's fallback   |
 | `rejected`       | any other 4xx: bad request, authentication, unknown model   | stop: a clear error   |
+| `overrun`        | usage past the `max_tokens` sent (`OutputOverrun`)          | next provider, no     |
+|                  |                                                             | delay; breaker opened |
+
+A fault is `billable` when the provider may have billed the request: it was sent and no error
+status came back first (a read timeout, a stream that broke off or stalled, an error inside a
+stream, a body that could not be read, an overrun). The engine charges such a call its whole
+reservation (or what the provider reported, when that is more).
 """
 
 from __future__ import annotations
@@ -24,6 +31,7 @@ from pydantic_ai.exceptions import (
     AgentRunError,
     ContentFilterError,
     ModelAPIError,
+    ModelConnectionError,
     ModelContextWindowExceededError,
     ModelHTTPError,
     ModelRateLimitError,
@@ -31,13 +39,44 @@ from pydantic_ai.exceptions import (
     UnexpectedModelBehavior,
     UsageLimitExceeded,
 )
+from pydantic_ai.messages import ModelMessage, ModelResponse
+from pydantic_ai.models import ModelRequestParameters
+from pydantic_ai.models.wrapper import WrapperModel
+from pydantic_ai.settings import ModelSettings
 
+from handoffs.errors import MalformedResponse, OutputOverrun
 from handoffs.handoff import FaultKind
 from handoffs.providers._secret import redact
 
-__all__ = ["FaultKind", "ProviderFault", "classify"]
+__all__ = [
+    "FaultKind",
+    "MalformedResponse",
+    "OutputOverrun",
+    "ProviderFault",
+    "ReadableModel",
+    "classify",
+]
 
 _FILTER_CODES = frozenset({"content_filter", "content_policy_violation"})
+
+
+class ReadableModel(WrapperModel):
+    """`wrapped`, with what its adapter raises on a response it cannot read turned into a
+    `MalformedResponse` (a provider fault): pydantic-ai indexes an OpenAI chat completion's
+    `choices[0]` and raises a bare `IndexError` when the provider sent `"choices": []`."""
+
+    async def request(
+        self,
+        messages: list[ModelMessage],
+        model_settings: ModelSettings | None,
+        model_request_parameters: ModelRequestParameters,
+    ) -> ModelResponse:
+        try:
+            return await super().request(messages, model_settings, model_request_parameters)
+        except IndexError as exc:
+            raise MalformedResponse(
+                self.model_name, f"the response holds no answer (an empty choices list?): {exc}"
+            ) from exc
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -49,11 +88,14 @@ class ProviderFault:
     """One line: the error's class and message."""
     retry_after_s: float | None = None
     """What a 429 asked us to wait, when it said."""
+    billable: bool = True
+    """Whether the provider may have billed the request (it was sent, and no error status came
+    back before an answer began)."""
 
     @property
     def counts_against_endpoint(self) -> bool:
         """Whether the breaker should count it: the endpoint is sick, not the request."""
-        return self.kind == "unavailable"
+        return self.kind in ("unavailable", "overrun")
 
 
 def _one_line(exc: BaseException) -> str:
@@ -61,9 +103,29 @@ def _one_line(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text[:300]}"
 
 
+def _billable(exc: BaseException) -> bool:
+    """Whether the request may have been billed: it was sent and no error status answered it."""
+    if isinstance(exc, ModelHTTPError) and not exc.in_stream:
+        return False  # an error status: providers do not bill the request it refuses
+    if isinstance(exc, ModelConnectionError) and exc.phase in ("pool", "connect"):
+        return False  # never sent
+    return not isinstance(exc, ConnectionRefusedError)
+
+
 def classify(exc: BaseException) -> ProviderFault | None:
     """Sort a provider failure, or None when `exc` is not one (e.g. an invalid answer)."""
+    fault = _sort(exc)
+    if fault is None or _billable(exc):
+        return fault
+    return ProviderFault(
+        kind=fault.kind, detail=fault.detail, retry_after_s=fault.retry_after_s, billable=False
+    )
+
+
+def _sort(exc: BaseException) -> ProviderFault | None:
     detail = redact(_one_line(exc))
+    if isinstance(exc, OutputOverrun):
+        return ProviderFault(kind="overrun", detail=detail)
     if isinstance(exc, ContentFilterError):
         return ProviderFault(kind="content_filter", detail=detail)
     if isinstance(exc, ModelAPIError) and exc.provider_error_code in _FILTER_CODES:

@@ -166,5 +166,7 @@ class Portfolio:
         )
         self._clients.append(client)
         return OpenAIChatModel(
-            entry.name, provider=OpenAICompatibleProvider(entry.id, openai_client=client)
+            # named as records name it, so its spans and metrics say `openai-compatible` too
+            entry.name,
+            provider=OpenAICompatibleProvider(entry.provider, openai_client=client),
         )

@@ -3,6 +3,7 @@ learned scorer and its training, shadow replay, and the outcome log the router l
 """
 
 from handoffs.routing._outcome import OutcomeLog, passed
+from handoffs.routing._qualify import INCUMBENT, Trial, drift, qualification, wilson
 from handoffs.routing._recorded import EXPORT_COLUMNS, Outcomes, load_outcomes
 from handoffs.routing._router import (
     Policy,
@@ -19,6 +20,7 @@ from handoffs.routing._trainer import Example, fit_linear_scorer, read_examples
 
 __all__ = [
     "EXPORT_COLUMNS",
+    "INCUMBENT",
     "Example",
     "LinearScorer",
     "OutcomeLog",
@@ -27,15 +29,19 @@ __all__ = [
     "RouteDecision",
     "Rule",
     "Scorer",
+    "Trial",
+    "drift",
     "estimate_input_tokens",
     "fit_linear_scorer",
     "load_outcomes",
     "load_scorer",
     "longer_context",
     "passed",
+    "qualification",
     "read_examples",
     "route",
     "scorer_text",
     "shadow_document",
     "shape",
+    "wilson",
 ]

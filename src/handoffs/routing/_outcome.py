@@ -13,6 +13,9 @@ Attempts that say nothing about the answer - a provider error, a call the budget
 not recorded, nor are handoffs a resumed job replays from its journal. The prompt text is the
 task's instructions and input, so the log holds what the tasks hold: it is off unless asked for
 (`[policy] outcomes = "outcomes.jsonl"` or `Session(outcomes=OutcomeLog(path))`).
+
+With `inputs=True` (`[policy] outcomes_input = true`) each row also keeps the task's input as JSON
+(`"input": {...}`), so `handoffs qualify` can replay the recorded tasks on other models.
 """
 
 from __future__ import annotations
@@ -40,8 +43,10 @@ def passed(outcome: str) -> bool | None:
 class OutcomeLog:
     """Appends each handoff's per-model outcomes to a JSONL file (created with its folder)."""
 
-    def __init__(self, path: Path | str) -> None:
+    def __init__(self, path: Path | str, *, inputs: bool = False) -> None:
         self.path = Path(path)
+        self.inputs = inputs
+        """Also keep each task's input (JSON) in its rows, for `handoffs qualify`."""
         self._ready = False
 
     def rows(self, task: Task[Any], record: HandoffRecord) -> list[dict[str, Any]]:
@@ -55,6 +60,7 @@ class OutcomeLog:
             ok[attempt.model] = ok.get(attempt.model, False) or verdict
             cost[attempt.model] = cost.get(attempt.model, Decimal(0)) + attempt.cost_usd
         text = scorer_text(task)
+        extra: dict[str, Any] = {"input": task.input_data()} if self.inputs else {}
         return [
             {
                 "prompt_id": task.id,
@@ -63,9 +69,16 @@ class OutcomeLog:
                 "model": model,
                 "correct": right,
                 "cost_usd": str(cost[model]),
+                **extra,
             }
             for model, right in ok.items()
         ]
+
+    def __call__(self, record: HandoffRecord, task: Task[Any] | None, /) -> None:
+        """As a session's record sink: write the rows of a handoff made there (`task`); a record
+        adopted from elsewhere (None) was logged where it was made."""
+        if task is not None:
+            self.write(task, record)
 
     def write(self, task: Task[Any], record: HandoffRecord) -> int:
         """Append the rows of one finished handoff in one write; return how many."""

@@ -153,7 +153,9 @@ class Reply:
     input_tokens: int | None = None
     """Reported input tokens; None estimates them from the request text (~4 chars a token)."""
     output_tokens: int | None = None
-    """Reported output tokens; None estimates them from the reply's text and call arguments."""
+    """Reported output tokens; None estimates them from the reply's text and call arguments (at
+    most the request's `max_tokens`, as a provider reports). Set it past `max_tokens` to play a
+    provider that ignores the limit."""
 
     @classmethod
     def json(

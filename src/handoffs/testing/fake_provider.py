@@ -277,8 +277,10 @@ class FakeProvider:
         if input_tokens is None:
             input_tokens = estimate_tokens(request.all_text)
         output_tokens = reply.output_tokens
-        if output_tokens is None:
+        if output_tokens is None:  # an estimate: a provider never reports more than max_tokens
             output_tokens = estimate_tokens(reply.output_text)
+            if request.max_tokens is not None:
+                output_tokens = min(output_tokens, request.max_tokens)
         return Tokens(input=input_tokens, output=output_tokens)
 
     async def _fail(

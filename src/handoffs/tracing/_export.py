@@ -14,6 +14,7 @@ import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import IO, Any, cast
+from urllib.parse import unquote
 
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
@@ -24,9 +25,13 @@ from opentelemetry.sdk.trace.export import (
     SpanExporter,
     SpanExportResult,
 )
+from opentelemetry.trace import StatusCode
 
 __all__ = [
+    "GAUNTLET_TRACE_DIR",
+    "SERVICE_NAME",
     "TRACE_DIR",
+    "ConventionsExporter",
     "JsonlSpanExporter",
     "job_resource",
     "job_tracer_provider",
@@ -36,15 +41,44 @@ __all__ = [
 
 TRACE_DIR = Path(".handoffs/traces")
 """Where `handoffs run` writes job traces and the trace/report commands read them."""
+GAUNTLET_TRACE_DIR = Path(".handoffs/gauntlet/traces")
+"""Where `handoffs gauntlet` writes its runs' traces: apart from real jobs', so that `handoffs
+report` and `router train` never count hostile runs as traffic."""
 
 OTLP_ENDPOINT_ENV = "OTEL_EXPORTER_OTLP_ENDPOINT"
 """Set it (e.g. `http://127.0.0.1:6006`) to also send spans over OTLP/HTTP to `<it>/v1/traces`
 (and metrics to `<it>/v1/metrics`, see `handoffs.tracing`)."""
 
 
-def job_resource(job_id: str) -> Resource:
-    """The OTel resource of one job's spans and metrics."""
-    return Resource.create({"service.name": "handoffs", "handoffs.job.id": job_id})
+SERVICE_NAME_ENV = "OTEL_SERVICE_NAME"
+"""The `service.name` of every span and metric (default `handoffs`)."""
+RESOURCE_ATTRIBUTES_ENV = "OTEL_RESOURCE_ATTRIBUTES"
+"""More resource attributes, `key=value,key=value` (values percent-encoded), as OTel defines it."""
+SERVICE_NAME = "handoffs"
+"""The `service.name` when neither `OTEL_SERVICE_NAME` nor `OTEL_RESOURCE_ATTRIBUTES` sets one."""
+
+
+def job_resource(
+    job_id: str,
+    *,
+    env: Mapping[str, str] | None = None,
+    extra: Mapping[str, str | bool] | None = None,
+) -> Resource:
+    """The OTel resource of one job's spans and metrics: `service.name` (from `env`'s
+    `OTEL_SERVICE_NAME`, else `OTEL_RESOURCE_ATTRIBUTES`, else `handoffs`), the attributes of
+    `OTEL_RESOURCE_ATTRIBUTES`, `handoffs.job.id` and `extra`."""
+    env = env or {}
+    attrs: dict[str, str | bool] = {}
+    for item in env.get(RESOURCE_ATTRIBUTES_ENV, "").split(","):
+        key, sep, value = item.partition("=")
+        if sep and key.strip():
+            attrs[key.strip()] = unquote(value.strip())
+    attrs["service.name"] = (
+        env.get(SERVICE_NAME_ENV, "").strip() or str(attrs.get("service.name", "")) or SERVICE_NAME
+    )
+    attrs["handoffs.job.id"] = job_id
+    attrs.update(extra or {})
+    return Resource.create(attrs)
 
 
 def trace_path(directory: Path, job_id: str) -> Path:
@@ -114,6 +148,65 @@ class JsonlSpanExporter(SpanExporter):
         return True
 
 
+DEPRECATED_SYSTEM = "gen_ai.system"
+"""Replaced by `gen_ai.provider.name`; pydantic-ai 2.68 still sends both on its `chat` spans, with
+every `InstrumentationSettings(version=...)`."""
+
+
+def conventional(span: ReadableSpan) -> ReadableSpan:
+    """`span` as it is exported: an ERROR span without `error.type` (pydantic-ai's) gets its
+    exception's type (`_OTHER` without one, as the conventions say), and the deprecated
+    `gen_ai.system` goes where `gen_ai.provider.name` says the same. Other spans pass unchanged."""
+    attrs = dict(span.attributes or {})
+    changed = False
+    if DEPRECATED_SYSTEM in attrs and "gen_ai.provider.name" in attrs:
+        del attrs[DEPRECATED_SYSTEM]
+        changed = True
+    if span.status.status_code is StatusCode.ERROR and "error.type" not in attrs:
+        exception = next(
+            (
+                (e.attributes or {}).get("exception.type")
+                for e in span.events
+                if e.name == "exception"
+            ),
+            None,
+        )
+        attrs["error.type"] = str(exception or "_OTHER")
+        changed = True
+    if not changed:
+        return span
+    return ReadableSpan(
+        name=span.name,
+        context=span.get_span_context(),
+        parent=span.parent,
+        resource=span.resource,
+        attributes=attrs,
+        events=span.events,
+        links=span.links,
+        kind=span.kind,
+        status=span.status,
+        start_time=span.start_time,
+        end_time=span.end_time,
+        instrumentation_scope=span.instrumentation_scope,
+    )
+
+
+class ConventionsExporter(SpanExporter):
+    """Hands `exporter` every span as `conventional` makes it."""
+
+    def __init__(self, exporter: SpanExporter) -> None:
+        self.exporter = exporter
+
+    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+        return self.exporter.export([conventional(s) for s in spans])
+
+    def shutdown(self) -> None:
+        self.exporter.shutdown()
+
+    def force_flush(self, timeout_millis: int = 30000) -> bool:
+        return self.exporter.force_flush(timeout_millis)
+
+
 def job_tracer_provider(
     job_id: str,
     *,
@@ -122,17 +215,20 @@ def job_tracer_provider(
     console: IO[str] | None = None,
 ) -> TracerProvider:
     """A provider for one job: JSONL under `directory` (unless None), the console (if given), and
-    OTLP/HTTP when `env` sets `OTEL_EXPORTER_OTLP_ENDPOINT`. `shutdown()` it when the job ends."""
-    provider = TracerProvider(resource=job_resource(job_id))
+    OTLP/HTTP when `env` sets `OTEL_EXPORTER_OTLP_ENDPOINT`, each through `ConventionsExporter`;
+    its resource's `service.name` and attributes follow `OTEL_SERVICE_NAME` and
+    `OTEL_RESOURCE_ATTRIBUTES`. `shutdown()` it when the job ends."""
+    provider = TracerProvider(resource=job_resource(job_id, env=env))
     if directory is not None:
-        exporter = JsonlSpanExporter(trace_path(directory, job_id))
+        exporter = ConventionsExporter(JsonlSpanExporter(trace_path(directory, job_id)))
         provider.add_span_processor(SimpleSpanProcessor(exporter))
     if console is not None:
-        provider.add_span_processor(SimpleSpanProcessor(ConsoleSpanExporter(out=console)))
+        console_exporter = ConventionsExporter(ConsoleSpanExporter(out=console))
+        provider.add_span_processor(SimpleSpanProcessor(console_exporter))
     endpoint = env.get(OTLP_ENDPOINT_ENV, "").strip()
     if endpoint:
         from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 
         otlp = OTLPSpanExporter(endpoint=endpoint.rstrip("/") + "/v1/traces")
-        provider.add_span_processor(BatchSpanProcessor(otlp))
+        provider.add_span_processor(BatchSpanProcessor(ConventionsExporter(otlp)))
     return provider

@@ -1,10 +1,13 @@
 """`handoffs trace html`: one self-contained HTML page for a job's trace.
 
 The page carries its data as JSON in a `<script type="application/json">` tag and renders it with a
-little vanilla JS: the handoff tree (a `<details>` per handoff: attempts, verdicts, the router's
-reasons), a waterfall of every span, cost per subordinate (task kind) and per model (each attempt
-charged to the model it called, `trace_view.charges`), and filters for
-failed / escalated / degraded handoffs (also from the URL fragment: `page.html#filter=escalated`).
+little vanilla JS: the handoff tree (a `<details>` per handoff, labelled with its item, its row
+saying why a degraded or failed handoff ended so, its tokens, queue time and judge calls; inside:
+attempts, checks, verdicts, the router's reasons), a waterfall of every span (handoffs labelled
+with their item, checks and queue waits marked as such), cost per subordinate (task kind) and per
+model (each attempt charged to the model it called, `charges`), filters for failed / escalated /
+degraded handoffs and a text search (both also from the URL fragment:
+`page.html#filter=escalated&search=T-007`).
 No network: no CDN, no external stylesheet, script, font or image.
 """
 
@@ -16,6 +19,7 @@ from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
 
+from handoffs.tracing._spans import CHECK_SPAN, QUEUE_SPAN
 from handoffs.tracing._view import SpanNode, charges, is_handoff, trace_document
 
 __all__ = ["embed_json", "page_data", "render_html", "write_html"]
@@ -87,24 +91,43 @@ def page_data(job_id: str, roots: list[SpanNode]) -> dict[str, Any]:
     index = {id(n): i for i, n in enumerate(handoff_nodes)}
     spans: list[dict[str, Any]] = []
 
-    def visit(node: SpanNode, depth: int) -> None:
+    def label(node: SpanNode) -> tuple[str, str]:
+        """What the waterfall calls a span, and its kind: handoff, check, queue or span."""
+        a = node.attributes
+        if is_handoff(node):
+            item = a.get("handoffs.task.label") or a.get("handoffs.task.id") or ""
+            return f"{node.name} {item}".strip(), "handoff"
+        if node.name.startswith(CHECK_SPAN + " "):
+            verdict = a.get("gen_ai.evaluation.score.label")
+            return node.name + (f" {verdict}" if verdict else ""), "check"
+        if node.name.startswith(QUEUE_SPAN + " "):
+            return node.name + " (waiting for a slot)", "queue"
+        if node.name.startswith("invoke_agent check:"):
+            return node.name + " (judge call)", "check"
+        return node.name, "span"
+
+    def visit(node: SpanNode, depth: int, owner: int | None) -> None:
         start = node.span.get("start_time_unix_nano") or t0
         end = node.span.get("end_time_unix_nano") or start
+        name, kind = label(node)
+        owner = index.get(id(node), owner)
         spans.append(
             {
-                "name": node.name,
+                "name": name,
+                "kind": kind,
                 "depth": depth,
                 "start_s": round((start - t0) / 1e9, 6),
                 "end_s": round((end - t0) / 1e9, 6),
                 "status": node.span.get("status", {}).get("code"),
                 "handoff": index.get(id(node)),
+                "within": owner,  # the handoff this span is part of (the search finds it by it)
             }
         )
         for child in node.children:
-            visit(child, depth + 1)
+            visit(child, depth + 1, owner)
 
     for root in roots:
-        visit(root, 0)
+        visit(root, 0, None)
     return {
         "document": document,
         "total_s": round(max(t1 - t0, 0) / 1e9, 6),
@@ -135,6 +158,11 @@ td.num{text-align:right;font-variant-numeric:tabular-nums}
 .bar{position:absolute;top:3px;height:10px;min-width:1px;background:#8ab}
 .bar.handoff{background:#6a6}.bar.escalated{background:#39c}.bar.degraded{background:#db3}
 .bar.failed,.bar.ERROR{background:#c33}
+.bar.handoff.degraded{background:#db3}
+.bar.check{background:#a7c}.bar.queue{background:#ccc;border:1px dashed #888}
+.wlabel.check{color:#639}.wlabel.queue{color:#777;font-style:italic}
+#search{margin-left:1em;padding:.2em .5em;width:18em}
+.cause{color:#a60;font-weight:bold}
 .reasons li{font-family:ui-monospace,monospace;font-size:12px}
 """
 
@@ -147,10 +175,12 @@ function el(tag,cls,text){var e=document.createElement(tag);if(cls)e.className=c
 function list(title,items){var d=el('div');d.appendChild(el('strong',null,title));
  var ul=el('ul',title==='router reasons'?'reasons':null);
  (items||[]).forEach(function(x){ul.appendChild(el('li',null,x));});d.appendChild(ul);return d;}
-document.getElementById('title').textContent='job '+(doc.job||'?')+' ('+doc.job_id+')';
+document.getElementById('title').textContent=(doc.job?'job '+doc.job:'trace')+' ('+doc.job_id+')'+
+ (doc.gauntlet_attack?' \\u00b7 Gauntlet: '+doc.gauntlet_attack:'');
 document.getElementById('summary').textContent=[doc.status,'$'+doc.cost_usd+' total',
- '$'+doc.orchestrator_cost_usd+' orchestrator',doc.handoffs.length+' handoffs',
- doc.spans+' spans',(doc.duration_s||0).toFixed(2)+'s'].join(' \\u00b7 ');
+ doc.orchestrator_cost_usd!==null?'$'+doc.orchestrator_cost_usd+' orchestrator':null,
+ doc.handoffs.length+' handoffs',doc.spans+' spans',(doc.duration_s||0).toFixed(2)+'s']
+ .filter(function(x){return x;}).join(' \\u00b7 ');
 var tree=document.getElementById('tree');
 doc.handoffs.forEach(function(h,i){
  var d=el('details','handoff row '+h.flags.join(' '));d.id='handoff-'+i;
@@ -160,7 +190,11 @@ doc.handoffs.forEach(function(h,i){
  var model=h.model||h.status;if(h.escalations)model+=' \\u2191'+h.escalations;
  s.appendChild(el('span',null,[h.task_kind+' '+(h.label||h.task_id),model,
   'route '+(h.route||[]).join('\\u2192'),h.attempts+' attempt'+(h.attempts===1?'':'s'),
-  (h.latency_s||0).toFixed(2)+'s','$'+h.cost_usd].concat(h.flags).join(' \\u00b7 ')));
+  (h.input_tokens||0)+'/'+(h.output_tokens||0)+' tok']
+  .concat(h.judge_calls?[h.judge_calls+' judge call'+(h.judge_calls===1?'':'s')]:[])
+  .concat(h.queue_s?['queued '+h.queue_s.toFixed(2)+'s']:[])
+  .concat([(h.latency_s||0).toFixed(2)+'s','$'+h.cost_usd]).concat(h.flags).join(' \\u00b7 ')));
+ if(h.cause&&h.status!=='delivered')s.appendChild(el('span','cause',' \\u00b7 '+h.status+': '+h.cause));
  d.appendChild(s);
  d.appendChild(el('div',null,'status '+h.status+(h.cause?' ('+h.cause+')':'')+' \\u00b7 risk '+
   h.risk+' \\u00b7 provider '+(h.provider||'-')+' \\u00b7 tier '+(h.tier||'-')+
@@ -175,7 +209,10 @@ doc.handoffs.forEach(function(h,i){
   tr.appendChild(el('td',null,(h.faults||[])[n]||''));
   tr.appendChild(el('td','num',n<costs.length?'$'+costs[n]:'-'));
   var ev=(h.evaluations||[]).filter(function(e){return e['handoffs.attempt']===n;});
-  tr.appendChild(el('td',null,ev.map(function(e){return e['gen_ai.evaluation.name']+' '+
+  var ck=(h.checks||[]).filter(function(c){return c.attempt===n;});
+  tr.appendChild(el('td',null,ck.length?ck.map(function(c){return c.name+' '+c.label+
+   (c.calls?' (judge call'+(c.model?' on '+c.model:'')+', '+c.duration_s.toFixed(2)+'s)':'');}).join(', '):
+   ev.map(function(e){return e['gen_ai.evaluation.name']+' '+
    e['gen_ai.evaluation.score.label'];}).join(', ')));t.appendChild(tr);});
  d.appendChild(t);d.appendChild(list('verdicts',h.verdicts));
  d.appendChild(list('router reasons',h.route_reasons));tree.appendChild(d);});
@@ -187,27 +224,39 @@ var wf=document.getElementById('waterfall');var total=data.total_s||1;
 data.spans.forEach(function(s){var h=s.handoff!==null?doc.handoffs[s.handoff]:null;
  var flags=h?h.flags:[];var r=el('div','wrow row '+flags.join(' '));
  r.setAttribute('data-flags',flags.join(' '));
- var l=el('div','wlabel',s.name);l.style.paddingLeft=(s.depth*8)+'px';
+ var w=s.within!==null&&s.within!==undefined?doc.handoffs[s.within]:null;
+ if(w)r.setAttribute('data-item',w.task_kind+' '+(w.label||w.task_id));
+ var l=el('div','wlabel '+(s.kind||''),s.name);l.style.paddingLeft=(s.depth*8)+'px';
  l.title=s.name+' '+(s.end_s-s.start_s).toFixed(3)+'s';r.appendChild(l);
  var track=el('div','wtrack');
- var b=el('div','bar '+(h?'handoff ':'')+flags.join(' ')+' '+(s.status||''));
+ var b=el('div','bar '+(h?'handoff ':'')+(s.kind==='check'||s.kind==='queue'?s.kind+' ':'')+
+  flags.join(' ')+' '+(s.status||''));
  b.style.left=(100*s.start_s/total)+'%';b.style.width=(100*(s.end_s-s.start_s)/total)+'%';
  b.title=l.title;
  if(h){b.style.cursor='pointer';b.addEventListener('click',function(){
   var d=document.getElementById('handoff-'+s.handoff);d.open=true;d.scrollIntoView();});}
  track.appendChild(b);r.appendChild(track);wf.appendChild(r);});
-var active=null;
+var active=null;var search=document.getElementById('search');
 function apply(f){active=f;document.querySelectorAll('#filters button').forEach(function(b){
   b.classList.toggle('active',b.getAttribute('data-filter')===(f||'all'));});
+ var q=(search.value||'').trim().toLowerCase();
  document.querySelectorAll('.row').forEach(function(r){
   var flags=(r.getAttribute('data-flags')||'').split(' ');
-  var show=!f||flags.indexOf(f)>=0;r.classList.toggle('hidden',!show);
+  var text=(r.textContent+' '+(r.getAttribute('data-item')||'')).toLowerCase();
+  var show=(!f||flags.indexOf(f)>=0)&&(!q||text.indexOf(q)>=0);
+  r.classList.toggle('hidden',!show);
   if(f&&show&&r.tagName==='DETAILS')r.open=true;});
  document.body.setAttribute('data-filter',f||'all');}
+function remember(){var parts=[];if(active)parts.push('filter='+active);
+ if(search.value)parts.push('search='+encodeURIComponent(search.value));
+ history.replaceState(null,'',parts.length?'#'+parts.join('&'):'#');}
+search.addEventListener('input',function(){apply(active);remember();});
 document.querySelectorAll('#filters button').forEach(function(b){b.addEventListener('click',
  function(){var f=b.getAttribute('data-filter');f=(f==='all'||f===active)?null:f;
-  history.replaceState(null,'',f?'#filter='+f:'#');apply(f);});});
-var m=/filter=(failed|escalated|degraded)/.exec(location.hash);apply(m?m[1]:null);
+  apply(f);remember();});});
+var m=/filter=(failed|escalated|degraded)/.exec(location.hash);
+var q=/search=([^&]*)/.exec(location.hash);if(q)search.value=decodeURIComponent(q[1]);
+apply(m?m[1]:null);
 document.body.setAttribute('data-rendered','yes');
 })();
 """
@@ -223,6 +272,7 @@ _PAGE = """<!DOCTYPE html>
 <div id="filters">filter:
 <button data-filter="all">all</button><button data-filter="failed">failed</button>
 <button data-filter="escalated">escalated</button><button data-filter="degraded">degraded</button>
+<input id="search" type="search" placeholder="search: item, model, check, cause...">
 </div>
 <h2>Cost</h2>
 <table id="cost-kind"><tr><th>subordinate (task kind)</th><th>handoffs</th><th>cost</th></tr></table>

@@ -8,6 +8,13 @@
 | `handoffs.handoff.cost`            | histogram | `{USD}`       | handoff                        |
 | `handoffs.handoffs`                | counter   | `{handoff}`   | handoff                        |
 | `handoffs.escalations`             | counter   | `{escalation}`| handoff (adds its escalations) |
+| `handoffs.verifications`           | counter   | `{verification}` | attempt whose answer was checked |
+| `handoffs.breaker.state`           | gauge     | `1`           | endpoint, per state (1 = current) |
+| `handoffs.breaker.down_time`       | gauge     | `s`           | endpoint: time since it left closed |
+| `handoffs.breaker.openings`        | counter   | `{opening}`   | endpoint (observed)            |
+| `handoffs.budget.spent`            | gauge     | `{USD}`       | job budget (observed)          |
+| `handoffs.budget.limit`            | gauge     | `{USD}`       | job budget with a limit        |
+| `handoffs.budget.used`             | gauge     | `1`           | job budget with a limit: spent (and held) / limit |
 
 pydantic-ai records `gen_ai.client.token.usage` and `operation.cost` per model call on the same
 meter provider (`Tracing(meter_provider=...)` hands it over). `gen_ai.client.operation.duration`
@@ -15,6 +22,12 @@ follows the GenAI conventions at `handoffs.tracing.SEMCONV_VERSION`: operation `
 attempt is one subordinate agent run, its checks included), `gen_ai.provider.name`,
 `gen_ai.request.model`, and `error.type` when the attempt failed (`invalid_output` or the fault kind
 of a provider error). Attributes stay low-cardinality: no task ids, labels or text.
+
+The breaker and budget gauges are observed when the meter provider collects, from what
+`watch_breakers` and `watch_budget` were given (`run_job` gives them the job's session and budget).
+The Prometheus alert rules in `ops/prometheus/alerts.yml` are written against these names as the
+OTel→Prometheus convention spells them (`handoffs_verifications_total`,
+`handoffs_breaker_down_time_seconds`, ...).
 
 ```python
 meters = job_meter_provider(job_id, directory=Path(".handoffs/traces"), env=os.environ)
@@ -27,10 +40,14 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Mapping
+import threading
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from decimal import Decimal
 from pathlib import Path
-from typing import IO, Any, cast
+from typing import IO, Any, Literal, cast
 
+from opentelemetry.metrics import CallbackOptions, Observation
 from opentelemetry.metrics import MeterProvider as APIMeterProvider
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import (
@@ -50,7 +67,10 @@ from handoffs.handoff import Attempt, HandoffRecord
 from handoffs.tracing._export import OTLP_ENDPOINT_ENV, job_resource
 
 __all__ = [
+    "DURATION_BUCKETS_S",
     "METRICS_SUFFIX",
+    "BreakerReading",
+    "BudgetReading",
     "HandoffMetrics",
     "JobEndMetricReader",
     "JsonlMetricExporter",
@@ -74,6 +94,44 @@ def metrics_path(directory: Path, job_id: str) -> Path:
     return directory / f"{job_id}{METRICS_SUFFIX}"
 
 
+DURATION_BUCKETS_S = (
+    0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28, 2.56, 5.12, 10.24, 20.48, 40.96, 81.92,
+)  # fmt: skip
+"""Bucket bounds of the duration histograms: the GenAI conventions' advice for
+`gen_ai.client.operation.duration`, so that a p95 can be read from the buckets."""
+
+_STATES = ("closed", "half_open", "open")
+_CHECKED = {"accepted": "pass", "rejected": "fail", "invalid_output": "fail"}
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class BreakerReading:
+    """One catalog entry's circuit breaker, as the breaker gauges observe it."""
+
+    model: str
+    """Catalog id."""
+    tier: str
+    provider: str
+    primary: bool
+    """True unless the entry is only some other entry's failover."""
+    state: Literal["closed", "half_open", "open"]
+    down_s: float
+    """Seconds since the endpoint left the closed state (0.0 when closed)."""
+    openings: int
+    """How many times the breaker has opened."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class BudgetReading:
+    """A job's budget, as the budget gauges observe it."""
+
+    job: str
+    """The job's name (not its id: one series per job definition)."""
+    spent_usd: Decimal
+    """Committed plus held by reservations."""
+    limit_usd: Decimal | None
+
+
 def _error_type(attempt: Attempt) -> str | None:
     if attempt.outcome == "provider_error":
         return attempt.fault or "provider_error"
@@ -92,7 +150,10 @@ class HandoffMetrics:
         self.model_names = dict(model_names or {})
         """Catalog id -> the provider's model name, for `gen_ai.request.model`."""
         self.operation_duration = meter.create_histogram(
-            "gen_ai.client.operation.duration", unit="s", description="GenAI operation duration."
+            "gen_ai.client.operation.duration",
+            unit="s",
+            description="GenAI operation duration.",
+            explicit_bucket_boundaries_advisory=DURATION_BUCKETS_S,
         )
         self.attempt_cost = meter.create_histogram(
             "handoffs.attempt.cost",
@@ -100,7 +161,10 @@ class HandoffMetrics:
             description="What one attempt cost, checks included.",
         )
         self.handoff_duration = meter.create_histogram(
-            "handoffs.handoff.duration", unit="s", description="Wall time of one handoff."
+            "handoffs.handoff.duration",
+            unit="s",
+            description="Wall time of one handoff.",
+            explicit_bucket_boundaries_advisory=DURATION_BUCKETS_S,
         )
         self.handoff_cost = meter.create_histogram(
             "handoffs.handoff.cost",
@@ -115,6 +179,122 @@ class HandoffMetrics:
             unit="{escalation}",
             description="Moves up to a later rung after a failed check.",
         )
+        self.verifications = meter.create_counter(
+            "handoffs.verifications",
+            unit="{verification}",
+            description="Answers checked, by result (pass, fail), model and task kind.",
+        )
+        self._breakers: list[Callable[[], Iterable[BreakerReading]]] = []
+        self._budgets: list[Callable[[], BudgetReading]] = []
+        self._lock = threading.Lock()
+        meter.create_observable_gauge(
+            "handoffs.breaker.state",
+            callbacks=[self._observe_breaker_state],
+            unit="1",
+            description="Circuit breaker state per endpoint: 1 for the current state, else 0.",
+        )
+        meter.create_observable_gauge(
+            "handoffs.breaker.down_time",
+            callbacks=[self._observe_down_time],
+            unit="s",
+            description="How long an endpoint's breaker has been open or half-open (0: closed).",
+        )
+        meter.create_observable_counter(
+            "handoffs.breaker.openings",
+            callbacks=[self._observe_openings],
+            unit="{opening}",
+            description="Times an endpoint's breaker has opened.",
+        )
+        meter.create_observable_gauge(
+            "handoffs.budget.spent",
+            callbacks=[self._observe_spent],
+            unit="{USD}",
+            description="What a job has spent and holds in reservations.",
+        )
+        meter.create_observable_gauge(
+            "handoffs.budget.limit",
+            callbacks=[self._observe_limit],
+            unit="{USD}",
+            description="A job's budget.",
+        )
+        meter.create_observable_gauge(
+            "handoffs.budget.used",
+            callbacks=[self._observe_used],
+            unit="1",
+            description="A job's spend (held included) over its budget.",
+        )
+
+    # -- observed: breakers and budgets ----------------------------------------------------------
+
+    def watch_breakers(self, read: Callable[[], Iterable[BreakerReading]]) -> Callable[[], None]:
+        """Observe the breakers `read()` returns at every collection; call the result to stop."""
+        with self._lock:
+            self._breakers.append(read)
+        return lambda: self._forget(self._breakers, read)
+
+    def watch_budget(self, read: Callable[[], BudgetReading]) -> Callable[[], None]:
+        """Observe the budget `read()` returns at every collection; call the result to stop."""
+        with self._lock:
+            self._budgets.append(read)
+        return lambda: self._forget(self._budgets, read)
+
+    def _forget(self, sources: list[Any], read: Any) -> None:
+        with self._lock:
+            if read in sources:
+                sources.remove(read)
+
+    def _breaker_readings(self) -> dict[tuple[str, str, str], BreakerReading]:
+        with self._lock:
+            sources = list(self._breakers)
+        found: dict[tuple[str, str, str], BreakerReading] = {}
+        for read in sources:
+            for r in read():
+                found[(r.model, r.provider, r.tier)] = r  # the latest source wins
+        return found
+
+    @staticmethod
+    def _breaker_attributes(r: BreakerReading) -> dict[str, Any]:
+        return {
+            "handoffs.model": r.model,
+            "handoffs.tier": r.tier,
+            "gen_ai.provider.name": r.provider,
+            "handoffs.primary": r.primary,
+        }
+
+    def _observe_breaker_state(self, options: CallbackOptions) -> Iterable[Observation]:
+        for r in self._breaker_readings().values():
+            attrs = self._breaker_attributes(r)
+            for state in _STATES:
+                value = 1 if r.state == state else 0
+                yield Observation(value, {**attrs, "handoffs.breaker.state": state})
+
+    def _observe_down_time(self, options: CallbackOptions) -> Iterable[Observation]:
+        for r in self._breaker_readings().values():
+            yield Observation(r.down_s, self._breaker_attributes(r))
+
+    def _observe_openings(self, options: CallbackOptions) -> Iterable[Observation]:
+        for r in self._breaker_readings().values():
+            yield Observation(r.openings, self._breaker_attributes(r))
+
+    def _budget_readings(self) -> list[BudgetReading]:
+        with self._lock:
+            sources = list(self._budgets)
+        return [read() for read in sources]
+
+    def _observe_spent(self, options: CallbackOptions) -> Iterable[Observation]:
+        for r in self._budget_readings():
+            yield Observation(float(r.spent_usd), {"handoffs.job.name": r.job})
+
+    def _observe_limit(self, options: CallbackOptions) -> Iterable[Observation]:
+        for r in self._budget_readings():
+            if r.limit_usd is not None:
+                yield Observation(float(r.limit_usd), {"handoffs.job.name": r.job})
+
+    def _observe_used(self, options: CallbackOptions) -> Iterable[Observation]:
+        for r in self._budget_readings():
+            if r.limit_usd is not None and r.limit_usd > 0:
+                used = float(r.spent_usd / r.limit_usd)
+                yield Observation(used, {"handoffs.job.name": r.job})
 
     def _attempt_attributes(self, record: HandoffRecord, attempt: Attempt) -> dict[str, Any]:
         attrs: dict[str, Any] = {
@@ -139,6 +319,15 @@ class HandoffMetrics:
             attrs = self._attempt_attributes(record, attempt)
             self.operation_duration.record(attempt.latency_s, attrs)
             self.attempt_cost.record(float(attempt.cost_usd), attrs)
+            result = _CHECKED.get(attempt.outcome)
+            if result is not None:
+                checked = {
+                    "handoffs.model": attempt.model,
+                    "handoffs.tier": attempt.tier,
+                    "handoffs.task.kind": record.task_kind,
+                    "handoffs.verification.result": result,
+                }
+                self.verifications.add(1, checked)
         final = {"handoffs.model": record.model, "handoffs.tier": record.tier}
         base: dict[str, Any] = {
             "handoffs.task.kind": record.task_kind,
@@ -300,4 +489,4 @@ def job_meter_provider(
         from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
 
         readers.append(PeriodicExportingMetricReader(OTLPMetricExporter(endpoint=endpoint)))
-    return MeterProvider(metric_readers=readers, resource=job_resource(job_id))
+    return MeterProvider(metric_readers=readers, resource=job_resource(job_id, env=env))

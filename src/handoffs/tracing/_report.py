@@ -1,7 +1,9 @@
 """`handoffs report`: figures over stored traces, and `report shadow`: replay a candidate policy.
 
 Everything is read back from the JSONL traces under `.handoffs/traces/` with `load_trace`; no model
-is called. Per model: attempts, latency percentiles (the subordinate run spans' durations), the share
+is called. Gauntlet runs (their workflow span names the attack they played) are left out unless
+asked for: their hostile models are not real traffic. The total is the handoffs' cost plus what the
+jobs' orchestrators cost (from the workflow spans). Per model: attempts, latency percentiles (the subordinate run spans' durations), the share
 of provider errors and cost (each attempt charged to the model it called, see `charges`); per task kind: cost and where it went; the route distribution (share of
 handoffs delivered per tier and per model); `--compare`: the previous period of equal length and the
 change. `report shadow --policy candidate.toml` routes every logged handoff again through the
@@ -22,11 +24,22 @@ from typing import Any
 
 from handoffs.budget import usd_text
 from handoffs.tracing._metrics import METRICS_SUFFIX
-from handoffs.tracing._view import SpanNode, charges, handoff_summary, is_handoff, load_trace
+from handoffs.tracing._view import (
+    GAUNTLET_ATTACK,
+    SpanNode,
+    charges,
+    handoff_summary,
+    is_handoff,
+    load_trace,
+    money,
+    workflow_of,
+)
 
 __all__ = [
     "HandoffRow",
+    "JobRow",
     "collect",
+    "collect_jobs",
     "parse_since",
     "percentile",
     "report_document",
@@ -120,15 +133,52 @@ def _row(job_id: str, node: SpanNode) -> HandoffRow:
     )
 
 
-def collect(directory: Path) -> list[HandoffRow]:
-    """Every handoff in every finished trace under `directory`, in start order."""
-    rows: list[HandoffRow] = []
+@dataclass(frozen=True, slots=True, kw_only=True)
+class JobRow:
+    """One finished trace: a job (or a script's session) and its handoffs."""
+
+    job_id: str
+    start_ns: int
+    orchestrator_cost: Decimal
+    """What the job's orchestrator cost (0 for a script's trace, which has none)."""
+    gauntlet: str | None
+    """The attack a Gauntlet run played (`baseline` for none); None for real traffic."""
+    handoffs: tuple[HandoffRow, ...]
+
+
+def collect_jobs(directory: Path) -> list[JobRow]:
+    """Every finished trace under `directory` (Gauntlet runs included, marked), in start order."""
+    jobs: list[JobRow] = []
     for path in sorted(directory.glob("*.jsonl")):
         if path.name.endswith(METRICS_SUFFIX):
             continue
         roots = load_trace(directory, path.stem)
-        for root in roots or []:
-            rows += [_row(path.stem, n) for n in root.walk() if is_handoff(n)]
+        if not roots:
+            continue
+        workflow = workflow_of(roots)
+        attrs = workflow.attributes if workflow else {}
+        rows = [_row(path.stem, n) for root in roots for n in root.walk() if is_handoff(n)]
+        jobs.append(
+            JobRow(
+                job_id=path.stem,
+                start_ns=min(int(r.span.get("start_time_unix_nano") or 0) for r in roots),
+                orchestrator_cost=Decimal(money(attrs, "handoffs.orchestrator.cost_usd") or 0),
+                gauntlet=attrs.get(GAUNTLET_ATTACK),
+                handoffs=tuple(sorted(rows, key=lambda r: r.start_ns)),
+            )
+        )
+    return sorted(jobs, key=lambda j: j.start_ns)
+
+
+def collect(directory: Path, *, gauntlet: bool = False) -> list[HandoffRow]:
+    """Every handoff in every finished trace under `directory`, in start order; Gauntlet runs'
+    only with `gauntlet=True`."""
+    rows = [
+        row
+        for job in collect_jobs(directory)
+        if gauntlet or job.gauntlet is None
+        for row in job.handoffs
+    ]
     return sorted(rows, key=lambda r: r.start_ns)
 
 
@@ -136,7 +186,7 @@ def _share(part: int, whole: int) -> float:
     return round(part / whole, 4) if whole else 0.0
 
 
-def _figures(rows: list[HandoffRow]) -> dict[str, Any]:
+def _figures(rows: list[HandoffRow], jobs: list[JobRow] | None = None) -> dict[str, Any]:
     attempts: Counter[str] = Counter()
     errors: Counter[str] = Counter()
     latencies: defaultdict[str, list[float]] = defaultdict(list)
@@ -184,10 +234,14 @@ def _figures(rows: list[HandoffRow]) -> dict[str, Any]:
         }
         for k in sorted(kind_count)
     }
+    handoffs_cost = sum((r.cost for r in rows), Decimal(0))
+    orchestrators = sum((j.orchestrator_cost for j in jobs or []), Decimal(0))
     return {
-        "jobs": len({r.job_id for r in rows}),
+        "jobs": len({r.job_id for r in rows} | {j.job_id for j in jobs or []}),
         "handoffs": total,
-        "cost_usd": usd_text(sum((r.cost for r in rows), Decimal(0))),
+        "cost_usd": usd_text(handoffs_cost),
+        "orchestrator_cost_usd": usd_text(orchestrators),
+        "total_cost_usd": usd_text(handoffs_cost + orchestrators),
         "statuses": dict(statuses),
         "models": models,
         "task_kinds": kinds,
@@ -224,6 +278,7 @@ def _changes(current: dict[str, Any], previous: dict[str, Any]) -> dict[str, Any
     return {
         "handoffs": current["handoffs"] - previous["handoffs"],
         "cost_usd": _delta(current["cost_usd"], previous["cost_usd"]),
+        "total_cost_usd": _delta(current["total_cost_usd"], previous["total_cost_usd"]),
         "models": diff(current["models"], previous["models"], ("attempts", "cost_usd")),
         "task_kinds": diff(current["task_kinds"], previous["task_kinds"], ("handoffs", "cost_usd")),
         "routes": {
@@ -238,25 +293,45 @@ def _iso(ns: int) -> str:
 
 
 def report_document(
-    rows: list[HandoffRow],
+    rows: list[HandoffRow] | list[JobRow],
     *,
     since: timedelta | None = None,
     compare: bool = False,
     now_ns: int | None = None,
+    gauntlet: bool = False,
 ) -> dict[str, Any]:
-    """The `report --json` document; the period is `[now - since, now)` by the spans' start times."""
+    """The `report --json` document; the period is `[now - since, now)` by the spans' start times.
+
+    Given `JobRow`s (`collect_jobs`), the total adds the orchestrators' cost (a job counts in the
+    period its trace started in) and Gauntlet runs are left out unless `gauntlet`, and counted
+    in `left_out`.
+    """
     now = now_ns if now_ns is not None else time.time_ns()
+    jobs = [r for r in rows if isinstance(r, JobRow)]
+    kept = [j for j in jobs if gauntlet or j.gauntlet is None]
+    handoffs = [r for r in rows if isinstance(r, HandoffRow)] + [
+        h for j in kept for h in j.handoffs
+    ]
+    left_out = {"gauntlet_runs": len(jobs) - len(kept)}
+
+    def within(lo: int, hi: int) -> dict[str, Any]:
+        return _figures(
+            [r for r in handoffs if lo <= r.start_ns < hi],
+            [j for j in kept if lo <= j.start_ns < hi],
+        )
+
     if since is None:
-        doc: dict[str, Any] = {"period": {"since": None, "until": _iso(now)}, **_figures(rows)}
+        figures = _figures(handoffs, kept)
+        doc: dict[str, Any] = {"period": {"since": None, "until": _iso(now)}, **figures}
+        doc["left_out"] = left_out
         return doc
     width = int(since.total_seconds() * 1e9)
-    current = [r for r in rows if now - width <= r.start_ns < now]
-    doc = {"period": {"since": _iso(now - width), "until": _iso(now)}, **_figures(current)}
+    doc = {"period": {"since": _iso(now - width), "until": _iso(now)}, **within(now - width, now)}
+    doc["left_out"] = left_out
     if compare:
-        before = [r for r in rows if now - 2 * width <= r.start_ns < now - width]
         previous = {
             "period": {"since": _iso(now - 2 * width), "until": _iso(now - width)},
-            **_figures(before),
+            **within(now - 2 * width, now - width),
         }
         doc["previous"] = previous
         doc["change"] = _changes(doc, previous)

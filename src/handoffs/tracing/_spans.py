@@ -1,25 +1,29 @@
 """Handoff spans: names and attributes (GenAI semconv + `handoffs.*`) and the `Tracing` handle.
 
 ```
-invoke_workflow {job}                      run_job           (GenAI semconv)
+invoke_workflow {job}                      run_job           (GenAI semconv)       CHAIN
 └── invoke_agent orchestrator              pydantic-ai       (GenAI semconv)
     ├── chat {model}                       pydantic-ai
     └── execute_tool {subordinate}         pydantic-ai; + gen_ai.transfer.* (draft)
-        └── handoff {kind}                 Session.delegate  (handoffs.*, evaluation events)
-            └── invoke_agent subordinate:{model} -> chat {model}
+        └── handoff {kind}                 Session.delegate  (handoffs.*)          AGENT
+            ├── queue {model}              waiting for a slot of a model with max_concurrency
+            ├── invoke_agent subordinate:{model} -> chat {model}     one per attempt
+            └── check {name}               one per check result                EVALUATOR
+                └── invoke_agent check:{model} -> chat {model}       a judge's model call
 ```
 
 The spans follow the OpenTelemetry GenAI semantic conventions at `SEMCONV_VERSION`; the
 `gen_ai.transfer.*` attributes are drafts of the later semantic-conventions-genai repository (no
-release yet). A `TracerProvider` (and optionally a `MeterProvider`, for the instruments of
-`handoffs.tracing` and pydantic-ai's token and cost histograms) is passed in explicitly: nothing
-here touches global OTel state. Prompt and response text stays out of spans unless
-`include_content=True`.
+release yet). The project's own spans also carry `openinference.span.kind` (the kind by which Arize
+Phoenix and other OpenInference viewers sort spans). A `TracerProvider` (and optionally a
+`MeterProvider`, for the instruments of `handoffs.tracing` and pydantic-ai's token and cost
+histograms) is passed in explicitly: nothing here touches global OTel state. Prompt and response
+text stays out of spans unless `include_content=True`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Generator, Mapping
+from collections.abc import Callable, Generator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -30,10 +34,19 @@ from opentelemetry.trace import Span, SpanKind, Status, StatusCode, Tracer, Trac
 from pydantic_ai.capabilities import Instrumentation
 from pydantic_ai.models.instrumented import InstrumentationSettings
 
-from handoffs.handoff import HandoffRecord
+from handoffs.handoff import HandoffRecord, Verdict
+from handoffs.task import Check, CheckContext
 from handoffs.tracing._metrics import HandoffMetrics
 
-__all__ = ["SEMCONV_VERSION", "Tracing", "handoff_attributes"]
+__all__ = [
+    "CHECK_SPAN",
+    "HANDOFF_SPAN",
+    "QUEUE_SPAN",
+    "SEMCONV_VERSION",
+    "SPAN_KIND",
+    "Tracing",
+    "handoff_attributes",
+]
 
 SEMCONV_VERSION = "1.41.1"
 """The OpenTelemetry semantic-conventions release whose GenAI spans and events these follow."""
@@ -50,14 +63,26 @@ TRANSFER_MODE = "gen_ai.transfer.mode"
 """Draft (semantic-conventions-genai, unreleased): `return_to_caller` for a delegating tool."""
 TRANSFER_TARGET = "gen_ai.transfer.target.name"
 """Draft (semantic-conventions-genai, unreleased): the agent a tool call transfers to."""
+SPAN_KIND = "openinference.span.kind"
+"""OpenInference's span kind (`CHAIN`, `AGENT`, `EVALUATOR`, ...): how Phoenix sorts a span."""
 
 HANDOFF_SPAN = "handoff"
 """Name prefix of the project's own span, one per handoff: `handoff {task kind}`."""
+CHECK_SPAN = "check"
+"""Name prefix of a check's span (`check {check name}`), a child of its handoff's span."""
+QUEUE_SPAN = "queue"
+"""Name prefix of the span of a wait for a model's concurrency slot: `queue {model}`."""
 NAMESPACE = "handoffs."
 
 
 def _usd(value: Decimal | None) -> str:
-    return "unlimited" if value is None else str(value)
+    return "unlimited" if value is None else format(value, "f")
+
+
+def money_attributes(key: str, value: Decimal) -> dict[str, Any]:
+    """A dollar amount as two attributes: `key` a double (to sum and sort in a viewer) and
+    `{key}_decimal` the exact decimal text (what the project's own readers use)."""
+    return {key: float(value), f"{key}_decimal": format(value, "f")}
 
 
 def handoff_attributes(record: HandoffRecord, *, budget_left: Decimal | None) -> dict[str, Any]:
@@ -75,14 +100,14 @@ def handoff_attributes(record: HandoffRecord, *, budget_left: Decimal | None) ->
         "handoffs.attempts": len(record.attempts),
         "handoffs.attempt.models": [a.model for a in record.attempts],
         "handoffs.attempt.outcomes": [a.outcome for a in record.attempts],
-        "handoffs.attempt.costs_usd": [str(a.cost_usd) for a in record.attempts],
+        "handoffs.attempt.costs_usd": [format(a.cost_usd, "f") for a in record.attempts],
         "handoffs.attempt.faults": [a.fault or "" for a in record.attempts],
         "handoffs.breakers": [f"{model}:{state}" for model, state in record.breakers.items()],
         "handoffs.escalations": record.escalations,
         "handoffs.verdicts": [
             f"{v.check}:{'pass' if v.passed else 'fail'}" for v in record.verdicts
         ],
-        "handoffs.cost_usd": str(record.cost_usd),
+        **money_attributes("handoffs.cost_usd", record.cost_usd),
         "handoffs.budget.left_usd": _usd(budget_left),
         "handoffs.degraded": record.degraded,
         "handoffs.input_tokens": record.input_tokens,
@@ -98,6 +123,72 @@ def handoff_attributes(record: HandoffRecord, *, budget_left: Decimal | None) ->
     }
     attrs.update({k: v for k, v in optional.items() if v is not None})
     return attrs
+
+
+def evaluation_attributes(verdict: Verdict, *, explain: bool) -> dict[str, Any]:
+    """A check's result as GenAI evaluation attributes (the `gen_ai.evaluation.result` event's)."""
+    attrs: dict[str, Any] = {
+        EVALUATION_NAME: verdict.check,
+        EVALUATION_LABEL: "pass" if verdict.passed else "fail",
+    }
+    if verdict.score is not None:
+        attrs[EVALUATION_SCORE] = verdict.score
+    if explain and verdict.reasons:
+        attrs[EVALUATION_EXPLANATION] = " ".join(verdict.reasons)[:500]
+    return attrs
+
+
+@contextmanager
+def _span(tracer: Tracer, name: str, attrs: dict[str, Any]) -> Generator[Span, None, None]:
+    # Exceptions are recorded by type only: their messages may carry provider text.
+    with tracer.start_as_current_span(
+        name,
+        kind=SpanKind.INTERNAL,
+        attributes=attrs,
+        record_exception=False,
+        set_status_on_exception=False,
+    ) as span:
+        try:
+            yield span
+        except BaseException as exc:
+            span.set_attribute(ERROR_TYPE, type(exc).__name__)
+            span.set_status(Status(StatusCode.ERROR, type(exc).__name__))
+            raise
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class _ObservedCheck:
+    """A check that runs in its own `check {name}` span (an OpenInference EVALUATOR)."""
+
+    check: Check
+    tracer: Tracer
+    attempt: int
+    model: str
+    explain: bool
+
+    @property
+    def name(self) -> str:
+        return self.check.name
+
+    async def __call__(self, output: Any, ctx: CheckContext) -> Verdict:
+        attrs: dict[str, Any] = {
+            SPAN_KIND: "EVALUATOR",
+            "handoffs.check": self.check.name,
+            "handoffs.attempt": self.attempt,
+            "handoffs.model": self.model,
+        }
+        with _span(self.tracer, f"{CHECK_SPAN} {self.check.name}", attrs) as span:
+            verdict = await self.check(output, ctx)
+            if verdict.check != self.check.name:  # named as its verdicts are: `predicate:...`
+                span.update_name(f"{CHECK_SPAN} {verdict.check}")
+                span.set_attribute("handoffs.check", verdict.check)
+            span.set_attributes(evaluation_attributes(verdict, explain=self.explain))
+            span.set_attribute("output.value", "pass" if verdict.passed else "fail")
+            if verdict.model is not None:
+                span.set_attribute("handoffs.check.model", verdict.model)
+            if verdict.cost_usd:
+                span.set_attributes(money_attributes("handoffs.check.cost_usd", verdict.cost_usd))
+            return verdict
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -140,38 +231,81 @@ class Tracing:
 
     @contextmanager
     def workflow(self, name: str, *, job_id: str) -> Generator[Span, None, None]:
-        """The root span of one job: `invoke_workflow {name}`."""
+        """The root span of one job: `invoke_workflow {name}`; `finish_workflow` fills it in."""
         attrs = {
             OPERATION: "invoke_workflow",
             WORKFLOW_NAME: name,
+            SPAN_KIND: "CHAIN",
             "handoffs.job.id": job_id,
         }
-        with self._span(f"invoke_workflow {name}", attrs) as span:
+        with _span(self.tracer, f"invoke_workflow {name}", attrs) as span:
             yield span
 
+    @staticmethod
+    def finish_workflow(
+        span: Span,
+        *,
+        status: str,
+        handoffs: int,
+        cost_usd: Decimal,
+        orchestrator_cost_usd: Decimal,
+        budget_usd: Decimal | None,
+    ) -> None:
+        """Set a job's outcome on its workflow span; a job that did not complete is an error."""
+        span.set_attributes(
+            {
+                "handoffs.job.status": status,
+                "handoffs.handoffs": handoffs,
+                **money_attributes("handoffs.cost_usd", cost_usd),
+                **money_attributes("handoffs.orchestrator.cost_usd", orchestrator_cost_usd),
+                "handoffs.budget_usd": _usd(budget_usd),
+            }
+        )
+        if status != "completed":
+            span.set_attribute(ERROR_TYPE, status)
+            span.set_status(Status(StatusCode.ERROR, status))
+
     @contextmanager
-    def handoff(self, *, kind: str, task_id: str) -> Generator[Span, None, None]:
+    def handoff(
+        self, *, kind: str, task_id: str, label: str | None = None
+    ) -> Generator[Span, None, None]:
         """The span of one handoff; `finish_handoff` fills it in from the record."""
-        attrs = {"handoffs.task.kind": kind, "handoffs.task.id": task_id}
-        with self._span(f"{HANDOFF_SPAN} {kind}", attrs) as span:
+        attrs: dict[str, Any] = {
+            SPAN_KIND: "AGENT",
+            "handoffs.task.kind": kind,
+            "handoffs.task.id": task_id,
+        }
+        if label is not None:
+            attrs["handoffs.task.label"] = label
+        with _span(self.tracer, f"{HANDOFF_SPAN} {kind}", attrs) as span:
             yield span
 
     @contextmanager
-    def _span(self, name: str, attrs: dict[str, Any]) -> Generator[Span, None, None]:
-        # Exceptions are recorded by type only: their messages may carry provider text.
-        with self.tracer.start_as_current_span(
-            name,
-            kind=SpanKind.INTERNAL,
-            attributes=attrs,
-            record_exception=False,
-            set_status_on_exception=False,
-        ) as span:
-            try:
-                yield span
-            except BaseException as exc:
-                span.set_attribute(ERROR_TYPE, type(exc).__name__)
-                span.set_status(Status(StatusCode.ERROR, type(exc).__name__))
-                raise
+    def queue(self, *, model: str, slots: int) -> Generator[Span, None, None]:
+        """The span of a wait for one of the `slots` concurrent calls `model` takes."""
+        attrs: dict[str, Any] = {
+            SPAN_KIND: "CHAIN",
+            "handoffs.model": model,
+            "handoffs.queue.slots": slots,
+        }
+        with _span(self.tracer, f"{QUEUE_SPAN} {model}", attrs) as span:
+            yield span
+
+    def observe_checks(self, *, attempt: int, model: str) -> Callable[[Check], Check]:
+        """A `run_checks(wrap=...)` hook: each check of attempt number `attempt` (of `model`'s
+        answer) runs in its own `check {name}` span, an EVALUATOR holding the check's result as
+        `gen_ai.evaluation.*` attributes and, for a judge, its model call."""
+
+        def wrap(check: Check) -> Check:
+            return _ObservedCheck(
+                check=check,
+                tracer=self.tracer,
+                attempt=attempt,
+                model=model,
+                explain=self.include_content,
+            )
+
+        return wrap
 
     def finish_handoff(
         self,
@@ -182,24 +316,27 @@ class Tracing:
         error: BaseException | None = None,
     ) -> None:
         """Set a handoff span's attributes and one evaluation event per check result, and record
-        the handoff's metrics when there is a meter provider."""
+        the handoff's metrics when there is a meter provider.
+
+        A failed handoff's span is an error (`error.type`: the exception's type); so is a degraded
+        one's (`error.type`: its cause), whose output is the task's fallback, not an answer.
+        """
         span.set_attributes(handoff_attributes(record, budget_left=budget_left))
         for number, attempt in enumerate(record.attempts):
             for verdict in attempt.verdicts:
                 event: dict[str, Any] = {
-                    EVALUATION_NAME: verdict.check,
-                    EVALUATION_LABEL: "pass" if verdict.passed else "fail",
+                    **evaluation_attributes(verdict, explain=self.include_content),
                     "handoffs.attempt": number,
                     "handoffs.model": attempt.model,
                 }
-                if verdict.score is not None:
-                    event[EVALUATION_SCORE] = verdict.score
-                if self.include_content and verdict.reasons:
-                    event[EVALUATION_EXPLANATION] = " ".join(verdict.reasons)[:500]
                 span.add_event(EVALUATION_EVENT, event)
+        why = f" ({record.cause})" if record.cause else ""
         if record.status == "failed":
             span.set_attribute(ERROR_TYPE, type(error).__name__ if error else "HandoffFailed")
-            span.set_status(Status(StatusCode.ERROR, record.status))
+            span.set_status(Status(StatusCode.ERROR, f"failed{why}"))
+        elif record.degraded:
+            span.set_attribute(ERROR_TYPE, record.cause or "degraded")
+            span.set_status(Status(StatusCode.ERROR, f"degraded{why}: the fallback was delivered"))
         if self.metrics is not None:
             self.metrics.record(record)
 

@@ -7,7 +7,7 @@ it through `CheckContext.ask`, which the engine charges to the same budget as th
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from handoffs.handoff import Verdict
@@ -22,23 +22,43 @@ def schema_verdict(task: Task[Any], output: Any) -> Verdict:
     return Verdict(check="schema", passed=not errors, reasons=tuple(errors[:5]))
 
 
-async def run_checks(output: Any, ctx: CheckContext, checks: Sequence[Check]) -> list[Verdict]:
+class _Schema:
+    """The schema check as a `Check`: it always runs first."""
+
+    name = "schema"
+
+    async def __call__(self, output: Any, ctx: CheckContext) -> Verdict:
+        return schema_verdict(ctx.task, output)
+
+
+async def run_checks(
+    output: Any,
+    ctx: CheckContext,
+    checks: Sequence[Check],
+    *,
+    wrap: Callable[[Check], Check] | None = None,
+) -> list[Verdict]:
     """Run the schema check then each check in order, stopping at the first that fails.
 
     Stopping early keeps expensive checks (a judge) from running on output a cheap one rejected.
+    `wrap`, when given, wraps each check, the schema check included (the engine's tracing runs
+    each in its own span this way).
     """
-    verdicts = [schema_verdict(ctx.task, output)]
-    if not verdicts[0].passed:
-        return verdicts
-    for check in checks:
-        try:
-            verdict = await check(output, ctx)
-        except Exception as exc:  # a broken check must not pass output silently
-            verdict = Verdict(
-                check=check.name,
-                passed=False,
-                reasons=(f"check raised {type(exc).__name__}: {exc}",),
-            )
+    schema = _Schema()
+    verdicts: list[Verdict] = []
+    for check in (schema, *checks):
+        run = wrap(check) if wrap is not None else check
+        if check is schema:  # the schema check itself is never "broken": let it raise
+            verdict = await run(output, ctx)
+        else:
+            try:
+                verdict = await run(output, ctx)
+            except Exception as exc:  # a broken check must not pass output silently
+                verdict = Verdict(
+                    check=check.name,
+                    passed=False,
+                    reasons=(f"check raised {type(exc).__name__}: {exc}",),
+                )
         verdicts.append(verdict)
         if not verdict.passed:
             break

@@ -103,27 +103,17 @@ def soundify(r: Recipe, s: Scenario) -> Recipe:
     Each rule names the regression case pinning the region it leaves out.
     """
     openai_stream = s.wire == "openai" and s.stream
-    if r.status == 429:
-        # test_persistent_429_is_waited_out_while_the_healthy_equivalent_is_never_called
-        if r.retry_after in ("0", "Wed, 21 Oct 2015 07:28:00 GMT"):
-            r = replace(r, retry_after="30")
-        if r.retry_after_ms in ("0", "50"):
-            r = replace(r, retry_after_ms=None)
     if r.status != 200:
         if openai_stream and r.cut is not None:
             # test_openai_stream_error_status_with_a_cut_body_escapes_as_an_httpx_error
             r = replace(r, framing="length-sent", ending="clean")
         return r
-    if s.wire == "openai" and not s.stream and r.choices in ("empty", "missing", "null"):
-        # test_empty_choices_escapes_as_a_bare_index_error,
-        # test_a_response_that_fails_to_parse_is_recorded_at_zero_despite_its_usage
-        r = replace(r, choices="one")
-    if r.usage == "missing":
-        # test_anthropic_usage_missing_escapes_as_attribute_error,
-        # test_a_complete_answer_without_usage_is_recorded_at_zero
+    if r.usage == "missing" and s.wire == "anthropic":
+        # test_anthropic_usage_missing_escapes_as_attribute_error
         r = replace(r, usage="exact")
     if r.usage == "inflated" and s.budget_usd is not None:
-        # test_a_provider_ignoring_max_tokens_takes_spend_above_the_budget
+        # test_a_provider_ignoring_max_tokens_overspends_by_one_response_then_is_out: the budget
+        # invariant does not hold for the one response that overruns (documented)
         r = replace(r, usage="exact")
     if r.finish == "odd" and (s.wire == "anthropic" or not s.stream):
         # test_anthropic_pause_turn_makes_requests_no_attempt_records,
@@ -132,30 +122,17 @@ def soundify(r: Recipe, s: Scenario) -> Recipe:
     if r.finish == "length" and s.output == "str":
         # test_an_answer_cut_off_at_max_tokens_is_delivered_as_complete
         r = replace(r, finish="natural")
-    if r.finish in ("missing", "null") and openai_stream:
-        # test_truncated_openai_stream_is_delivered_as_complete_at_zero_cost
-        r = replace(r, finish="natural")
-    if s.stream:
-        # a stream that ends early, or fails after it streamed tokens or usage:
-        # test_truncated_openai_stream_is_delivered_as_complete_at_zero_cost,
-        # test_anthropic_stream_not_opening_with_message_start_escapes_as_assertion_error,
-        # test_a_stream_failing_after_its_usage_is_recorded_at_zero,
-        # test_a_read_timeout_mid_stream_is_recorded_at_zero
+    if s.stream and s.wire == "anthropic":
+        # test_anthropic_stream_not_opening_with_message_start_escapes_as_assertion_error
         safe = {
             "dup": "dup",
             "drop": "drop-content",
             "swap": "swap-content",
-            "cut": "dup",
+            "cut": "cut",
             "drop-content": "drop-content",
             "swap-content": "swap-content",
         }
         r = replace(r, edits=tuple((safe[op], i) for op, i in r.edits))
-        if r.stream_error_at not in (None, 0):
-            r = replace(r, stream_error_at=0)
-        if r.cut is not None and r.cut > STREAM_HEAD_BYTES:
-            r = replace(r, cut=r.cut % (STREAM_HEAD_BYTES + 1))
-        if r.stall_s == LONG_STALL_S:
-            r = replace(r, stall_at=0)
     return r
 
 

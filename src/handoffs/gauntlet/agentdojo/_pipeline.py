@@ -295,6 +295,7 @@ class HandoffsPipeline:
             models=lambda e: models[e.id],
             policy=Policy(rules=(Rule(kind="read", ladder=("reader",)),)),
             budget=Budget(None),
+            tracing=False,  # thousands of scripted runs: no trace file
         )
         orchestrator = Orchestrator(
             model="frontier",
