@@ -36,8 +36,8 @@ from handoffs.providers._weights import (
 __all__ = [
     "INSTALL_HINT",
     "LOCAL_MODELS",
-    "LocalModel",
     "FaultKind",
+    "LocalModel",
     "LocalModelUnavailable",
     "LocalServer",
     "MalformedResponse",
