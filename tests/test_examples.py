@@ -14,16 +14,18 @@ from handoffs.providers import INSTALL_HINT, local_available
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def run_example(name: str, *args: str) -> str:
-    """Run `examples/<name>` with no API keys in the environment; return its stdout."""
-    env = {k: v for k, v in os.environ.items() if k not in ("ANTHROPIC_API_KEY", "OPENAI_API_KEY")}
+def run_example(
+    name: str, *args: str, env: dict[str, str] | None = None, timeout: float = 120
+) -> str:
+    """Run `examples/<name>` with no API keys in the environment (plus `env`); return its stdout."""
+    keep = {k: v for k, v in os.environ.items() if k not in ("ANTHROPIC_API_KEY", "OPENAI_API_KEY")}
     proc = subprocess.run(
         [sys.executable, str(ROOT / "examples" / name), *args],
         cwd=ROOT,
-        env=env,
+        env={**keep, **(env or {})},
         capture_output=True,
         text=True,
-        timeout=120,
+        timeout=timeout,
         check=False,
     )
     assert proc.returncode == 0, f"{name} exited {proc.returncode}:\n{proc.stderr[-3000:]}"
@@ -95,6 +97,81 @@ def test_self_hosted_endpoint_runs_on_the_embedded_smollm2() -> None:
     assert "delivered by selfhosted: Triage(severity='high')" in out or (
         "delivered by mid: Triage(severity='high')" in out and "escalations 1" in out
     )
+
+
+QWEN = "qwen2.5-coder-1.5b"
+
+
+@pytest.mark.local
+@pytest.mark.skipif(not local_available(), reason=f"the [local] extra is absent: {INSTALL_HINT}")
+def test_your_own_task_without_the_stronger_tier_says_so_and_marks_placeholders_degraded(
+    tmp_path: Path,
+) -> None:
+    out = run_example(
+        "09_your_own_task.py", env={"HANDOFFS_MODELS_DIR": str(tmp_path)}, timeout=300
+    )
+    lines = out.splitlines()
+    assert lines[0].startswith("stronger local tier: NOT installed") and "placeholders" in lines[0]
+    assert f"handoffs models install {QWEN}" in lines[0]
+    assert "local (local)" in lines[1] and "mid (simulated)" in lines[1]
+    assert "local-strong" not in out
+    results = [line for line in lines if line.startswith("  => ")]
+    assert len(results) == 4
+    for review in out.split("\nR-")[1:]:
+        attempts = [
+            line.split()[0] for line in review.splitlines()[1:] if not line.startswith("  =>")
+        ]
+        assert attempts[0] == "local"  # the real cheap model answers first, every time
+        if "DEGRADED" in review:  # what SmolLM2 got wrong, the simulated placeholders did not fix
+            assert "'simulated' is not written in the review" in review
+    assert lines[-1].startswith("delivered by: ")
+
+
+@pytest.mark.local
+@pytest.mark.skipif(
+    not local_available(QWEN), reason=f"{QWEN} is not installed: handoffs models install {QWEN}"
+)
+def test_your_own_task_is_answered_by_real_local_models_escalating_to_the_stronger_one() -> None:
+    out = run_example("09_your_own_task.py", timeout=900)
+    lines = out.splitlines()
+    assert lines[0] == "stronger local tier: installed (handoffs.local.toml)"
+    assert "local-strong (local)" in lines[1]
+    for review in out.split("\nR-")[1:]:
+        attempts = [
+            line.split()[0] for line in review.splitlines()[1:] if not line.startswith("  =>")
+        ]
+        assert attempts[0] == "local"
+        verdict = review.splitlines()[-1]
+        if "(local-strong)" in verdict:  # escalated: SmolLM2 failed a check first
+            assert "rejected" in review or "invalid" in review
+    assert "local-strong" in lines[-1]  # at least one review needed the stronger tier
+
+
+@pytest.mark.local
+@pytest.mark.skipif(not local_available(), reason=f"the [local] extra is absent: {INSTALL_HINT}")
+def test_local_tiers_scores_each_tier_against_the_gold_labels_and_skips_what_is_absent(
+    tmp_path: Path,
+) -> None:
+    out = run_example(
+        "10_local_tiers.py",
+        "--limit",
+        "2",
+        "--only",
+        "smollm2",
+        "qwen",
+        env={"HANDOFFS_MODELS_DIR": str(tmp_path)},
+        timeout=300,
+    )
+    assert (
+        out.splitlines()[0]
+        == "command: python examples/10_local_tiers.py --limit 2 --only smollm2 qwen"
+    )
+    assert f"skipped qwen: the local model needs {QWEN}" in out
+    assert f"handoffs models install {QWEN}" in out
+    row = next(line for line in out.splitlines() if line.startswith("| smollm2 |"))
+    cells = [c.strip() for c in row.strip("|").split("|")]
+    assert cells[:3] == ["smollm2", "local", "schema"] and cells[5] == "local 2"
+    assert cells[3].endswith(tuple(f"{n}/2 = {n / 2:.2f}" for n in range(3)))
 
 
 def test_provider_failover_routes_around_an_outage_and_brings_the_primary_back() -> None:

@@ -20,7 +20,14 @@ from pydantic_ai.models.openai import OpenAIChatModel
 from pydantic_ai.providers.openai_compatible import OpenAICompatibleProvider
 from pydantic_ai.settings import ModelSettings
 
-from handoffs.providers import LocalModelUnavailable, LocalServer, find_gguf, shared_server
+from handoffs.providers import (
+    LOCAL_MODELS,
+    LocalModel,
+    LocalModelUnavailable,
+    LocalServer,
+    find_gguf,
+    shared_server,
+)
 from handoffs.providers import _local as local
 
 needs_model = pytest.mark.skipif(
@@ -122,7 +129,15 @@ def test_find_gguf_locates_the_packaged_file() -> None:
 def test_missing_package_raises_an_actionable_one_line_error(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setitem(local._GGUFS, "absent", ("no_such_pkg_4f2a", "x.gguf"))  # pyright: ignore[reportPrivateUsage]
+    absent = LocalModel(
+        name="absent",
+        title="Absent",
+        licence="MIT",
+        n_ctx=512,
+        requirements=("no-such-pkg-4f2a==1.0",),
+        filename="x.gguf",
+    )
+    monkeypatch.setitem(LOCAL_MODELS, "absent", absent)  # type: ignore[index]
     with pytest.raises(LocalModelUnavailable) as caught:
         find_gguf("absent")
     assert caught.value.missing == "no-such-pkg-4f2a"

