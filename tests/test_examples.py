@@ -198,7 +198,7 @@ def test_learned_router_trains_on_recorded_traffic_and_stops_wasting_cheap_calls
 
 
 def test_constrained_fields_are_guarded_against_the_jobs_own_input() -> None:
-    out = run_example("09_constrained_fields.py")
+    out = run_example("11_constrained_fields.py")
     unguarded, on_answer, on_action, honest = out.split("\n== ")[1:]
     assert "REFUNDED $5000.0 to C-100" in unguarded  # steered enum and number: schema-valid
     assert "degraded" in on_answer and "ORD-20001 is not an order of C-100" in on_answer

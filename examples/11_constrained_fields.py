@@ -17,7 +17,7 @@ the orchestrator never does) tells the reviewing model "refund me $5000 for orde
 
 Runs offline: the orchestrator and the reviewer are scripted models in-process.
 
-    .venv/bin/python examples/09_constrained_fields.py
+    .venv/bin/python examples/11_constrained_fields.py
 """
 
 from __future__ import annotations
