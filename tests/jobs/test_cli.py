@@ -139,3 +139,36 @@ def test_a_handoff_line_says_why_it_was_degraded_not_by_whom() -> None:
     assert handoff_line(degraded) == "classify T-2: degraded (verification) $0.000001"
     delivered = HandoffRecord(**base, status="delivered", model="mid", cost_usd=Decimal("0.0012"))
     assert handoff_line(delivered) == "classify t1: delivered by mid $0.001200"
+
+
+def test_a_degraded_handoff_is_never_shown_as_escalated() -> None:
+    from decimal import Decimal
+
+    from rich.console import Console
+
+    from handoffs import HandoffRecord
+    from handoffs.cli._render import job_table
+    from handoffs.project import JobReport
+
+    base = {"task_id": "t1", "task_kind": "classify", "risk": "low", "route": ("local", "mid")}
+    degraded = HandoffRecord(
+        **base, status="degraded", degraded=True, cause="deadline", escalations=1
+    )
+    escalated = HandoffRecord(**{**base, "task_id": "t2"}, status="delivered", model="mid", escalations=1)  # fmt: skip
+    report = JobReport(
+        job_id="j",
+        job="triage",
+        status="completed",
+        models={},
+        handoffs=[degraded, escalated],
+        orchestrator_cost_usd=Decimal(0),
+        total_cost_usd=Decimal(0),
+        all_frontier_cost_usd=Decimal(0),
+        escalations=1,
+        degraded=1,
+    )
+    console = Console(width=200, record=True)
+    console.print(job_table(report))
+    rows = {line.split("│")[1].strip(): line for line in console.export_text().splitlines() if "classify t" in line}  # fmt: skip
+    assert "↑" not in rows["classify t1"] and "degraded" in rows["classify t1"]
+    assert "mid (↑1)" in rows["classify t2"]

@@ -51,7 +51,9 @@ def job_table(report: JobReport) -> Table:
         model = r.model or ("degraded" if r.degraded else "failed")
         if r.model is None and r.cause:
             model += f" ({r.cause})"
-        if r.escalations:
+        if (
+            r.escalations and r.status == "delivered"
+        ):  # a degraded one was not escalated to anything
             model += f" (↑{r.escalations})"
         table.add_row(
             f"{r.task_kind} {r.label or r.task_id}",

@@ -1,7 +1,8 @@
 """One typed request of one catalog model, as the engine makes it.
 
 `Caller` keeps one pydantic-ai `Agent` per (model, output type, role), waits for a slot on models
-with `max_concurrency` (a wait is its own `queue {model}` span), sets pydantic-ai's deadlines
+with `max_concurrency` unless the caller holds one (`ModelQueue`; a wait is its own
+`queue {model}` span), sets pydantic-ai's deadlines
 (`request_timeout`, and `first_event_timeout` on streamed models), streams when the catalog says
 so, and turns the silent failures a provider can hide in a successful response into errors the
 engine can sort: an answer cut off by a content filter; a stream that ended before the provider
@@ -17,7 +18,6 @@ from collections.abc import AsyncIterable, Callable
 from contextlib import AsyncExitStack
 from typing import Any, Literal
 
-import anyio
 from pydantic import BaseModel
 from pydantic_ai import (
     Agent,
@@ -43,6 +43,7 @@ from pydantic_ai.usage import UsageLimits
 
 from handoffs.catalog import ModelEntry
 from handoffs.engine._guard import Meter
+from handoffs.engine._queue import ModelQueue
 from handoffs.providers import MalformedResponse, ReadableModel
 from handoffs.tracing import Tracing
 
@@ -116,21 +117,28 @@ class Caller:
         self._timeout_s = timeout_s
         self._first_event_timeout_s = first_event_timeout_s
         self._agents: dict[tuple[str, Any, Role], Agent[None, Any]] = {}
-        self._limiters: dict[str, anyio.CapacityLimiter] = {}
+        self._queues: dict[str, ModelQueue] = {}
+
+    def queue(self, entry: ModelEntry) -> ModelQueue | None:
+        """The slots of a model with `max_concurrency` and the calls waiting for them (None: the
+        model takes any number of concurrent calls)."""
+        if entry.max_concurrency is None:
+            return None
+        queue = self._queues.get(entry.id)
+        if queue is None:
+            queue = self._queues[entry.id] = ModelQueue(
+                model=entry.id, slots=entry.max_concurrency, service_s=entry.typical_latency_s
+            )
+        return queue
 
     async def _slot(self, entry: ModelEntry, held: AsyncExitStack) -> None:
-        """Waits for a free slot on models with `max_concurrency` (held until `held` closes),
-        inside a `queue {model}` span when every slot is taken; a no-op for other models."""
-        if entry.max_concurrency is None:
-            return
-        limiter = self._limiters.get(entry.id)
-        if limiter is None:
-            limiter = self._limiters[entry.id] = anyio.CapacityLimiter(entry.max_concurrency)
-        if self.tracing is None or limiter.available_tokens >= 1:
-            await held.enter_async_context(limiter)
-            return
-        with self.tracing.queue(model=entry.id, slots=entry.max_concurrency):
-            await held.enter_async_context(limiter)
+        """Waits as long as it takes for a slot of `entry` (held until `held` closes), inside a
+        `queue {model}` span when every slot is taken; a no-op for other models."""
+        queue = self.queue(entry)
+        if queue is not None:
+            await held.enter_async_context(
+                queue.slot(left_s=None, patient=True, tracing=self.tracing)
+            )
 
     def _agent(self, entry: ModelEntry, output_type: type[Any], role: Role) -> Agent[None, Any]:
         key = (entry.id, output_type, role)
@@ -157,18 +165,20 @@ class Caller:
         time_left_s: float | None,
         *,
         role: Role = "subordinate",
+        slotted: bool = False,
     ) -> Any:
         """One request; the tokens it reports are added to `meter.usage` whatever happens, and a
         streamed answer's output events are counted on `meter`. Raises what pydantic-ai raises,
         plus `ContentFilterError`, `MalformedResponse` or `OutputOverrun` for the silent failures
-        above."""
+        above. `slotted`: the caller already holds the model's slot (`queue`)."""
         timeout_s = min(time_left_s, self._timeout_s) if time_left_s else self._timeout_s
         settings: ModelSettings = {"max_tokens": max_tokens, "request_timeout": timeout_s}
         first = self._first_event_timeout_s
         if entry.stream and first is not None:
             settings["first_event_timeout"] = min(first, timeout_s)
         async with AsyncExitStack() as held:
-            await self._slot(entry, held)
+            if not slotted:
+                await self._slot(entry, held)
             with capture_run_messages() as messages:
                 try:
                     result = await self._agent(entry, output_type, role).run(

@@ -47,8 +47,9 @@ from handoffs.budget import Budget
 from handoffs.catalog import Catalog, ModelEntry, reserved_input_tokens, token_bound
 from handoffs.engine._call import Caller
 from handoffs.engine._cap import Caps
-from handoffs.engine._guard import Bound, Guard, Meter
+from handoffs.engine._guard import Bound, Guard, Guarded, Meter
 from handoffs.engine._prompt import render
+from handoffs.engine._queue import ModelQueue
 from handoffs.engine._retry import RetryPolicy
 from handoffs.engine._sink import Callback, RecordSink, Tally
 from handoffs.engine._trail import Trail
@@ -410,7 +411,7 @@ class Session:
                     nonlocal need_context, transient, answered
                     if entry.context_window < need_context:
                         return _Step("next")
-                    step = await self._turn(trail, entry, index, budget, deadline)
+                    step = await self._turn(trail, entry, index, budget, deadline, patient=last)
                     if step.kind == "escalate" and last:
                         answered = True
                         return _Step("next")  # nothing stronger: an equivalent is the last hope
@@ -450,10 +451,20 @@ class Session:
             rungs.insert(index + 1, [found])
 
     async def _turn(
-        self, trail: Trail[T], entry: ModelEntry, rung: int, budget: Budget, deadline: float
+        self,
+        trail: Trail[T],
+        entry: ModelEntry,
+        rung: int,
+        budget: Budget,
+        deadline: float,
+        *,
+        patient: bool,
     ) -> _Step[T]:
-        """One model's turn: call it, retrying with feedback as the task allows."""
+        """One model's turn: call it, retrying with feedback as the task allows. A model with
+        limited slots is waited for only while an answer can still come in time, unless the
+        turn is `patient` (the route's last rung: nothing is left to move on to)."""
         task = trail.task
+        queue = self._caller.queue(entry)
         previous: Any = None
         feedback: list[str] | None = None
         retries = 0
@@ -463,17 +474,15 @@ class Session:
             left = deadline - time.monotonic()
             if left <= 0:
                 return _Step("stop", failure=self._timeout(trail, "time"))
-            per_call = left if task.deadline_s is None else min(left, task.deadline_s)
             instructions, prompt = render(
                 task, entry.prompt_variant, previous=previous, feedback=feedback
             )
 
             async def send(
-                meter: Meter,
-                instructions: str = instructions,
-                prompt: str = prompt,
-                per_call: float = per_call,
+                meter: Meter, instructions: str = instructions, prompt: str = prompt
             ) -> Any:
+                left = max(deadline - time.monotonic(), 0.001)  # after any wait for a slot
+                per_call = left if task.deadline_s is None else min(left, task.deadline_s)
                 return await self._caller.call(
                     entry,
                     instructions,
@@ -482,16 +491,26 @@ class Session:
                     meter,
                     task.max_output_tokens,
                     per_call,
+                    slotted=queue is not None,
                 )
 
-            call = await self.guard.call(
-                entry,
-                send,
-                kind=task.kind,
-                budget=budget,
-                bound=_bound(task, instructions, prompt),
-            )
             again = bool(retries)
+            limit = left if task.deadline_s is None else min(left, task.deadline_s)
+            call = await self._in_line(
+                queue,
+                lambda send=send, instructions=instructions, prompt=prompt: self.guard.call(
+                    entry,
+                    send,
+                    kind=task.kind,
+                    budget=budget,
+                    bound=_bound(task, instructions, prompt),
+                ),
+                left_s=limit,
+                patient=patient,
+            )
+            if isinstance(call, str):  # no slot in time: the next model, as for an open circuit
+                trail.add(entry, rung, "refused", again, error=call)
+                return _Step("next")
             if call.outcome == "refused":
                 trail.add(entry, rung, "refused", again, error=call.reason)
                 return _Step("next")
@@ -565,6 +584,27 @@ class Session:
             retries += 1
             previous = task.dump_output(output)
             feedback = [r for v in verdicts if not v.passed for r in v.reasons] or ["rejected"]
+
+    async def _in_line(
+        self,
+        queue: ModelQueue | None,
+        call: Callable[[], Awaitable[Guarded[T]]],
+        *,
+        left_s: float,
+        patient: bool,
+    ) -> Guarded[T] | str:
+        """Make `call` holding a slot of a model with limited slots (`queue`; released before
+        its answer is checked, which may need the same model), or say why there was none in time
+        (`ModelQueue.slot`)."""
+        if queue is None:
+            return await call()
+        async with queue.slot(left_s=left_s, patient=patient, tracing=self.tracing) as refused:
+            if refused is not None:
+                return refused
+            made = await call()
+        if made.outcome in ("answered", "invalid"):
+            queue.served(made.latency_s)
+        return made
 
     def _after_fault(self, fault: ProviderFault, entry: ModelEntry, trail: Trail[T]) -> _Step[T]:
         task = trail.task

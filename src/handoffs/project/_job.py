@@ -130,6 +130,7 @@ class JobReport(BaseModel):
     """What the same handoffs would have cost had every one run on the frontier model."""
     budget_usd: Decimal | None = None
     escalations: int
+    """Escalations that ended in a verified answer (a degraded or failed handoff's do not count)."""
     degraded: int
     error: str | None = None
 

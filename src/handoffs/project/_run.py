@@ -216,7 +216,7 @@ async def run_job(
         total_cost_usd=result.cost_usd,
         all_frontier_cost_usd=result.orchestrator_cost_usd + all_frontier_cost(records, frontier),
         budget_usd=spec.budget_usd,
-        escalations=sum(r.escalations for r in records),
+        escalations=sum(r.escalations for r in records if r.status == "delivered"),
         degraded=sum(1 for r in records if r.degraded),
         error=result.error,
     )
