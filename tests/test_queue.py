@@ -147,3 +147,23 @@ async def test_the_service_time_follows_the_calls_and_the_wait_counts_the_line()
     assert 9.9 < queue.service_s <= 10.0
     queue.served(0.0)  # a call that reports no time does not move it
     assert 9.9 < queue.service_s
+
+
+async def test_a_call_that_times_out_leaves_time_for_the_next_rung(
+    catalog: Catalog, scripts: Scripts
+) -> None:
+    async def stalls(call: ScriptCall) -> dict[str, Any]:
+        await anyio.sleep(5)  # the provider never answers in time
+        return ANSWER
+
+    scripts.on("tiny", stalls)
+    scripts.on("middle", lambda c: ANSWER)
+    quick = Catalog(
+        [replace(e, typical_latency_s=0.2) if e.id == "middle" else e for e in catalog.values()]
+    )
+    delivery = await session(quick, scripts, ("tiny", "middle"), 1.0).delegate(task())
+    assert delivery.model == "middle" and not delivery.degraded
+    assert [(a.model, a.outcome) for a in delivery.attempts] == [
+        ("tiny", "provider_error"),
+        ("middle", "accepted"),
+    ]

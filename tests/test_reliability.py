@@ -329,7 +329,8 @@ async def test_no_time_left_raises_handoff_timeout(chain: Catalog, scripts: Scri
         await anyio.sleep(0.05)
         raise http(503)
 
-    scripts.on("cheap", slow)
+    for model in ("cheap", "best", "best2", "selfhosted"):  # each rung is given its share of time
+        scripts.on(model, slow)
     retry = RetryPolicy(max_handoff_s=0.02, backoff_initial_s=0)
     with pytest.raises(HandoffTimeout):
         await session(chain, scripts, retry=retry).delegate(classify())

@@ -5,6 +5,7 @@ orchestrator request) a second time."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from decimal import Decimal
 from pathlib import Path
 
 import anyio
@@ -77,3 +78,14 @@ async def test_killed_job_resumes_on_a_new_worker_without_rerunning_finished_han
     assert sum(calls.values()) == len(calls) + 1  # and nothing else
     assert after.progress is not None
     assert models.orchestrator_calls() == after.progress.orchestrator_requests
+    # what the cut-off run of that handoff may have been billed (its call was in flight: its
+    # reservation, journaled before the request went out) is on the job's ledger, besides the
+    # record of the run that finished it
+    assert before.progress.possibly_billed_usd == 0
+    possibly = after.progress.possibly_billed_usd
+    rerun = next(
+        r for r in after.progress.handoffs if (r.task_kind, r.label) == ("extract", "T-002")
+    )
+    assert 0 < rerun.cost_usd <= possibly  # a reservation covers the worst case of the same call
+    recorded = sum((r.cost_usd for r in after.progress.handoffs), Decimal(0))
+    assert after.progress.spent_usd >= recorded + possibly

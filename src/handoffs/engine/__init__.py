@@ -6,6 +6,7 @@ retry caps and spending caps.
 """
 
 from handoffs.engine._cap import Caps, SpendCap
+from handoffs.engine._guard import EXPOSURE, Exposure
 from handoffs.engine._helm import ORCHESTRATOR_KIND, Helm
 from handoffs.engine._prompt import prompt_bound
 from handoffs.engine._retry import RetryPolicy
@@ -25,10 +26,12 @@ from handoffs.engine._sink import Recorder, RecordSink, Tally
 __all__ = [
     "ASK_MAX_TOKENS",
     "ASK_PROMPT_TOKENS",
+    "EXPOSURE",
     "FEEDBACK_PROMPT_TOKENS",
     "KEEP_RECORDS",
     "ORCHESTRATOR_KIND",
     "Caps",
+    "Exposure",
     "HandoffRunner",
     "Helm",
     "ModelSource",

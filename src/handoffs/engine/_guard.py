@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Awaitable, Callable, Sequence
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any, Generic, Literal, Protocol, TypeVar
@@ -46,7 +47,18 @@ from handoffs.errors import BudgetExceeded, Refused
 from handoffs.health import Breaker
 from handoffs.providers import FaultKind, OutputOverrun, ProviderFault, classify
 
-__all__ = ["MOVES_ON", "Bound", "Guard", "Guarded", "Meter", "Outcome", "Refused", "Turn"]
+__all__ = [
+    "EXPOSURE",
+    "MOVES_ON",
+    "Bound",
+    "Exposure",
+    "Guard",
+    "Guarded",
+    "Meter",
+    "Outcome",
+    "Refused",
+    "Turn",
+]
 
 T = TypeVar("T")
 TurnT = TypeVar("TurnT", bound="Turn")
@@ -58,6 +70,28 @@ MOVES_ON: frozenset[FaultKind] = frozenset(
 
 Outcome = Literal["answered", "invalid", "fault", "refused", "over_budget"]
 """How a guarded call ended: `refused` and `over_budget` made no call."""
+
+
+@dataclass(slots=True, kw_only=True)
+class Exposure:
+    """What the calls made in one context may have been billed: `spent` (settled) and `held`
+    (reserved for calls in flight). Set `EXPOSURE` around some work, and every guarded call inside
+    it adds its reservation to `held` and awaits `changed` *before* its request is sent, then
+    moves it to `spent` (at what the call was charged) and awaits `changed` again. A durable job
+    journals it that way, so that a crash leaves behind what its interrupted handoffs may cost."""
+
+    changed: Callable[[Exposure], Awaitable[None]]
+    spent: Decimal = Decimal(0)
+    held: Decimal = Decimal(0)
+
+    @property
+    def total(self) -> Decimal:
+        """Spent plus held: the most the calls so far can have been billed."""
+        return self.spent + self.held
+
+
+EXPOSURE: ContextVar[Exposure | None] = ContextVar("handoffs_exposure", default=None)
+"""The `Exposure` guarded calls in this context report to (None: nothing reports)."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -188,6 +222,16 @@ class Guard:
             breaker.release()
             return Guarded(outcome="over_budget", error=exc, reason=str(exc))
         meter = Meter(model=entry.name, limit=bound.output_tokens)
+        exposure = EXPOSURE.get()
+        if exposure is not None:  # on record before the request can be sent (and billed)
+            exposure.held += estimate
+            try:
+                await exposure.changed(exposure)
+            except BaseException:
+                exposure.held -= estimate
+                _settle(held, None)
+                breaker.release()
+                raise
         t0 = time.monotonic()
         try:
             output = await send(meter)
@@ -201,11 +245,13 @@ class Guard:
             fault = classify(exc)
             if fault is None and not isinstance(exc, UnexpectedModelBehavior | UsageLimitExceeded):
                 _settle(held, None)  # not the provider's doing (a bug, a missing key): not sent
+                await _exposed(exposure, estimate, Decimal(0))
                 breaker.release()
                 raise
             billable = fault.billable if fault is not None else not _reported(meter)
             cost = self._charge(entry, bound, meter, billable=billable)
             _settle(held, cost)
+            await _exposed(exposure, estimate, cost)
             latency = time.monotonic() - t0
             usage = meter.usage
             if fault is None:  # the endpoint answered; the answer did not validate
@@ -223,11 +269,16 @@ class Guard:
                 error=exc,
             )
         except BaseException:  # cancelled: the request may have been sent, and billed
-            _settle(held, self._charge(entry, bound, meter, billable=True))
+            cost = self._charge(entry, bound, meter, billable=True)
+            _settle(held, cost)
+            if exposure is not None:  # no await here: the cancellation is on its way out
+                exposure.held -= estimate
+                exposure.spent += cost
             breaker.release()
             raise
         cost = self._charge(entry, bound, meter, billable=not _reported(meter))
         _settle(held, cost)
+        await _exposed(exposure, estimate, cost)
         breaker.success()
         return Guarded(
             outcome="answered",
@@ -343,6 +394,15 @@ class Guard:
 def _refused(entry: ModelEntry, reason: str) -> Guarded[Any]:
     error = Refused(entry.name, f"{entry.id}: {reason}")
     return Guarded(outcome="refused", reason=reason, error=error)
+
+
+async def _exposed(exposure: Exposure | None, held: Decimal, cost: Decimal) -> None:
+    """A call that held `held` settled at `cost`: tell the context's exposure, if any."""
+    if exposure is None:
+        return
+    exposure.held -= held
+    exposure.spent += cost
+    await exposure.changed(exposure)
 
 
 def _reported(meter: Meter) -> bool:

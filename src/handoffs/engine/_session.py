@@ -411,7 +411,15 @@ class Session:
                     nonlocal need_context, transient, answered
                     if entry.context_window < need_context:
                         return _Step("next")
-                    step = await self._turn(trail, entry, index, budget, deadline, patient=last)
+                    # on a rung with one after it, keep time for the next rung's answer
+                    spare = (
+                        0.0
+                        if last
+                        else min(self.catalog[m].typical_latency_s for m in rungs[index + 1])
+                    )
+                    step = await self._turn(
+                        trail, entry, index, budget, deadline, patient=last, spare_s=spare
+                    )
                     if step.kind == "escalate" and last:
                         answered = True
                         return _Step("next")  # nothing stronger: an equivalent is the last hope
@@ -459,10 +467,14 @@ class Session:
         deadline: float,
         *,
         patient: bool,
+        spare_s: float = 0.0,
     ) -> _Step[T]:
         """One model's turn: call it, retrying with feedback as the task allows. A model with
         limited slots is waited for only while an answer can still come in time, unless the
-        turn is `patient` (the route's last rung: nothing is left to move on to)."""
+        turn is `patient` (the route's last rung: nothing is left to move on to). `spare_s`:
+        time to keep for the next rung (its typical latency), so that a call that times out
+        here, or a wait that ends in no slot, can still be answered there; at most half of
+        what is left is kept."""
         task = trail.task
         queue = self._caller.queue(entry)
         previous: Any = None
@@ -481,7 +493,7 @@ class Session:
             async def send(
                 meter: Meter, instructions: str = instructions, prompt: str = prompt
             ) -> Any:
-                left = max(deadline - time.monotonic(), 0.001)  # after any wait for a slot
+                left = _keeping(deadline - time.monotonic(), spare_s)  # after a wait for a slot
                 per_call = left if task.deadline_s is None else min(left, task.deadline_s)
                 return await self._caller.call(
                     entry,
@@ -495,7 +507,8 @@ class Session:
                 )
 
             again = bool(retries)
-            limit = left if task.deadline_s is None else min(left, task.deadline_s)
+            limit = _keeping(left, spare_s)
+            limit = limit if task.deadline_s is None else min(limit, task.deadline_s)
             call = await self._in_line(
                 queue,
                 lambda send=send, instructions=instructions, prompt=prompt: self.guard.call(
@@ -682,6 +695,13 @@ class Session:
             )
 
         return ask
+
+
+def _keeping(left_s: float, spare_s: float) -> float:
+    """The time a call may take out of `left_s`, keeping `spare_s` for the next rung (at most
+    half of what is left)."""
+    left_s = max(left_s, 0.001)
+    return max(left_s - spare_s, left_s / 2)
 
 
 def _bound(task: Task[Any], instructions: str, prompt: str) -> Bound:

@@ -27,7 +27,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Awaitable, Callable
 from decimal import Decimal
-from typing import Any, Literal, ParamSpec, TypedDict, TypeVar, assert_never
+from typing import Any, Literal, NotRequired, ParamSpec, TypedDict, TypeVar, assert_never
 
 from dbos import DBOS
 from pydantic import BaseModel, ConfigDict
@@ -37,7 +37,7 @@ from pydantic_ai.models.wrapper import WrapperModel
 from pydantic_ai.settings import ModelSettings
 
 from handoffs.catalog import ModelEntry
-from handoffs.engine import ModelSource, Run
+from handoffs.engine import EXPOSURE, Exposure, ModelSource, Run
 from handoffs.errors import (
     BudgetExceeded,
     HandoffError,
@@ -52,6 +52,7 @@ from handoffs.handoff import Attempt, Delivery, HandoffRecord, Verdict
 from handoffs.task import Task
 
 __all__ = [
+    "EXPOSURE_EVENT",
     "HANDOFF_STEP",
     "ORCHESTRATOR_STEP",
     "DurableRunner",
@@ -62,6 +63,7 @@ __all__ = [
     "Raised",
     "durable_step",
     "in_workflow",
+    "possibly_billed",
     "replay",
     "run_handoff_step",
 ]
@@ -71,6 +73,9 @@ P = ParamSpec("P")
 
 HANDOFF_STEP = "handoffs.handoff"
 """The journaled name of a handoff step (compatibility data: see `database.APP_VERSION`)."""
+EXPOSURE_EVENT = "handoffs.exposure."
+"""The workflow event (plus the handoff step's id) a running handoff step keeps its exposure in:
+what its calls have spent and hold, written before each request is sent."""
 ORCHESTRATOR_STEP = "handoffs.orchestrator.request"
 """The journaled name of an orchestrator request step."""
 
@@ -86,6 +91,10 @@ class HandoffJournal(TypedDict):
     record: dict[str, Any] | None
     failure: dict[str, Any] | None
     """The exception it raised: a `JournaledFailure` as JSON."""
+    possibly_billed_usd: NotRequired[str]
+    """What earlier runs of this step, cut off by a crash, may have been billed: their calls'
+    spend and in-flight reservations as last journaled (`EXPOSURE_EVENT`). Charged to the job's
+    budget besides the record's cost."""
 
 
 class RequestJournal(TypedDict):
@@ -254,6 +263,9 @@ def replay(run: Run[T], journal: HandoffJournal) -> Delivery[T]:
     return or raise what it ended with."""
     raw = journal["record"]
     record = HandoffRecord.model_validate(raw) if raw is not None else None
+    possibly = possibly_billed(journal)
+    if possibly:  # an interrupted run's calls, before this one
+        run.session.budget.charge(possibly)
     if record is not None:
         run.adopt(record)
     if journal["failure"] is not None:
@@ -264,20 +276,56 @@ def replay(run: Run[T], journal: HandoffJournal) -> Delivery[T]:
 
 async def run_handoff_step(run: Run[Any]) -> HandoffJournal:
     """Make `run` in one `handoffs.handoff` step and return its journal (on resume: the journal
-    of the step made before, and `run` is not made)."""
+    of the step made before, and `run` is not made).
+
+    The step keeps what its calls may have been billed in a workflow event, written before each
+    request is sent (`Exposure`). A step that finds that event already there was cut off by a
+    crash in an earlier run: what that run may have been billed is charged to the job's budget
+    before the handoff runs again, and journaled with it (`possibly_billed_usd`)."""
 
     async def handoff() -> HandoffJournal:
+        key = f"{EXPOSURE_EVENT}{DBOS.step_id}"
+        earlier = await DBOS.get_event_async(_workflow_id(), key, timeout_seconds=0)
+        possibly = Decimal(str(earlier)) if earlier is not None else Decimal(0)
+        if possibly:
+            run.session.budget.charge(possibly)
+
+        async def changed(exposure: Exposure) -> None:
+            await DBOS.set_event_async(key, str(possibly + exposure.total))
+
+        token = EXPOSURE.set(Exposure(changed=changed))
         try:
-            delivery = await run()
-        except (HandoffError, BudgetExceeded) as exc:
-            record = run.record
-            return {
-                "record": record.model_dump(mode="json") if record else None,
-                "failure": JournaledFailure.of(exc).model_dump(mode="json", exclude_none=True),
-            }
-        return {"record": delivery.record.model_dump(mode="json"), "failure": None}
+            journal = await _made(run)
+        finally:
+            EXPOSURE.reset(token)
+        if possibly:
+            journal["possibly_billed_usd"] = str(possibly)
+        return journal
 
     return await DBOS.run_step_async({"name": HANDOFF_STEP, "preemptible": True}, handoff)
+
+
+def _workflow_id() -> str:
+    workflow = DBOS.workflow_id
+    assert workflow is not None, "a handoff step runs inside a job's workflow"
+    return workflow
+
+
+async def _made(run: Run[Any]) -> HandoffJournal:
+    try:
+        delivery = await run()
+    except (HandoffError, BudgetExceeded) as exc:
+        record = run.record
+        return {
+            "record": record.model_dump(mode="json") if record else None,
+            "failure": JournaledFailure.of(exc).model_dump(mode="json", exclude_none=True),
+        }
+    return {"record": delivery.record.model_dump(mode="json"), "failure": None}
+
+
+def possibly_billed(journal: HandoffJournal | dict[str, Any]) -> Decimal:
+    """What a handoff step's journal says earlier, interrupted runs of it may have been billed."""
+    return Decimal(str(journal.get("possibly_billed_usd", "0")))
 
 
 class JournaledModels:

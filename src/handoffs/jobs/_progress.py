@@ -17,7 +17,7 @@ from dbos import StepInfo
 from pydantic import BaseModel, ConfigDict
 
 from handoffs.handoff import HandoffRecord
-from handoffs.jobs._durable import HANDOFF_STEP, ORCHESTRATOR_STEP
+from handoffs.jobs._durable import HANDOFF_STEP, ORCHESTRATOR_STEP, possibly_billed
 
 __all__ = ["JobProgress", "progress_of"]
 
@@ -37,7 +37,12 @@ class JobProgress(BaseModel):
     """Handoffs asked for and not finished yet."""
     orchestrator_requests: int = 0
     spent_usd: Decimal = Decimal(0)
-    """Every finished handoff and orchestrator request, in USD."""
+    """Every finished handoff and orchestrator request, in USD, and what the runs of handoffs a
+    crash cut off may have been billed."""
+    possibly_billed_usd: Decimal = Decimal(0)
+    """Of `spent_usd`: what runs of handoffs that a crash cut off may have been billed (their
+    calls' spend and in-flight reservations, journaled before each request), beyond the records
+    of the runs that finished them."""
     budget_usd: Decimal | None = None
     handoffs: list[HandoffRecord] = []
     """The finished handoffs, in the order they were started."""
@@ -47,7 +52,7 @@ def progress_of(steps: list[StepInfo], *, budget_usd: Decimal | None, active: bo
     """Summarise a job's journaled steps; `active` when the job may still start handoffs."""
     records: list[HandoffRecord] = []
     failed = orchestrator = 0
-    spent = Decimal(0)
+    spent = possibly = Decimal(0)
     asked, asked_at = 0, -1
     finished_since = 0
     for step in sorted(steps, key=lambda s: s["function_id"]):
@@ -63,6 +68,9 @@ def progress_of(steps: list[StepInfo], *, budget_usd: Decimal | None, active: bo
             journal = cast(dict[str, Any], output)
             if step["function_id"] > asked_at:
                 finished_since += 1
+            interrupted = possibly_billed(journal)  # an interrupted earlier run's calls
+            spent += interrupted
+            possibly += interrupted
             raw = journal.get("record")
             if raw is None:
                 failed += 1
@@ -79,6 +87,7 @@ def progress_of(steps: list[StepInfo], *, budget_usd: Decimal | None, active: bo
         running=max(0, asked - finished_since) if active else 0,
         orchestrator_requests=orchestrator,
         spent_usd=spent,
+        possibly_billed_usd=possibly,
         budget_usd=budget_usd,
         handoffs=records,
     )
