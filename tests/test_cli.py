@@ -90,6 +90,8 @@ def test_run_json_reports_every_handoff_and_the_all_frontier_baseline(
             "cost_usd",
             "degraded",
         } <= set(h)
+    # every model here is simulated: every delivered answer says it is a stand-in
+    assert all(h["simulated"] for h in report["handoffs"] if h["status"] == "delivered")
     total = Decimal(report["total_cost_usd"])
     assert total == Decimal(report["orchestrator_cost_usd"]) + sum(
         Decimal(h["cost_usd"]) for h in report["handoffs"]
@@ -110,6 +112,9 @@ def test_run_prints_the_setting_first_then_a_table_and_totals(
     assert lines[0].startswith("models — ") and "simulated" in lines[0]
     assert "classify T-001" in result.stdout
     assert "all-frontier would cost" in result.stdout and "escalations:" in result.stdout
+    assert re.search(
+        r"SIMULATED: \d+ of 70 answers are stand-ins from simulated models", result.stdout
+    )
     # stderr is no terminal here: the job id first, then plain progress lines, the last one final
     first, *progress = result.stderr.splitlines()
     job_id = re.fullmatch(r"job ([0-9a-f]{12}) — trace: .+\.jsonl", first)

@@ -41,8 +41,10 @@ def test_first_screen_example_runs_offline_on_the_local_model(tmp_path: Path) ->
     assert done.returncode == 0, done.stderr[-2000:]
     lines = done.stdout.splitlines()
     assert lines[0].startswith("category=") and "urgent=" in lines[0]  # a validated Triage
-    model, cost, attempts, escalations = lines[1].split()
+    model, cost, attempts, escalations, source = lines[1].split()
     assert model in ("local", "mid", "frontier") and float(cost) > 0
+    # offline, only the local tier is a real model: anything above it says it is a stand-in
+    assert source == ("real" if model == "local" else "SIMULATED")
     assert "E" not in cost  # a plain decimal, never 9E-7
     assert int(attempts) == len(lines) - 2 and int(escalations) >= 0
     assert lines[2].startswith("local ")  # the local tier answered first, for real

@@ -190,6 +190,10 @@ class HandoffRecord(BaseModel):
     cost_usd: Money = Decimal(0)
     latency_s: float = 0.0
     degraded: bool = False
+    simulated: bool = False
+    """The delivered output came from a simulated model — a cloud model whose key is missing,
+    served offline by the simulator: a stand-in (without a domain simulation, a placeholder such
+    as an enum's first value or `0`), not a model's answer."""
     output: Any = None
     """The delivered output as JSON (the fallback when degraded)."""
     error: str | None = None
@@ -245,6 +249,12 @@ class Delivery(Generic[OutputT]):
     def degraded(self) -> bool:
         """True when the output is the task's declared fallback, not a model's answer."""
         return self.record.degraded
+
+    @property
+    def simulated(self) -> bool:
+        """True when the output is a simulated model's stand-in (no key for the model that
+        answered: offline), not a real model's answer. Check it before trusting an answer."""
+        return self.record.simulated
 
     @property
     def latency_s(self) -> float:

@@ -82,4 +82,11 @@ def job_summary(report: JobReport) -> str:
         + (f" of a {money(report.budget_usd)} budget" if report.budget_usd is not None else ""),
         f"all-frontier would cost: {money(report.all_frontier_cost_usd)}   saved: {money(saved)}",
     ]
+    stand_ins = [r for r in report.handoffs if r.simulated]
+    if stand_ins:
+        models = sorted({r.model for r in stand_ins if r.model})
+        lines.append(
+            f"SIMULATED: {len(stand_ins)} of {len(report.handoffs)} answers are stand-ins from "
+            f"simulated models ({', '.join(models)}: no key set), not model answers"
+        )
     return "\n".join(lines)

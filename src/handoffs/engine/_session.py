@@ -309,6 +309,12 @@ class Session:
                     unavailable.setdefault(entry.id, blocked)
         return route(task, self.catalog, self.policy, unavailable=unavailable)
 
+    def _simulated(self, entry: ModelEntry) -> bool:
+        """Whether the session's model source serves `entry` from a simulator (a `Portfolio`,
+        or a source that wraps one, says so with `label`)."""
+        label = getattr(self._models, "label", None)
+        return callable(label) and label(entry.id) == "simulated"
+
     def breaker(self, entry: ModelEntry) -> Breaker:
         """The circuit breaker of the endpoint `entry` is really served from."""
         address = self._addresses.get(entry.id)
@@ -591,7 +597,8 @@ class Session:
                 verdicts=verdicts,
             )
             if passed:
-                return _Step("delivered", delivery=trail.deliver(output, entry, verdicts))
+                delivery = trail.deliver(output, entry, verdicts, simulated=self._simulated(entry))
+                return _Step("delivered", delivery=delivery)
             if retries >= task.feedback_retries:
                 return _Step("escalate")
             retries += 1

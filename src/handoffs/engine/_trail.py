@@ -129,11 +129,14 @@ class Trail(Generic[T]):
             "breakers": self.breakers,
         }
 
-    def deliver(self, output: T, entry: ModelEntry, verdicts: list[Verdict]) -> Delivery[T]:
-        """The delivery of a checked output."""
+    def deliver(
+        self, output: T, entry: ModelEntry, verdicts: list[Verdict], *, simulated: bool = False
+    ) -> Delivery[T]:
+        """The delivery of a checked output (`simulated`: a simulated model's stand-in)."""
         record = HandoffRecord(
             **self._base(),
             status="delivered",
+            simulated=simulated,
             model=entry.id,
             provider=entry.provider,
             tier=entry.tier,

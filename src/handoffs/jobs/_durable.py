@@ -345,6 +345,13 @@ class JournaledModels:
         found = locate(entry) if callable(locate) else None
         return None if found is None else str(found)
 
+    def label(self, model_id: str) -> str | None:
+        """How `source` serves `model_id` (`Portfolio.label`: `simulated`, `real`, ...), if it
+        says."""
+        label = getattr(self.source, "label", None)
+        found = label(model_id) if callable(label) else None
+        return None if found is None else str(found)
+
 
 class JournaledModel(WrapperModel):
     """`wrapped` with each request a DBOS step inside a workflow, journaled with its cost.
