@@ -254,10 +254,10 @@ def _plan_by_reference(
     for tool, args, result in results:
         if tool != "delegate_each" or not isinstance(result, list):
             continue
-        for item in cast(list[dict[str, Any]], result):
-            given = item.get("input")
+        inputs = cast(list[Any], args.get("inputs", []))
+        for given, item in zip(inputs, cast(list[dict[str, Any]], result), strict=False):
             ref = given if isinstance(given, str) else cast(dict[str, Any], given).get("ticket")
-            done.setdefault(str(args.get("tool")), {})[str(ref)] = item
+            done.setdefault(str(args.get("tool")), {})[str(ref)] = {"status": "delivered", **item}
     refs = [str(t["ref"]) for t in tickets]
     todo: list[tuple[str, dict[str, Any]]] = []
     for tool in ("classify_ticket", "extract_fields"):
@@ -276,7 +276,7 @@ def _plan_by_reference(
     ]
     if urgent:
         return [("delegate_each", {"tool": "draft_reply", "inputs": urgent})]
-    ids = {str(t["ref"]): str(t["id"]) for t in tickets}
+    ids = {str(t["ref"]): str(t["id"]) for t in tickets}  # a result without status: delivered
     categories = Counter(str(i.get("output", {}).get("category")) for i in classified.values())
     urgent_ids = sorted(ids[r] for r, i in classified.items() if i.get("output", {}).get("urgent"))
     replies = sum(1 for i in drafted.values() if i.get("status") == "delivered")

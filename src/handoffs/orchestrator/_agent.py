@@ -355,7 +355,10 @@ class Orchestrator:
         if run.by_reference:  # the answer by its handle and its constrained fields
             origin = Origin(kind="free_text", source=sub.name)
             ref = run.ledger.quarantine.refer(record.output, origin, kind=f"result:{sub.name}")
-            return {"status": record.status, "result": ref, "output": visible(output)}
+            shown = {"result": ref, "output": visible(output)}
+            if record.status != "delivered":  # no status: delivered
+                shown = {"status": record.status, **shown}
+            return shown
         payload: dict[str, Any] = {
             "status": record.status,
             "handoff": task.id,
@@ -400,7 +403,7 @@ class Orchestrator:
             results: list[dict[str, Any]] = [{} for _ in inputs]
             limiter = anyio.CapacityLimiter(self.fan_out)
 
-            async def one(index: int, item: Any) -> None:
+            async def one(index: int, item: Any) -> None:  # in order: a handle is not echoed
                 asked = {"ref": item} if isinstance(item, str) else item
                 async with limiter:
                     if not isinstance(asked, dict):
@@ -412,7 +415,7 @@ class Orchestrator:
                         shown = await self._handoff(sub, run, cast(dict[str, Any], asked))
                 if isinstance(shown, str):  # the action policy's framed refusal
                     shown = {"status": "refused", "refusal": shown}
-                results[index] = {"input": item, **shown}
+                results[index] = shown if isinstance(item, str) else {"input": item, **shown}
 
             async with anyio.create_task_group() as group:
                 for index, item in enumerate(inputs):
@@ -435,8 +438,8 @@ class Orchestrator:
             "additionalProperties": False,
         }
         description = (
-            "Run one tool on each of many inputs in parallel, one handoff per input; the "
-            "results come back in the order of the inputs. Prefer it to many single calls."
+            "Run one tool on each of many inputs in parallel, one handoff per input. Results "
+            "come back in the order of the inputs; a result without status was delivered."
         )
         return Tool.from_schema(delegate_each, FAN_OUT, description, params, takes_ctx=True)
 

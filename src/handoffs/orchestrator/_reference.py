@@ -41,11 +41,7 @@ __all__ = [
     "visible",
 ]
 
-HANDLE: dict[str, Any] = {
-    "type": "string",
-    "pattern": "^⟦q:[0-9a-f]{8}⟧$",
-    "description": "A handle (⟦q:…⟧) of a job item or of a delivered result",
-}
+HANDLE: dict[str, Any] = {"type": "string", "pattern": "^⟦q:[0-9a-f]{8}⟧$"}
 """The JSON Schema of a handle, as the orchestrator's tools declare it."""
 
 
@@ -137,13 +133,13 @@ def describe_items(ledger: Ledger, data: Any, describe: Sequence[str]) -> Any:
 
 
 def visible(shown: Any) -> Any:
-    """A delivered answer as a by-reference run shows it: its constrained fields only (free
-    text stays behind the answer's handle)."""
+    """A delivered answer as a by-reference run shows it: its constrained fields that have a
+    value (free text stays behind the answer's handle; a null is left out)."""
     if isinstance(shown, dict):
         return {
             k: visible(v)
             for k, v in cast(dict[str, Any], shown).items()
-            if not (isinstance(v, str) and REF.search(v))
+            if v is not None and not (isinstance(v, str) and REF.search(v))
         }
     if isinstance(shown, list):
         return [visible(v) for v in cast(list[Any], shown)]
