@@ -217,9 +217,15 @@ def plan(
 ) -> list[tuple[str, dict[str, Any]]] | str:
     """The simulated orchestrator: the next batch of tool calls, or the final summary when done.
 
-    Step 1 classifies every ticket; step 2 extracts fields from every ticket and drafts replies for
-    the urgent ones; step 3 summarises. A call already made (even one that failed) is not repeated.
+    By reference (each ticket shown as `{"ref": handle, "id": ...}`), it plans as a frontier
+    model would over handles: step 1 classifies and extracts every ticket in two `delegate_each`
+    calls, step 2 drafts replies for the urgent ones in one, step 3 summarises. With the tickets
+    shown whole it calls one tool per ticket: classify every ticket; then extract every ticket and
+    draft for the urgent ones; then summarise. A call already made (even one that failed) is not
+    repeated.
     """
+    if tickets and all("ref" in t for t in tickets):
+        return _plan_by_reference(tickets, results)
     called: dict[str, dict[str, dict[str, Any] | str]] = {}
     for tool, args, result in results:
         ticket_id = str(args.get("ticket", args).get("id"))
@@ -239,6 +245,56 @@ def plan(
     if todo:
         return todo
     return _summary(tickets, results, triage)
+
+
+def _plan_by_reference(
+    tickets: list[dict[str, Any]], results: list[tuple[str, dict[str, Any], dict[str, Any] | str]]
+) -> list[tuple[str, dict[str, Any]]] | str:
+    done: dict[str, dict[str, dict[str, Any]]] = {}  # tool -> ticket handle -> its result
+    for tool, args, result in results:
+        if tool != "delegate_each" or not isinstance(result, list):
+            continue
+        inputs = cast(list[Any], args.get("inputs", []))
+        for given, item in zip(inputs, cast(list[dict[str, Any]], result), strict=False):
+            ref = given if isinstance(given, str) else cast(dict[str, Any], given).get("ticket")
+            done.setdefault(str(args.get("tool")), {})[str(ref)] = {"status": "delivered", **item}
+    refs = [str(t["ref"]) for t in tickets]
+    todo: list[tuple[str, dict[str, Any]]] = []
+    for tool in ("classify_ticket", "extract_fields"):
+        left = [r for r in refs if r not in done.get(tool, {})]
+        if left:
+            todo.append(("delegate_each", {"tool": tool, "inputs": left}))
+    if todo:
+        return todo
+    classified, drafted = done["classify_ticket"], done.get("draft_reply", {})
+    urgent = [
+        {"ticket": r, "triage": classified[r]["result"]}
+        for r in refs
+        if classified[r].get("status") == "delivered"
+        and classified[r].get("output", {}).get("urgent")
+        and r not in drafted
+    ]
+    if urgent:
+        return [("delegate_each", {"tool": "draft_reply", "inputs": urgent})]
+    ids = {str(t["ref"]): str(t["id"]) for t in tickets}  # a result without status: delivered
+    categories = Counter(str(i.get("output", {}).get("category")) for i in classified.values())
+    urgent_ids = sorted(ids[r] for r, i in classified.items() if i.get("output", {}).get("urgent"))
+    replies = sum(1 for i in drafted.values() if i.get("status") == "delivered")
+    human = sorted(
+        {
+            ids.get(r, r)
+            for per in done.values()
+            for r, i in per.items()
+            if i.get("status") != "delivered"
+        }
+    )
+    per_category = ", ".join(f"{c} {n}" for c, n in categories.most_common())
+    return (
+        f"Triaged {len(tickets)} tickets: {per_category or 'none classified'}. "
+        f"Urgent: {len(urgent_ids)}{' (' + ', '.join(urgent_ids) + ')' if urgent_ids else ''}. "
+        f"Replies drafted: {replies}. "
+        f"Need a human: {', '.join(human) if human else 'none'}."
+    )
 
 
 def _summary(

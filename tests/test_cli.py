@@ -66,7 +66,7 @@ def simulated(tmp_path: Path) -> Path:
     return path
 
 
-def test_run_json_reports_every_handoff_and_the_all_frontier_baseline(
+def test_run_json_reports_every_handoff_and_the_repriced_figure(
     runner: CliRunner, simulated: Path, tmp_path: Path
 ) -> None:
     traces = tmp_path / "traces"
@@ -96,7 +96,28 @@ def test_run_json_reports_every_handoff_and_the_all_frontier_baseline(
     assert total == Decimal(report["orchestrator_cost_usd"]) + sum(
         Decimal(h["cost_usd"]) for h in report["handoffs"]
     )
-    assert 0 < total < Decimal(report["all_frontier_cost_usd"])
+    assert 0 < total < Decimal(report["repriced_frontier_cost_usd"])
+    assert report["items"] == 30 and report["orchestrator_input_tokens"] > 0
+    assert report["gold"]["fields"] == 30 * 6 and report["baseline"] is None
+
+
+def test_run_baseline_single_model_runs_the_job_again_on_the_orchestrators_model(
+    runner: CliRunner, simulated: Path, tmp_path: Path
+) -> None:
+    args = ["run", str(JOB), "-c", str(simulated), "--json", "--trace-dir", str(tmp_path)]
+    result = runner.invoke(app, [*args, "--baseline", "single-model"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    base = report["baseline"]
+    assert base["status"] == "completed" and base["baseline"] is None
+    assert len(base["handoffs"]) == len(report["handoffs"]) == 70
+    assert {a["model"] for h in base["handoffs"] for a in h["attempts"]} == {"frontier"}
+    assert any(a["model"] != "frontier" for h in report["handoffs"] for a in h["attempts"])
+    for run in (report, base):
+        assert run["calls"] > 70  # every handoff's attempts and the orchestrator's requests
+        assert run["elapsed_s"] > 0 and 0 < run["gold"]["accuracy"] <= 1
+    assert report["gold"]["accuracy"] >= base["gold"]["accuracy"]
+    assert Decimal(report["total_cost_usd"]) < Decimal(base["total_cost_usd"])
 
 
 def test_run_prints_the_setting_first_then_a_table_and_totals(
@@ -111,7 +132,8 @@ def test_run_prints_the_setting_first_then_a_table_and_totals(
     lines = result.stdout.splitlines()
     assert lines[0].startswith("models — ") and "simulated" in lines[0]
     assert "classify T-001" in result.stdout
-    assert "all-frontier would cost" in result.stdout and "escalations:" in result.stdout
+    assert "re-priced (this run's tokens at frontier rates, not a run)" in result.stdout
+    assert "escalations:" in result.stdout and "orchestrator tokens:" in result.stdout
     assert re.search(
         r"SIMULATED: \d+ of 70 answers are stand-ins from simulated models", result.stdout
     )
@@ -258,7 +280,7 @@ def test_run_json_exits_1_when_the_job_failed(
 ) -> None:
     starved = tmp_path / "starved.toml"
     text = JOB.read_text().replace('budget_usd = "0.50"', 'budget_usd = "0.0001"')
-    for key in ("roster", "tools", "data"):
+    for key in ("roster", "tools", "data", "gold"):
         text = re.sub(
             rf'^{key} = "([^"]+)"',
             lambda m, k=key: f'{k} = "{(JOB.parent / m.group(1)).resolve()}"',

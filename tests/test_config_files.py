@@ -48,7 +48,7 @@ def write_job(tmp_path: Path, **changes: Any) -> Path:
             data.pop(key, None)
         else:
             data[key] = value
-    for key in ("roster", "tools", "data"):  # absolute: the copy lives elsewhere
+    for key in ("roster", "tools", "data", "gold"):  # absolute: the copy lives elsewhere
         if isinstance(data.get(key), str):
             data[key] = str((JOB.parent / data[key]).resolve())
     path = tmp_path / "job.toml"

@@ -163,7 +163,7 @@ def test_a_degraded_handoff_is_never_shown_as_escalated() -> None:
         handoffs=[degraded, escalated],
         orchestrator_cost_usd=Decimal(0),
         total_cost_usd=Decimal(0),
-        all_frontier_cost_usd=Decimal(0),
+        repriced_frontier_cost_usd=Decimal(0),
         escalations=1,
         degraded=1,
     )

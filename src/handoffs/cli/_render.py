@@ -10,7 +10,7 @@ from rich.table import Table
 from handoffs.handoff import HandoffRecord
 from handoffs.project import JobReport
 
-__all__ = ["handoff_line", "job_summary", "job_table", "money"]
+__all__ = ["baseline_table", "handoff_line", "job_summary", "job_table", "money"]
 
 
 def money(value: Decimal) -> str:
@@ -68,20 +68,26 @@ def job_table(report: JobReport) -> Table:
 
 
 def job_summary(report: JobReport) -> str:
-    saved = report.all_frontier_cost_usd - report.total_cost_usd
-    share = (
-        f" ({report.total_cost_usd / report.all_frontier_cost_usd:.0%} of all-frontier)"
-        if report.all_frontier_cost_usd
-        else ""
-    )
+    handoff_cost = report.total_cost_usd - report.orchestrator_cost_usd
     lines = [
         f"status: {report.status}" + (f" — {report.error}" if report.error else ""),
         f"handoffs: {len(report.handoffs)}   escalations: {report.escalations}   "
         f"degraded: {report.degraded}",
-        f"spent: {money(report.total_cost_usd)}{share}"
+        f"spent: {money(report.total_cost_usd)} (orchestrator {money(report.orchestrator_cost_usd)}"
+        f", handoffs {money(handoff_cost)})"
         + (f" of a {money(report.budget_usd)} budget" if report.budget_usd is not None else ""),
-        f"all-frontier would cost: {money(report.all_frontier_cost_usd)}   saved: {money(saved)}",
     ]
+    if (per_item := report.orchestrator_tokens_per_item) is not None:
+        lines.append(f"orchestrator tokens: {per_item:,.0f} per item ({report.items} items)")
+    if report.gold is not None:
+        lines.append(
+            f"gold accuracy: {report.gold.accuracy:.1%} ({report.gold.correct} of "
+            f"{report.gold.fields} fields)"
+        )
+    lines.append(
+        f"re-priced (this run's tokens at frontier rates, not a run): "
+        f"{money(report.repriced_frontier_cost_usd)}"
+    )
     stand_ins = [r for r in report.handoffs if r.simulated]
     if stand_ins:
         models = sorted({r.model for r in stand_ins if r.model})
@@ -90,3 +96,26 @@ def job_summary(report: JobReport) -> str:
             f"simulated models ({', '.join(models)}: no key set), not model answers"
         )
     return "\n".join(lines)
+
+
+def baseline_table(report: JobReport) -> Table:
+    """This run beside its single-model baseline: cost, calls, latency, gold accuracy."""
+    base = report.baseline
+    table = Table(title="against a single-model run of the same job", title_justify="left")
+    for col in ("run", "cost", "orchestrator", "handoffs", "calls", "latency", "gold accuracy"):
+        table.add_column(col, justify="left" if col == "run" else "right")
+    rows = [("this run", report)] + ([("single-model", base)] if base is not None else [])
+    for name, r in rows:
+        table.add_row(
+            name,
+            money(r.total_cost_usd),
+            money(r.orchestrator_cost_usd),
+            money(r.total_cost_usd - r.orchestrator_cost_usd),
+            str(r.calls),
+            f"{r.elapsed_s:.1f} s",
+            f"{r.gold.accuracy:.1%}" if r.gold is not None else "—",
+        )
+    if base is not None and base.total_cost_usd:
+        share = report.total_cost_usd / base.total_cost_usd
+        table.caption = f"this run cost {share:.0%} of the single-model run"
+    return table

@@ -9,13 +9,13 @@ import urllib.request
 import uuid
 from decimal import Decimal
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import anyio
 import typer
 from rich.table import Table
 
-from handoffs.cli._render import job_summary, job_table, money
+from handoffs.cli._render import baseline_table, job_summary, job_table, money
 from handoffs.cli.terminal import JsonOpt, QuietOpt, Ticker, err, fail, out
 from handoffs.errors import ConfigError, HandoffsError
 from handoffs.handoff import HandoffRecord
@@ -50,8 +50,20 @@ def run(
         bool, typer.Option("--trace-content", help="Record prompt and response text in spans.")
     ] = False,
     quiet: QuietOpt = False,
+    baseline: Annotated[
+        Literal["single-model"] | None,
+        typer.Option(
+            "--baseline",
+            help="Then run the same job again with every tier set to the orchestrator's model "
+            "(simulated offline, real with keys) and report both runs.",
+        ),
+    ] = None,
 ) -> None:
     """Run a job: the orchestrator delegates, verifies and escalates; print what it cost.
+
+    With --baseline single-model the job runs a second time (not journaled, not traced) with
+    every task routed to the orchestrator's own model, and the report compares the two runs:
+    cost, calls, latency and, when the job names gold labels, accuracy against them.
 
     The job id and where its trace goes come first, on stderr; then progress on stderr (a line
     every few seconds when stderr is not a terminal; none with --quiet). The job's trace is
@@ -59,7 +71,13 @@ def run(
     and both are sent over OTLP/HTTP too when OTEL_EXPORTER_OTLP_ENDPOINT is set.
     """
     from handoffs.jobs import run_in_foreground
-    from handoffs.project import job_simulation, open_portfolio, setting_line
+    from handoffs.project import (
+        job_simulation,
+        open_portfolio,
+        run_job,
+        setting_line,
+        single_model,
+    )
     from handoffs.tracing import Tracing, job_meter_provider, job_tracer_provider, trace_path
 
     job_id = uuid.uuid4().hex[:12]
@@ -112,6 +130,15 @@ def run(
                         env=os.environ,
                     )
                 )
+        if baseline == "single-model":
+            alone = single_model(cfg, spec.orchestrator.model)
+            err.print(
+                f"baseline: the same job with every task on {spec.orchestrator.model}",
+                highlight=False,
+            )
+            with open_portfolio(alone, simulation=job_simulation(spec)) as portfolio:
+                base = anyio.run(lambda: run_job(spec, alone, portfolio, tracing=False))
+            report = report.model_copy(update={"baseline": base})
     except HandoffsError as exc:
         raise fail(str(exc), 2) from None
     except KeyboardInterrupt:
@@ -126,6 +153,8 @@ def run(
         return
     out.print(job_table(report))
     out.print(job_summary(report), highlight=False)
+    if report.baseline is not None:
+        out.print(baseline_table(report))
     if report.output:
         out.print(f"\n[bold]orchestrator:[/] {report.output}", highlight=False)
     out.print(f"job {job_id} — trace: {path}", highlight=False, soft_wrap=True)

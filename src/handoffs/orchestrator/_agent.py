@@ -31,12 +31,13 @@ from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from typing import Any, Generic, Literal, TypeVar, cast
 
+import anyio
 from opentelemetry import trace
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
 from pydantic_ai import Agent, RunContext, Tool, capture_run_messages
 from pydantic_ai.exceptions import FallbackExceptionGroup, ModelAPIError, UsageLimitExceeded
 from pydantic_ai.framing import register_tag, wrap
-from pydantic_ai.messages import ModelMessage
+from pydantic_ai.messages import ModelMessage, ModelResponse
 from pydantic_ai.usage import UsageLimits
 
 from handoffs.engine import Helm, Recorder, Session
@@ -50,7 +51,16 @@ from handoffs.orchestrator._action import (
     guarded_tool,
     refuse,
 )
+from handoffs.orchestrator._origin import Origin
 from handoffs.orchestrator._provenance import Ledger
+from handoffs.orchestrator._reference import (
+    HANDLE,
+    describe_items,
+    reference_schema,
+    refused_handles,
+    resolved,
+    visible,
+)
 from handoffs.task import (
     NO_FALLBACK,
     NoFallback,
@@ -60,7 +70,7 @@ from handoffs.task import (
 )
 from handoffs.verify import Check
 
-__all__ = ["JobResult", "Orchestrator", "OrchestratorSpec", "Subordinate"]
+__all__ = ["FAN_OUT", "JobResult", "Orchestrator", "OrchestratorSpec", "Subordinate"]
 
 InT = TypeVar("InT", bound=BaseModel)
 OutT = TypeVar("OutT")
@@ -69,6 +79,13 @@ RESULT_TAG = register_tag("subordinate_result")
 """The data frame every subordinate result reaches the orchestrator in."""
 DATA_TAG = register_tag("job_data")
 """The data frame the job's input reaches the orchestrator in."""
+FAN_OUT = "delegate_each"
+"""The tool a by-reference run adds: one subordinate tool on many inputs in one call."""
+REFERENCE_NOTE = (
+    "Each item is shown by its handle (ref) and a few fields; the tools take handles, never "
+    "payloads. To run one tool on many items, call delegate_each with their handles."
+)
+"""What a by-reference run adds to the goal, after the items."""
 logger = logging.getLogger("handoffs.orchestrator")
 """Where opting out of the trust boundary is logged (WARNING), once per run."""
 _DEPTH: ContextVar[int] = ContextVar("handoffs_delegation_depth", default=0)
@@ -134,6 +151,9 @@ class OrchestratorSpec:
     actions: tuple[SideEffect, ...] = ()
     """Side-effecting tools the orchestrator may call, behind `action_policy`."""
     action_policy: ActionPolicy = field(default_factory=ActionPolicy)
+    describe: tuple[str, ...] | None = None
+    """Pass the job's items by reference: the orchestrator sees each item's handle and these
+    fields of it (e.g. `("id",)`), never the payload. None: the items are shown whole."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -154,6 +174,10 @@ class JobResult(Generic[OutT]):
     provider messages, tool results."""
     quarantine: bool = True
     """Whether the run was in the safe mode (False: the opt-out)."""
+    orchestrator_input_tokens: int = 0
+    """Tokens the orchestrator's own requests read (every step re-reads the conversation)."""
+    orchestrator_output_tokens: int = 0
+    """Tokens the orchestrator's own requests wrote (its plans and tool arguments)."""
 
     @property
     def handoff_cost_usd(self) -> Decimal:
@@ -172,7 +196,9 @@ def _model_failure(exc: ModelAPIError | FallbackExceptionGroup) -> str:
     return f"orchestrator model failed: {type(exc).__name__}: {exc}"
 
 
-def _frame(subordinate: str, payload: dict[str, Any]) -> str:
+def _frame(subordinate: str, payload: dict[str, Any] | list[Any] | str) -> str:
+    if isinstance(payload, str):  # framed already
+        return payload
     body = json.dumps(payload, ensure_ascii=False, default=str)
     return wrap(RESULT_TAG, body, subordinate=subordinate)
 
@@ -183,6 +209,8 @@ class _Run:
 
     ledger: Ledger
     data: Any
+    by_reference: bool = False
+    """Whether the job's items are passed by handle (`describe` is set)."""
     actions: list[ActionRecord] = field(default_factory=list[ActionRecord])
     repeats: Counter[str] = field(default_factory=Counter[str])
 
@@ -205,11 +233,19 @@ class Orchestrator:
         quarantine: bool = True,
         actions: Sequence[SideEffect] = (),
         action_policy: ActionPolicy | None = None,
+        describe: Sequence[str] | None = None,
+        fan_out: int = 8,
     ) -> None:
         """`tools` are read-only helpers whose results the orchestrator reads as they are (keep
         untrusted content out of them: give it to a subordinate's `source`); anything that
-        changes the world goes in `actions`. `quarantine=False` opts out of the safe mode."""
+        changes the world goes in `actions`. `quarantine=False` opts out of the safe mode.
+
+        `describe` passes the job's items by reference (`handoffs.orchestrator` `_reference`):
+        the orchestrator is shown each item's handle and these fields, its delegate tools take
+        handles, and `delegate_each` runs one tool on many items, `fan_out` at a time."""
         names = [s.name for s in subordinates] + [a.name for a in actions]
+        if describe is not None:
+            names.append(FAN_OUT)
         if len(set(names)) != len(names):
             raise ValueError(f"subordinate and action names must be unique: {names}")
         self.model_id = model
@@ -225,6 +261,8 @@ class Orchestrator:
         self.quarantine = quarantine
         self.actions = tuple(actions)
         self.action_policy = action_policy if action_policy is not None else ActionPolicy()
+        self.describe = tuple(describe) if describe is not None else None
+        self.fan_out = fan_out
 
     @classmethod
     def from_spec(
@@ -246,93 +284,164 @@ class Orchestrator:
             quarantine=spec.quarantine,
             actions=spec.actions,
             action_policy=spec.action_policy,
+            describe=spec.describe,
         )
 
+    async def _handoff(
+        self, sub: Subordinate[Any, Any], run: _Run, asked: dict[str, Any]
+    ) -> dict[str, Any] | str:
+        """One delegation the orchestrator asked for (`asked`: the tool's arguments, handles
+        unresolved): the loop guards, the handles, the source, the session; what it is shown (a
+        refusal by the action policy comes framed as it is)."""
+        if self._handoffs >= self.max_handoffs:
+            error = f"the job's limit of {self.max_handoffs} handoffs is reached"
+            return {"status": "refused", "error": error}
+        depth = _DEPTH.get()
+        if depth >= self.max_depth:
+            return {"status": "refused", "error": "maximum delegation depth"}
+        if run.by_reference and (why := refused_handles(asked, run.ledger)) is not None:
+            return {"status": "refused", "error": why}
+        same = json.dumps([sub.name, asked], sort_keys=True, default=str)
+        if run.repeats[same] >= self.max_repeats:
+            error = f"this exact delegation was already made {self.max_repeats} times"
+            return {"status": "refused", "error": error}
+        value = (
+            resolved(sub.input_type, asked, run.ledger)
+            if run.by_reference
+            else run.ledger.resolve(asked)
+        )
+        try:
+            task_input: Any = sub.input_type.model_validate(value)  # handles read as data
+        except ValidationError as exc:  # where, never what: the values may be payloads
+            where = sorted({".".join(str(p) for p in e["loc"]) or "input" for e in exc.errors()})
+            error = f"not a valid {sub.input_type.__name__}: check {', '.join(where)}"
+            return {"status": "refused", "error": error}
+        if sub.source is not None:  # fetching reaches the world: its arguments follow the plan
+            policy = self.action_policy
+            admission = admit(sub.name, asked, ledger=run.ledger, policy=policy, data=run.data)
+            if admission.refused and policy.enforce:
+                return refuse(sub.name, admission, run.actions)  # framed as an action's
+        run.repeats[same] += 1
+        self._handoffs += 1
+        if self.session.tracing is not None:  # the current span is pydantic-ai's execute_tool
+            self.session.tracing.mark_transfer(trace.get_current_span(), sub.name)
+        if sub.source is not None:
+            try:
+                task_input = sub.source(task_input)
+                if inspect.isawaitable(task_input):
+                    task_input = await task_input
+            except Exception as exc:  # a source that fails is the subordinate's failure
+                error = run.ledger.show_message("tool_result", sub.name, str(exc))
+                kind = f"source failed: {type(exc).__name__}"
+                return {"status": "failed", "error_kind": kind, "error": error}
+        task = sub.task(task_input)
+        token = _DEPTH.set(depth + 1)
+        try:
+            delivery = await self.session.delegate(task)
+        except BudgetExceeded as exc:  # the job's own ledger speaks: no outside text
+            return {"status": "failed", "handoff": task.id, "error": str(exc)}
+        except HandoffError as exc:  # carries what providers, models and judges said
+            error = run.ledger.show_message("provider_message", sub.name, str(exc))
+            kind = type(exc).__name__
+            return {"status": "failed", "handoff": task.id, "error_kind": kind, "error": error}
+        finally:
+            _DEPTH.reset(token)
+        record = delivery.record
+        output, hidden = record.output, list[str]()
+        if not record.degraded:  # a fallback is the roster's own text, not a subordinate's
+            passed = frozenset(v.check for v in record.verdicts if v.passed)
+            schema = json_schema_of(sub.output_type)
+            output, hidden = run.ledger.show_answer(sub.name, schema, record.output, passed)
+        if run.by_reference:  # the answer by its handle and its constrained fields
+            origin = Origin(kind="free_text", source=sub.name)
+            ref = run.ledger.quarantine.refer(record.output, origin, kind=f"result:{sub.name}")
+            shown = {"result": ref, "output": visible(output)}
+            if record.status != "delivered":  # no status: delivered
+                shown = {"status": record.status, **shown}
+            return shown
+        payload: dict[str, Any] = {
+            "status": record.status,
+            "handoff": task.id,
+            "output": output,
+            "model": record.model,
+            "cost_usd": str(record.cost_usd),
+        }
+        if hidden:
+            payload["quarantined"] = hidden
+        return payload
+
     def _tool(self, sub: Subordinate[Any, Any], run: _Run) -> Tool[Any]:
-        schema = json_schema_of(sub.output_type)
+        description = sub.description or sub.instructions
+        if run.by_reference:
+
+            async def by_reference(ctx: RunContext[Any], **asked: Any) -> str:
+                return _frame(sub.name, await self._handoff(sub, run, asked))
+
+            params = reference_schema(sub.input_type)
+            return Tool.from_schema(by_reference, sub.name, description, params, takes_ctx=True)
 
         async def delegate(ctx: RunContext[Any], request: Any) -> str:
-            if self._handoffs >= self.max_handoffs:
-                return _frame(
-                    sub.name,
-                    {
-                        "status": "refused",
-                        "error": f"the job's limit of {self.max_handoffs} handoffs is reached",
-                    },
-                )
-            depth = _DEPTH.get()
-            if depth >= self.max_depth:
-                return _frame(sub.name, {"status": "refused", "error": "maximum delegation depth"})
             asked = request.model_dump(mode="json")
-            same = json.dumps([sub.name, asked], sort_keys=True)
-            if run.repeats[same] >= self.max_repeats:
-                error = f"this exact delegation was already made {self.max_repeats} times"
-                return _frame(sub.name, {"status": "refused", "error": error})
-            resolved = run.ledger.resolve(asked)
-            task_input: Any = sub.input_type.model_validate(resolved)  # handles read as data
-            if sub.source is not None:  # fetching reaches the world: its arguments follow the plan
-                policy = self.action_policy
-                admission = admit(sub.name, asked, ledger=run.ledger, policy=policy, data=run.data)
-                if admission.refused and policy.enforce:
-                    return refuse(sub.name, admission, run.actions)
-            run.repeats[same] += 1
-            self._handoffs += 1
-            if self.session.tracing is not None:  # the current span is pydantic-ai's execute_tool
-                self.session.tracing.mark_transfer(trace.get_current_span(), sub.name)
-            if sub.source is not None:
-                try:
-                    task_input = sub.source(task_input)
-                    if inspect.isawaitable(task_input):
-                        task_input = await task_input
-                except Exception as exc:  # a source that fails is the subordinate's failure
-                    error = run.ledger.show_message("tool_result", sub.name, str(exc))
-                    kind = f"source failed: {type(exc).__name__}"
-                    return _frame(
-                        sub.name, {"status": "failed", "error_kind": kind, "error": error}
-                    )
-            task = sub.task(task_input)
-            token = _DEPTH.set(depth + 1)
-            try:
-                delivery = await self.session.delegate(task)
-            except BudgetExceeded as exc:  # the job's own ledger speaks: no outside text
-                failed = {"status": "failed", "handoff": task.id, "error": str(exc)}
-                return _frame(sub.name, failed)
-            except HandoffError as exc:  # carries what providers, models and judges said
-                error = run.ledger.show_message("provider_message", sub.name, str(exc))
-                kind = type(exc).__name__
-                failed = {
-                    "status": "failed",
-                    "handoff": task.id,
-                    "error_kind": kind,
-                    "error": error,
-                }
-                return _frame(sub.name, failed)
-            finally:
-                _DEPTH.reset(token)
-            record = delivery.record
-            output, hidden = record.output, list[str]()
-            if not record.degraded:  # a fallback is the roster's own text, not a subordinate's
-                passed = frozenset(v.check for v in record.verdicts if v.passed)
-                output, hidden = run.ledger.show_answer(sub.name, schema, record.output, passed)
-            payload: dict[str, Any] = {
-                "status": record.status,
-                "handoff": task.id,
-                "output": output,
-                "model": record.model,
-                "cost_usd": str(record.cost_usd),
-            }
-            if hidden:
-                payload["quarantined"] = hidden
-            return _frame(sub.name, payload)
+            return _frame(sub.name, await self._handoff(sub, run, asked))
 
         delegate.__annotations__ = {
             "ctx": RunContext[Any],
             "request": sub.input_type,
             "return": str,
         }
-        return Tool(
-            delegate, takes_ctx=True, name=sub.name, description=sub.description or sub.instructions
+        return Tool(delegate, takes_ctx=True, name=sub.name, description=description)
+
+    def _fan_out_tool(self, run: _Run) -> Tool[Any]:
+        """`delegate_each`: one subordinate tool on many inputs in one call, each a handoff
+        of its own (routing, checks, budget, tracing), `fan_out` at a time."""
+        by_name = {s.name: s for s in self.subordinates}
+
+        async def delegate_each(ctx: RunContext[Any], tool: str, inputs: list[Any]) -> str:
+            sub = by_name.get(tool)
+            if sub is None:
+                return _frame(tool, {"status": "refused", "error": f"no tool named {tool!r}"})
+            results: list[dict[str, Any]] = [{} for _ in inputs]
+            limiter = anyio.CapacityLimiter(self.fan_out)
+
+            async def one(index: int, item: Any) -> None:  # in order: a handle is not echoed
+                asked = {"ref": item} if isinstance(item, str) else item
+                async with limiter:
+                    if not isinstance(asked, dict):
+                        shown: dict[str, Any] | str = {
+                            "status": "refused",
+                            "error": "an input is a handle or an object",
+                        }
+                    else:
+                        shown = await self._handoff(sub, run, cast(dict[str, Any], asked))
+                if isinstance(shown, str):  # the action policy's framed refusal
+                    shown = {"status": "refused", "refusal": shown}
+                results[index] = shown if isinstance(item, str) else {"input": item, **shown}
+
+            async with anyio.create_task_group() as group:
+                for index, item in enumerate(inputs):
+                    group.start_soon(one, index, item)
+            return _frame(tool, results)
+
+        names = [s.name for s in self.subordinates]
+        params: dict[str, Any] = {
+            "type": "object",
+            "properties": {
+                "tool": {"type": "string", "enum": names, "description": "The tool to run"},
+                "inputs": {
+                    "type": "array",
+                    "items": {"anyOf": [HANDLE, {"type": "object"}]},
+                    "description": "One entry per run of the tool: an item's handle, or the "
+                    "tool's arguments as an object (with handles)",
+                },
+            },
+            "required": ["tool", "inputs"],
+            "additionalProperties": False,
+        }
+        description = (
+            "Run one tool on each of many inputs in parallel, one handoff per input. Results "
+            "come back in the order of the inputs; a result without status was delivered."
         )
+        return Tool.from_schema(delegate_each, FAN_OUT, description, params, takes_ctx=True)
 
     async def run(
         self,
@@ -351,11 +460,14 @@ class Orchestrator:
         """
         entry = self.session.catalog[self.model_id]
         helm = Helm(self.session, entry.id, self._max_tokens)
-        run = _Run(ledger=Ledger(goal=goal, data=data, redact=self.quarantine), data=data)
+        ledger = Ledger(goal=goal, data=data, redact=self.quarantine)
+        run = _Run(ledger=ledger, data=data, by_reference=self.describe is not None)
+        shown = data if self.describe is None else describe_items(ledger, data, self.describe)
         self._log_opt_outs()
         tools: list[Tool[Any] | Callable[..., Any]] = [
             *self._extra_tools,
             *(self._tool(s, run) for s in self.subordinates),
+            *([self._fan_out_tool(run)] if run.by_reference else []),
             *(
                 guarded_tool(
                     a, ledger=run.ledger, policy=self.action_policy, log=run.actions, data=data
@@ -374,7 +486,9 @@ class Orchestrator:
         )
         prompt = goal
         if data is not None:
-            prompt += "\n\n" + wrap(DATA_TAG, json.dumps(data, ensure_ascii=False, default=str))
+            prompt += "\n\n" + wrap(DATA_TAG, json.dumps(shown, ensure_ascii=False, default=str))
+            if run.by_reference:
+                prompt += "\n\n" + REFERENCE_NOTE
         limits = usage_limits or UsageLimits(request_limit=max(50, self.max_handoffs + 10))
         recorder = Recorder()  # this run's handoffs, for its result
         self._handoffs = 0  # max_handoffs is per run
@@ -411,6 +525,12 @@ class Orchestrator:
             actions=tuple(run.actions),
             quarantined=run.ledger.quarantine.held,
             quarantine=self.quarantine,
+            orchestrator_input_tokens=sum(
+                m.usage.input_tokens for m in messages if isinstance(m, ModelResponse)
+            ),
+            orchestrator_output_tokens=sum(
+                m.usage.output_tokens for m in messages if isinstance(m, ModelResponse)
+            ),
         )
 
     def _log_opt_outs(self) -> None:

@@ -25,9 +25,10 @@ constrains the shape of a string, not what it says: such strings are free text.
 
 from __future__ import annotations
 
+import hashlib
 import importlib
+import json
 import re
-import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, cast
@@ -40,6 +41,7 @@ __all__ = [
     "REF",
     "Quarantine",
     "free_text",
+    "handle_id",
     "pattern_width",
 ]
 
@@ -174,12 +176,30 @@ def _walk(
     return value
 
 
+_NO_VALUE: Any = object()
+
+
+def handle_id(*parts: Any) -> str:
+    """The id of a handle for `parts`: derived from their content (canonical JSON), so a run
+    that starts again (a durable job resumed) makes the very same handles."""
+    canonical = json.dumps(parts, sort_keys=True, ensure_ascii=False, default=str)
+    return hashlib.sha256(canonical.encode()).hexdigest()[:8]
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Held:
-    """One quarantined text and where it came from."""
+    """One quarantined text (or a referenced value: a job's item, a delivered answer) and where
+    it came from."""
 
     text: str
     origin: Origin
+    value: Any = _NO_VALUE
+    """For a reference: the JSON value a handle standing alone stands for."""
+
+    @property
+    def referenced(self) -> bool:
+        """Whether the handle stands for a value (an item, an answer) rather than a text."""
+        return self.value is not _NO_VALUE
 
 
 class Quarantine:
@@ -197,17 +217,46 @@ class Quarantine:
 
     @property
     def held(self) -> int:
-        """How many texts are held behind handles (0 when not redacting)."""
-        return len(self._refs)
+        """How many texts are held behind handles (0 when not redacting); references to whole
+        values (items, answers) are not counted."""
+        return sum(1 for held in self._refs.values() if not held.referenced)
 
     def hold(self, text: str, origin: Origin) -> str:
         """A handle for `text` (or, not redacting, the text itself, remembered as shown)."""
         if not self.redact:
             self.shown.append(origin)
             return text
-        ref = uuid.uuid4().hex[:8]
+        ref = handle_id("text", str(origin), text)
         self._refs[ref] = Held(text=text, origin=origin)
         return f"⟦q:{ref}⟧"
+
+    def refer(self, value: Any, origin: Origin, *, kind: str) -> str:
+        """A handle for a whole JSON value (a job's item, a delivered answer), made from its
+        content, whatever `redact` says: the orchestrator plans over the handle and the engine
+        hands the value to the subordinate it is passed to."""
+        ref = handle_id(kind, value)
+        text = json.dumps(value, ensure_ascii=False, default=str)
+        self._refs[ref] = Held(text=text, origin=origin, value=value)
+        return f"⟦q:{ref}⟧"
+
+    def unknown(self, value: Any) -> list[str]:
+        """Every handle in `value` (keys and values) this run never made: another job's, or
+        invented."""
+        found: list[str] = []
+
+        def walk(item: Any) -> None:
+            if isinstance(item, str):
+                found.extend(m.group(0) for m in REF.finditer(item) if m.group(1) not in self._refs)
+            elif isinstance(item, dict):
+                for k, v in cast(dict[str, Any], item).items():
+                    walk(k)
+                    walk(v)
+            elif isinstance(item, list):
+                for v in cast(list[Any], item):
+                    walk(v)
+
+        walk(value)
+        return list(dict.fromkeys(found))
 
     def admit(
         self,
@@ -244,6 +293,11 @@ class Quarantine:
 
         def walk(item: Any) -> Any:
             if isinstance(item, str):
+                whole = REF.fullmatch(item.strip())
+                held = self._refs.get(whole.group(1)) if whole else None
+                if held is not None and held.referenced:  # a reference alone: its value
+                    origins.append(held.origin)
+                    return held.value
                 return REF.sub(text, item)
             if isinstance(item, dict):
                 return {walk(k): walk(v) for k, v in cast(dict[str, Any], item).items()}

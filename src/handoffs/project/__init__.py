@@ -13,6 +13,7 @@ from handoffs.project._files import (
     read,
     read_toml,
 )
+from handoffs.project._gold import GoldScore, load_gold, score_gold
 from handoffs.project._job import JobReport, JobSpec, load_job
 from handoffs.project._qualify import Qualified, RecordedTask, read_recorded, run_qualification
 from handoffs.project._roster import load_module
@@ -22,6 +23,7 @@ from handoffs.project._run import (
     open_portfolio,
     run_job,
     setting_line,
+    single_model,
 )
 from handoffs.project._snapshot import JobSnapshot
 from handoffs.project._watch import breaker_readings, budget_reading
@@ -32,6 +34,7 @@ __all__ = [
     "AlertWatch",
     "Config",
     "ConfigFile",
+    "GoldScore",
     "JobFile",
     "JobReport",
     "JobSnapshot",
@@ -49,6 +52,7 @@ __all__ = [
     "job_simulation",
     "json_schema",
     "load_config",
+    "load_gold",
     "load_job",
     "load_module",
     "nominal_prices",
@@ -59,5 +63,7 @@ __all__ = [
     "read_toml",
     "run_job",
     "run_qualification",
+    "score_gold",
     "setting_line",
+    "single_model",
 ]

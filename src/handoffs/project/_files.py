@@ -225,6 +225,12 @@ class JobFile(_Table):
     """The most handoffs the orchestrator may make (default: the roster's)."""
     simulation: Label | None = None
     """The roster file that scripts simulated models (the offline portfolio)."""
+    describe: list[Label] | None = None
+    """Pass the data's items by reference: the orchestrator sees each item's handle and these
+    fields of it (e.g. `["id"]`), never the whole item; none: items are shown whole."""
+    gold: str | None = None
+    """A JSON or JSONL file of gold labels, relative to this file: one record per item, with the
+    item's `id` and the fields a correct answer has; the report scores the run against it."""
 
 
 def json_schema(model: type[ConfigFile | JobFile]) -> dict[str, Any]:

@@ -27,6 +27,7 @@ from handoffs.errors import ConfigError
 from handoffs.handoff import HandoffRecord, Money
 from handoffs.orchestrator import OrchestratorSpec, Subordinate
 from handoffs.project._files import JobFile, read
+from handoffs.project._gold import GoldScore
 from handoffs.project._roster import load_agent
 from handoffs.task import json_schema_of
 
@@ -46,6 +47,8 @@ class JobSpec:
     budget_usd: Decimal | None
     roster: Path
     simulation: str | None
+    gold: Path | None = None
+    """The gold labels the run is scored against (`project.score_gold`), if the job names them."""
 
 
 def job_data(file: JobFile, path: Path) -> Any:
@@ -93,6 +96,11 @@ def job_spec(file: JobFile, *, path: Path, catalog: Catalog, data: Any) -> JobSp
                 catalog[model]
     if file.max_handoffs is not None:
         spec = replace(spec, max_handoffs=file.max_handoffs)  # keeps quarantine and actions
+    if file.describe is not None:
+        spec = replace(spec, describe=tuple(file.describe))
+    gold = (base / file.gold).resolve() if file.gold is not None else None
+    if gold is not None and not gold.is_file():
+        raise ConfigError(f"job gold labels not found: {gold}")
     return JobSpec(
         path=path,
         name=file.name,
@@ -103,6 +111,7 @@ def job_spec(file: JobFile, *, path: Path, catalog: Catalog, data: Any) -> JobSp
         budget_usd=file.budget_usd,
         roster=roster,
         simulation=file.simulation,
+        gold=gold,
     )
 
 
@@ -126,21 +135,43 @@ class JobReport(BaseModel):
     output: Any = None
     orchestrator_cost_usd: Money
     total_cost_usd: Money
-    all_frontier_cost_usd: Money
-    """What the same handoffs would have cost had every one run on the frontier model."""
+    repriced_frontier_cost_usd: Money
+    """A re-pricing, not a run: this run's orchestrator cost plus each handoff's answering tokens
+    priced at the frontier model's rates (`--baseline single-model` runs the job instead)."""
     budget_usd: Decimal | None = None
     escalations: int
     """Escalations that ended in a verified answer (a degraded or failed handoff's do not count)."""
     degraded: int
     error: str | None = None
+    items: int | None = None
+    """How many items the job's data holds (a list's length; None for other data)."""
+    orchestrator_input_tokens: int = 0
+    orchestrator_output_tokens: int = 0
+    calls: int = 0
+    """Model calls: the orchestrator's requests and every handoff's attempts."""
+    elapsed_s: float = 0.0
+    """Wall-clock time of the orchestrated run, in seconds."""
+    gold: GoldScore | None = None
+    """How the delivered answers compare with the job's gold labels, if it names them."""
+    baseline: JobReport | None = None
+    """The same job run with every tier set to the orchestrator's model
+    (`handoffs run --baseline single-model`)."""
+
+    @property
+    def orchestrator_tokens_per_item(self) -> float | None:
+        """The orchestrator's tokens (read and written) per item of the job's data."""
+        if not self.items:
+            return None
+        tokens = self.orchestrator_input_tokens + self.orchestrator_output_tokens
+        return tokens / self.items
 
 
 def all_frontier_cost(records: list[HandoffRecord], frontier: ModelEntry) -> Decimal:
     """Price each handoff's answering tokens at the frontier model's rates.
 
     For a delivered handoff that is the accepted attempt; otherwise the last attempt with tokens.
-    It is the baseline an all-frontier policy, trusting the frontier without checks, would have
-    paid for the same work.
+    A re-pricing of this run, not a run: what an all-frontier policy would have paid for the same
+    tokens (`handoffs run --baseline single-model` measures a real single-model run).
     """
     total = Decimal(0)
     for record in records:

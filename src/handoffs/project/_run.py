@@ -8,11 +8,12 @@ with open_portfolio(config, simulation=sim) as portfolio:
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import Callable, Generator, Mapping, Sequence
 from contextlib import AbstractContextManager, ExitStack, contextmanager, nullcontext
 from dataclasses import replace
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 from handoffs.budget import Budget
 from handoffs.engine import HandoffRunner, ModelSource, RecordSink, Session
@@ -21,14 +22,22 @@ from handoffs.health import Prober, shared_health
 from handoffs.orchestrator import Orchestrator
 from handoffs.project._alerting import alert_watch
 from handoffs.project._config import Config
+from handoffs.project._gold import load_gold, score_gold
 from handoffs.project._job import JobReport, JobSpec, all_frontier_cost
 from handoffs.project._roster import load_module
 from handoffs.project._watch import breaker_readings, budget_reading
 from handoffs.providers import Portfolio, SimulatedDomain, Simulator, load_simulator, shared_server
-from handoffs.routing import OutcomeLog
+from handoffs.routing import OutcomeLog, Policy, Rule
 from handoffs.tracing import Tracing, default_tracing
 
-__all__ = ["configured_session", "job_simulation", "open_portfolio", "run_job", "setting_line"]
+__all__ = [
+    "configured_session",
+    "job_simulation",
+    "open_portfolio",
+    "run_job",
+    "setting_line",
+    "single_model",
+]
 
 SIMULATED_LATENCY_S = {"frontier": 0.2, "mid": 0.1, "small": 0.05, "local": 0.05}
 """Added by the fake provider per simulated call, for realism without slowing tests down."""
@@ -184,10 +193,12 @@ async def run_job(
         if watch is not None
         else None
     )
+    started = time.monotonic()
     with span as root:
         try:
             async with Prober(session).running():
                 result = await orchestrator.run(spec.goal, data=spec.data)
+            elapsed = time.monotonic() - started
         finally:
             if unwatch is not None:
                 unwatch()
@@ -214,9 +225,30 @@ async def run_job(
         output=result.output,
         orchestrator_cost_usd=result.orchestrator_cost_usd,
         total_cost_usd=result.cost_usd,
-        all_frontier_cost_usd=result.orchestrator_cost_usd + all_frontier_cost(records, frontier),
+        repriced_frontier_cost_usd=result.orchestrator_cost_usd
+        + all_frontier_cost(records, frontier),
         budget_usd=spec.budget_usd,
         escalations=sum(r.escalations for r in records if r.status == "delivered"),
         degraded=sum(1 for r in records if r.degraded),
         error=result.error,
+        items=_items(spec.data),
+        orchestrator_input_tokens=result.orchestrator_input_tokens,
+        orchestrator_output_tokens=result.orchestrator_output_tokens,
+        calls=result.orchestrator_requests + sum(len(r.attempts) for r in records),
+        elapsed_s=round(elapsed, 3),
+        gold=score_gold(records, load_gold(spec.gold)) if spec.gold is not None else None,
     )
+
+
+def _items(data: Any) -> int | None:
+    """How many items the job's data holds (a list's length), None for other data."""
+    return len(cast(list[Any], data)) if isinstance(data, list) else None
+
+
+def single_model(config: Config, model_id: str) -> Config:
+    """`config` with every task routed to `model_id` alone (its failover chain kept), no
+    learned scorer and no outcome log: the honest single-model baseline of a job
+    (`handoffs run --baseline single-model`)."""
+    config.catalog[model_id]  # unknown -> ConfigError
+    rule = Rule(name="single-model", ladder=(model_id,))
+    return replace(config, policy=Policy(rules=(rule,)), outcomes=None, alerts=None)
