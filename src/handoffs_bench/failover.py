@@ -1,15 +1,17 @@
 """`handoffs bench failover`: what a primary's outage costs, through the real engine and SDKs.
 
-Two phases of `handoffs` handoffs each, in one run, over loopback to the fake provider:
+In one run, over loopback to the fake provider:
 
-1. **baseline**: no outage; every handoff is served by the primary (Anthropic wire).
-2. **outage**: the primary is down for a window (`Fault.http(503)` on every request); the
-   equivalent on the other provider (OpenAI wire) is its failover on the same rung. The breaker
-   opens after its threshold; the active prober brings the primary back after the window.
-
-Reported: the median and p99 latency added per handoff once the breaker is open (against the
-baseline's), how many requests paid for the failure before it opened, the time from the end of the
-outage to the primary's first delivered handoff and to its breaker closing, and handoffs lost.
+1. **added latency, interleaved**: `rounds` rounds, each of two arms of equal size on the same
+   wire — handoffs routed straight to the equivalent (GPT-4o, OpenAI wire), and handoffs whose
+   route starts at the primary while its breaker is held open, so they fail over to that same
+   equivalent. The arms alternate which goes first. Reported: the added median per round
+   (min/median/max over rounds) and the pooled p99 difference.
+2. **outage**: the primary (Anthropic wire) is down for a window (`Fault.http(503)` on every
+   request); the equivalent is its failover on the same rung. The breaker opens after its
+   threshold; the active prober brings the primary back after the window. Reported: how many user
+   requests paid for the failure before it opened, the time from the end of the outage to the
+   primary's first delivered handoff and to its breaker closing, and handoffs lost.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from __future__ import annotations
 import json
 import statistics
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Annotated, Any, Literal
 
 import anyio
@@ -52,8 +54,13 @@ class FailoverFigures:
 
     handoffs: int
     concurrency: int
+    rounds: int
     baseline_median_ms: float
+    """Median of the handoffs routed straight to the equivalent (the same wire)."""
     median_added_ms: float
+    """Median over rounds of each round's added median (failover minus direct)."""
+    min_added_ms: float
+    max_added_ms: float
     p99_added_ms: float
     paid_failures: int
     breaker_threshold: int
@@ -69,8 +76,11 @@ class FailoverFigures:
         return {
             "handoffs": self.handoffs,
             "concurrency": self.concurrency,
+            "rounds": self.rounds,
             "baseline_median_ms": round(self.baseline_median_ms, 3),
             "median_added_ms": round(self.median_added_ms, 3),
+            "min_added_ms": round(self.min_added_ms, 3),
+            "max_added_ms": round(self.max_added_ms, 3),
             "p99_added_ms": round(self.p99_added_ms, 3),
             "paid_failures": self.paid_failures,
             "breaker_threshold": self.breaker_threshold,
@@ -110,7 +120,9 @@ class _Sample:
     breaker: str
 
 
-async def _phase(session: Session, count: int, concurrency: int, pace_s: float) -> list[_Sample]:
+async def _phase(
+    session: Session, count: int, concurrency: int, pace_s: float, *, start: int = 0
+) -> list[_Sample]:
     samples: list[_Sample] = []
     lost = 0
     limiter = anyio.CapacityLimiter(concurrency)
@@ -136,7 +148,7 @@ async def _phase(session: Session, count: int, concurrency: int, pace_s: float) 
                 await anyio.sleep(pace_s)
 
     async with anyio.create_task_group() as group:
-        for i in range(count):
+        for i in range(start, start + count):
             group.start_soon(one, i)
     return samples
 
@@ -150,9 +162,10 @@ async def run_failover_bench(
     cooldown_s: float = 0.5,
     probe_interval_s: float = 0.1,
     pace_s: float = 0.002,
+    rounds: int = 7,
     progress: Any = None,
 ) -> FailoverFigures:
-    """Run both phases and measure; `progress(phase, done)` is called as phases finish."""
+    """Run both parts and measure; `progress(phase, done)` is called as parts finish."""
     from handoffs.testing import FakeProvider, Fault, LoopbackServer, Reply, ScriptedModel
 
     def answer(request: Any) -> Reply:
@@ -183,9 +196,27 @@ async def run_failover_bench(
                 )
 
             await _phase(session(Health(settings)), 20, 1, 0)  # warm the clients
-            baseline = await _phase(session(Health(settings)), handoffs, concurrency, pace_s)
-            if progress:
-                progress("baseline", handoffs)
+            direct = Session(
+                catalog=catalog,
+                models=portfolio,
+                policy=Policy(rules=(Rule(ladder=("secondary",)),)),
+                retry=retry,
+                tracing=False,
+            )
+            held = session(Health(replace(settings, cooldown_s=1e9, probe_interval_s=0)))
+            held.breaker(catalog["primary"]).trip("bench: held open")
+            per_arm = max(handoffs // (2 * rounds), 10)
+            arms: list[tuple[list[_Sample], list[_Sample]]] = []
+            baseline: list[_Sample] = []
+            for k in range(rounds):  # the arms alternate which goes first
+                first, second = (direct, held) if k % 2 == 0 else (held, direct)
+                a = await _phase(first, per_arm, concurrency, pace_s, start=2 * k * per_arm)
+                b = await _phase(second, per_arm, concurrency, pace_s, start=(2 * k + 1) * per_arm)
+                straight, failed_over = (a, b) if first is direct else (b, a)
+                arms.append((straight, failed_over))
+                baseline += straight
+                if progress:
+                    progress(f"added latency, round {k + 1}/{rounds}", 2 * per_arm * (k + 1))
             outage: list[_Sample] = []
             health = Health(settings)
             outage_session = session(health)
@@ -226,17 +257,22 @@ async def run_failover_bench(
         1 for r in provider.requests if r.model == PRIMARY and r.status != 200 and not _probe(r)
     )
     open_latencies = [s.latency_s for s in outage if s.breaker == "open" and s.model == "secondary"]
-    base = [s.latency_s for s in baseline if s.model == "primary"]
-    lost = sum(1 for s in [*baseline, *outage] if s.model is None)
-    base_median = statistics.median(base)
+    added = [
+        (_median(over, "secondary") - _median(straight, "secondary")) * 1000
+        for straight, over in arms
+    ]
+    pooled_over = [s.latency_s for _, over in arms for s in over if s.model == "secondary"]
+    base = [s.latency_s for s in baseline if s.model == "secondary"]
+    lost = sum(1 for s in [*baseline, *pooled_samples(arms), *outage] if s.model is None)
     return FailoverFigures(
         handoffs=handoffs,
         concurrency=concurrency,
-        baseline_median_ms=base_median * 1000,
-        median_added_ms=(statistics.median(open_latencies) - base_median) * 1000
-        if open_latencies
-        else float("nan"),
-        p99_added_ms=(_p99(open_latencies) - _p99(base)) * 1000 if open_latencies else float("nan"),
+        rounds=rounds,
+        baseline_median_ms=statistics.median(base) * 1000,
+        median_added_ms=statistics.median(added),
+        min_added_ms=min(added),
+        max_added_ms=max(added),
+        p99_added_ms=(_p99(pooled_over) - _p99(base)) * 1000,
         paid_failures=paid,
         breaker_threshold=threshold,
         recovery_s=(back_at[0] - outage_end) if back_at else None,
@@ -245,6 +281,16 @@ async def run_failover_bench(
         lost=lost,
         open_handoffs=len(open_latencies),
     )
+
+
+def _median(samples: list[_Sample], model: str) -> float:
+    """The median latency of the samples `model` delivered."""
+    return statistics.median(s.latency_s for s in samples if s.model == model)
+
+
+def pooled_samples(arms: list[tuple[list[_Sample], list[_Sample]]]) -> list[_Sample]:
+    """Every failed-over sample of the interleaved rounds."""
+    return [s for _, over in arms for s in over]
 
 
 def _probe(request: Any) -> bool:
@@ -262,7 +308,8 @@ def failover(
     threshold: Annotated[int, typer.Option(help="Consecutive failures that open the breaker.")] = 3,
     as_json: JsonOpt = False,
 ) -> None:
-    """1,000 handoffs with no outage, then 1,000 while the primary is down for a window."""
+    """Failover's added latency (interleaved rounds on one wire), then 1,000 handoffs while the
+    primary is down for a window: paid failures, recovery, lost."""
     if handoffs < 10 or concurrency < 1 or outage_s <= 0 or threshold < 1:
         raise fail("--handoffs must be >= 10, --concurrency and --threshold >= 1, --outage-s > 0")
 

@@ -17,6 +17,9 @@ def test_bench_failover_json_reports_every_field_and_loses_nothing() -> None:
     assert result.exit_code == 0, result.output
     doc = json.loads(result.stdout)
     for key in (
+        "rounds",
+        "min_added_ms",
+        "max_added_ms",
         "median_added_ms",
         "p99_added_ms",
         "paid_failures",
@@ -26,6 +29,7 @@ def test_bench_failover_json_reports_every_field_and_loses_nothing() -> None:
     ):
         assert key in doc
     assert doc["lost"] == 0
+    assert doc["min_added_ms"] <= doc["median_added_ms"] <= doc["max_added_ms"]
     assert doc["breaker_threshold"] == 3
     assert 0 <= doc["paid_failures"] <= doc["breaker_threshold"]
     assert doc["recovery_s"] is not None and doc["recovery_s"] >= 0
