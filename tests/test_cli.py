@@ -92,6 +92,13 @@ def test_run_json_reports_every_handoff_and_the_repriced_figure(
         } <= set(h)
     # every model here is simulated: every delivered answer says it is a stand-in
     assert all(h["simulated"] for h in report["handoffs"] if h["status"] == "delivered")
+    # and so do its trace (handoff spans) and the HTML page's rows
+    page = tmp_path / "job.html"
+    shown = runner.invoke(
+        app, ["trace", "html", report["job_id"], "--dir", str(traces), "-o", str(page)]
+    )
+    assert shown.exit_code == 0, shown.output
+    assert page.read_text().count('"simulated":true') >= 60
     total = Decimal(report["total_cost_usd"])
     assert total == Decimal(report["orchestrator_cost_usd"]) + sum(
         Decimal(h["cost_usd"]) for h in report["handoffs"]

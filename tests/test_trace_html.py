@@ -193,7 +193,8 @@ def test_page_renders_in_headless_chromium_and_a_filter_applies(
     assert len(details) == 8  # the tree: one <details> per handoff
     flags = {h["label"]: h["flags"] for h in embedded(page.read_text())["document"]["handoffs"]}
     expected = sum("escalated" in f for f in flags.values())
-    assert expected >= 3  # T2, T5, and the handoffs that climbed the ladder before giving up
+    assert expected == 2  # T2 and T5; those that climbed the ladder and then gave up are not
+    assert "escalated" not in flags[HOSTILE] and "escalated" not in flags["T9"]
     escalated = [d for d in details if re.search(r'data-flags="[^"]*\bescalated\b', d)]
     others = [d for d in details if d not in escalated]
     assert len(escalated) == expected and len(others) == 8 - expected

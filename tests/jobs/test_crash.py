@@ -47,7 +47,8 @@ async def test_killed_job_resumes_on_a_new_worker_without_rerunning_finished_han
         await all_but_one_done(handle)
         process.kill()
         before = handle.status()
-        assert before.state == "running" and before.worker is not None
+        # running, or already queued again if the survivor's supervisor saw the worker die
+        assert before.state == "queued" or (before.state == "running" and before.worker)
         assert before.progress is not None
         journaled = {(r.task_kind, r.label) for r in before.progress.handoffs}
         assert {("classify", t["id"]) for t in TICKETS[:4]} <= journaled

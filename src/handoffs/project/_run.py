@@ -93,7 +93,10 @@ def open_portfolio(
 def setting_line(portfolio: Portfolio) -> str:
     """One line saying which models are real, simulated, local or self-hosted."""
     parts = [f"{m} ({portfolio.catalog[m].name}): {portfolio.label(m)}" for m in portfolio.catalog]
-    return "models — " + "; ".join(parts)
+    line = "models — " + "; ".join(parts)
+    if any(portfolio.label(m) == "simulated" for m in portfolio.catalog):
+        line += " — answers from simulated models are stand-ins, not model answers"
+    return line
 
 
 def configured_session(

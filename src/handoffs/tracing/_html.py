@@ -53,10 +53,12 @@ def _flags(h: dict[str, Any]) -> list[str]:
     flags: list[str] = []
     if h["status"] == "failed":
         flags.append("failed")
-    if h["escalations"]:
+    if h["escalations"] and h["status"] == "delivered":
         flags.append("escalated")
     if h["degraded"]:
         flags.append("degraded")
+    if h.get("simulated"):
+        flags.append("simulated")
     return flags
 
 
@@ -187,7 +189,7 @@ doc.handoffs.forEach(function(h,i){
  d.setAttribute('data-flags',h.flags.join(' '));
  var ok=h.status==='delivered';var s=el('summary');
  s.appendChild(el('span',ok?'mark-ok':'mark-bad',ok?'\\u2713 ':'\\u2717 '));
- var model=h.model||h.status;if(h.escalations)model+=' \\u2191'+h.escalations;
+ var model=h.model||h.status;if(h.escalations&&ok)model+=' \\u2191'+h.escalations;
  s.appendChild(el('span',null,[h.task_kind+' '+(h.label||h.task_id),model,
   'route '+(h.route||[]).join('\\u2192'),h.attempts+' attempt'+(h.attempts===1?'':'s'),
   (h.input_tokens||0)+'/'+(h.output_tokens||0)+' tok']

@@ -110,6 +110,7 @@ def handoff_attributes(record: HandoffRecord, *, budget_left: Decimal | None) ->
         **money_attributes("handoffs.cost_usd", record.cost_usd),
         "handoffs.budget.left_usd": _usd(budget_left),
         "handoffs.degraded": record.degraded,
+        "handoffs.simulated": record.simulated,
         "handoffs.input_tokens": record.input_tokens,
         "handoffs.output_tokens": record.output_tokens,
         "handoffs.latency_s": record.latency_s,

@@ -169,6 +169,7 @@ def handoff_summary(node: SpanNode) -> dict[str, Any]:
         "cost_usd": money(a, "handoffs.cost_usd"),
         "budget_left_usd": a.get("handoffs.budget.left_usd"),
         "degraded": a.get("handoffs.degraded", False),
+        "simulated": a.get("handoffs.simulated", False),
         "cause": a.get("handoffs.cause"),
         "breakers": a.get("handoffs.breakers", []),
         "input_tokens": a.get("handoffs.input_tokens", 0),
@@ -264,8 +265,10 @@ def _handoff_line(h: dict[str, Any]) -> Text:
     model = h["model"] or ("degraded" if h["degraded"] else "failed")
     if h.get("cause") and not ok:
         model += f" ({h['cause']})"
-    if h["escalations"]:
+    if h["escalations"] and ok:
         model += f" ↑{h['escalations']}"
+    if h.get("simulated"):
+        model += " (simulated: a stand-in)"
     plural = "" if h["attempts"] == 1 else "s"
     parts = [
         f"{'✓' if ok else '✗'} {h['task_kind']} {h['label'] or h['task_id']}",
