@@ -25,8 +25,15 @@ reservation (or what the provider reported, when that is more).
 
 from __future__ import annotations
 
+import importlib
+from collections.abc import AsyncGenerator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from typing import Any
 
+import httpcore
+import httpx
+from pydantic_ai import RunContext
 from pydantic_ai.exceptions import (
     AgentRunError,
     ContentFilterError,
@@ -40,7 +47,7 @@ from pydantic_ai.exceptions import (
     UsageLimitExceeded,
 )
 from pydantic_ai.messages import ModelMessage, ModelResponse
-from pydantic_ai.models import ModelRequestParameters
+from pydantic_ai.models import ModelRequestParameters, StreamedResponse
 from pydantic_ai.models.wrapper import WrapperModel
 from pydantic_ai.settings import ModelSettings
 
@@ -60,10 +67,37 @@ __all__ = [
 _FILTER_CODES = frozenset({"content_filter", "content_policy_violation"})
 
 
+def _transport_errors() -> tuple[type[BaseException], ...]:
+    found: list[type[BaseException]] = [
+        httpx.TransportError,
+        httpcore.ProtocolError,
+        httpcore.NetworkError,
+        httpcore.TimeoutException,
+    ]
+    try:  # the openai SDK of this release talks through httpx2, httpx's successor
+        module = importlib.import_module("httpx2")
+    except ImportError:
+        return tuple(found)
+    error = getattr(module, "TransportError", None)
+    if isinstance(error, type) and issubclass(error, BaseException):
+        found.append(error)
+    return tuple(found)
+
+
+_TRANSPORT = _transport_errors()
+"""The HTTP stack's errors for a connection that broke: the endpoint's fault."""
+
+_UNREADABLE = (IndexError, AttributeError, AssertionError, KeyError)
+"""What pydantic-ai's wire adapters raise on a response they cannot read: `choices[0]` of an
+empty list (IndexError), `None.output_tokens_details` for a Messages response without `usage`
+(AttributeError), a stream whose first event is not `message_start` (AssertionError)."""
+
+
 class ReadableModel(WrapperModel):
-    """`wrapped`, with what its adapter raises on a response it cannot read turned into a
-    `MalformedResponse` (a provider fault): pydantic-ai indexes an OpenAI chat completion's
-    `choices[0]` and raises a bare `IndexError` when the provider sent `"choices": []`."""
+    """`wrapped`, with what its adapter raises on a response it cannot read (`_UNREADABLE`), plain
+    or streamed, turned into a `MalformedResponse` (a provider fault: failover, recorded, charged
+    its reservation): without it a bare IndexError, AttributeError or AssertionError escapes the
+    engine with no record."""
 
     async def request(
         self,
@@ -73,10 +107,32 @@ class ReadableModel(WrapperModel):
     ) -> ModelResponse:
         try:
             return await super().request(messages, model_settings, model_request_parameters)
-        except IndexError as exc:
-            raise MalformedResponse(
-                self.model_name, f"the response holds no answer (an empty choices list?): {exc}"
-            ) from exc
+        except _UNREADABLE as exc:
+            raise _malformed(self.model_name, exc) from exc
+
+    @asynccontextmanager
+    async def request_stream(
+        self,
+        messages: list[ModelMessage],
+        model_settings: ModelSettings | None,
+        model_request_parameters: ModelRequestParameters,
+        run_context: RunContext[Any] | None = None,
+    ) -> AsyncGenerator[StreamedResponse, None]:
+        try:
+            async with super().request_stream(
+                messages, model_settings, model_request_parameters, run_context
+            ) as stream:
+                yield stream
+        except _UNREADABLE as exc:
+            raise _malformed(self.model_name, exc) from exc
+
+
+def _malformed(model: str, exc: BaseException) -> MalformedResponse:
+    if isinstance(exc, IndexError):
+        return MalformedResponse(
+            model, f"the response holds no answer (an empty choices list?): {exc}"
+        )
+    return MalformedResponse(model, f"the response could not be read: {type(exc).__name__}: {exc}")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -143,7 +199,9 @@ def _sort(exc: BaseException) -> ProviderFault | None:
         if 400 <= status < 500 and status not in (402, 408, 409):
             return ProviderFault(kind="rejected", detail=detail)
         return ProviderFault(kind="unavailable", detail=detail)
-    if isinstance(exc, ModelAPIError | TimeoutError | OSError):
+    if isinstance(exc, (ModelAPIError, TimeoutError, OSError, *_TRANSPORT)):
+        # httpx's (even httpcore's) own errors reach here raw when the openai SDK reads a
+        # streamed request's error body outside its error mapping and the body breaks off
         return ProviderFault(kind="unavailable", detail=detail)
     if isinstance(exc, UnexpectedModelBehavior | UsageLimitExceeded):
         return None  # the answer's fault: the engine retries with feedback, then escalates
