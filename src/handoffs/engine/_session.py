@@ -35,7 +35,8 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Awaitable, Callable, Generator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
+from contextvars import ContextVar
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, Generic, Literal, Protocol, TypeVar, cast
@@ -162,7 +163,9 @@ class Run(Generic[T]):
 
     async def __call__(self) -> Delivery[T]:
         self._unused()
-        ending = self._ending = await self._make(self.task)
+        slots = HANDOFF_SLOTS.get()
+        async with slots if slots is not None else nullcontext():
+            ending = self._ending = await self._make(self.task)
         self.record = ending.record
         self._account(ending.record, self.task)
         return self.result()
@@ -187,6 +190,15 @@ class Run(Generic[T]):
     def _unused(self) -> None:
         if self.record is not None:
             raise RuntimeError(f"handoff {self.task.id} was already made or adopted")
+
+
+HANDOFF_SLOTS: ContextVar[anyio.Semaphore | None] = ContextVar("handoff_slots", default=None)
+"""A limit on handoffs made at once, held while a handoff is *made* (`Run.__call__`), not while
+it waits for its runner: set by a fan-out (`delegate_each`) in each of its tasks. Inside a
+durable job a handoff is made inside its journaled step, so its step starts as soon as it is
+asked for, in the order of the fan-out, and a resumed job's replay numbers the steps the same
+way; a limit held around the step instead would number them in the order earlier handoffs
+finished, which a replay does not reproduce."""
 
 
 class HandoffRunner(Protocol):

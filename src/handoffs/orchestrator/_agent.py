@@ -40,7 +40,7 @@ from pydantic_ai.framing import register_tag, wrap
 from pydantic_ai.messages import ModelMessage, ModelResponse
 from pydantic_ai.usage import UsageLimits
 
-from handoffs.engine import Helm, Recorder, Session
+from handoffs.engine import HANDOFF_SLOTS, Helm, Recorder, Session
 from handoffs.errors import BudgetExceeded, HandoffError
 from handoffs.handoff import HandoffRecord
 from handoffs.orchestrator._action import (
@@ -401,18 +401,20 @@ class Orchestrator:
             if sub is None:
                 return _frame(tool, {"status": "refused", "error": f"no tool named {tool!r}"})
             results: list[dict[str, Any]] = [{} for _ in inputs]
-            limiter = anyio.CapacityLimiter(self.fan_out)
+            slots = anyio.Semaphore(self.fan_out)
 
             async def one(index: int, item: Any) -> None:  # in order: a handle is not echoed
                 asked = {"ref": item} if isinstance(item, str) else item
-                async with limiter:
-                    if not isinstance(asked, dict):
-                        shown: dict[str, Any] | str = {
-                            "status": "refused",
-                            "error": "an input is a handle or an object",
-                        }
-                    else:
-                        shown = await self._handoff(sub, run, cast(dict[str, Any], asked))
+                # the limit is held while a handoff is made, not around asking for it: a
+                # durable job's steps then start in the fan-out's order (`HANDOFF_SLOTS`)
+                HANDOFF_SLOTS.set(slots)
+                if not isinstance(asked, dict):
+                    shown: dict[str, Any] | str = {
+                        "status": "refused",
+                        "error": "an input is a handle or an object",
+                    }
+                else:
+                    shown = await self._handoff(sub, run, cast(dict[str, Any], asked))
                 if isinstance(shown, str):  # the action policy's framed refusal
                     shown = {"status": "refused", "refusal": shown}
                 results[index] = shown if isinstance(item, str) else {"input": item, **shown}
