@@ -32,7 +32,9 @@ LADDER = Policy(rules=(Rule(kind="classify", ladder=("tiny", "cheap")),))
 
 
 def classify(text: str = "my invoice is wrong") -> Task[Triage]:
-    return Task(kind="classify", input=Ticket(text=text), output_type=Triage, instructions="Sort it.")
+    return Task(
+        kind="classify", input=Ticket(text=text), output_type=Triage, instructions="Sort it."
+    )
 
 
 def session(catalog: Catalog, scripts: Scripts, **kw: object) -> Session:
@@ -99,7 +101,9 @@ async def test_a_thin_call_leaves_the_agents_span_tree(catalog: Catalog, scripts
     exporter = InMemorySpanExporter()
     provider = TracerProvider()
     provider.add_span_processor(SimpleSpanProcessor(exporter))
-    s = Session(catalog=catalog, models=scripts, policy=LADDER, tracing=Tracing(tracer_provider=provider))
+    s = Session(
+        catalog=catalog, models=scripts, policy=LADDER, tracing=Tracing(tracer_provider=provider)
+    )
     for _ in range(2):
         await s.delegate(classify())
     spans = list(exporter.get_finished_spans())

@@ -41,10 +41,9 @@ from pydantic_ai.messages import (
     ThinkingPartDelta,
     ToolCallPartDelta,
 )
-from pydantic_ai.models import Model
+from pydantic_ai.models import Model, ModelRequestParameters
 from pydantic_ai.models.instrumented import InstrumentedModel
 from pydantic_ai.settings import ModelSettings
-from pydantic_ai.models import ModelRequestParameters
 from pydantic_ai.usage import RunUsage, UsageLimits
 
 from handoffs.catalog import ModelEntry
