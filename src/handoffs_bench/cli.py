@@ -171,13 +171,19 @@ def _throughput_table(document: dict[str, Any]) -> Table:
         f"{document['rounds']} rounds; ratios against {document['baseline']} in the same round"
     )
     table = Table(title=title, title_justify="left")
-    for col in ("variant", "µs CPU/subtask", "subtasks/CPU-s", "subtasks/s wall", "× baseline"):
+    for col in (
+        "variant",
+        "µs CPU/subtask",
+        "subtasks/CPU-s",
+        "subtasks/s wall",
+        "speed vs baseline",
+    ):
         table.add_column(col, justify="left" if col == "variant" else "right")
 
     def spread(s: dict[str, float | None], spec: str = ".0f") -> str:
         if s["median"] is None:
             return "—"
-        return f"{s['median']:{spec}} [{s['min']:{spec}}–{s['max']:{spec}}]"
+        return f"{s['median']:{spec}} [{s['min']:{spec}}-{s['max']:{spec}}]"
 
     for v in document["variants"]:
         ratio = v.get("throughput_vs_baseline")

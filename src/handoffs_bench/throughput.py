@@ -18,6 +18,7 @@ temporary folder, as `handoffs run` does. Timing is measured here, never asserte
 
 from __future__ import annotations
 
+import dataclasses
 import gc
 import os
 import resource
@@ -26,7 +27,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Generator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -165,7 +166,7 @@ async def _rounds(
 
 
 @contextmanager
-def _trace_folder() -> Iterator[Any]:
+def _trace_folder() -> Generator[Any]:
     """A `Tracing` writing JSONL to a temporary folder, as `handoffs run` does; shut down after."""
     from handoffs.tracing import Tracing, job_tracer_provider
 
@@ -207,11 +208,15 @@ def _task(number: int) -> Any:
     )
 
 
-def _session(catalog: Any, models: Any, *, tracing: Any, thin: bool = True) -> Any:
+def _session(catalog: Any, model: Any, *, tracing: Any, thin: bool = True) -> Any:
     from handoffs.engine import Session
     from handoffs.routing import Policy, Rule
 
     policy = Policy(rules=(Rule(kind="classify", ladder=("small",)),))
+
+    def models(entry: Any) -> Any:
+        return model
+
     return Session(
         catalog=catalog,
         models=models,
@@ -231,7 +236,7 @@ def _scripted() -> Any:
 
     answer = {"category": "billing", "urgent": False}
 
-    def respond(messages: list[ModelMessage], info: AgentInfo) -> ModelResponse:
+    async def respond(messages: list[ModelMessage], info: AgentInfo) -> ModelResponse:
         return ModelResponse(parts=[ToolCallPart(info.output_tools[0].name, answer)])
 
     return FunctionModel(respond, model_name="small")
@@ -252,10 +257,12 @@ async def run_overhead(*, n: int, rounds: int, progress: Progress) -> Figures:
             name="bare",
             capabilities=[tracing.instrumentation()],
         )
+        lean = dataclasses.replace(tracing, lean=True)
         sessions = {
-            "handoffs (agent loop)": _session(catalog, lambda e: model, tracing=None, thin=False),
-            "handoffs": _session(catalog, lambda e: model, tracing=None),
-            "handoffs traced": _session(catalog, lambda e: model, tracing=tracing),
+            "handoffs (agent loop)": _session(catalog, model, tracing=None, thin=False),
+            "handoffs": _session(catalog, model, tracing=None),
+            "handoffs traced": _session(catalog, model, tracing=tracing),
+            "handoffs traced lean": _session(catalog, model, tracing=lean),
         }
 
         def agent_maker(agent: Agent[None, Triage]) -> Callable[[], Awaitable[None]]:
@@ -312,7 +319,7 @@ def _find(variants: list[Variant], name: str) -> Variant:
 
 
 @contextmanager
-def loopback_server() -> Iterator[str]:
+def loopback_server() -> Generator[str]:
     """`handoffs_bench.loopback` in its own process; yields its base URL."""
     from handoffs_bench import loopback
 
@@ -416,12 +423,13 @@ def _litellm(router: Any) -> Callable[[int], Awaitable[None]]:
 def _litellm_router(base_url: str) -> Any:
     os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")  # no download at import
     os.environ.setdefault("LITELLM_TELEMETRY", "False")
-    import litellm  # pyright: ignore[reportMissingImports]
+    import importlib
 
-    litellm.telemetry = False  # pyright: ignore[reportUnknownMemberType]
-    litellm.suppress_debug_info = True  # pyright: ignore[reportUnknownMemberType]
+    litellm: Any = importlib.import_module("litellm")
+    litellm.telemetry = False
+    litellm.suppress_debug_info = True
     params = {"model": "openai/small", "api_base": base_url, "api_key": "loopback"}
-    return litellm.Router(model_list=[{"model_name": "small", "litellm_params": params}])  # pyright: ignore[reportUnknownMemberType,reportUnknownVariableType]
+    return litellm.Router(model_list=[{"model_name": "small", "litellm_params": params}])
 
 
 async def run_fanout(
@@ -448,8 +456,9 @@ async def run_fanout(
         raw = client()
         model = OpenAIChatModel("small", provider=OpenAIProvider(openai_client=client()))
         catalog = _catalog(base_url)
-        untraced = _session(catalog, lambda e: model, tracing=None)
-        traced = _session(catalog, lambda e: model, tracing=tracing)
+        untraced = _session(catalog, model, tracing=None)
+        traced = _session(catalog, model, tracing=tracing)
+        lean = _session(catalog, model, tracing=dataclasses.replace(tracing, lean=True))
 
         def delegate(session: Any) -> Callable[[int], Awaitable[None]]:
             async def one(number: int) -> None:
@@ -461,6 +470,7 @@ async def run_fanout(
             "raw openai SDK": _raw_sdk(raw),
             "handoffs": delegate(untraced),
             "handoffs traced": delegate(traced),
+            "handoffs traced lean": delegate(lean),
         }
         if litellm and litellm_available():
             ones["LiteLLM Router"] = _litellm(_litellm_router(base_url))

@@ -222,7 +222,7 @@ class Caller:
         """The model a thin call sends to: the agent's (`shape`), inside pydantic-ai's
         instrumentation when traced (its `chat {model}` span and metrics)."""
         tracing = self.tracing
-        if tracing is None:
+        if tracing is None or tracing.lean:
             return shape
         key = (entry.id, id(tracing))
         model = self._instrumented.get(key)

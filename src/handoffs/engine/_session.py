@@ -547,7 +547,7 @@ class Session:
                 if self.tracing is not None
                 else None
             )
-            verdicts = await run_checks(output, ctx, task.checks, wrap=observe)
+            verdicts = await run_checks(output, ctx, task.checks, wrap=observe, validated=True)
             passed = all(v.passed for v in verdicts)
             # what the checks' calls were charged and no verdict reports (a call that failed)
             unreported = sum(checks, Decimal(0)) - sum((v.cost_usd for v in verdicts), Decimal(0))

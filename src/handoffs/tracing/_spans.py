@@ -203,6 +203,11 @@ class Tracing:
     meter_provider: MeterProvider | None = None
     """Where the job's metrics go (`handoffs.tracing` and pydantic-ai's); None records none."""
     model_names: Mapping[str, str] = field(default_factory=dict[str, str])
+    lean: bool = False
+    """Leave out pydantic-ai's per-request `chat {model}` span (and its token and cost
+    histograms) where the engine calls a model without the agent loop: each attempt's
+    `invoke_agent` span still carries the model and the tokens, the handoff span everything else.
+    `HANDOFFS_TRACING=lean` turns it on for the default tracing."""
     """Catalog id -> the provider's model name, for `gen_ai.request.model` in metrics."""
     metrics: HandoffMetrics | None = field(init=False, repr=False, compare=False)
     """The project's instruments on `meter_provider`, recorded by `finish_handoff`."""
