@@ -344,6 +344,8 @@ def loopback_server() -> Generator[str]:
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+        if process.stdout is not None:
+            process.stdout.close()
 
 
 async def _fan(n: int, concurrency: int, one: Callable[[int], Awaitable[None]]) -> None:
@@ -453,8 +455,8 @@ async def run_fanout(
                 base_url=base_url, api_key="loopback", max_retries=0, http_client=http
             )  # pyright: ignore[reportUnknownArgumentType]
 
-        raw = client()
-        model = OpenAIChatModel("small", provider=OpenAIProvider(openai_client=client()))
+        raw, wrapped = client(), client()
+        model = OpenAIChatModel("small", provider=OpenAIProvider(openai_client=wrapped))
         catalog = _catalog(base_url)
         untraced = _session(catalog, model, tracing=None)
         traced = _session(catalog, model, tracing=tracing)
@@ -486,6 +488,7 @@ async def run_fanout(
         makers = {name: maker(one) for name, one in ones.items()}
         variants = await _rounds(makers, rounds=rounds, progress=progress, bench="fanout")
         await raw.close()
+        await wrapped.close()
     return Figures(
         bench="fanout",
         n=n,
