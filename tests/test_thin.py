@@ -119,3 +119,38 @@ async def test_a_thin_call_leaves_the_agents_span_tree(catalog: Catalog, scripts
         assert int(attrs["gen_ai.aggregated_usage.input_tokens"]) > 0  # pyright: ignore[reportArgumentType]
         trees.append([c.name for c in _children(spans, run)])
     assert trees[0] == trees[1] == ["chat tiny"]
+
+
+async def test_lean_tracing_leaves_out_the_per_request_chat_span(
+    catalog: Catalog, scripts: Scripts
+) -> None:
+    scripts.on("tiny", lambda c: {"category": "billing", "urgent": False})
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    lean = Tracing(tracer_provider=provider, lean=True)
+    s = Session(catalog=catalog, models=scripts, policy=LADDER, tracing=lean)
+    for _ in range(2):
+        await s.delegate(classify())
+    runs = [x for x in exporter.get_finished_spans() if x.name == "invoke_agent subordinate:tiny"]
+    first, second = (_children(list(exporter.get_finished_spans()), r) for r in runs)
+    assert [c.name for c in first] == ["chat tiny"]  # the agent's call
+    assert second == []  # the thin call: no chat span, the usage on the run's span
+    assert int((runs[1].attributes or {})["gen_ai.aggregated_usage.input_tokens"]) > 0  # pyright: ignore[reportArgumentType]
+
+
+def test_the_standard_sampler_variables_sample_traces() -> None:
+    from opentelemetry.sdk.trace.sampling import ParentBased, TraceIdRatioBased
+
+    from handoffs.errors import ConfigError
+    from handoffs.tracing._export import sampler  # pyright: ignore[reportPrivateUsage]
+
+    ratio = sampler({"OTEL_TRACES_SAMPLER": "traceidratio", "OTEL_TRACES_SAMPLER_ARG": "0.1"})
+    assert isinstance(ratio, TraceIdRatioBased) and ratio.rate == 0.1
+    assert isinstance(sampler({}), ParentBased)
+    try:
+        sampler({"OTEL_TRACES_SAMPLER": "traceidratio", "OTEL_TRACES_SAMPLER_ARG": "x"})
+    except ConfigError as exc:
+        assert "OTEL_TRACES_SAMPLER_ARG" in str(exc)
+    else:
+        raise AssertionError("a bad ratio must be a ConfigError")
