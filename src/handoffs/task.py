@@ -50,6 +50,8 @@ class NoFallback:
 
 NO_FALLBACK: Final = NoFallback()
 
+_UNSET: Final = object()
+
 
 @lru_cache(maxsize=256)
 def _adapter(tp: Any) -> TypeAdapter[Any]:
@@ -180,16 +182,27 @@ class Task(Generic[OutputT]):
         return not isinstance(self.fallback, NoFallback)
 
     def input_data(self) -> Any:
-        """The input as JSON-compatible data."""
+        """The input as JSON-compatible data (dumped once per task: a task's input is not
+        changed once it is handed over)."""
+        cached = self.__dict__.get("_input_data", _UNSET)
+        if cached is not _UNSET:
+            return cached
         if isinstance(self.input, BaseModel):
-            return self.input.model_dump(mode="json", warnings=False)
-        value: Any = self.input
-        data: Any = _adapter(cast(Any, type(value))).dump_python(value, mode="json")
+            data: Any = self.input.model_dump(mode="json", warnings=False)
+        else:
+            value: Any = self.input
+            data = _adapter(cast(Any, type(value))).dump_python(value, mode="json")
+        object.__setattr__(self, "_input_data", data)
         return data
 
     def input_json(self) -> str:
-        """The input serialised as JSON text, exactly as the subordinate receives it."""
-        return json.dumps(self.input_data(), ensure_ascii=False, sort_keys=False)
+        """The input serialised as JSON text, exactly as the subordinate receives it (once per
+        task)."""
+        cached: str | None = self.__dict__.get("_input_json")
+        if cached is None:
+            cached = json.dumps(self.input_data(), ensure_ascii=False, sort_keys=False)
+            object.__setattr__(self, "_input_json", cached)
+        return cached
 
     def input_schema(self) -> dict[str, Any]:
         """The JSON Schema of the input."""
@@ -209,7 +222,11 @@ class Task(Generic[OutputT]):
 
     def validate_input(self) -> None:
         """Check the input against its schema before anything is sent; raise `ConfigError` if not."""
+        if self.__dict__.get("_input_valid"):
+            return  # checked once per task
         errors = _errors(_compiled(cast(Any, type(self.input)))[1], self.input_data())
+        if not errors:
+            object.__setattr__(self, "_input_valid", True)
         if errors:
             raise ConfigError(f"task {self.kind!r} input fails its schema: {'; '.join(errors)}")
 

@@ -5,8 +5,9 @@ from __future__ import annotations
 import json
 import math
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
+import anyio
 import typer
 from rich.table import Table
 
@@ -162,3 +163,105 @@ bench_app.command("failover")(_failover)
 from handoffs_bench.jobs import jobs as _jobs  # noqa: E402
 
 bench_app.command("jobs")(_jobs)
+
+
+def _throughput_table(document: dict[str, Any]) -> Table:
+    title = (
+        f"{document['bench']}: n={document['n']}, concurrency {document['concurrency']}, "
+        f"{document['rounds']} rounds; ratios against {document['baseline']} in the same round"
+    )
+    table = Table(title=title, title_justify="left")
+    for col in (
+        "variant",
+        "µs CPU/subtask",
+        "subtasks/CPU-s",
+        "subtasks/s wall",
+        "speed vs baseline",
+    ):
+        table.add_column(col, justify="left" if col == "variant" else "right")
+
+    def spread(s: dict[str, float | None], spec: str = ".0f") -> str:
+        if s["median"] is None:
+            return "—"
+        return f"{s['median']:{spec}} [{s['min']:{spec}}-{s['max']:{spec}}]"
+
+    for v in document["variants"]:
+        ratio = v.get("throughput_vs_baseline")
+        table.add_row(
+            v["name"],
+            spread(v["cpu_us_per_subtask"]),
+            spread(v["subtasks_per_cpu_s"]),
+            spread(v["subtasks_per_wall_s"]),
+            "1.00" if ratio is None else spread(ratio, ".2f"),
+        )
+    return table
+
+
+def _print_throughput(document: dict[str, Any], as_json: bool) -> None:
+    if as_json:
+        out.print_json(json.dumps(document), highlight=False)
+        return
+    out.print(_throughput_table(document))
+    for note in document["notes"]:
+        out.print(note, highlight=False)
+    out.print(f"peak RSS {document['peak_rss_mb']} MB", highlight=False)
+
+
+@bench_app.command()
+def overhead(
+    n: Annotated[int, typer.Option("--n", help="Subtasks per variant per round.")] = 500,
+    rounds: Annotated[int, typer.Option(help="Rounds (variants rotate their order).")] = 5,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON document.")] = False,
+    quiet: QuietOpt = False,
+) -> None:
+    """What one handoff costs over bare pydantic-ai: both on one scripted model, interleaved.
+
+    Reports CPU per subtask (min/median/max over rounds) and each round's ratio to bare
+    `Agent.run`; progress goes to stderr.
+    """
+    from handoffs_bench.throughput import run_overhead
+
+    if n < 1 or rounds < 1:
+        raise fail("--n and --rounds must be at least 1")
+    doing = ["starting"]
+    with Ticker(lambda: doing[-1], quiet=quiet) as ticker:
+
+        def progress(text: str) -> None:
+            doing.append(text)
+            ticker.update()
+
+        figures = anyio.run(lambda: run_overhead(n=n, rounds=rounds, progress=progress))
+    _print_throughput(figures.document(), as_json)
+
+
+@bench_app.command()
+def fanout(
+    n: Annotated[int, typer.Option("--n", help="Subtasks per variant per round.")] = 1000,
+    concurrency: Annotated[int, typer.Option("--c", "--concurrency", help="In flight.")] = 32,
+    rounds: Annotated[int, typer.Option(help="Rounds (variants rotate their order).")] = 3,
+    litellm: Annotated[
+        bool, typer.Option(help="Include LiteLLM's Router when installed ([bench] extra).")
+    ] = True,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON document.")] = False,
+    quiet: QuietOpt = False,
+) -> None:
+    """N tool-less subtasks at concurrency C against a loopback server in its own process: raw
+    openai SDK, handoffs untraced and traced, LiteLLM's Router; subtasks per CPU-second and wall,
+    peak RSS, ratios to the raw SDK in the same round."""
+    from handoffs_bench.throughput import run_fanout
+
+    if n < 1 or rounds < 1 or concurrency < 1:
+        raise fail("--n, --c and --rounds must be at least 1")
+    doing = ["starting the loopback server"]
+    with Ticker(lambda: doing[-1], quiet=quiet) as ticker:
+
+        def progress(text: str) -> None:
+            doing.append(text)
+            ticker.update()
+
+        figures = anyio.run(
+            lambda: run_fanout(
+                n=n, concurrency=concurrency, rounds=rounds, litellm=litellm, progress=progress
+            )
+        )
+    _print_throughput(figures.document(), as_json)

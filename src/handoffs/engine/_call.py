@@ -5,11 +5,16 @@ with `max_concurrency` unless the caller holds one (`ModelQueue`; a wait is its 
 `queue {model}` span), sets pydantic-ai's deadlines
 (`request_timeout`, and `first_event_timeout` on streamed models), streams when the catalog says
 so, and turns the silent failures a provider can hide in a successful response into errors the
-engine can sort: an answer cut off by a content filter; a stream that ended before the provider
+engine can sort (`_whole`): an answer cut off by a content filter or at `max_tokens`; a plain
+response whose finish reason is unknown (a gateway's substitute); a stream that ended before the provider
 said it finished (no finish reason on the wire: pydantic-ai fills in `stop` for an OpenAI stream
 that ends without one, so the raw reason it keeps in `provider_details` is what counts); a stream
 that goes on past `max_tokens` (cut off at once: `Meter.stream`); a response its adapter cannot
 read (`ReadableModel`).
+
+A call whose output is a pydantic model takes the thin path (`handoffs.engine._thin`) once the
+agent has made one call of its (model, output type, role): the same request through
+`pydantic_ai.direct`, without the agent loop; `thin=False` keeps every call on the agent.
 """
 
 from __future__ import annotations
@@ -18,7 +23,7 @@ from collections.abc import AsyncIterable, Callable
 from contextlib import AsyncExitStack
 from typing import Any, Literal
 
-from pydantic import BaseModel
+from pydantic import BaseModel, TypeAdapter
 from pydantic_ai import (
     Agent,
     NativeOutput,
@@ -37,13 +42,15 @@ from pydantic_ai.messages import (
     ThinkingPartDelta,
     ToolCallPartDelta,
 )
-from pydantic_ai.models import Model
+from pydantic_ai.models import Model, ModelRequestParameters
+from pydantic_ai.models.instrumented import InstrumentedModel
 from pydantic_ai.settings import ModelSettings
-from pydantic_ai.usage import UsageLimits
+from pydantic_ai.usage import RunUsage, UsageLimits
 
 from handoffs.catalog import ModelEntry
 from handoffs.engine._guard import Meter
 from handoffs.engine._queue import ModelQueue
+from handoffs.engine._thin import Shape, read_output, thin_eligible, thin_request, thin_stream
 from handoffs.providers import MalformedResponse, ReadableModel
 from handoffs.tracing import Tracing
 
@@ -100,6 +107,28 @@ def _finished(response: ModelResponse) -> bool:
     return bool((response.provider_details or {}).get("finish_reason"))
 
 
+def _whole(entry: ModelEntry, response: ModelResponse) -> None:
+    """Raise unless `response` is a whole answer: not cut off by a content filter
+    (`ContentFilterError`) or at `max_tokens` (an invalid answer: retried with feedback, then
+    escalated), and finished as the provider says it finishes — a stream with a finish reason on
+    the wire, a plain response with one pydantic-ai knows (an unknown one, such as a gateway's
+    `guardrail_intervened` on the text it substituted, is read as none: `MalformedResponse`)."""
+    reason = response.finish_reason
+    if reason == "content_filter":  # a partial answer the filter cut off
+        raise ContentFilterError(f"{entry.id}: the answer was cut off by a content filter")
+    if reason == "length":
+        raise UnexpectedModelBehavior(
+            f"{entry.id}: the answer was cut off at max_tokens (finish reason length)"
+        )
+    if entry.stream and not _finished(response):
+        raise MalformedResponse(entry.name, "the stream ended before the provider finished")
+    if not entry.stream and reason is None and response.provider_name is not None:
+        raw = (response.provider_details or {}).get("finish_reason")
+        raise MalformedResponse(
+            entry.name, f"the response gave no finish reason the engine knows ({raw!r})"
+        )
+
+
 class Caller:
     """Makes single typed requests to catalog models through pydantic-ai agents."""
 
@@ -110,14 +139,20 @@ class Caller:
         tracing: Tracing | None,
         timeout_s: float,
         first_event_timeout_s: float | None,
+        thin: bool = True,
     ) -> None:
         self._models = models
+        self.thin = thin
+        """Whether calls with structured output skip the agent loop once their shape is known."""
         self.tracing = tracing
         """Where the subordinates' pydantic-ai spans go (agents built after a change use it)."""
         self._timeout_s = timeout_s
         self._first_event_timeout_s = first_event_timeout_s
         self._agents: dict[tuple[str, Any, Role], Agent[None, Any]] = {}
         self._queues: dict[str, ModelQueue] = {}
+        self._shapes: dict[tuple[str, Any, Role], Shape] = {}
+        self._instrumented: dict[tuple[str, int], Model] = {}
+        self._adapters: dict[Any, TypeAdapter[Any]] = {}
 
     def queue(self, entry: ModelEntry) -> ModelQueue | None:
         """The slots of a model with `max_concurrency` and the calls waiting for them (None: the
@@ -144,8 +179,9 @@ class Caller:
         key = (entry.id, output_type, role)
         agent = self._agents.get(key)
         if agent is None:
+            shape = self._shapes[key] = Shape(ReadableModel(self._models(entry)))
             agent = Agent(
-                ReadableModel(self._models(entry)),
+                shape,
                 output_type=_output_spec(entry, output_type),
                 retries={"output": 0, "tools": 0},
                 name=f"{role}:{entry.id}",
@@ -176,6 +212,14 @@ class Caller:
         first = self._first_event_timeout_s
         if entry.stream and first is not None:
             settings["first_event_timeout"] = min(first, timeout_s)
+        shape = self._shapes.get((entry.id, output_type, role)) if self.thin else None
+        if shape is not None and shape.parameters is not None and thin_eligible(output_type):
+            async with AsyncExitStack() as held:
+                if not slotted:
+                    await self._slot(entry, held)
+                return await self._thin(
+                    entry, shape, instructions, prompt, output_type, meter, settings, role
+                )
         async with AsyncExitStack() as held:
             if not slotted:
                 await self._slot(entry, held)
@@ -201,9 +245,87 @@ class Caller:
                                 entry.name, f"the stream ended before the provider finished: {exc}"
                             ) from exc
                     raise
-        response = result.response
-        if response.finish_reason == "content_filter":  # a partial answer the filter cut off
-            raise ContentFilterError(f"{entry.id}: the answer was cut off by a content filter")
-        if entry.stream and not _finished(response):
-            raise MalformedResponse(entry.name, "the stream ended before the provider finished")
+        _whole(entry, result.response)
         return result.output
+
+    def _model(self, entry: ModelEntry, shape: Shape) -> Model:
+        """The model a thin call sends to: the agent's (`shape`), inside pydantic-ai's
+        instrumentation when traced (its `chat {model}` span and metrics)."""
+        tracing = self.tracing
+        if tracing is None or tracing.lean:
+            return shape
+        key = (entry.id, id(tracing))
+        model = self._instrumented.get(key)
+        if model is None:
+            model = self._instrumented[key] = InstrumentedModel(shape, tracing.settings)
+        return model
+
+    async def _thin(
+        self,
+        entry: ModelEntry,
+        shape: Shape,
+        instructions: str,
+        prompt: str,
+        output_type: type[Any],
+        meter: Meter,
+        settings: ModelSettings,
+        role: Role,
+    ) -> Any:
+        """One call on the thin path: the agent's request, read and validated here."""
+        parameters = shape.parameters
+        assert parameters is not None
+        adapter = self._adapters.get(output_type)
+        if adapter is None:
+            adapter = self._adapters[output_type] = TypeAdapter(output_type)
+        model = self._model(entry, shape)
+        tracing = self.tracing
+        if tracing is None:
+            return await self._thin_call(
+                entry, model, instructions, prompt, adapter, parameters, meter, settings
+            )
+        with tracing.agent_run(f"{role}:{entry.id}", model_name=entry.name) as span:
+            used = RunUsage()
+            try:
+                return await self._thin_call(
+                    entry, model, instructions, prompt, adapter, parameters, meter, settings, used
+                )
+            finally:
+                tracing.agent_usage(span, used)
+
+    async def _thin_call(
+        self,
+        entry: ModelEntry,
+        model: Model,
+        instructions: str,
+        prompt: str,
+        adapter: TypeAdapter[Any],
+        parameters: ModelRequestParameters,
+        meter: Meter,
+        settings: ModelSettings,
+        used: RunUsage | None = None,
+    ) -> Any:
+        if entry.stream:
+
+            def on_event(event: Any) -> None:
+                if _carries_output(event):
+                    meter.stream()
+
+            response = await thin_stream(
+                model,
+                instructions,
+                prompt,
+                settings=settings,
+                parameters=parameters,
+                on_event=on_event,
+            )
+        else:
+            response = await thin_request(
+                model, instructions, prompt, settings=settings, parameters=parameters
+            )
+        meter.usage.incr(response.usage)
+        meter.usage.requests += 1
+        if used is not None:
+            used.incr(response.usage)
+            used.requests += 1
+        _whole(entry, response)
+        return read_output(response, parameters, adapter)

@@ -225,7 +225,8 @@ class Session:
 
     Without `tracing`, handoffs are traced to `.handoffs/traces/` (`handoffs.tracing.
     default_tracing`: one file per process, `HANDOFFS_TRACING=off` turns it off);
-    `tracing=False` traces nothing.
+    `tracing=False` traces nothing. `thin=False` keeps every call on pydantic-ai's agent loop
+    (by default a tool-less call with structured output skips it: `handoffs.engine._thin`).
     """
 
     def __init__(
@@ -246,6 +247,7 @@ class Session:
         runner: HandoffRunner | None = None,
         sinks: Sequence[RecordSink] = (),
         keep_records: int | None = KEEP_RECORDS,
+        thin: bool = True,
     ) -> None:
         self.catalog = catalog
         self.policy = policy if policy is not None else Policy.matrix(catalog)
@@ -273,6 +275,7 @@ class Session:
             tracing=default_tracing() if tracing is None else tracing or None,
             timeout_s=self._timeout_s,
             first_event_timeout_s=self.retry.first_event_timeout_s,
+            thin=thin,
         )
         self._addresses: dict[str, str] = {}
         self.guard = Guard(breaker=self.breaker, caps=self.caps, retry=self.retry)
@@ -594,7 +597,7 @@ class Session:
                 if self.tracing is not None
                 else None
             )
-            verdicts = await run_checks(output, ctx, task.checks, wrap=observe)
+            verdicts = await run_checks(output, ctx, task.checks, wrap=observe, validated=True)
             passed = all(v.passed for v in verdicts)
             # what the checks' calls were charged and no verdict reports (a call that failed)
             unreported = sum(checks, Decimal(0)) - sum((v.cost_usd for v in verdicts), Decimal(0))

@@ -5,7 +5,10 @@ JSONL file per process, `.handoffs/traces/<run id>.jsonl` (and OTLP/HTTP when
 `OTEL_EXPORTER_OTLP_ENDPOINT` is set), which `handoffs trace show`, `trace html` and `report`
 read. The file is written to `<run id>.jsonl.part` and appears, complete, when the process exits
 (or when `finish_default_tracing()` is called). Turned off by `HANDOFFS_TRACING=off` (or `0`,
-`false`, `no`) or by `Session(tracing=False)`; `HANDOFFS_TRACE_DIR` moves the folder.
+`false`, `no`) or by `Session(tracing=False)`; `HANDOFFS_TRACING=lean` leaves out pydantic-ai's
+per-request `chat` spans (`Tracing.lean`); `HANDOFFS_TRACE_DIR` moves the folder. The standard
+`OTEL_TRACES_SAMPLER` (`traceidratio`) and `OTEL_TRACES_SAMPLER_ARG` sample handoffs
+(`job_tracer_provider`).
 """
 
 from __future__ import annotations
@@ -31,7 +34,8 @@ __all__ = [
 ]
 
 TRACING_ENV = "HANDOFFS_TRACING"
-"""`off` (or `0`, `false`, `no`) turns the default tracing of sessions off."""
+"""`off` (or `0`, `false`, `no`) turns the default tracing of sessions off; `lean` keeps it on
+without pydantic-ai's per-request spans where the engine skips the agent loop."""
 TRACE_DIR_ENV = "HANDOFFS_TRACE_DIR"
 """Where traces are written and read instead of `.handoffs/traces` (scripts and the CLI alike)."""
 _OFF = frozenset({"off", "0", "false", "no", "none"})
@@ -65,7 +69,8 @@ def default_tracing(env: Mapping[str, str] | None = None) -> Tracing | None:
     complete when the process exits or `finish_default_tracing()` is called.
     """
     env = os.environ if env is None else env
-    if env.get(TRACING_ENV, "").strip().lower() in _OFF:
+    setting = env.get(TRACING_ENV, "").strip().lower()
+    if setting in _OFF:
         return None
     directory = default_trace_dir(env).absolute()  # the file is renamed at exit, from any cwd
     with _lock:
@@ -74,7 +79,7 @@ def default_tracing(env: Mapping[str, str] | None = None) -> Tracing | None:
             run_id = uuid.uuid4().hex[:12]
             provider = job_tracer_provider(run_id, directory=directory, env=env)
             run = _open[directory] = _Run(
-                tracing=Tracing(tracer_provider=provider),
+                tracing=Tracing(tracer_provider=provider, lean=setting == "lean"),
                 provider=provider,
                 path=trace_path(directory, run_id),
             )

@@ -25,7 +25,16 @@ from opentelemetry.sdk.trace.export import (
     SpanExporter,
     SpanExportResult,
 )
+from opentelemetry.sdk.trace.sampling import (
+    ALWAYS_OFF,
+    ALWAYS_ON,
+    ParentBased,
+    Sampler,
+    TraceIdRatioBased,
+)
 from opentelemetry.trace import StatusCode
+
+from handoffs.errors import ConfigError
 
 __all__ = [
     "GAUNTLET_TRACE_DIR",
@@ -207,6 +216,26 @@ class ConventionsExporter(SpanExporter):
         return self.exporter.force_flush(timeout_millis)
 
 
+def sampler(env: Mapping[str, str]) -> Sampler:
+    """The sampler `OTEL_TRACES_SAMPLER` and `OTEL_TRACES_SAMPLER_ARG` in `env` ask for (the
+    standard names; default: every trace, and every child of a sampled parent)."""
+    name = env.get("OTEL_TRACES_SAMPLER", "").strip().lower()
+    arg = env.get("OTEL_TRACES_SAMPLER_ARG", "").strip()
+    try:
+        ratio = min(1.0, max(0.0, float(arg))) if arg else 1.0
+    except ValueError:
+        raise ConfigError(f"OTEL_TRACES_SAMPLER_ARG must be a number, not {arg!r}") from None
+    if name == "traceidratio":
+        return TraceIdRatioBased(ratio)
+    if name == "parentbased_traceidratio":
+        return ParentBased(TraceIdRatioBased(ratio))
+    if name in ("always_off", "parentbased_always_off"):
+        return ALWAYS_OFF if name == "always_off" else ParentBased(ALWAYS_OFF)
+    if name in ("", "always_on", "parentbased_always_on"):
+        return ParentBased(ALWAYS_ON)
+    raise ConfigError(f"OTEL_TRACES_SAMPLER {name!r} is not supported here")
+
+
 def job_tracer_provider(
     job_id: str,
     *,
@@ -217,8 +246,11 @@ def job_tracer_provider(
     """A provider for one job: JSONL under `directory` (unless None), the console (if given), and
     OTLP/HTTP when `env` sets `OTEL_EXPORTER_OTLP_ENDPOINT`, each through `ConventionsExporter`;
     its resource's `service.name` and attributes follow `OTEL_SERVICE_NAME` and
-    `OTEL_RESOURCE_ATTRIBUTES`. `shutdown()` it when the job ends."""
-    provider = TracerProvider(resource=job_resource(job_id, env=env))
+    `OTEL_RESOURCE_ATTRIBUTES`; `OTEL_TRACES_SAMPLER=traceidratio` (or `parentbased_traceidratio`)
+    with `OTEL_TRACES_SAMPLER_ARG=0.1` keeps a tenth of the traces (each handoff of a session
+    without a parent span is a trace; metrics still count every handoff). `shutdown()` it when
+    the job ends."""
+    provider = TracerProvider(resource=job_resource(job_id, env=env), sampler=sampler(env))
     if directory is not None:
         exporter = ConventionsExporter(JsonlSpanExporter(trace_path(directory, job_id)))
         provider.add_span_processor(SimpleSpanProcessor(exporter))

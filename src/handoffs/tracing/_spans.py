@@ -33,6 +33,7 @@ from opentelemetry.metrics import MeterProvider, NoOpMeterProvider
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode, Tracer, TracerProvider
 from pydantic_ai.capabilities import Instrumentation
 from pydantic_ai.models.instrumented import InstrumentationSettings
+from pydantic_ai.usage import RunUsage
 
 from handoffs.handoff import HandoffRecord, Verdict
 from handoffs.task import Check, CheckContext
@@ -203,9 +204,18 @@ class Tracing:
     meter_provider: MeterProvider | None = None
     """Where the job's metrics go (`handoffs.tracing` and pydantic-ai's); None records none."""
     model_names: Mapping[str, str] = field(default_factory=dict[str, str])
+    lean: bool = False
+    """Leave out pydantic-ai's per-request `chat {model}` span (and its token and cost
+    histograms) where the engine calls a model without the agent loop: each attempt's
+    `invoke_agent` span still carries the model and the tokens, the handoff span everything else.
+    `HANDOFFS_TRACING=lean` turns it on for the default tracing."""
     """Catalog id -> the provider's model name, for `gen_ai.request.model` in metrics."""
     metrics: HandoffMetrics | None = field(init=False, repr=False, compare=False)
     """The project's instruments on `meter_provider`, recorded by `finish_handoff`."""
+    settings: InstrumentationSettings = field(init=False, repr=False, compare=False)
+    """pydantic-ai's instrumentation settings on these providers (built once: agents and the
+    thin path's instrumented models share them)."""
+    _tracer: Tracer = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         metrics = (
@@ -214,21 +224,68 @@ class Tracing:
             else None
         )
         object.__setattr__(self, "metrics", metrics)
+        settings = InstrumentationSettings(
+            tracer_provider=self.tracer_provider,
+            meter_provider=self.meter_provider or NoOpMeterProvider(),
+            include_content=self.include_content,
+            include_binary_content=self.include_content,
+        )
+        object.__setattr__(self, "settings", settings)
+        object.__setattr__(self, "_tracer", self.tracer_provider.get_tracer("handoffs"))
 
     @property
     def tracer(self) -> Tracer:
-        return self.tracer_provider.get_tracer("handoffs", schema_url=None)
+        return self._tracer
 
     def instrumentation(self) -> Instrumentation:
         """The pydantic-ai capability that makes an agent emit its GenAI spans to this provider."""
-        return Instrumentation(
-            InstrumentationSettings(
-                tracer_provider=self.tracer_provider,
-                meter_provider=self.meter_provider or NoOpMeterProvider(),
-                include_content=self.include_content,
-                include_binary_content=self.include_content,
-            )
-        )
+        return Instrumentation(self.settings)
+
+    @contextmanager
+    def agent_run(self, name: str, *, model_name: str) -> Generator[Span, None, None]:
+        """The `invoke_agent {name}` span of a request made without pydantic-ai's agent loop (the
+        engine's thin path), with the attributes pydantic-ai's own run span carries; the caller
+        sets the run's usage on it (`agent_usage`). pydantic-ai's `chat {model}` span nests in it."""
+        attrs: dict[str, Any] = {
+            "model_name": model_name,
+            "agent_name": name,
+            "gen_ai.agent.name": name,
+            OPERATION: "invoke_agent",
+            "logfire.msg": f"{name} run",
+        }
+        with self.tracer.start_as_current_span(
+            f"invoke_agent {name}",
+            kind=SpanKind.INTERNAL,
+            attributes=attrs,
+            record_exception=False,
+            set_status_on_exception=False,
+        ) as span:
+            try:
+                yield span
+            except Exception as exc:  # recorded as pydantic-ai records a run's error
+                if span.is_recording():
+                    if self.include_content:
+                        span.record_exception(exc, escaped=False)
+                    else:  # the type only: the message may quote content
+                        kind = type(exc)
+                        qualified = (
+                            kind.__qualname__
+                            if kind.__module__ == "builtins"
+                            else f"{kind.__module__}.{kind.__qualname__}"
+                        )
+                        span.add_event(
+                            "exception",
+                            {"exception.type": qualified, "exception.escaped": "False"},
+                        )
+                    detail = f"{type(exc).__name__}: {exc}" if self.include_content else None
+                    span.set_status(Status(StatusCode.ERROR, detail))
+                raise
+
+    def agent_usage(self, span: Span, usage: RunUsage) -> None:
+        """Set a thin run's usage on its `agent_run` span, as pydantic-ai sets an agent run's
+        (`gen_ai.aggregated_usage.*`)."""
+        if span.is_recording():
+            span.set_attributes(self.settings.aggregated_usage_attributes(usage))
 
     @contextmanager
     def workflow(self, name: str, *, job_id: str) -> Generator[Span, None, None]:

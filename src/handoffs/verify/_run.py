@@ -23,11 +23,17 @@ def schema_verdict(task: Task[Any], output: Any) -> Verdict:
 
 
 class _Schema:
-    """The schema check as a `Check`: it always runs first."""
+    """The schema check as a `Check`: it always runs first. An output pydantic has just validated
+    as the task's output type (`validated`) passes without a second validation by jsonschema."""
 
     name = "schema"
 
+    def __init__(self, *, validated: bool = False) -> None:
+        self.validated = validated
+
     async def __call__(self, output: Any, ctx: CheckContext) -> Verdict:
+        if self.validated and type(output) is ctx.task.output_type:
+            return Verdict(check="schema", passed=True)
         return schema_verdict(ctx.task, output)
 
 
@@ -37,14 +43,16 @@ async def run_checks(
     checks: Sequence[Check],
     *,
     wrap: Callable[[Check], Check] | None = None,
+    validated: bool = False,
 ) -> list[Verdict]:
     """Run the schema check then each check in order, stopping at the first that fails.
 
     Stopping early keeps expensive checks (a judge) from running on output a cheap one rejected.
     `wrap`, when given, wraps each check, the schema check included (the engine's tracing runs
-    each in its own span this way).
+    each in its own span this way). `validated`: the output was just validated as the task's
+    output type by pydantic (the engine's calls), so the schema check does not validate it again.
     """
-    schema = _Schema()
+    schema = _Schema(validated=validated)
     verdicts: list[Verdict] = []
     for check in (schema, *checks):
         run = wrap(check) if wrap is not None else check
