@@ -5,7 +5,7 @@ task's own checks pass on the cached output against the new input; see `_cache` 
 
 from handoffs.cache._cache import CachePolicy, Lookup, ResponseCache, input_text
 from handoffs.cache._embed import E5Embedder, Embedder, NgramEmbedder, default_embedder
-from handoffs.cache._store import CacheStore, Stored
+from handoffs.cache._store import CacheStore, Stored, shared_store
 
 __all__ = [
     "CachePolicy",
@@ -18,4 +18,5 @@ __all__ = [
     "Stored",
     "default_embedder",
     "input_text",
+    "shared_store",
 ]

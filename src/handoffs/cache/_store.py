@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-__all__ = ["CacheStore", "Stored"]
+__all__ = ["CacheStore", "Stored", "shared_store"]
 
 _SCHEMA = """
 create table if not exists entries (
@@ -251,6 +251,20 @@ class CacheStore:
             self._conn.execute("delete from entries where id = ?", (row_id,))
             for dim in self._dims:
                 self._conn.execute(f"delete from vec_{dim} where rowid = ?", (row_id,))
+
+
+_SHARED: dict[Path, CacheStore] = {}
+_SHARED_LOCK = threading.Lock()
+
+
+def shared_store(path: Path | str) -> CacheStore:
+    """This process's one `CacheStore` on the file at `path` (opened on first use)."""
+    key = Path(path).resolve()
+    with _SHARED_LOCK:
+        store = _SHARED.get(key)
+        if store is None:
+            store = _SHARED[key] = CacheStore(key)
+        return store
 
 
 _COLUMNS = "id, task_id, model, provider, tier, output, verdicts, cost_usd"

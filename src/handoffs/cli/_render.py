@@ -53,9 +53,12 @@ def job_table(report: JobReport) -> Table:
             model += f" ({r.cause})"
         if r.escalations:
             model += f" (↑{r.escalations})"
+        route = "→".join(r.route)
+        if r.cache in ("exact", "semantic"):
+            route = f"cache:{r.cache} {r.cache_similarity:.2f} ← {r.cache_source}"
         table.add_row(
             f"{r.task_kind} {r.label or r.task_id}",
-            "→".join(r.route),
+            route,
             model,
             str(len(r.attempts)),
             _verdict_marks(r),
@@ -80,4 +83,13 @@ def job_summary(report: JobReport) -> str:
         + (f" of a {money(report.budget_usd)} budget" if report.budget_usd is not None else ""),
         f"all-frontier would cost: {money(report.all_frontier_cost_usd)}   saved: {money(saved)}",
     ]
+    looked_up = [r for r in report.handoffs if r.cache is not None]
+    if looked_up:
+        kinds = [r.cache for r in looked_up]
+        refused = sum(1 for r in looked_up if r.cache == "miss" and r.cache_source)
+        lines.append(
+            f"cache: {kinds.count('exact')} exact, {kinds.count('semantic')} verified near-duplicate, "
+            f"{kinds.count('miss')} missed ({refused} near-duplicate refused by its checks)   "
+            f"saved: {money(report.cache_saved_usd)}"
+        )
     return "\n".join(lines)

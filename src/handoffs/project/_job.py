@@ -132,6 +132,10 @@ class JobReport(BaseModel):
     escalations: int
     degraded: int
     error: str | None = None
+    cache_hits: int = 0
+    """Handoffs served from the verified response cache (exact or semantic)."""
+    cache_saved_usd: Money = Decimal(0)
+    """What the cached answers cost when they were first made: the spend the cache avoided."""
 
 
 def all_frontier_cost(records: list[HandoffRecord], frontier: ModelEntry) -> Decimal:
