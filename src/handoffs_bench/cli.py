@@ -162,3 +162,7 @@ bench_app.command("failover")(_failover)
 from handoffs_bench.jobs import jobs as _jobs  # noqa: E402
 
 bench_app.command("jobs")(_jobs)
+
+from handoffs_bench.cache import cache as _cache  # noqa: E402
+
+bench_app.command("cache")(_cache)

@@ -58,6 +58,8 @@ class CachePolicy:
     skipped, and a task with no other check is not served semantically."""
     candidates: int = 3
     """How many nearest candidates a semantic lookup verifies, nearest first."""
+    keep: bool = True
+    """Store verified deliveries; False: serve from what is stored, add nothing (read-only)."""
 
     def applies(self, task: Task[Any]) -> bool:
         """Whether `task` uses the cache under this policy."""
@@ -146,6 +148,8 @@ class Lookup(Generic[T]):
         a model (not itself served from the cache). Returns whether it was stored."""
         record = delivery.record
         if record.status != "delivered" or record.degraded or record.cache in ("exact", "semantic"):
+            return False
+        if not self.cache.policy.keep:
             return False
         cache = self.cache
         await anyio.to_thread.run_sync(
