@@ -12,16 +12,23 @@ import pytest
 from pydantic import BaseModel
 
 from handoffs import checks
+from handoffs.budget import Budget
 from handoffs.cache import CachePolicy, CacheStore, NgramEmbedder, ResponseCache
 from handoffs.catalog import Catalog
 from handoffs.engine import Session
+from handoffs.errors import ConfigError
 from handoffs.handoff import HandoffRecord
+from handoffs.project import Config, configured_session
+from handoffs.project._config import config_from_dict
+from handoffs.providers import Portfolio
 from handoffs.routing import Policy, Rule
 from handoffs.task import Task
 from handoffs.testing.scripted import ScriptCall
 from handoffs.tracing._spans import handoff_attributes
 
 from .conftest import Scripts
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 class Ticket(BaseModel):
@@ -246,3 +253,41 @@ def test_records_with_cache_fields_round_trip() -> None:
     )
     again = HandoffRecord.model_validate_json(record.model_dump_json())
     assert again == record and str(again.cache_saved_usd) == "0.0000009"
+
+
+# --- [cache] in handoffs.toml -------------------------------------------------------------------
+
+
+def _config(cache: dict[str, object] | None, tmp_path: Path) -> Config:
+    import tomllib
+
+    with (ROOT / "handoffs.toml").open("rb") as fh:
+        data = tomllib.load(fh)
+    if cache is not None:
+        data["cache"] = cache
+    return config_from_dict(data, path=tmp_path / "handoffs.toml")
+
+
+def test_the_cache_table_configures_a_jobs_session_scoped_to_its_tenant_or_itself(
+    tmp_path: Path,
+) -> None:
+    assert _config(None, tmp_path).cache is None
+    assert _config({"enabled": False}, tmp_path).cache is None
+    config = _config({"kinds": ["extract"], "ttl_s": 0.0, "threshold": 0.9}, tmp_path)
+    settings = config.cache
+    assert settings is not None and settings.path == tmp_path / ".handoffs" / "cache.sqlite"
+    assert settings.policy.kinds == frozenset({"extract"}) and settings.policy.ttl_s is None
+    portfolio = Portfolio(config.catalog, env={})
+    job = configured_session(config, portfolio, Budget(None), tracing=False, job_id="j1")
+    assert job.cache is not None and job.cache.scope == "tenant:default"
+    assert configured_session(config, portfolio, Budget(None), tracing=False).cache is None
+    own = _config({"scope": "job", "tenant": "acme"}, tmp_path)
+    session = configured_session(own, portfolio, Budget(None), tracing=False, job_id="j2")
+    assert session.cache is not None and session.cache.scope == "job:j2"
+
+
+def test_a_mistake_in_the_cache_table_is_one_line(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"cache\.threshold"):
+        _config({"threshold": 1.5}, tmp_path)
+    with pytest.raises(ConfigError, match=r"cache\.scope"):
+        _config({"scope": "user"}, tmp_path)

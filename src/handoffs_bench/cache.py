@@ -23,8 +23,8 @@ the cache; each variant is then looked up (read-only: variants add nothing):
 
 Reported per threshold: hits, hit rate, false hits (a served answer that differs from the
 variant's right answer) and their share of hits, and $ saved (the cost of each variant's own
-handoff, measured without a cache, summed over the hits that were right... and wrong: a false
-hit saves money too, which is the problem).
+handoff, measured without a cache, summed over every hit; and over the right ones only: a false
+hit "saves" money too, which is the problem).
 """
 
 from __future__ import annotations
@@ -193,6 +193,7 @@ class _Tally:
     paraphrase_hits: int
     look_alike_hits: int
     saved_usd: Decimal
+    saved_right_usd: Decimal
     false_by_edit: dict[str, int]
 
     def as_json(self, variants: list[Variant]) -> dict[str, Any]:
@@ -208,6 +209,7 @@ class _Tally:
             "look_alikes_served": self.look_alike_hits,
             "look_alike_served_rate": self.look_alike_hits / look_alikes if look_alikes else 0.0,
             "saved_usd": format(self.saved_usd, "f"),
+            "saved_on_right_answers_usd": format(self.saved_right_usd, "f"),
             "false_hits_by_edit": self.false_by_edit,
         }
 
@@ -224,6 +226,9 @@ def _tally(served: list[tuple[Variant, dict[str, Any], Decimal]]) -> _Tally:
         paraphrase_hits=sum(1 for v, _, _ in served if v.same_answer),
         look_alike_hits=sum(1 for v, _, _ in served if not v.same_answer),
         saved_usd=sum((cost for _, _, cost in served), Decimal(0)),
+        saved_right_usd=sum(
+            (cost for v, output, cost in served if _same(output, v.answer)), Decimal(0)
+        ),
     )
 
 
@@ -372,6 +377,7 @@ def cache(
         "false hits",
         "false-hit rate",
         "$ saved",
+        "on right answers",
     ):
         table.add_column(col, justify="left" if col == "cache" else "right")
     for row in doc["rows"]:
@@ -385,6 +391,7 @@ def cache(
                 str(t["false_hits"]),
                 f"{t['false_hit_rate']:.0%}",
                 f"${t['saved_usd']}",
+                f"${t['saved_on_right_answers_usd']}",
             )
     out.print(table)
     out.print(f"without a cache: ${doc['cost_without_cache_usd']}", highlight=False)
