@@ -20,6 +20,11 @@ sorting, the 429 policy), the same one the orchestrator's own model uses. Provid
 by `handoffs.providers.classify`; breakers live in `handoffs.health`; the caps on attempts and time
 in `handoffs.engine`; the attempt log in `handoffs.engine`.
 
+With a response cache (`Session(cache=...)`, `handoffs.cache`), each task is looked up before it
+is routed: an exact repeat, or a near one whose checks pass on the cached answer against the new
+input, is delivered from the cache (no route, no attempts); a miss is made as above, and its
+delivery kept if it was verified.
+
 The seam around each handoff, for whoever needs to make it elsewhere (durable jobs, the Gauntlet):
 ```
 session.delegate(task)
