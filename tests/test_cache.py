@@ -291,6 +291,10 @@ def test_a_mistake_in_the_cache_table_is_one_line(tmp_path: Path) -> None:
         _config({"threshold": 1.5}, tmp_path)
     with pytest.raises(ConfigError, match=r"cache\.scope"):
         _config({"scope": "user"}, tmp_path)
+    with pytest.raises(ConfigError, match="threshold"):
+        CachePolicy(threshold=0)
+    with pytest.raises(ConfigError, match="candidates"):
+        CachePolicy(candidates=0)
 
 
 async def test_with_judges_on_a_near_repeat_is_judged_again_and_charged(

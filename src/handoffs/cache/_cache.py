@@ -23,7 +23,7 @@ from __future__ import annotations
 import hashlib
 import json
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from decimal import Decimal
 from typing import Any, Generic, Literal, TypeVar
 
@@ -31,6 +31,7 @@ import anyio.to_thread
 
 from handoffs.cache._embed import Embedder, default_embedder
 from handoffs.cache._store import CacheStore, Stored
+from handoffs.errors import ConfigError
 from handoffs.handoff import Delivery, HandoffRecord, Verdict
 from handoffs.task import Check, CheckContext, Task
 from handoffs.verify import run_checks
@@ -60,6 +61,14 @@ class CachePolicy:
     """How many nearest candidates a semantic lookup verifies, nearest first."""
     keep: bool = True
     """Store verified deliveries; False: serve from what is stored, add nothing (read-only)."""
+
+    def __post_init__(self) -> None:
+        if not 0 < self.threshold <= 1:
+            raise ConfigError(f"cache threshold must be in (0, 1], not {self.threshold}")
+        if self.ttl_s is not None and self.ttl_s < 0:
+            raise ConfigError(f"cache ttl_s must not be negative, not {self.ttl_s}")
+        if self.candidates < 1:
+            raise ConfigError(f"cache candidates must be at least 1, not {self.candidates}")
 
     def applies(self, task: Task[Any]) -> bool:
         """Whether `task` uses the cache under this policy."""
@@ -117,7 +126,7 @@ class _Candidate:
     passed: bool
 
 
-@dataclass(kw_only=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Lookup(Generic[T]):
     """One task's lookup: the delivery it served (`hit`), or what a miss found, and where the
     handoff's delivery is kept once it is made."""
@@ -129,7 +138,8 @@ class Lookup(Generic[T]):
     vector: list[float] | None
     hit: Delivery[T] | None = None
     """The cached delivery served, marked `cache="exact"` or `"semantic"`; None: a miss."""
-    nearest: _Candidate | None = field(default=None)
+    nearest: _Candidate | None = None
+    """The nearest candidate that was verified (on a miss: the one its checks refused)."""
 
     def missed(self, record: HandoffRecord) -> HandoffRecord:
         """The record of the handoff made after this miss, marked `cache="miss"` (with the
@@ -219,31 +229,33 @@ class ResponseCache:
         key = _reuse_key(task, fingerprint)
         exact = _digest(key, task.input_data())
         found = await anyio.to_thread.run_sync(self.store.exact, self.scope, exact)
-        lookup = Lookup(cache=self, task=task, key=key, exact=exact, vector=None)
         if found is not None:
             verdicts = tuple(Verdict.model_validate(v) for v in found.verdicts)
-            lookup.hit = self._delivery(task, found, "exact", verdicts, started)
-            return lookup
+            hit = self._delivery(task, found, "exact", verdicts, started)
+            return Lookup(cache=self, task=task, key=key, exact=exact, vector=None, hit=hit)
         if not self.policy.semantic:
-            return lookup
+            return Lookup(cache=self, task=task, key=key, exact=exact, vector=None)
         embedder = self.embedder
         text = input_text(task)
-        lookup.vector = (await anyio.to_thread.run_sync(embedder.embed, [text]))[0]
+        vector = (await anyio.to_thread.run_sync(embedder.embed, [text]))[0]
         space = self.store.space(self.scope, key, embedder.model)
         near = await anyio.to_thread.run_sync(
-            lambda: self.store.nearest(space, lookup.vector or [], k=self.policy.candidates)
+            lambda: self.store.nearest(space, vector, k=self.policy.candidates)
         )
         checks = [c for c in task.checks if self.policy.judges or not _model_check(c)]
+        nearest: _Candidate | None = None
+        hit: Delivery[T] | None = None
         for stored in near:
             if stored.similarity < self.policy.threshold:
                 break
             candidate = await self._verify(task, stored, ctx, checks)
-            if lookup.nearest is None:
-                lookup.nearest = candidate
+            nearest = nearest or candidate
             if candidate.passed:
-                lookup.hit = self._delivery(task, stored, "semantic", candidate.verdicts, started)
-                return lookup
-        return lookup
+                hit = self._delivery(task, stored, "semantic", candidate.verdicts, started)
+                break
+        return Lookup(
+            cache=self, task=task, key=key, exact=exact, vector=vector, hit=hit, nearest=nearest
+        )
 
     async def _verify(
         self, task: Task[Any], stored: Stored, ctx: CheckContext, checks: list[Check]
