@@ -270,11 +270,11 @@ class Session:
         )
         self._addresses: dict[str, str] = {}
         self.guard = Guard(breaker=self.breaker, caps=self.caps, retry=self.retry)
+        """The failover engine every call of this session passes through (its handoffs' and its
+        orchestrator's): spend caps, breakers, reservations, fault sorting, the 429 policy."""
         self.cache = cache
         """The verified response cache each task is looked up in before it is routed, and where
         each verified delivery is kept (`handoffs.cache`); None: no cache."""
-        """The failover engine every call of this session passes through (its handoffs' and its
-        orchestrator's): spend caps, breakers, reservations, fault sorting, the 429 policy."""
 
     @property
     def tracing(self) -> Tracing | None:
