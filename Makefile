@@ -19,7 +19,7 @@ $(VENV)/.demo-installed: pyproject.toml | $(BIN)/python
 	touch $@
 
 $(VENV)/.test-installed: pyproject.toml $(VENV)/.demo-installed
-	$(BIN)/pip install -q -e '.[local,simulate,dev,bench]'
+	$(BIN)/pip install -q -e '.[local,simulate,cache,dev,bench]'
 	touch $@
 
 demo: $(VENV)/.demo-installed

@@ -21,6 +21,7 @@ __all__ = [
     "RISKS",
     "Attempt",
     "BreakerState",
+    "CacheUse",
     "Cause",
     "Delivery",
     "FaultKind",
@@ -121,6 +122,9 @@ Cause = Literal[
 BreakerState = Literal["closed", "open", "half_open"]
 """A circuit breaker's state (`handoffs.health`)."""
 
+CacheUse = Literal["exact", "semantic", "miss"]
+"""How the response cache took part in a handoff (`handoffs.cache`)."""
+
 
 class Attempt(BaseModel):
     """One call of one model for one handoff."""
@@ -204,6 +208,16 @@ class HandoffRecord(BaseModel):
     """The circuit breaker state of every model the router considered, when it routed."""
     parent_id: str | None = Field(default=None)
     """The job or handoff this one was made for, when known."""
+    cache: CacheUse | None = None
+    """How the response cache took part: `exact` or `semantic` (the output was served from it,
+    nothing was routed), `miss` (looked up, then made as usual); None: no cache was consulted."""
+    cache_similarity: float | None = None
+    """For a cache hit, the similarity of this input to the cached one (1 for `exact`); for a
+    miss, that of the nearest candidate the checks refused, if one was close enough to try."""
+    cache_source: str | None = None
+    """The handoff whose answer was served (a hit) or refused (a miss)."""
+    cache_saved_usd: Money | None = None
+    """For a cache hit, what the source handoff cost: the spend this one avoided."""
 
 
 @dataclass(frozen=True, kw_only=True)

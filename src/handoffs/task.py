@@ -153,6 +153,9 @@ class Task(Generic[OutputT]):
     """How many times a model whose output failed a check is asked again, with the feedback."""
     id: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
     """Unique id of this handoff."""
+    cache: bool | None = None
+    """Whether the session's response cache may serve and keep this task's answer: None follows
+    the cache's policy (`[cache] kinds`), True or False overrides it for this task."""
     label: str | None = None
     """A short human label for tables and traces, e.g. the ticket id (derived from the input's
     `id`, `name` or `title` field, or its nested model's, when not given)."""

@@ -265,3 +265,8 @@ def fanout(
             )
         )
     _print_throughput(figures.document(), as_json)
+
+
+from handoffs_bench.cache import cache as _cache  # noqa: E402
+
+bench_app.command("cache")(_cache)

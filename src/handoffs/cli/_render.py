@@ -55,9 +55,12 @@ def job_table(report: JobReport) -> Table:
             r.escalations and r.status == "delivered"
         ):  # a degraded one was not escalated to anything
             model += f" (↑{r.escalations})"
+        route = "→".join(r.route)
+        if r.cache in ("exact", "semantic"):
+            route = f"cache:{r.cache} {r.cache_similarity:.2f} ← {r.cache_source}"
         table.add_row(
             f"{r.task_kind} {r.label or r.task_id}",
-            "→".join(r.route),
+            route,
             model,
             str(len(r.attempts)),
             _verdict_marks(r),
@@ -94,6 +97,15 @@ def job_summary(report: JobReport) -> str:
         lines.append(
             f"SIMULATED: {len(stand_ins)} of {len(report.handoffs)} answers are stand-ins from "
             f"simulated models ({', '.join(models)}: no key set), not model answers"
+        )
+    looked_up = [r for r in report.handoffs if r.cache is not None]
+    if looked_up:
+        kinds = [r.cache for r in looked_up]
+        refused = sum(1 for r in looked_up if r.cache == "miss" and r.cache_source)
+        lines.append(
+            f"cache: {kinds.count('exact')} exact, {kinds.count('semantic')} verified near-duplicate, "
+            f"{kinds.count('miss')} missed ({refused} near-duplicate refused by its checks)   "
+            f"saved: {money(report.cache_saved_usd)}"
         )
     return "\n".join(lines)
 

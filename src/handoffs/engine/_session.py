@@ -20,6 +20,11 @@ sorting, the 429 policy), the same one the orchestrator's own model uses. Provid
 by `handoffs.providers.classify`; breakers live in `handoffs.health`; the caps on attempts and time
 in `handoffs.engine`; the attempt log in `handoffs.engine`.
 
+With a response cache (`Session(cache=...)`, `handoffs.cache`), each task is looked up before it
+is routed: an exact repeat, or a near one whose checks pass on the cached answer against the new
+input, is delivered from the cache (no route, no attempts); a miss is made as above, and its
+delivery kept if it was verified.
+
 The seam around each handoff, for whoever needs to make it elsewhere (durable jobs, the Gauntlet):
 ```
 session.delegate(task)
@@ -37,7 +42,7 @@ import time
 from collections.abc import Awaitable, Callable, Generator, Mapping, Sequence
 from contextlib import contextmanager, nullcontext
 from contextvars import ContextVar
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from decimal import Decimal
 from typing import Any, Generic, Literal, Protocol, TypeVar, cast
 
@@ -45,6 +50,7 @@ import anyio
 from pydantic_ai.models import Model
 
 from handoffs.budget import Budget
+from handoffs.cache import Lookup, ResponseCache
 from handoffs.catalog import Catalog, ModelEntry, reserved_input_tokens, token_bound
 from handoffs.engine._call import Caller
 from handoffs.engine._cap import Caps
@@ -248,6 +254,7 @@ class Session:
         sinks: Sequence[RecordSink] = (),
         keep_records: int | None = KEEP_RECORDS,
         thin: bool = True,
+        cache: ResponseCache | None = None,
     ) -> None:
         self.catalog = catalog
         self.policy = policy if policy is not None else Policy.matrix(catalog)
@@ -281,6 +288,9 @@ class Session:
         self.guard = Guard(breaker=self.breaker, caps=self.caps, retry=self.retry)
         """The failover engine every call of this session passes through (its handoffs' and its
         orchestrator's): spend caps, breakers, reservations, fault sorting, the 429 policy."""
+        self.cache = cache
+        """The verified response cache each task is looked up in before it is routed, and where
+        each verified delivery is kept (`handoffs.cache`); None: no cache."""
 
     @property
     def tracing(self) -> Tracing | None:
@@ -383,6 +393,37 @@ class Session:
 
     async def _make(self, task: Task[T]) -> _Ending[T]:
         task.validate_input()
+        lookup = await self._look_up(task) if self.cache is not None else None
+        if lookup is not None and lookup.hit is not None:
+            return _Ending(record=lookup.hit.record, delivery=lookup.hit)
+        ending = await self._handoff(task)
+        if lookup is None:
+            return ending
+        record = lookup.missed(ending.record)
+        delivery = replace(ending.delivery, record=record) if ending.delivery else None
+        if delivery is not None:
+            await lookup.keep(delivery)
+        return _Ending(record=record, delivery=delivery, failure=ending.failure)
+
+    async def _look_up(self, task: Task[T]) -> Lookup[T] | None:
+        """Look `task` up in the cache; a semantic candidate's checks may call models (when the
+        cache's policy re-runs judges), charged like any check's."""
+        assert self.cache is not None
+        budget = self.budget.child(task.max_cost_usd, name=f"cache lookup {task.id}")
+        ask = self._asker(budget, task.kind, [])
+        ctx = CheckContext(task=task, producer="", catalog=self.catalog, ask=ask)
+        return await self.cache.look_up(task, ctx, fingerprint=self._fingerprint(task))
+
+    def _fingerprint(self, task: Task[Any]) -> str:
+        """What else an answer of `task` depends on: the catalog's models, the routing rules and
+        the prompt templates as rendered for it (a change to any makes older answers stale)."""
+        blank = replace(task, input=None)
+        variants = sorted({e.prompt_variant for e in self.catalog.values()})
+        models = sorted((e.id, e.provider, e.name, e.tier) for e in self.catalog.values())
+        templates = [render(blank, variant) for variant in variants]
+        return json.dumps([models, repr(self.policy.rules), templates])
+
+    async def _handoff(self, task: Task[T]) -> _Ending[T]:
         decision = self.route(task)
         states: dict[str, BreakerState] = {
             s.model: self.breaker(self.catalog[s.model]).state for s in decision.steps

@@ -23,17 +23,18 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
+from handoffs.cache import CachePolicy
 from handoffs.catalog import Catalog
 from handoffs.engine import Caps, RetryPolicy
 from handoffs.errors import ConfigError
 from handoffs.health import BreakerSettings
 from handoffs.project._alert_settings import AlertSettings
-from handoffs.project._files import ConfigFile, parse, read
+from handoffs.project._files import CacheTable, ConfigFile, parse, read
 from handoffs.routing import Policy
 
-__all__ = ["Config", "config_from_dict", "config_from_file", "load_config"]
+__all__ = ["CacheSettings", "Config", "config_from_dict", "config_from_file", "load_config"]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -63,7 +64,23 @@ class Config:
     the worker that runs the job."""
     alerts: AlertSettings | None = None
     """`[alerts]`: post the alert conditions to a webhook from the worker (docs/operations.md)."""
+    cache: CacheSettings | None = None
+    """`[cache]`: the verified response cache a job's handoffs are looked up in; None: none."""
     path: Path | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CacheSettings:
+    """`[cache]`, resolved: where the cache lives, what it serves, whose answers a job reuses."""
+
+    path: Path
+    policy: CachePolicy
+    scope: Literal["tenant", "job"] = "tenant"
+    tenant: str = "default"
+
+    def scope_of(self, job_id: str) -> str:
+        """The cache scope of job `job_id`: its tenant's, or its own."""
+        return f"tenant:{self.tenant}" if self.scope == "tenant" else f"job:{job_id}"
 
 
 def config_from_dict(data: dict[str, Any], *, path: Path | None = None) -> Config:
@@ -108,7 +125,23 @@ def _config(file: ConfigFile, path: Path | None) -> Config:
         outcomes_input=file.policy.outcomes_input,
         spread=file.jobs.spread,
         alerts=file.alerts,
+        cache=_cache(file.cache, path),
         path=path,
+    )
+
+
+def _cache(table: CacheTable | None, path: Path | None) -> CacheSettings | None:
+    if table is None or not table.enabled:
+        return None
+    policy = CachePolicy(
+        kinds=None if "*" in table.kinds else frozenset(table.kinds),
+        ttl_s=table.ttl_s or None,
+        semantic=table.semantic,
+        threshold=table.threshold,
+        judges=table.judges,
+    )
+    return CacheSettings(
+        path=beside(path, table.path), policy=policy, scope=table.scope, tenant=table.tenant
     )
 
 

@@ -29,6 +29,7 @@ from handoffs.project._alert_settings import AlertSettings
 from handoffs.routing import Rule
 
 __all__ = [
+    "CacheTable",
     "CapTable",
     "ConfigFile",
     "HealthTable",
@@ -177,6 +178,32 @@ class JobsTable(_Table):
     worker may run it."""
 
 
+class CacheTable(_Table):
+    """`[cache]`: the verified response cache (docs/cache.md). A job's handoffs are looked up in it
+    before they are routed; a near-duplicate is served only if the task's own checks pass on the
+    cached answer against the new input."""
+
+    enabled: bool = True
+    """Use the cache (a `[cache]` table turns it on; `enabled = false` keeps the table, off)."""
+    path: str = Field(default=".handoffs/cache.sqlite", min_length=1)
+    """The SQLite file of cached answers, relative to this file."""
+    kinds: list[Label] = ["*"]
+    """The task kinds that use the cache, or `*`; a task's own `cache` setting overrides."""
+    ttl_s: float = Field(default=86400.0, ge=0)
+    """How long an answer may be served, in seconds (0: until its model, prompt or rules change)."""
+    semantic: bool = True
+    """Serve verified near-duplicates, not only exact repeats."""
+    threshold: float = Field(default=0.95, gt=0, le=1)
+    """The least cosine similarity of two inputs for a near-duplicate to be tried."""
+    judges: bool = False
+    """Re-run judge and agreement checks (model calls) on a near-duplicate; off, a task that only
+    a judge verifies is served only for an exact repeat."""
+    scope: Literal["tenant", "job"] = "tenant"
+    """Whose answers a job may reuse: its tenant's (`tenant` below) or only its own."""
+    tenant: Label = "default"
+    """The tenant this project's jobs run for: answers never cross tenants."""
+
+
 class ConfigFile(_Table):
     """`handoffs.toml`: the catalog, the routing policy and the runtime settings."""
 
@@ -191,6 +218,8 @@ class ConfigFile(_Table):
     caps: list[CapTable] = []
     """Spending caps per model and task kind."""
     jobs: JobsTable = JobsTable()
+    cache: CacheTable | None = None
+    """The verified response cache; absent: none."""
     alerts: AlertSettings | None = None
     """Post the alert conditions to a webhook from the worker (docs/operations.md)."""
 

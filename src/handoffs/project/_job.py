@@ -157,6 +157,11 @@ class JobReport(BaseModel):
     """The same job run with every tier set to the orchestrator's model
     (`handoffs run --baseline single-model`)."""
 
+    cache_hits: int = 0
+    """Handoffs served from the verified response cache (exact or semantic)."""
+    cache_saved_usd: Money = Decimal(0)
+    """What the cached answers cost when they were first made: the spend the cache avoided."""
+
     @property
     def orchestrator_tokens_per_item(self) -> float | None:
         """The orchestrator's tokens (read and written) per item of the job's data."""

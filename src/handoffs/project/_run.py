@@ -13,9 +13,11 @@ import uuid
 from collections.abc import Callable, Generator, Mapping, Sequence
 from contextlib import AbstractContextManager, ExitStack, contextmanager, nullcontext
 from dataclasses import replace
+from decimal import Decimal
 from typing import Any, Literal, cast
 
 from handoffs.budget import Budget
+from handoffs.cache import ResponseCache, shared_store
 from handoffs.engine import HandoffRunner, ModelSource, RecordSink, Session
 from handoffs.handoff import HandoffRecord
 from handoffs.health import Prober, shared_health
@@ -109,11 +111,22 @@ def configured_session(
     runner: HandoffRunner | None = None,
     models: ModelSource | None = None,
     sinks: Sequence[RecordSink] = (),
+    job_id: str | None = None,
 ) -> Session:
     """A `Session` as `handoffs.toml` configures it: its policy, timeouts, retry caps, spending
     caps and outcome log, and this process's shared circuit breakers. `runner` makes its
     handoffs (default: here), `models` wraps the portfolio (default: the portfolio itself), and
-    `sinks` take every finished record."""
+    `sinks` take every finished record. The session of a job (`job_id` given) uses the
+    `[cache]`, scoped to the job's tenant or to the job itself."""
+    cache = (
+        ResponseCache(
+            shared_store(config.cache.path),
+            scope=config.cache.scope_of(job_id),
+            policy=config.cache.policy,
+        )
+        if config.cache is not None and job_id is not None
+        else None
+    )
     return Session(
         catalog=config.catalog,
         models=portfolio if models is None else models,
@@ -130,6 +143,7 @@ def configured_session(
         else None,
         runner=runner,
         sinks=sinks,
+        cache=cache,
     )
 
 
@@ -181,6 +195,7 @@ async def run_job(
         runner=runner,
         models=models,
         sinks=sinks,
+        job_id=job_id,
     )
     if tracing is not None and tracing.metrics is not None:  # the job's gauges
         tracing.metrics.watch_breakers(breaker_readings(session))
@@ -216,6 +231,7 @@ async def run_job(
                 budget_usd=spec.budget_usd,
             )
     records = list(result.records)
+    hits = [r for r in records if r.cache in ("exact", "semantic")]
     frontier = config.catalog[spec.orchestrator.model]
     if frontier.tier != "frontier":
         frontier = next((e for e in config.catalog.by_strength()), frontier)
@@ -240,6 +256,8 @@ async def run_job(
         calls=result.orchestrator_requests + sum(len(r.attempts) for r in records),
         elapsed_s=round(elapsed, 3),
         gold=score_gold(records, load_gold(spec.gold)) if spec.gold is not None else None,
+        cache_hits=len(hits),
+        cache_saved_usd=sum((r.cache_saved_usd or Decimal(0) for r in hits), Decimal(0)),
     )
 
 

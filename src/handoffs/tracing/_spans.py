@@ -122,6 +122,12 @@ def handoff_attributes(record: HandoffRecord, *, budget_left: Decimal | None) ->
         "handoffs.provider": record.provider,
         "handoffs.tier": record.tier,
         "handoffs.cause": record.cause,
+        "handoffs.cache": record.cache,
+        "handoffs.cache.similarity": record.cache_similarity,
+        "handoffs.cache.source": record.cache_source,
+        "handoffs.cache.saved_usd": None
+        if record.cache_saved_usd is None
+        else format(record.cache_saved_usd, "f"),
     }
     attrs.update({k: v for k, v in optional.items() if v is not None})
     return attrs
