@@ -288,13 +288,7 @@ def _plan_by_reference(
             if i.get("status") != "delivered"
         }
     )
-    per_category = ", ".join(f"{c} {n}" for c, n in categories.most_common())
-    return (
-        f"Triaged {len(tickets)} tickets: {per_category or 'none classified'}. "
-        f"Urgent: {len(urgent_ids)}{' (' + ', '.join(urgent_ids) + ')' if urgent_ids else ''}. "
-        f"Replies drafted: {replies}. "
-        f"Need a human: {', '.join(human) if human else 'none'}."
-    )
+    return _summary_line(len(tickets), categories, urgent_ids, replies, human)
 
 
 def _summary(
@@ -307,9 +301,16 @@ def _summary(
     replies = sum(1 for tool, _, r in results if tool == "draft_reply" and _output(r) is not None)
     human = sorted({str(args.get("ticket", args).get("id")) for _, args, r in results
                     if not isinstance(r, dict) or r.get("status") != "delivered"})  # fmt: skip
+    return _summary_line(len(tickets), categories, urgent, replies, human)
+
+
+def _summary_line(
+    tickets: int, categories: Counter[str], urgent: list[str], replies: int, human: list[str]
+) -> str:
+    """The orchestrator's closing summary, as a frontier model would write it."""
     per_category = ", ".join(f"{c} {n}" for c, n in categories.most_common())
     return (
-        f"Triaged {len(tickets)} tickets: {per_category or 'none classified'}. "
+        f"Triaged {tickets} tickets: {per_category or 'none classified'}. "
         f"Urgent: {len(urgent)}{' (' + ', '.join(urgent) + ')' if urgent else ''}. "
         f"Replies drafted: {replies}. "
         f"Need a human: {', '.join(human) if human else 'none'}."

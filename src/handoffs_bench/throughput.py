@@ -368,9 +368,9 @@ def litellm_available() -> bool:
     return importlib.util.find_spec("litellm") is not None
 
 
-def _raw_sdk(client: Any) -> Callable[[int], Awaitable[None]]:
-    """The baseline: the same request the engine sends (the output as a tool), its answer read
-    and validated with pydantic."""
+def _chat_variant(create: Callable[..., Awaitable[Any]]) -> Callable[[int], Awaitable[None]]:
+    """A subtask made with `create` (an OpenAI-style chat completion call): the same request the
+    engine sends (the output as a tool), its answer read and validated with pydantic."""
     tool = {
         "type": "function",
         "function": {
@@ -382,7 +382,7 @@ def _raw_sdk(client: Any) -> Callable[[int], Awaitable[None]]:
 
     async def one(number: int) -> None:
         ticket = Ticket(id=f"T{number}", text=TEXT)
-        response = await client.chat.completions.create(
+        response = await create(
             model="small",
             messages=[
                 {"role": "system", "content": INSTRUCTIONS},
@@ -396,30 +396,16 @@ def _raw_sdk(client: Any) -> Callable[[int], Awaitable[None]]:
         Triage.model_validate_json(call.function.arguments)
 
     return one
+
+
+def _raw_sdk(client: Any) -> Callable[[int], Awaitable[None]]:
+    """The baseline: the raw `openai` SDK."""
+    return _chat_variant(client.chat.completions.create)
 
 
 def _litellm(router: Any) -> Callable[[int], Awaitable[None]]:
-    tool = {
-        "type": "function",
-        "function": {"name": "final_result", "parameters": Triage.model_json_schema()},
-    }
-
-    async def one(number: int) -> None:
-        ticket = Ticket(id=f"T{number}", text=TEXT)
-        response = await router.acompletion(
-            model="small",
-            messages=[
-                {"role": "system", "content": INSTRUCTIONS},
-                {"role": "user", "content": ticket.model_dump_json()},
-            ],
-            tools=[tool],
-            tool_choice="required",
-            max_tokens=512,
-        )
-        call = response.choices[0].message.tool_calls[0]
-        Triage.model_validate_json(call.function.arguments)
-
-    return one
+    """LiteLLM's Router, sending the same request."""
+    return _chat_variant(router.acompletion)
 
 
 def _litellm_router(base_url: str) -> Any:

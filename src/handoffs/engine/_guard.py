@@ -235,13 +235,13 @@ class Guard:
         t0 = time.monotonic()
         try:
             output = await send(meter)
-            if meter.usage.output_tokens > bound.output_tokens:
-                raise OutputOverrun(
-                    entry.name,
-                    f"reported {meter.usage.output_tokens} output tokens; "
-                    f"max_tokens was {bound.output_tokens}",
-                )
-        except Exception as exc:
+            if overrun := _overrun(entry, bound, meter):
+                raise overrun
+        except Exception as raised:
+            # usage past the max_tokens sent is the provider's fault whatever else went wrong
+            # (an answer cut off "at max_tokens" that ran past them is an overrun, not invalid)
+            exc = raised if isinstance(raised, OutputOverrun) else _overrun(entry, bound, meter)
+            exc = exc or raised
             fault = classify(exc)
             if fault is None and not isinstance(exc, UnexpectedModelBehavior | UsageLimitExceeded):
                 _settle(held, None)  # not the provider's doing (a bug, a missing key): not sent
@@ -394,6 +394,16 @@ class Guard:
 def _refused(entry: ModelEntry, reason: str) -> Guarded[Any]:
     error = Refused(entry.name, f"{entry.id}: {reason}")
     return Guarded(outcome="refused", reason=reason, error=error)
+
+
+def _overrun(entry: ModelEntry, bound: Bound, meter: Meter) -> OutputOverrun | None:
+    """An `OutputOverrun` when the provider reported more output tokens than `max_tokens`."""
+    if meter.usage.output_tokens <= bound.output_tokens:
+        return None
+    return OutputOverrun(
+        entry.name,
+        f"reported {meter.usage.output_tokens} output tokens; max_tokens was {bound.output_tokens}",
+    )
 
 
 async def _exposed(exposure: Exposure | None, held: Decimal, cost: Decimal) -> None:

@@ -170,8 +170,9 @@ def test_persistent_429_is_waited_out_while_the_healthy_equivalent_is_never_call
 # -- money --------------------------------------------------------------------------------------
 
 
+@pytest.mark.parametrize("finish", ["natural", "length"])
 def test_a_provider_ignoring_max_tokens_overspends_by_one_response_then_is_out(
-    servers: Servers,
+    servers: Servers, finish: str
 ) -> None:
     """`max_tokens: 64` sent; the provider answers and reports 640 completion tokens. The call
     reserved the cost of 64 and the provider billed 640, so a $0.20 budget ends above its limit
@@ -179,12 +180,15 @@ def test_a_provider_ignoring_max_tokens_overspends_by_one_response_then_is_out(
 
     Fixed as far as it can be: usage past the `max_tokens` sent is an `overrun` provider fault,
     charged in full, that opens the endpoint's breaker at once, so the overspend is that one
-    response's excess (out price x (640 - 64)) and no later handoff calls the provider again."""
+    response's excess (out price x (640 - 64)) and no later handoff calls the provider again.
+    The same when it says it stopped at the limit (`finish_reason: "length"`): an answer cut off
+    "at max_tokens" that ran past them is an overrun, not an invalid answer that leaves the
+    breaker closed (seen under load: the half-open trial closed it again)."""
     scenario = Scenario(
         wire="openai",
         budget_usd=Decimal("0.2"),
         max_output_tokens=64,
-        recipes=(Recipe(usage="inflated", inflate=10),),
+        recipes=(Recipe(usage="inflated", inflate=10, finish=finish),),  # type: ignore[arg-type]
         delegations=3,
     )
     outcome = run(scenario, *servers)
