@@ -7,9 +7,11 @@ come from a keyword-and-regex reading of the ticket text (an "expert" that never
 
 from __future__ import annotations
 
+import json
 import re
 from collections import Counter
 from collections.abc import Mapping
+from functools import partial
 from typing import Any, cast
 
 from handoffs_tools.tickets import (
@@ -250,20 +252,23 @@ def plan(
 def _plan_by_reference(
     tickets: list[dict[str, Any]], results: list[tuple[str, dict[str, Any], dict[str, Any] | str]]
 ) -> list[tuple[str, dict[str, Any]]] | str:
+    refs = [str(t["ref"]) for t in tickets]
     done: dict[str, dict[str, dict[str, Any]]] = {}  # tool -> ticket handle -> its result
     for tool, args, result in results:
-        if tool != "delegate_each" or not isinstance(result, list):
+        if tool != "delegate_each":
             continue
-        inputs = cast(list[Any], args.get("inputs", []))
-        for given, item in zip(inputs, cast(list[dict[str, Any]], result), strict=False):
+        inputs = refs if args.get("inputs") == "all" else cast(list[Any], args.get("inputs", []))
+        for given, item in _fanned_out(inputs, result):
             ref = given if isinstance(given, str) else cast(dict[str, Any], given).get("ticket")
-            done.setdefault(str(args.get("tool")), {})[str(ref)] = {"status": "delivered", **item}
-    refs = [str(t["ref"]) for t in tickets]
+            done.setdefault(str(args.get("tool")), {})[str(ref)] = item
     todo: list[tuple[str, dict[str, Any]]] = []
-    for tool in ("classify_ticket", "extract_fields"):
+    # what the plan reads of each answer: a classification's category and urgency; of an
+    # extraction and a reply, only whether they were delivered
+    for tool, fields in (("classify_ticket", ["category", "urgent"]), ("extract_fields", [])):
         left = [r for r in refs if r not in done.get(tool, {})]
         if left:
-            todo.append(("delegate_each", {"tool": tool, "inputs": left}))
+            inputs: Any = "all" if len(left) == len(refs) else left
+            todo.append(("delegate_each", {"tool": tool, "inputs": inputs, "fields": fields}))
     if todo:
         return todo
     classified, drafted = done["classify_ticket"], done.get("draft_reply", {})
@@ -275,7 +280,7 @@ def _plan_by_reference(
         and r not in drafted
     ]
     if urgent:
-        return [("delegate_each", {"tool": "draft_reply", "inputs": urgent})]
+        return [("delegate_each", {"tool": "draft_reply", "inputs": urgent, "fields": []})]
     ids = {str(t["ref"]): str(t["id"]) for t in tickets}  # a result without status: delivered
     categories = Counter(str(i.get("output", {}).get("category")) for i in classified.values())
     urgent_ids = sorted(ids[r] for r, i in classified.items() if i.get("output", {}).get("urgent"))
@@ -289,6 +294,44 @@ def _plan_by_reference(
         }
     )
     return _summary_line(len(tickets), categories, urgent_ids, replies, human)
+
+
+def _fanned_out(inputs: list[Any], result: Any) -> list[tuple[Any, dict[str, Any]]]:
+    """Each input of a `delegate_each` with what came back for it (`status` and `result` handle
+    and `output` fields, as one object per result or as the table `fields` asks for)."""
+    if isinstance(result, list):
+        return [
+            (given, {"status": "delivered", **cast(dict[str, Any], item)})
+            for given, item in zip(inputs, cast(list[Any], result), strict=False)
+        ]
+    if not isinstance(result, dict):
+        return []
+    table = cast(dict[str, Any], result)
+    if "delivered" not in table:  # refused whole: every input with it
+        return [(given, table) for given in inputs]
+    key = partial(json.dumps, sort_keys=True)
+    missed = {
+        key(m.get("input")): m for m in cast(list[dict[str, Any]], table.get("not_delivered", []))
+    }
+    columns = cast(list[str], table.get("columns", []))
+    listed = cast(list[list[Any] | None], table.get("rows", []))
+    if "input" not in columns:  # over every item: the rows are the inputs', in order
+        listed = [
+            None if row is None else [given, *row]
+            for given, row in zip(inputs, listed, strict=False)
+        ]
+        columns = ["input", *columns]
+    rows: dict[str, dict[str, Any]] = {}
+    for row in listed:
+        if row is None:
+            continue
+        cells = dict(zip(columns, row, strict=False))
+        given, handle = cells.pop("input", None), cells.pop("result", None)
+        rows[key(given)] = {"status": "delivered", "result": handle, "output": cells}
+    return [
+        (given, missed.get(key(given)) or rows.get(key(given)) or {"status": "delivered"})
+        for given in inputs
+    ]
 
 
 def _summary(

@@ -255,3 +255,47 @@ async def test_a_roster_without_describe_still_shows_items_whole(
     await orch.run("Triage", data=DATA)
     assert SECRET in recorder.requests[0] and "delegate_each" not in recorder.tools
     assert set(recorder.tools["classify_ticket"]["properties"]) == {"id", "customer", "body"}
+
+
+def all_then_table(messages: list[ModelMessage], info: AgentInfo) -> ModelResponse:
+    """Classify every item by "all", asking for a table of two fields; then stop."""
+    if not frames(messages):
+        args = {"tool": "classify_ticket", "inputs": "all", "fields": ["category", "urgent"]}
+        return ModelResponse(parts=[ToolCallPart("delegate_each", args, tool_call_id="c1")])
+    return ModelResponse(parts=[TextPart("done")])
+
+
+async def test_a_fan_out_over_all_items_returns_a_table_of_the_fields_asked_for(
+    catalog: Catalog, scripts: Scripts
+) -> None:
+    scripts.on("tiny", lambda c: triage(c.prompt))
+    result = await orchestrate(catalog, scripts, Recorder(all_then_table)).run("T", data=DATA)
+    (table,) = frames(result.messages)
+    # one row per item, in the items' order, with no input column: the result handle, the fields
+    assert table["delivered"] == 6 and table["columns"] == ["result", "category", "urgent"]
+    assert [row[1:] for row in table["rows"]] == [
+        ["billing" if i % 2 else "bug", bool(i % 2)] for i in range(6)
+    ]
+    assert all(row[0].startswith("⟦q:") for row in table["rows"])
+    assert "because" not in json.dumps(table)  # the free text stays behind the handle
+    assert len([r for r in result.records if r.task_kind == "classify"]) == 6
+
+
+async def test_a_fan_out_table_lists_what_was_not_delivered_and_refuses_a_stray_word(
+    catalog: Catalog, scripts: Scripts
+) -> None:
+    from handoffs.orchestrator._agent import fan_out_table
+
+    delivered = {"result": "⟦q:00000001⟧", "output": {"category": "bug", "urgent": False}}
+    failed = {"status": "failed", "error": "no output passed its checks"}
+    table = fan_out_table(["⟦q:0000000a⟧", "⟦q:0000000b⟧"], [delivered, failed], [])
+    assert table == {"delivered": 1, "not_delivered": [{"input": "⟦q:0000000b⟧", **failed}]}
+
+    def stray(messages: list[ModelMessage], info: AgentInfo) -> ModelResponse:
+        if not frames(messages):
+            args = {"tool": "classify_ticket", "inputs": "everything"}
+            return ModelResponse(parts=[ToolCallPart("delegate_each", args, tool_call_id="c1")])
+        return ModelResponse(parts=[TextPart("done")])
+
+    result = await orchestrate(catalog, scripts, Recorder(stray)).run("T", data=DATA)
+    assert frames(result.messages)[0]["status"] == "refused" and not result.records

@@ -80,10 +80,12 @@ RESULT_TAG = register_tag("subordinate_result")
 DATA_TAG = register_tag("job_data")
 """The data frame the job's input reaches the orchestrator in."""
 FAN_OUT = "delegate_each"
+ALL_ITEMS = "all"
+"""`delegate_each`'s `inputs` for every item of the job, in order."""
 """The tool a by-reference run adds: one subordinate tool on many inputs in one call."""
 REFERENCE_NOTE = (
-    "Each item is shown by its handle (ref) and a few fields; the tools take handles, never "
-    "payloads. To run one tool on many items, call delegate_each with their handles."
+    "Items are shown by handle (ref) and a few fields; tools take handles, never payloads. "
+    "delegate_each runs one tool on many items."
 )
 """What a by-reference run adds to the goal, after the items."""
 logger = logging.getLogger("handoffs.orchestrator")
@@ -196,6 +198,35 @@ def _model_failure(exc: ModelAPIError | FallbackExceptionGroup) -> str:
     return f"orchestrator model failed: {type(exc).__name__}: {exc}"
 
 
+def fan_out_table(
+    inputs: list[Any], results: list[dict[str, Any]], fields: list[str], *, every: bool = False
+) -> Any:
+    """A fan-out's results as a table: how many were delivered, the rows of the delivered ones
+    (input, result handle, the asked `fields` of the answer) when fields are asked, and each
+    one not delivered with its input and status. Over every item (`every`), the rows are the
+    items' in order, one per item, and carry no input column (a row of an item not delivered
+    is null). A fraction of the tokens of one object per result, for a plan that needs a few
+    fields of many answers."""
+    rows: list[list[Any] | None] = []
+    missed: list[dict[str, Any]] = []
+    for given, shown in zip(inputs, results, strict=True):
+        if "status" in shown:  # no status: delivered
+            missed.append({"input": given, **{k: v for k, v in shown.items() if k != "input"}})
+            if every:
+                rows.append(None)
+        elif fields:
+            output = cast(dict[str, Any], shown.get("output") or {})
+            row = [shown.get("result"), *(output.get(f) for f in fields)]
+            rows.append(row if every else [given, *row])
+    table: dict[str, Any] = {"delivered": len(results) - len(missed)}
+    if fields:
+        table["columns"] = ["result", *fields] if every else ["input", "result", *fields]
+        table["rows"] = rows
+    if missed:
+        table["not_delivered"] = missed
+    return table
+
+
 def _frame(subordinate: str, payload: dict[str, Any] | list[Any] | str) -> str:
     if isinstance(payload, str):  # framed already
         return payload
@@ -211,6 +242,8 @@ class _Run:
     data: Any
     by_reference: bool = False
     """Whether the job's items are passed by handle (`describe` is set)."""
+    items: list[str] = field(default_factory=list[str])
+    """By reference: the handles of the job's items, in order (`delegate_each` over "all")."""
     actions: list[ActionRecord] = field(default_factory=list[ActionRecord])
     repeats: Counter[str] = field(default_factory=Counter[str])
 
@@ -396,10 +429,21 @@ class Orchestrator:
         of its own (routing, checks, budget, tracing), `fan_out` at a time."""
         by_name = {s.name: s for s in self.subordinates}
 
-        async def delegate_each(ctx: RunContext[Any], tool: str, inputs: list[Any]) -> str:
+        async def delegate_each(
+            ctx: RunContext[Any],
+            tool: str,
+            inputs: list[Any] | str,
+            fields: list[str] | None = None,
+        ) -> str:
             sub = by_name.get(tool)
             if sub is None:
                 return _frame(tool, {"status": "refused", "error": f"no tool named {tool!r}"})
+            every = isinstance(inputs, str)
+            if isinstance(inputs, str):
+                if inputs != ALL_ITEMS:
+                    error = f'inputs is a list of handles or objects, or "{ALL_ITEMS}"'
+                    return _frame(tool, {"status": "refused", "error": error})
+                inputs = list(run.items)
             results: list[dict[str, Any]] = [{} for _ in inputs]
             slots = anyio.Semaphore(self.fan_out)
 
@@ -422,7 +466,9 @@ class Orchestrator:
             async with anyio.create_task_group() as group:
                 for index, item in enumerate(inputs):
                     group.start_soon(one, index, item)
-            return _frame(tool, results)
+            if fields is None:
+                return _frame(tool, results)
+            return _frame(tool, fan_out_table(inputs, results, fields, every=every))
 
         names = [s.name for s in self.subordinates]
         params: dict[str, Any] = {
@@ -430,18 +476,29 @@ class Orchestrator:
             "properties": {
                 "tool": {"type": "string", "enum": names, "description": "The tool to run"},
                 "inputs": {
+                    "anyOf": [
+                        {
+                            "type": "array",
+                            "items": {"anyOf": [HANDLE, {"type": "object"}]},
+                        },
+                        {"const": ALL_ITEMS},
+                    ],
+                    "description": "Per run: an item's handle, or the tool's arguments (with "
+                    f'handles); "{ALL_ITEMS}": every item',
+                },
+                "fields": {
                     "type": "array",
-                    "items": {"anyOf": [HANDLE, {"type": "object"}]},
-                    "description": "One entry per run of the tool: an item's handle, or the "
-                    "tool's arguments as an object (with handles)",
+                    "items": {"type": "string"},
+                    "description": "Show only these fields, as table rows (input, result "
+                    'handle, fields; no input over "all"); []: counts and failures',
                 },
             },
             "required": ["tool", "inputs"],
             "additionalProperties": False,
         }
         description = (
-            "Run one tool on each of many inputs in parallel, one handoff per input. Results "
-            "come back in the order of the inputs; a result without status was delivered."
+            "Run one tool on many inputs in parallel, a handoff each. Results come in input "
+            "order; one without status was delivered."
         )
         return Tool.from_schema(delegate_each, FAN_OUT, description, params, takes_ctx=True)
 
@@ -465,6 +522,13 @@ class Orchestrator:
         ledger = Ledger(goal=goal, data=data, redact=self.quarantine)
         run = _Run(ledger=ledger, data=data, by_reference=self.describe is not None)
         shown = data if self.describe is None else describe_items(ledger, data, self.describe)
+        if run.by_reference and isinstance(shown, list):
+            listed = cast(list[Any], shown)
+            run.items = [
+                str(cast(dict[str, Any], i)["ref"])
+                for i in listed
+                if isinstance(i, dict) and "ref" in i
+            ]
         self._log_opt_outs()
         tools: list[Tool[Any] | Callable[..., Any]] = [
             *self._extra_tools,

@@ -166,7 +166,10 @@ def render(
             {
                 "id": call.id,
                 "type": "function",
-                "function": {"name": call.name, "arguments": json.dumps(call.arguments)},
+                "function": {
+                    "name": call.name,
+                    "arguments": json.dumps(call.arguments, ensure_ascii=False),
+                },
             }
             for call in reply.tool_calls
         ]
@@ -196,7 +199,7 @@ def _deltas(reply: Reply) -> Iterator[JsonObject]:
         yield {
             "tool_calls": [{"index": index, "id": call.id, "type": "function", "function": head}]
         }
-        for piece in pieces(json.dumps(call.arguments)):
+        for piece in pieces(json.dumps(call.arguments, ensure_ascii=False)):
             yield {"tool_calls": [{"index": index, "function": {"arguments": piece}}]}
 
 

@@ -134,9 +134,9 @@ class FakeRequest:
         parts = [self.system]
         for message in self.messages:
             parts.append(message.text)
-            parts.extend(json.dumps(call.arguments) for call in message.tool_calls)
+            parts.extend(_json(call.arguments) for call in message.tool_calls)
         for tool in self.tools:
-            parts.extend((tool.name, tool.description, json.dumps(tool.parameters)))
+            parts.extend((tool.name, tool.description, _json(tool.parameters)))
         if self.output_schema is not None:
             parts.append(json.dumps(self.output_schema))
         return "\n".join(part for part in parts if part)
@@ -169,7 +169,7 @@ class Reply:
     def output_text(self) -> str:
         """The reply's text and call arguments flattened: the basis of the output token estimate."""
         parts = [self.text or ""]
-        parts.extend(f"{call.name}{json.dumps(call.arguments)}" for call in self.tool_calls)
+        parts.extend(f"{call.name}{_json(call.arguments)}" for call in self.tool_calls)
         return "".join(parts)
 
 
@@ -331,3 +331,9 @@ class ScriptedModel:
     """Called once per request with the normalised request."""
     latency_s: float = 0.0
     """Seconds added before answering, for realism."""
+
+
+def _json(value: Any) -> str:
+    """JSON as a model reads and writes it: characters as they are, not `\\u` escapes (a
+    handle's `⟦` is one character to a tokenizer, not six)."""
+    return json.dumps(value, ensure_ascii=False)
