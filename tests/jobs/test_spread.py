@@ -271,7 +271,8 @@ async def test_cancelling_the_job_cancels_its_children(
     assert {s for s, _, _ in ran} <= {"CANCELLED", "SUCCESS"}  # none queued or running
     assert len(ran) == 4  # the four classifications of the first request, and nothing after
     assert models.orchestrator_calls() == 1
-    assert {models.key(r)[0] for r in models.answered() if models.key(r)} == {"Triage"}  # type: ignore[index]
+    # only classifications were answered (as many as finished before the cancel), nothing after
+    assert {models.key(r)[0] for r in models.answered() if models.key(r)} <= {"Triage"}  # type: ignore[index]
 
 
 def test_spread_is_a_jobs_key(tmp_path: Path, models: Models) -> None:

@@ -203,7 +203,13 @@ async def test_a_thousand_concurrent_handoffs_against_hostile_providers_stay_wit
     in_flight = int(LIMIT / least)
     for name in ("gpt-ignorer", "gpt-streamer"):
         assert len([r for r in over if r.model == name]) <= in_flight
-        assert session.breaker(cat[name.removeprefix("gpt-")]).state == "open"
+        # an overrun the engine read opened the endpoint's breaker (on a loaded machine the
+        # provider's overrun may arrive after the request timed out: then nothing was read, the
+        # call was charged its reservation as a timeout, and the breaker only counted a failure)
+        key = name.removeprefix("gpt-")
+        read = [a for d in results for a in d.record.attempts if a.model == key]
+        if any(a.fault == "overrun" for a in read):
+            assert session.breaker(cat[key]).state == "open"
 
     # the test bites: overruns happened, the budget ran out, and handoffs still got answers
     assert over and budget.spent_usd > LIMIT / 2
