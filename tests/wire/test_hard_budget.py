@@ -159,6 +159,7 @@ async def test_a_thousand_concurrent_handoffs_against_hostile_providers_stay_wit
             budget=budget,
             retry=retry,
             health=health,
+            tracing=False,  # the budget is under test; 1,000 traced handoffs only slow it down
         )
 
         async def one(i: int) -> None:
