@@ -44,6 +44,7 @@ from contextlib import contextmanager, nullcontext
 from contextvars import ContextVar
 from dataclasses import dataclass, replace
 from decimal import Decimal
+from functools import partial
 from typing import Any, Generic, Literal, Protocol, TypeVar, cast
 
 import anyio
@@ -573,7 +574,8 @@ class Session:
             limit = limit if task.deadline_s is None else min(limit, task.deadline_s)
             call = await self._in_line(
                 queue,
-                lambda send=send, instructions=instructions, prompt=prompt: self.guard.call(
+                partial(
+                    self.guard.call,
                     entry,
                     send,
                     kind=task.kind,

@@ -1,6 +1,6 @@
 """The project wing: `handoffs.toml` and job files, loading a roster by path, and running a job."""
 
-from handoffs.project._alert_settings import AlertSettings, alert_settings
+from handoffs.project._alert_settings import AlertSettings
 from handoffs.project._alerting import Alert, AlertWatch, alert_watch
 from handoffs.project._candidate import candidate_toml, nominal_prices
 from handoffs.project._config import Config, config_from_dict, load_config
@@ -42,7 +42,6 @@ __all__ = [
     "JobsTable",
     "Qualified",
     "RecordedTask",
-    "alert_settings",
     "alert_watch",
     "breaker_readings",
     "budget_reading",

@@ -17,14 +17,9 @@ The defaults are the thresholds of `ops/prometheus/alerts.yml`.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
-
-from handoffs.errors import ConfigError
-
-__all__ = ["AlertSettings", "alert_settings"]
+__all__ = ["AlertSettings"]
 
 
 class AlertSettings(BaseModel):
@@ -49,13 +44,3 @@ class AlertSettings(BaseModel):
         if not value.startswith(("http://", "https://")):
             raise ValueError("must be an http:// or https:// URL")
         return value
-
-
-def alert_settings(table: Mapping[str, Any]) -> AlertSettings:
-    """Read the `[alerts]` table; any problem is one `ConfigError` line."""
-    try:
-        return AlertSettings.model_validate(dict(table))
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"]) or "alerts"
-        raise ConfigError(f"[alerts] {where}: {first['msg']}") from None
