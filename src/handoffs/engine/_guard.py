@@ -240,8 +240,7 @@ class Guard:
         except Exception as raised:
             # usage past the max_tokens sent is the provider's fault whatever else went wrong
             # (an answer cut off "at max_tokens" that ran past them is an overrun, not invalid)
-            exc = raised if isinstance(raised, OutputOverrun) else _overrun(entry, bound, meter)
-            exc = exc or raised
+            exc = _overrun(entry, bound, meter) or raised
             fault = classify(exc)
             if fault is None and not isinstance(exc, UnexpectedModelBehavior | UsageLimitExceeded):
                 _settle(held, None)  # not the provider's doing (a bug, a missing key): not sent
