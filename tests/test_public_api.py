@@ -322,7 +322,20 @@ def test_a_record_dumped_before_its_fields_were_literals_still_loads() -> None:
     ]
     assert record.breakers == {"tiny": "open", "cheap": "closed"}
     # loaded whole; dumped again it is the same, plus the fields added since (at their defaults)
-    later = {"cache", "cache_similarity", "cache_source", "cache_saved_usd"}  # added since, None
+    later: dict[str, Any] = dict.fromkeys(  # added since, at their defaults
+        [
+            "cache",
+            "cache_similarity",
+            "cache_source",
+            "cache_saved_usd",
+            "cache_read_tokens",
+            "cache_write_tokens",
+            "prompt_cache_saved_usd",
+        ],
+        True,
+    )
+    prompt_cache = {"cache_read_tokens", "cache_write_tokens", "prompt_cache_saved_usd"}
+    later["attempts"] = {"__all__": prompt_cache}
     assert json.loads(record.model_dump_json(exclude=later)) == {
         **json.loads(RECORD_BEFORE_LITERALS),
         "simulated": False,

@@ -74,6 +74,11 @@ like), which could make a terminal show something other than what is there."""
 
 TIER_ORDER: Final[dict[Tier, int]] = {"local": 0, "small": 1, "mid": 2, "frontier": 3}
 _MILLION: Final = Decimal(1_000_000)
+_READ_RATIO: Final[dict[str, Decimal]] = {"anthropic": Decimal("0.1"), "openai": Decimal("0.5")}
+"""Cache-read price over input price, as each provider documents it, for models genai-prices
+does not price (Anthropic: 0.1x; OpenAI: 0.5x on the GPT-4o generation)."""
+_WRITE_RATIO: Final[dict[str, Decimal]] = {"anthropic": Decimal("1.25")}
+"""Cache-write price over input price: Anthropic's 5-minute cache 1.25x; OpenAI charges none."""
 
 
 PROMPT_OVERHEAD_TOKENS: Final = 512
@@ -139,6 +144,15 @@ class ModelEntry:
     connection, timeout): the same rung of a route, each with its own prompt variant."""
     stream: bool = False
     """Ask for the answer as a stream: a stalled provider is caught by the first-token deadline."""
+    cache_read_usd_per_mtok: Decimal | None = None
+    """Price of a million input tokens read from the provider's prompt cache (None: the
+    provider's documented ratio, `cache_read_price`)."""
+    cache_write_usd_per_mtok: Decimal | None = None
+    """Price of a million input tokens written to the provider's prompt cache (None: the
+    provider's documented ratio, `cache_write_price`)."""
+    prompt_cache: bool = True
+    """Mark each request's stable prefix (instructions, output schema) cacheable on providers that
+    cache prompts (Anthropic `cache_control`; OpenAI caches long prefixes by itself)."""
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "failover", tuple(self.failover))
@@ -146,9 +160,14 @@ class ModelEntry:
             raise ConfigError(
                 f"model {self.id!r}: openai-compatible models need base_url or embedded"
             )
-        for name in ("input_usd_per_mtok", "output_usd_per_mtok"):
-            price: Decimal = getattr(self, name)
-            if not price.is_finite() or price < 0:
+        for name in (
+            "input_usd_per_mtok",
+            "output_usd_per_mtok",
+            "cache_read_usd_per_mtok",
+            "cache_write_usd_per_mtok",
+        ):
+            price: Decimal | None = getattr(self, name)
+            if price is not None and (not price.is_finite() or price < 0):
                 raise ConfigError(f"model {self.id!r}: {name} must be a finite number >= 0")
         if self.context_window <= 0:
             raise ConfigError(f"model {self.id!r}: context_window must be a positive integer")
@@ -164,11 +183,56 @@ class ModelEntry:
             return self.api_key_env
         return {"anthropic": "ANTHROPIC_API_KEY", "openai": "OPENAI_API_KEY"}.get(self.provider)
 
-    def cost(self, input_tokens: int, output_tokens: int) -> Decimal:
-        """What a call with these token counts costs on this model, in USD."""
+    @property
+    def cache_read_price(self) -> Decimal:
+        """$/M input tokens read from the prompt cache: the file's or genai-prices' price, else
+        the provider's documented ratio (Anthropic 0.1x input, OpenAI 0.5x; none for others)."""
+        if self.cache_read_usd_per_mtok is not None:
+            return self.cache_read_usd_per_mtok
+        return self.input_usd_per_mtok * _READ_RATIO.get(self.provider, Decimal(1))
+
+    @property
+    def cache_write_price(self) -> Decimal:
+        """$/M input tokens written to the prompt cache: the file's or genai-prices' price, else
+        the provider's documented ratio (Anthropic's 5-minute cache 1.25x input; OpenAI none)."""
+        if self.cache_write_usd_per_mtok is not None:
+            return self.cache_write_usd_per_mtok
+        return self.input_usd_per_mtok * _WRITE_RATIO.get(self.provider, Decimal(1))
+
+    def cost(
+        self,
+        input_tokens: int,
+        output_tokens: int,
+        *,
+        cache_read_tokens: int = 0,
+        cache_write_tokens: int = 0,
+    ) -> Decimal:
+        """What a call with these token counts costs on this model, in USD. `input_tokens` is all
+        the prompt's tokens, as pydantic-ai counts them: the cache's reads and writes are part of
+        it, priced at `cache_read_price` and `cache_write_price`, the rest at the input price."""
+        cached = min(cache_read_tokens + cache_write_tokens, input_tokens)
+        read = min(cache_read_tokens, cached)
         return (
-            Decimal(input_tokens) * self.input_usd_per_mtok
+            Decimal(input_tokens - cached) * self.input_usd_per_mtok
+            + Decimal(read) * self.cache_read_price
+            + Decimal(cached - read) * self.cache_write_price
             + Decimal(output_tokens) * self.output_usd_per_mtok
+        ) / _MILLION
+
+    def cost_bound(self, input_tokens: int, output_tokens: int, *, cached: bool = False) -> Decimal:
+        """The most a call of these token counts can cost: with the prompt cache on (`cached`),
+        every input token at the dearer of the input and cache-write prices (a first call writes
+        its prefix, at 1.25x on Anthropic), else `cost`."""
+        if not cached or self.cache_write_price <= self.input_usd_per_mtok:
+            return self.cost(input_tokens, output_tokens)
+        return self.cost(input_tokens, output_tokens, cache_write_tokens=input_tokens)
+
+    def cache_saving(self, cache_read_tokens: int, cache_write_tokens: int) -> Decimal:
+        """What the prompt cache saved on a call that read and wrote these tokens, in USD: their
+        price as plain input minus what they cost (negative when writes outweigh reads)."""
+        return (
+            Decimal(cache_read_tokens) * (self.input_usd_per_mtok - self.cache_read_price)
+            + Decimal(cache_write_tokens) * (self.input_usd_per_mtok - self.cache_write_price)
         ) / _MILLION
 
 
@@ -276,6 +340,15 @@ class ModelTable(BaseModel):
     """Equivalent models on other providers (catalog ids), tried in order when this one fails."""
     stream: bool = False
     """Ask for the answer as a stream: a stalled provider is caught by the first-token deadline."""
+    cache_read_usd_per_mtok: Amount | None = None
+    """Price of a million input tokens read from the prompt cache (default: genai-prices', else
+    the provider's ratio: Anthropic 0.1x input, OpenAI 0.5x)."""
+    cache_write_usd_per_mtok: Amount | None = None
+    """Price of a million input tokens written to the prompt cache (default: genai-prices', else
+    the provider's ratio: Anthropic 1.25x input, OpenAI 1x)."""
+    prompt_cache: bool = True
+    """Mark each request's stable prefix (instructions, output schema) for the provider's prompt
+    cache (Anthropic; OpenAI caches long prefixes by itself)."""
 
     @model_validator(mode="after")
     def _both_prices_or_neither(self) -> Self:
@@ -284,10 +357,10 @@ class ModelTable(BaseModel):
         return self
 
     def priced(self, model_id: str) -> ModelTable:
-        """This table with both prices stated: genai-prices' when the file gives none; a
-        `ConfigError` when genai-prices does not know the model either."""
+        """This table with both prices stated: genai-prices' (and its cache prices) when the file
+        gives none; a `ConfigError` when genai-prices does not know the model either."""
         if self.input_usd_per_mtok is not None:
-            return self
+            return self  # priced by the file: cache prices its own, or the provider's ratios
         name = self.name or model_id
         known = known_prices(name, self.provider)
         if known is None:
@@ -296,6 +369,10 @@ class ModelTable(BaseModel):
                 "set input_usd_per_mtok and output_usd_per_mtok"
             )
         update = {"input_usd_per_mtok": known[0], "output_usd_per_mtok": known[1]}
+        if self.cache_read_usd_per_mtok is None:
+            update["cache_read_usd_per_mtok"] = known[2]
+        if self.cache_write_usd_per_mtok is None:
+            update["cache_write_usd_per_mtok"] = known[3]
         return self.model_copy(update=update)
 
     def entry(self, model_id: str) -> ModelEntry:
@@ -320,28 +397,36 @@ class ModelTable(BaseModel):
             max_concurrency=self.max_concurrency,
             failover=tuple(self.failover),
             stream=self.stream,
+            cache_read_usd_per_mtok=priced.cache_read_usd_per_mtok,
+            cache_write_usd_per_mtok=priced.cache_write_usd_per_mtok,
+            prompt_cache=self.prompt_cache,
         )
 
 
 _TABLES: TypeAdapter[dict[str, ModelTable]] = TypeAdapter(dict[Label, ModelTable])
 
 
-def known_prices(name: str, provider: str) -> tuple[Decimal, Decimal] | None:
-    """$/M input and output tokens for a model genai-prices knows (base tier), else None."""
+def known_prices(name: str, provider: str) -> tuple[Decimal, Decimal, Decimal, Decimal] | None:
+    """$/M input, output, cache-read and cache-write tokens for a model genai-prices knows (base
+    tier, 5-minute cache writes), else None."""
     if provider not in ("anthropic", "openai"):
         return None
     from genai_prices import Usage, calc_price
 
     probe = 1000  # small enough to stay under long-context price tiers
+    usages = (
+        Usage(input_tokens=probe, output_tokens=0),
+        Usage(input_tokens=0, output_tokens=probe),
+        Usage(input_tokens=probe, cache_read_tokens=probe),
+        Usage(input_tokens=probe, cache_write_tokens=probe),
+    )
     try:
-        inp = calc_price(Usage(input_tokens=probe, output_tokens=0), name, provider_id=provider)
-        out = calc_price(Usage(input_tokens=0, output_tokens=probe), name, provider_id=provider)
+        prices = [calc_price(usage, name, provider_id=provider) for usage in usages]
     except LookupError:
         return None
     scale = _MILLION / probe
-    return _plain(Decimal(str(inp.total_price)) * scale), _plain(
-        Decimal(str(out.total_price)) * scale
-    )
+    inp, out, read, write = (_plain(Decimal(str(p.total_price)) * scale) for p in prices)
+    return inp, out, read, write
 
 
 def _plain(value: Decimal) -> Decimal:

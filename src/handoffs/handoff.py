@@ -144,9 +144,18 @@ class Attempt(BaseModel):
     feedback: bool = False
     """True when this attempt retried the same model with a failed verdict's feedback."""
     input_tokens: int = 0
+    """Prompt tokens, the prompt cache's reads and writes included."""
     output_tokens: int = 0
     cost_usd: Money = Decimal(0)
     """What this call cost, checks included."""
+    cache_read_tokens: int = 0
+    """Of `input_tokens`, those the provider read from its prompt cache (billed at its cache-read
+    price: 0.1x input on Anthropic, 0.25x-0.5x on OpenAI)."""
+    cache_write_tokens: int = 0
+    """Of `input_tokens`, those the provider wrote to its prompt cache (Anthropic: 1.25x input)."""
+    prompt_cache_saved_usd: Money = Decimal(0)
+    """What the prompt cache saved on this call against the same tokens at the input price
+    (negative when a first call's cache write cost more than it saved)."""
     latency_s: float = 0.0
     verdicts: tuple[Verdict, ...] = ()
     error: str | None = None
@@ -193,6 +202,12 @@ class HandoffRecord(BaseModel):
     output_tokens: int = 0
     cost_usd: Money = Decimal(0)
     latency_s: float = 0.0
+    cache_read_tokens: int = 0
+    """Input tokens of every attempt read from a provider's prompt cache."""
+    cache_write_tokens: int = 0
+    """Input tokens of every attempt written to a provider's prompt cache."""
+    prompt_cache_saved_usd: Money = Decimal(0)
+    """What provider prompt caching saved over every attempt (`Attempt.prompt_cache_saved_usd`)."""
     degraded: bool = False
     simulated: bool = False
     """The delivered output came from a simulated model — a cloud model whose key is missing,

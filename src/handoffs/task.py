@@ -156,6 +156,10 @@ class Task(Generic[OutputT]):
     cache: bool | None = None
     """Whether the session's response cache may serve and keep this task's answer: None follows
     the cache's policy (`[cache] kinds`), True or False overrides it for this task."""
+    prompt_cache: bool = True
+    """Whether calls for this task may mark their stable prefix (instructions, output schema) for
+    the provider's prompt cache; False sends no cache points (e.g. a one-off task whose prefix
+    would be written to the cache, at 1.25x on Anthropic, and never read)."""
     label: str | None = None
     """A short human label for tables and traces, e.g. the ticket id (derived from the input's
     `id`, `name` or `title` field, or its nested model's, when not given)."""

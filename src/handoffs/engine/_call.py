@@ -44,7 +44,7 @@ from pydantic_ai.messages import (
 )
 from pydantic_ai.models import Model, ModelRequestParameters
 from pydantic_ai.models.instrumented import InstrumentedModel
-from pydantic_ai.settings import ModelSettings
+from pydantic_ai.settings import CacheConfig, ModelSettings
 from pydantic_ai.usage import RunUsage, UsageLimits
 
 from handoffs.catalog import ModelEntry
@@ -54,7 +54,19 @@ from handoffs.engine._thin import Shape, read_output, thin_eligible, thin_reques
 from handoffs.providers import MalformedResponse, ReadableModel
 from handoffs.tracing import Tracing
 
-__all__ = ["Caller", "Role"]
+__all__ = ["Caller", "Role", "prompt_cached"]
+
+_PREFIX_ONLY: CacheConfig = {"messages": False}
+"""pydantic-ai's `cache` setting for one-shot requests: cache points on the stable prefix (the
+instructions and the tool definitions, where the output schema is), none on the message, whose
+input differs from call to call (a write there would cost 1.25x on Anthropic and never be read)."""
+
+
+def prompt_cached(entry: ModelEntry, wanted: bool = True) -> bool:
+    """Whether a call of `entry` asks for the provider's prompt cache: the model's
+    `prompt_cache` (on by default; `[portfolio] prompt_cache = false` turns it off everywhere) and
+    the task's own wish (`Task.prompt_cache`), on a provider that caches prompts."""
+    return wanted and entry.prompt_cache and entry.provider in ("anthropic", "openai")
 
 Role = Literal["subordinate", "check"]
 """Who a call is for: an attempt at the task (`subordinate:{model}`) or a check (`check:{model}`,
@@ -202,13 +214,18 @@ class Caller:
         *,
         role: Role = "subordinate",
         slotted: bool = False,
+        cache: bool = True,
     ) -> Any:
         """One request; the tokens it reports are added to `meter.usage` whatever happens, and a
         streamed answer's output events are counted on `meter`. Raises what pydantic-ai raises,
         plus `ContentFilterError`, `MalformedResponse` or `OutputOverrun` for the silent failures
-        above. `slotted`: the caller already holds the model's slot (`queue`)."""
+        above. `slotted`: the caller already holds the model's slot (`queue`). `cache`: mark the
+        stable prefix for the provider's prompt cache (`prompt_cached` decides with the model's
+        own setting); False sends no cache points at all."""
         timeout_s = min(time_left_s, self._timeout_s) if time_left_s else self._timeout_s
         settings: ModelSettings = {"max_tokens": max_tokens, "request_timeout": timeout_s}
+        if prompt_cached(entry, cache):
+            settings["cache"] = _PREFIX_ONLY
         first = self._first_event_timeout_s
         if entry.stream and first is not None:
             settings["first_event_timeout"] = min(first, timeout_s)

@@ -102,6 +102,9 @@ class Bound:
     """Prompt tokens reserved for (an upper bound on what the messages can take, plus framing)."""
     output_tokens: int
     """The `max_tokens` sent with the request."""
+    cached: bool = False
+    """The request asks for the provider's prompt cache: its prompt may be written to the cache,
+    so it is reserved at the dearer of the input and cache-write prices (`cost_bound`)."""
 
 
 @dataclass(slots=True, kw_only=True)
@@ -184,7 +187,7 @@ class Guard:
     @staticmethod
     def reservation(entry: ModelEntry, bound: Bound) -> Decimal:
         """The worst case a call of `entry` within `bound` can cost: what is reserved for it."""
-        return entry.cost(bound.input_tokens, bound.output_tokens)
+        return entry.cost_bound(bound.input_tokens, bound.output_tokens, cached=bound.cached)
 
     def blocked(self, entry: ModelEntry, kind: str, bound: Bound) -> str | None:
         """Why a spend cap would refuse a call of `entry` for `kind` now, or None."""
@@ -293,11 +296,16 @@ class Guard:
         billed more (`billable`), at least the reservation (more: what it streamed past the
         reservation's `max_tokens`)."""
         usage = meter.usage
-        reported = entry.cost(usage.input_tokens, usage.output_tokens)
+        reported = entry.cost(
+            usage.input_tokens,
+            usage.output_tokens,
+            cache_read_tokens=usage.cache_read_tokens,
+            cache_write_tokens=usage.cache_write_tokens,
+        )
         if not billable:
             return reported
         output = max(bound.output_tokens, meter.streamed)
-        return max(reported, entry.cost(bound.input_tokens, output))
+        return max(reported, entry.cost_bound(bound.input_tokens, output, cached=bound.cached))
 
     @staticmethod
     def tell_breaker(fault: ProviderFault, breaker: Breaker) -> None:

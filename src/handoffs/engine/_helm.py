@@ -139,8 +139,10 @@ class ChainModel(WrapperModel):
         sent = str(messages) + json.dumps([t.parameters_json_schema for t in tools], default=str)
         sent += "".join(f"{t.name}{t.description or ''}" for t in tools)
         max_tokens = (settings or {}).get("max_tokens") or self.max_tokens
-        return Bound(
-            input_tokens=reserved_input_tokens(token_bound(sent)), output_tokens=max_tokens
+        return Bound(  # a request that asks for the prompt cache may pay to write it
+            input_tokens=reserved_input_tokens(token_bound(sent)),
+            output_tokens=max_tokens,
+            cached=bool((settings or {}).get("cache")),
         )
 
     async def request(

@@ -53,7 +53,7 @@ from pydantic_ai.models import Model
 from handoffs.budget import Budget
 from handoffs.cache import Lookup, ResponseCache
 from handoffs.catalog import Catalog, ModelEntry, reserved_input_tokens, token_bound
-from handoffs.engine._call import Caller
+from handoffs.engine._call import Caller, prompt_cached
 from handoffs.engine._cap import Caps
 from handoffs.engine._guard import Bound, Guard, Guarded, Meter
 from handoffs.engine._prompt import render
@@ -567,6 +567,7 @@ class Session:
                     task.max_output_tokens,
                     per_call,
                     slotted=queue is not None,
+                    cache=task.prompt_cache,
                 )
 
             again = bool(retries)
@@ -580,7 +581,7 @@ class Session:
                     send,
                     kind=task.kind,
                     budget=budget,
-                    bound=_bound(task, instructions, prompt),
+                    bound=_bound(task, instructions, prompt, prompt_cached(entry, task.prompt_cache)),
                 ),
                 left_s=limit,
                 patient=patient,
@@ -746,7 +747,9 @@ class Session:
                     role="check",  # its span says check:{model}, never subordinate:
                 )
 
-            bound = Bound(input_tokens=tokens, output_tokens=ASK_MAX_TOKENS)
+            bound = Bound(
+                input_tokens=tokens, output_tokens=ASK_MAX_TOKENS, cached=prompt_cached(entry)
+            )
             call = await self.guard.call(entry, send, kind=kind, budget=budget, bound=bound)
             charged.append(call.cost_usd)
             if call.outcome != "answered":
@@ -769,12 +772,14 @@ def _keeping(left_s: float, spare_s: float) -> float:
     return max(left_s - spare_s, left_s / 2)
 
 
-def _bound(task: Task[Any], instructions: str, prompt: str) -> Bound:
+def _bound(task: Task[Any], instructions: str, prompt: str, cached: bool) -> Bound:
     """What one call of `task` with this rendered prompt may use, as reserved: an upper bound on
     its prompt's tokens (the UTF-8 bytes of the instructions, prompt and output schema, as
-    `prompt_bound` counts them, plus the wire's framing) and its `max_output_tokens`."""
+    `prompt_bound` counts them, plus the wire's framing) and its `max_output_tokens`; `cached`:
+    the call asks for the prompt cache, which may bill its prompt at the cache-write price."""
     text = instructions + prompt + task.output_schema_text()
     return Bound(
         input_tokens=reserved_input_tokens(token_bound(text)),
         output_tokens=task.max_output_tokens,
+        cached=cached,
     )

@@ -90,8 +90,12 @@ class Trail(Generic[T]):
         call was charged (default: its reported tokens at the model's prices)."""
         tokens_in = usage.input_tokens if usage else 0
         tokens_out = usage.output_tokens if usage else 0
+        read = usage.cache_read_tokens if usage else 0
+        written = usage.cache_write_tokens if usage else 0
         if cost is None:
-            cost = entry.cost(tokens_in, tokens_out)
+            cost = entry.cost(
+                tokens_in, tokens_out, cache_read_tokens=read, cache_write_tokens=written
+            )
         check_cost = sum((v.cost_usd for v in verdicts or []), Decimal(0))
         attempt = Attempt(
             model=entry.id,
@@ -103,6 +107,9 @@ class Trail(Generic[T]):
             input_tokens=tokens_in,
             output_tokens=tokens_out,
             cost_usd=cost + check_cost,
+            cache_read_tokens=read,
+            cache_write_tokens=written,
+            prompt_cache_saved_usd=entry.cache_saving(read, written),
             latency_s=round(latency, 4),
             verdicts=tuple(verdicts or ()),
             error=error,
@@ -125,6 +132,11 @@ class Trail(Generic[T]):
             "input_tokens": sum(a.input_tokens for a in attempts),
             "output_tokens": sum(a.output_tokens for a in attempts),
             "cost_usd": sum((a.cost_usd for a in attempts), Decimal(0)),
+            "cache_read_tokens": sum(a.cache_read_tokens for a in attempts),
+            "cache_write_tokens": sum(a.cache_write_tokens for a in attempts),
+            "prompt_cache_saved_usd": sum(
+                (a.prompt_cache_saved_usd for a in attempts), Decimal(0)
+            ),
             "latency_s": round(time.monotonic() - self.started, 4),
             "breakers": self.breakers,
         }

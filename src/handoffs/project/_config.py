@@ -99,7 +99,10 @@ def config_from_file(file: ConfigFile, *, path: Path | None = None) -> Config:
 
 
 def _config(file: ConfigFile, path: Path | None) -> Config:
-    catalog = Catalog([table.entry(model_id) for model_id, table in file.models.items()])
+    entries = [table.entry(model_id) for model_id, table in file.models.items()]
+    if not file.portfolio.prompt_cache:
+        entries = [replace(entry, prompt_cache=False) for entry in entries]
+    catalog = Catalog(entries)
     rules = file.policy.rules
     policy = Policy(rules=tuple(r.rule() for r in rules)) if rules else Policy.matrix(catalog)
     if file.policy.scorer is not None:

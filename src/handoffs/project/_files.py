@@ -58,12 +58,16 @@ class _Table(BaseModel):
 
 
 class PortfolioTable(_Table):
-    """`[portfolio]`: how models without a key are served, and the request timeout."""
+    """`[portfolio]`: how models without a key are served, the request timeout, prompt caching."""
 
     simulate_missing_keys: bool = True
     """Serve cloud models whose key is missing from the fake provider (labelled simulated)."""
     request_timeout_s: float = Field(default=60.0, gt=0)
     """Deadline of one whole model request, in seconds."""
+    prompt_cache: bool = True
+    """Mark each request's stable prefix (instructions, output schema) for the provider's prompt
+    cache (docs/budget.md); false: no model does (a model's own `prompt_cache` can only turn it
+    off too)."""
 
 
 class RuleTable(_Table):
