@@ -68,6 +68,7 @@ def prompt_cached(entry: ModelEntry, wanted: bool = True) -> bool:
     the task's own wish (`Task.prompt_cache`), on a provider that caches prompts."""
     return wanted and entry.prompt_cache and entry.provider in ("anthropic", "openai")
 
+
 Role = Literal["subordinate", "check"]
 """Who a call is for: an attempt at the task (`subordinate:{model}`) or a check (`check:{model}`,
 a judge or an agreement vote); the agent's name, hence its `invoke_agent` span's, says which."""

@@ -329,7 +329,8 @@ class Session:
         unavailable.update(self.health.unavailable(breakers))
         if self.caps:
             for entry in self.catalog.values():
-                bound = _bound(task, *render(task, entry.prompt_variant))  # as a call reserves
+                cached = prompt_cached(entry, task.prompt_cache)
+                bound = _bound(task, *render(task, entry.prompt_variant), cached)  # as reserved
                 blocked = self.guard.blocked(entry, task.kind, bound)
                 if blocked is not None:
                     unavailable.setdefault(entry.id, blocked)
@@ -581,7 +582,9 @@ class Session:
                     send,
                     kind=task.kind,
                     budget=budget,
-                    bound=_bound(task, instructions, prompt, prompt_cached(entry, task.prompt_cache)),
+                    bound=_bound(
+                        task, instructions, prompt, prompt_cached(entry, task.prompt_cache)
+                    ),
                 ),
                 left_s=limit,
                 patient=patient,

@@ -134,9 +134,7 @@ class Trail(Generic[T]):
             "cost_usd": sum((a.cost_usd for a in attempts), Decimal(0)),
             "cache_read_tokens": sum(a.cache_read_tokens for a in attempts),
             "cache_write_tokens": sum(a.cache_write_tokens for a in attempts),
-            "prompt_cache_saved_usd": sum(
-                (a.prompt_cache_saved_usd for a in attempts), Decimal(0)
-            ),
+            "prompt_cache_saved_usd": sum((a.prompt_cache_saved_usd for a in attempts), Decimal(0)),
             "latency_s": round(time.monotonic() - self.started, 4),
             "breakers": self.breakers,
         }

@@ -155,12 +155,13 @@ def _stop_reason(reply: Reply) -> str:
     return "tool_use" if reply.tool_calls else "end_turn"
 
 
-def _usage(input_tokens: int, output_tokens: int) -> JsonObject:
+def _usage(input_tokens: int, output_tokens: int, read: int = 0, written: int = 0) -> JsonObject:
+    """Anthropic's usage: `input_tokens` is only what the cache neither read nor wrote."""
     return {
-        "input_tokens": input_tokens,
+        "input_tokens": max(input_tokens - read - written, 0),
         "output_tokens": output_tokens,
-        "cache_creation_input_tokens": 0,
-        "cache_read_input_tokens": 0,
+        "cache_creation_input_tokens": written,
+        "cache_read_input_tokens": read,
     }
 
 
@@ -208,10 +209,13 @@ def render(
     *,
     input_tokens: int,
     output_tokens: int,
+    cache_read_tokens: int = 0,
+    cache_write_tokens: int = 0,
     refusal: str | None = None,
 ) -> JsonObject:
-    """A non-streamed `message` body; with `refusal`, one the safety system stopped."""
-    usage = _usage(input_tokens, output_tokens)
+    """A non-streamed `message` body; with `refusal`, one the safety system stopped.
+    `input_tokens` counts the whole prompt, the cache's reads and writes included."""
+    usage = _usage(input_tokens, output_tokens, cache_read_tokens, cache_write_tokens)
     if refusal is not None:
         return _message(model, _content(reply), "refusal", usage, refusal_details(refusal))
     return _message(model, _content(reply), _stop_reason(reply), usage)
@@ -244,11 +248,15 @@ def stream_frames(
     *,
     input_tokens: int,
     output_tokens: int,
+    cache_read_tokens: int = 0,
+    cache_write_tokens: int = 0,
     refusal: str | None = None,
 ) -> tuple[list[bytes], list[bytes]]:
-    """The server-sent events of a streamed reply: its content frames (from `message_start`),
-    and the tail that ends it (`message_delta` with the stop reason, `message_stop`)."""
-    start = _message(model, [], None, _usage(input_tokens, 1))
+    """The server-sent events of a streamed reply: its content frames (from `message_start`,
+    whose usage has the input and cache counts), and the tail that ends it (`message_delta`
+    with the stop reason and the cumulative usage, `message_stop`)."""
+    cached = (cache_read_tokens, cache_write_tokens)
+    start = _message(model, [], None, _usage(input_tokens, 1, *cached))
     content = [sse({"type": "message_start", "message": start}, "message_start")]
     for index, block in enumerate(_content(reply)):
         content.extend(_block_events(index, block))
@@ -256,7 +264,7 @@ def stream_frames(
     if refusal is not None:
         delta = {"stop_reason": "refusal", "stop_sequence": None}
         delta["stop_details"] = refusal_details(refusal)
-    usage = _usage(input_tokens, output_tokens)
+    usage = _usage(input_tokens, output_tokens, *cached)
     tail = [
         sse({"type": "message_delta", "delta": delta, "usage": usage}, "message_delta"),
         sse({"type": "message_stop"}, "message_stop"),

@@ -40,7 +40,21 @@ class Tokens:
     """The usage a reply reports."""
 
     input: int
+    """All the prompt's tokens, the cache's reads and writes included."""
     output: int
+    cache_read: int = 0
+    """Of `input`, those read from the prompt cache."""
+    cache_write: int = 0
+    """Of `input`, those written to the prompt cache (Anthropic only)."""
+
+    def counts(self) -> dict[str, int]:
+        """The keyword arguments the wires' renderers take."""
+        return {
+            "input_tokens": self.input,
+            "output_tokens": self.output,
+            "cache_read_tokens": self.cache_read,
+            "cache_write_tokens": self.cache_write,
+        }
 
 
 def request_id_header(wire: Wire) -> tuple[bytes, bytes]:
@@ -82,7 +96,7 @@ def status_of(fault: Fault, stream: bool) -> int:
 
 
 def _plain(request: FakeRequest, reply: Reply, tokens: Tokens, refusal: str | None) -> bytes:
-    counts = {"input_tokens": tokens.input, "output_tokens": tokens.output}
+    counts = tokens.counts()
     if request.wire == "openai":
         finish = "content_filter" if refusal is not None else None
         body = _openai_wire.render(request.model, reply, finish_reason=finish, **counts)
@@ -94,7 +108,7 @@ def _plain(request: FakeRequest, reply: Reply, tokens: Tokens, refusal: str | No
 def _frames(
     request: FakeRequest, body: JsonObject, reply: Reply, tokens: Tokens, refusal: str | None
 ) -> tuple[list[bytes], list[bytes]]:
-    counts = {"input_tokens": tokens.input, "output_tokens": tokens.output}
+    counts = tokens.counts()
     if request.wire == "openai":
         usage = _openai_wire.include_usage(body)
         finish = "content_filter" if refusal is not None else None

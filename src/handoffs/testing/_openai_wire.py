@@ -139,11 +139,13 @@ def include_usage(body: JsonObject) -> bool:
     return options is not None and options.get("include_usage") is True
 
 
-def _usage(input_tokens: int, output_tokens: int) -> JsonObject:
+def _usage(input_tokens: int, output_tokens: int, cached: int = 0) -> JsonObject:
+    """OpenAI's usage: `cached_tokens` is the part of `prompt_tokens` read from the cache."""
     return {
         "prompt_tokens": input_tokens,
         "completion_tokens": output_tokens,
         "total_tokens": input_tokens + output_tokens,
+        "prompt_tokens_details": {"cached_tokens": cached, "audio_tokens": 0},
     }
 
 
@@ -157,9 +159,12 @@ def render(
     *,
     input_tokens: int,
     output_tokens: int,
+    cache_read_tokens: int = 0,
+    cache_write_tokens: int = 0,
     finish_reason: str | None = None,
 ) -> JsonObject:
-    """A non-streamed `chat.completion` body; `finish_reason` overrides the reply's own."""
+    """A non-streamed `chat.completion` body; `finish_reason` overrides the reply's own.
+    OpenAI reports no cache writes (`cache_write_tokens` is ignored)."""
     message: JsonObject = {"role": "assistant", "content": reply.text, "refusal": None}
     if reply.tool_calls:
         message["tool_calls"] = [
@@ -186,7 +191,7 @@ def render(
                 "finish_reason": finish_reason or _finish_reason(reply),
             }
         ],
-        "usage": _usage(input_tokens, output_tokens),
+        "usage": _usage(input_tokens, output_tokens, cache_read_tokens),
     }
 
 
@@ -210,6 +215,8 @@ def stream_frames(
     input_tokens: int,
     output_tokens: int,
     usage: bool,
+    cache_read_tokens: int = 0,
+    cache_write_tokens: int = 0,
     finish_reason: str | None = None,
 ) -> tuple[list[bytes], list[bytes]]:
     """The server-sent events of a streamed reply: its content frames, and the tail that ends it
@@ -229,7 +236,8 @@ def stream_frames(
     content = [chunk(delta, None) for delta in _deltas(reply)]
     tail = [chunk({}, finish_reason or _finish_reason(reply))]
     if usage:
-        tail.append(sse({**head, "choices": [], "usage": _usage(input_tokens, output_tokens)}))
+        counted = _usage(input_tokens, output_tokens, cache_read_tokens)
+        tail.append(sse({**head, "choices": [], "usage": counted}))
     tail.append(sse("[DONE]"))
     return content, tail
 

@@ -141,6 +141,22 @@ class FakeRequest:
             parts.append(json.dumps(self.output_schema))
         return "\n".join(part for part in parts if part)
 
+    @property
+    def prefix_text(self) -> str:
+        """`all_text` in the order a provider's prompt cache reads a request (tools, output
+        schema, system prompt, then the conversation): the same characters, so a prefix of it
+        is a share of the input token estimate."""
+        parts: list[str] = []
+        for tool in self.tools:
+            parts.extend((tool.name, tool.description, _json(tool.parameters)))
+        if self.output_schema is not None:
+            parts.append(json.dumps(self.output_schema))
+        parts.append(self.system)
+        for message in self.messages:
+            parts.append(message.text)
+            parts.extend(_json(call.arguments) for call in message.tool_calls)
+        return "\n".join(part for part in parts if part)
+
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Reply:

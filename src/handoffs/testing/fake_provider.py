@@ -18,6 +18,11 @@ as a call of that tool with the JSON as arguments. A non-object JSON value is wr
 Agents with several output tools (`final_result_A`, `final_result_B`) get no such help: script
 the `ToolCall` yourself.
 
+Prompt caching: each model remembers the prefixes it has seen (`PromptCache`), and a reply reports
+what it read and wrote the way its wire does (Anthropic `cache_read_input_tokens` and
+`cache_creation_input_tokens` at `cache_control` breakpoints; OpenAI `cached_tokens` for shared
+prefixes of 1024 tokens and more), so a client sees what caching saves.
+
 Faults: a script may answer with a `Fault` instead of a `Reply`; `FakeProvider.outage` fails a
 model for a while. `handoffs.testing.fault` tables what a client sees for each kind.
 """
@@ -44,6 +49,7 @@ from ._delivery import (
     status_of,
 )
 from ._json import JsonObject, WireError, as_object, object_or_none
+from ._prompt_cache import PromptCache
 from ._script import (
     Answer,
     FakeMessage,
@@ -68,6 +74,7 @@ __all__ = [
     "FakeTool",
     "Fault",
     "LoggedRequest",
+    "PromptCache",
     "Reply",
     "ScriptedModel",
     "ToolCall",
@@ -94,6 +101,10 @@ class LoggedRequest:
     """Input tokens reported, for a 200 answer (faulted ones included)."""
     output_tokens: int | None = None
     """Output tokens reported, for a 200 answer (faulted ones included)."""
+    cache_read_tokens: int = 0
+    """Of `input_tokens`, those reported read from the prompt cache."""
+    cache_write_tokens: int = 0
+    """Of `input_tokens`, those reported written to the prompt cache (Anthropic)."""
     request: FakeRequest | None = None
     """The normalised request, when it could be read."""
     body: JsonObject | None = None
@@ -132,9 +143,14 @@ def settle(request: FakeRequest, reply: Reply) -> Reply:
 class FakeProvider:
     """An ASGI app serving scripted models over the OpenAI and Anthropic wires."""
 
-    def __init__(self, models: Mapping[str, ScriptedModel] | None = None) -> None:
-        """Serve `models`, keyed by the model id clients send."""
+    def __init__(
+        self, models: Mapping[str, ScriptedModel] | None = None, *, cache_min_tokens: int = 1024
+    ) -> None:
+        """Serve `models`, keyed by the model id clients send; prefixes of `cache_min_tokens`
+        and more are prompt-cached."""
         self.models: dict[str, ScriptedModel] = dict(models or {})
+        self.prompt_cache = PromptCache(min_tokens=cache_min_tokens)
+        """The prefixes each model has seen (`clear()` it to start cold)."""
         """The scripted models by id; mutable, so a test can swap behaviour between requests."""
         self.requests: list[LoggedRequest] = []
         """Every request received, in arrival order."""
@@ -160,6 +176,7 @@ class FakeProvider:
             self.models.clear()
             self._outages.clear()
             self.requests.clear()
+        self.prompt_cache.clear()
 
     def _log(self, entry: LoggedRequest) -> None:
         with self._lock:
@@ -266,6 +283,8 @@ class FakeProvider:
             status=status,
             input_tokens=tokens.input if tokens else None,
             output_tokens=tokens.output if tokens else None,
+            cache_read_tokens=tokens.cache_read if tokens else 0,
+            cache_write_tokens=tokens.cache_write if tokens else 0,
             request=request,
             body=body,
             fault=fault,
@@ -305,5 +324,7 @@ class FakeProvider:
         self, request: FakeRequest, body: JsonObject, reply: Reply, exchange: Exchange
     ) -> None:
         tokens = self._tokens(request, reply)
+        use = self.prompt_cache.use(request, body, tokens.input)
+        tokens = replace(tokens, cache_read=use.read, cache_write=use.written)
         self._log(self._entry(request, body, 200, tokens))
         await deliver(exchange, request, body, reply, tokens)
