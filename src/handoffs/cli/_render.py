@@ -44,8 +44,10 @@ def handoff_line(record: HandoffRecord) -> str:
 
 def job_table(report: JobReport) -> Table:
     table = Table(title=f"job {report.job} ({report.job_id})", title_justify="left")
-    for col in ("subtask", "route", "model", "attempts", "verdicts", "cost"):
-        table.add_column(col, justify="right" if col in ("attempts", "cost") else "left")
+    cached = any(r.cache_read_tokens for r in report.handoffs)
+    columns = ("subtask", "route", "model", "attempts", "verdicts", "cost")
+    for col in (*columns, "cached in") if cached else columns:
+        table.add_column(col, justify="left" if col in columns[:3] + ("verdicts",) else "right")
     for r in report.handoffs:
         style = "yellow" if r.degraded else ("cyan" if r.escalations else None)
         model = r.model or ("degraded" if r.degraded else "failed")
@@ -65,6 +67,7 @@ def job_table(report: JobReport) -> Table:
             str(len(r.attempts)),
             _verdict_marks(r),
             money(r.cost_usd),
+            *([f"{r.cache_read_tokens:,}"] if cached else []),
             style=style,
         )
     return table
@@ -91,6 +94,15 @@ def job_summary(report: JobReport) -> str:
         f"re-priced (this run's tokens at frontier rates, not a run): "
         f"{money(report.repriced_frontier_cost_usd)}"
     )
+    read = report.prompt_cache_read_tokens + report.orchestrator_cache_read_tokens
+    if read or report.prompt_cache_write_tokens:
+        saved = report.prompt_cache_saved_usd + report.orchestrator_prompt_cache_saved_usd
+        lines.append(
+            f"prompt cache saved {money(saved)} (orchestrator "
+            f"{money(report.orchestrator_prompt_cache_saved_usd)}, handoffs "
+            f"{money(report.prompt_cache_saved_usd)}): {read:,} input tokens read from "
+            "providers' caches"
+        )
     stand_ins = [r for r in report.handoffs if r.simulated]
     if stand_ins:
         models = sorted({r.model for r in stand_ins if r.model})

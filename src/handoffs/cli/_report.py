@@ -79,16 +79,25 @@ def _print_report(doc: dict[str, Any]) -> None:
             highlight=False,
             markup=False,
         )
+    cache = doc.get("prompt_cache") or {}
+    if cache.get("read_tokens") or cache.get("write_tokens"):
+        out.print(
+            f"prompt cache: {cache['read_tokens']:,} input tokens read "
+            f"({cache['read_share']:.1%} of input), {cache['write_tokens']:,} written · "
+            f"saved ${cache['saved_usd']}",
+            highlight=False,
+            markup=False,
+        )
     change = doc.get("change", {})
     models = Table(title="per model", title_justify="left")
-    for col in ("model", "attempts", "p50 s", "p95 s", "p99 s", "errors", "cost $"):
+    for col in ("model", "attempts", "p50 s", "p95 s", "p99 s", "errors", "cost $", "cached in"):
         models.add_column(col, justify="left" if col == "model" else "right")
     if change:
         models.add_column("Δ cost $", justify="right")
     for name, m in doc["models"].items():
         lat = m["latency_s"]
         row = [name, str(m["attempts"]), _pct(lat["p50"]), _pct(lat["p95"]), _pct(lat["p99"])]
-        row += [f"{m['error_rate']:.1%}", m["cost_usd"]]
+        row += [f"{m['error_rate']:.1%}", m["cost_usd"], f"{m.get('cache_read_tokens', 0):,}"]
         if change:
             row.append(str(change["models"].get(name, {}).get("cost_usd", "0")))
         models.add_row(*row)

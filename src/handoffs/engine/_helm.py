@@ -49,6 +49,7 @@ from pydantic_ai.settings import ModelSettings
 
 from handoffs.budget import Budget
 from handoffs.catalog import ModelEntry, reserved_input_tokens, token_bound
+from handoffs.engine._call import prompt_cached
 from handoffs.engine._guard import Bound, Guard, Meter, Refused
 from handoffs.engine._session import Session
 from handoffs.providers import ProviderFault, ReadableModel
@@ -100,6 +101,10 @@ class ChainModel(WrapperModel):
         """What every call of the chain has been charged."""
         self.requests = 0
         """How many requests the chain's models answered."""
+        self.cache_read_tokens = 0
+        """Input tokens of the chain's calls that providers served from their prompt caches."""
+        self.cache_saved_usd = Decimal(0)
+        """What prompt caching saved on the chain's calls (`ModelEntry.cache_saving`)."""
         self._others: list[AsyncExitStack] = []
 
     async def __aenter__(self) -> Self:
@@ -184,6 +189,11 @@ class ChainModel(WrapperModel):
                 force=index == last,
             )
             self.spent_usd += call.cost_usd
+            used = call.usage
+            self.cache_read_tokens += used.cache_read_tokens
+            self.cache_saved_usd += entry.cache_saving(
+                used.cache_read_tokens, used.cache_write_tokens
+            )
             if call.outcome != "refused":
                 calls += 1
             if call.outcome == "answered":
@@ -253,6 +263,12 @@ class Helm:
 
     def __init__(self, session: Session, model_id: str, max_tokens: int) -> None:
         chain = [session.catalog[m] for m in session.catalog.rung(model_id)]
+        self.settings: ModelSettings = {"max_tokens": max_tokens}
+        """The model settings of the orchestrator's run: its `max_tokens`, and pydantic-ai's
+        `cache` when its model caches prompts (the instructions, the tools and the growing
+        conversation: each step re-reads the one before)."""
+        if prompt_cached(chain[0]):
+            self.settings["cache"] = True
         self.model = ChainModel(
             [(e, session.models(e)) for e in chain],
             guard=session.guard,
@@ -265,6 +281,16 @@ class Helm:
     def spent_usd(self) -> Decimal:
         """What every model of the chain has cost this run."""
         return self.model.spent_usd
+
+    @property
+    def cache_read_tokens(self) -> int:
+        """Input tokens of this run's requests served from the providers' prompt caches."""
+        return self.model.cache_read_tokens
+
+    @property
+    def cache_saved_usd(self) -> Decimal:
+        """What prompt caching saved on this run's requests."""
+        return self.model.cache_saved_usd
 
     @property
     def requests(self) -> int:

@@ -180,6 +180,10 @@ class JobResult(Generic[OutT]):
     """Tokens the orchestrator's own requests read (every step re-reads the conversation)."""
     orchestrator_output_tokens: int = 0
     """Tokens the orchestrator's own requests wrote (its plans and tool arguments)."""
+    orchestrator_cache_read_tokens: int = 0
+    """Of the orchestrator's input tokens, those served from the provider's prompt cache."""
+    orchestrator_cache_saved_usd: Decimal = Decimal(0)
+    """What prompt caching saved on the orchestrator's own requests."""
 
     @property
     def handoff_cost_usd(self) -> Decimal:
@@ -569,7 +573,7 @@ class Orchestrator:
                     prompt,
                     deps=deps,
                     usage_limits=limits,
-                    model_settings={"max_tokens": self._max_tokens},
+                    model_settings=helm.settings,
                 )
                 output, messages = result.output, result.all_messages()
             except BudgetExceeded as exc:
@@ -586,6 +590,8 @@ class Orchestrator:
             records=tuple(recorder.records),
             orchestrator_cost_usd=helm.spent_usd,
             orchestrator_requests=helm.requests,
+            orchestrator_cache_read_tokens=helm.cache_read_tokens,
+            orchestrator_cache_saved_usd=helm.cache_saved_usd,
             error=error,
             messages=messages,
             actions=tuple(run.actions),

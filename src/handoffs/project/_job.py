@@ -161,6 +161,17 @@ class JobReport(BaseModel):
     """Handoffs served from the verified response cache (exact or semantic)."""
     cache_saved_usd: Money = Decimal(0)
     """What the cached answers cost when they were first made: the spend the cache avoided."""
+    prompt_cache_read_tokens: int = 0
+    """Input tokens of the handoffs' calls that providers served from their prompt caches."""
+    prompt_cache_write_tokens: int = 0
+    """Input tokens of the handoffs' calls that providers wrote to their prompt caches."""
+    prompt_cache_saved_usd: Money = Decimal(0)
+    """What provider prompt caching saved on the handoffs' calls, against the same tokens at the
+    input price (writes' surcharge subtracted)."""
+    orchestrator_cache_read_tokens: int = 0
+    """Input tokens of the orchestrator's requests that its provider served from its cache."""
+    orchestrator_prompt_cache_saved_usd: Money = Decimal(0)
+    """What provider prompt caching saved on the orchestrator's requests."""
 
     @property
     def orchestrator_tokens_per_item(self) -> float | None:

@@ -258,6 +258,11 @@ async def run_job(
         gold=score_gold(records, load_gold(spec.gold)) if spec.gold is not None else None,
         cache_hits=len(hits),
         cache_saved_usd=sum((r.cache_saved_usd or Decimal(0) for r in hits), Decimal(0)),
+        prompt_cache_read_tokens=sum(r.cache_read_tokens for r in records),
+        prompt_cache_write_tokens=sum(r.cache_write_tokens for r in records),
+        prompt_cache_saved_usd=sum((r.prompt_cache_saved_usd for r in records), Decimal(0)),
+        orchestrator_cache_read_tokens=result.orchestrator_cache_read_tokens,
+        orchestrator_prompt_cache_saved_usd=result.orchestrator_cache_saved_usd,
     )
 
 

@@ -3,9 +3,10 @@ from it and writes to it, reported the way each wire reports it.
 
 - Anthropic caches only at breakpoints: the blocks a request marks with `cache_control` (tools,
   then system, then messages, in that order) and a top-level `cache_control` (automatic caching:
-  the last block). A breakpoint's prefix of at least `min_tokens` that the model has seen is read
-  (`cache_read_input_tokens`: the longest such prefix); the rest, up to the last breakpoint, is
-  written (`cache_creation_input_tokens`); `input_tokens` is only what is left after both.
+  the last block). The longest prefix of at least `min_tokens` written before that ends at a
+  breakpoint or up to 19 blocks before one is read (`cache_read_input_tokens`: a conversation's
+  next turn reads the last one's); the rest, up to the last breakpoint, is written
+  (`cache_creation_input_tokens`); `input_tokens` is only what is left after both.
 - OpenAI caches every prompt of at least `min_tokens` by itself: a request reads the longest
   prefix it shares with an earlier one of the same model, in 128-token blocks from 1024 on
   (`prompt_tokens_details.cached_tokens`, part of `prompt_tokens`). It charges nothing to write.
@@ -30,6 +31,8 @@ __all__ = ["CacheUse", "PromptCache"]
 _BLOCK_TOKENS: Final = 128
 """OpenAI reads its cache in blocks of 128 tokens."""
 _CHARS_PER_TOKEN: Final = 4
+_LOOKBACK: Final = 20
+"""Anthropic looks for a hit at each breakpoint and the 19 blocks before it."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -113,18 +116,27 @@ class PromptCache:
 
     def _anthropic(self, model: str, body: JsonObject) -> CacheUse:
         text = ""
-        points: list[tuple[str, int]] = []  # (digest, tokens) of each breakpoint's prefix
-        for block, marked in _anthropic_blocks(body):
+        prefixes: list[tuple[str, int]] = []  # (digest, tokens) of the prefix ending at each block
+        points: list[int] = []  # the blocks that are breakpoints
+        for index, (block, marked) in enumerate(_anthropic_blocks(body)):
             text = f"{text}\n{block}" if text else block
-            tokens = len(text) // _CHARS_PER_TOKEN
-            if marked and tokens >= self.min_tokens:
-                points.append((_digest(model, text), tokens))
+            prefixes.append((_digest(model, text), len(text) // _CHARS_PER_TOKEN))
+            if marked and prefixes[-1][1] >= self.min_tokens:
+                points.append(index)
         if not points:
             return CacheUse()
-        with self._lock:
-            read = max((tokens for key, tokens in points if key in self._seen), default=0)
-            self._seen.update(key for key, _ in points)
-        return CacheUse(read=read, written=points[-1][1] - read)
+        with self._lock:  # a hit: a prefix written before, ending up to 20 blocks back
+            read = max(
+                (
+                    tokens
+                    for point in points
+                    for key, tokens in prefixes[max(0, point - _LOOKBACK + 1) : point + 1]
+                    if tokens >= self.min_tokens and key in self._seen
+                ),
+                default=0,
+            )
+            self._seen.update(prefixes[point][0] for point in points)
+        return CacheUse(read=read, written=prefixes[points[-1]][1] - read)
 
     def _openai(self, model: str, text: str) -> CacheUse:
         step = _BLOCK_TOKENS * _CHARS_PER_TOKEN

@@ -193,6 +193,7 @@ doc.handoffs.forEach(function(h,i){
  s.appendChild(el('span',null,[h.task_kind+' '+(h.label||h.task_id),model,
   'route '+(h.route||[]).join('\\u2192'),h.attempts+' attempt'+(h.attempts===1?'':'s'),
   (h.input_tokens||0)+'/'+(h.output_tokens||0)+' tok']
+  .concat(h.cache_read_tokens?[h.cache_read_tokens+' tok cached']:[])
   .concat(h.judge_calls?[h.judge_calls+' judge call'+(h.judge_calls===1?'':'s')]:[])
   .concat(h.queue_s?['queued '+h.queue_s.toFixed(2)+'s']:[])
   .concat([(h.latency_s||0).toFixed(2)+'s','$'+h.cost_usd]).concat(h.flags).join(' \\u00b7 ')));

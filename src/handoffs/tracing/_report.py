@@ -4,7 +4,9 @@ Everything is read back from the JSONL traces under `.handoffs/traces/` with `lo
 is called. Gauntlet runs (their workflow span names the attack they played) are left out unless
 asked for: their hostile models are not real traffic. The total is the handoffs' cost plus what the
 jobs' orchestrators cost (from the workflow spans). Per model: attempts, latency percentiles (the subordinate run spans' durations), the share
-of provider errors and cost (each attempt charged to the model it called, see `charges`); per task kind: cost and where it went; the route distribution (share of
+of provider errors and cost (each attempt charged to the model it called, see `charges`); per task kind: cost and where it went; the provider prompt cache (input tokens
+read from it and written to it, the share of all input read, the dollars saved against the same
+tokens at the input price; per model, the tokens read); the route distribution (share of
 handoffs delivered per tier and per model); `--compare`: the previous period of equal length and the
 change. `report shadow --policy candidate.toml` routes every logged handoff again through the
 candidate's policy and catalog (with the breakers that were open at the time) and estimates the
@@ -197,8 +199,19 @@ def _figures(rows: list[HandoffRow], jobs: list[JobRow] | None = None) -> dict[s
     by_model: Counter[str] = Counter()
     by_tier: Counter[str] = Counter()
     statuses: Counter[str] = Counter()
+    model_cached: Counter[str] = Counter()
+    read = written = tokens_in = 0
+    saved = Decimal(0)
     for row in rows:
         s = row.summary
+        read += int(s.get("cache_read_tokens") or 0)
+        written += int(s.get("cache_write_tokens") or 0)
+        tokens_in += int(s.get("input_tokens") or 0)
+        saved += Decimal(str(s.get("prompt_cache_saved_usd") or 0))
+        for model, cached in zip(
+            row.attempt_models, s.get("attempt_cache_read_tokens") or [], strict=False
+        ):
+            model_cached[model] += int(cached)
         for model, outcome, latency in zip(
             row.attempt_models, s["outcomes"], row.attempt_latency_s, strict=False
         ):
@@ -223,6 +236,7 @@ def _figures(rows: list[HandoffRow], jobs: list[JobRow] | None = None) -> dict[s
             "error_rate": _share(errors[m], attempts[m]),
             "latency_s": {f"p{p}": percentile(latencies[m], p) for p in (50, 95, 99)},
             "cost_usd": usd_text(model_cost[m]),
+            "cache_read_tokens": model_cached[m],
         }
         for m in sorted(set(attempts) | set(model_cost))
     }
@@ -243,6 +257,12 @@ def _figures(rows: list[HandoffRow], jobs: list[JobRow] | None = None) -> dict[s
         "orchestrator_cost_usd": usd_text(orchestrators),
         "total_cost_usd": usd_text(handoffs_cost + orchestrators),
         "statuses": dict(statuses),
+        "prompt_cache": {
+            "read_tokens": read,
+            "write_tokens": written,
+            "read_share": _share(read, tokens_in),
+            "saved_usd": usd_text(saved),
+        },
         "models": models,
         "task_kinds": kinds,
         "routes": {

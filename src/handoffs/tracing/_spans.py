@@ -80,6 +80,12 @@ def _usd(value: Decimal | None) -> str:
     return "unlimited" if value is None else format(value, "f")
 
 
+CACHE_READ_TOKENS = "gen_ai.usage.cache_read.input_tokens"
+"""GenAI semconv: input tokens served from a provider-managed cache."""
+CACHE_WRITE_TOKENS = "gen_ai.usage.cache_creation.input_tokens"
+"""GenAI semconv: input tokens written to a provider-managed cache."""
+
+
 def money_attributes(key: str, value: Decimal) -> dict[str, Any]:
     """A dollar amount as two attributes: `key` a double (to sum and sort in a viewer) and
     `{key}_decimal` the exact decimal text (what the project's own readers use)."""
@@ -130,7 +136,22 @@ def handoff_attributes(record: HandoffRecord, *, budget_left: Decimal | None) ->
         else format(record.cache_saved_usd, "f"),
     }
     attrs.update({k: v for k, v in optional.items() if v is not None})
+    attrs.update(prompt_cache_attributes(record))
     return attrs
+
+
+def prompt_cache_attributes(record: HandoffRecord) -> dict[str, Any]:
+    """The provider prompt cache's share of a handoff, when it had one: the GenAI usage
+    attributes (`gen_ai.usage.cache_read.input_tokens`, `...cache_creation.input_tokens`, part of
+    `handoffs.input_tokens`), each attempt's cache reads, and what caching saved."""
+    if not (record.cache_read_tokens or record.cache_write_tokens):
+        return {}
+    return {
+        CACHE_READ_TOKENS: record.cache_read_tokens,
+        CACHE_WRITE_TOKENS: record.cache_write_tokens,
+        "handoffs.attempt.cache_read_tokens": [a.cache_read_tokens for a in record.attempts],
+        **money_attributes("handoffs.prompt_cache.saved_usd", record.prompt_cache_saved_usd),
+    }
 
 
 def evaluation_attributes(verdict: Verdict, *, explain: bool) -> dict[str, Any]:

@@ -174,6 +174,10 @@ def handoff_summary(node: SpanNode) -> dict[str, Any]:
         "breakers": a.get("handoffs.breakers", []),
         "input_tokens": a.get("handoffs.input_tokens", 0),
         "output_tokens": a.get("handoffs.output_tokens", 0),
+        "cache_read_tokens": a.get("gen_ai.usage.cache_read.input_tokens", 0),
+        "cache_write_tokens": a.get("gen_ai.usage.cache_creation.input_tokens", 0),
+        "attempt_cache_read_tokens": a.get("handoffs.attempt.cache_read_tokens", []),
+        "prompt_cache_saved_usd": money(a, "handoffs.prompt_cache.saved_usd") or "0",
         "checks": checks,
         "judge_calls": sum(c["calls"] for c in checks),
         "queue_s": round(sum(queued), 4),
@@ -281,6 +285,11 @@ def _handoff_line(h: dict[str, Any]) -> Text:
     if h.get("queue_s"):
         parts.append(f"queued {h['queue_s']:.2f}s")
     parts += [f"{h['latency_s']:.2f}s", f"${h['cost_usd'] or 0}"]
+    if h.get("cache_read_tokens") or h.get("cache_write_tokens"):
+        parts.append(
+            f"prompt cache {h.get('cache_read_tokens', 0):,} read"
+            f"/{h.get('cache_write_tokens', 0):,} written, saved ${h['prompt_cache_saved_usd']}"
+        )
     return Text(" · ".join(parts), style=style)
 
 
