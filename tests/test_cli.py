@@ -106,6 +106,11 @@ def test_run_json_reports_every_handoff_and_the_repriced_figure(
     assert 0 < total < Decimal(report["repriced_frontier_cost_usd"])
     assert report["items"] == 30 and report["orchestrator_input_tokens"] > 0
     assert report["gold"]["fields"] == 30 * 6 and report["baseline"] is None
+    # the orchestrator's steps re-read its instructions, tools and conversation from Anthropic's
+    # prompt cache; the subtasks' prefixes (~300 tokens) are under the 1,024 either caches
+    assert 0 < report["orchestrator_cache_read_tokens"] < report["orchestrator_input_tokens"]
+    assert Decimal(report["orchestrator_prompt_cache_saved_usd"]) > 0
+    assert report["prompt_cache_read_tokens"] == 0 == Decimal(report["prompt_cache_saved_usd"])
 
 
 def test_run_baseline_single_model_runs_the_job_again_on_the_orchestrators_model(
@@ -141,6 +146,7 @@ def test_run_prints_the_setting_first_then_a_table_and_totals(
     assert "classify T-001" in result.stdout
     assert "re-priced (this run's tokens at frontier rates, not a run)" in result.stdout
     assert "escalations:" in result.stdout and "orchestrator tokens:" in result.stdout
+    assert re.search(r"prompt cache saved \$0\.\d{6} \(orchestrator \$0\.\d{6}", result.stdout)
     assert re.search(
         r"SIMULATED: \d+ of 70 answers are stand-ins from simulated models", result.stdout
     )

@@ -47,7 +47,9 @@ def job_table(report: JobReport) -> Table:
     cached = any(r.cache_read_tokens for r in report.handoffs)
     columns = ("subtask", "route", "model", "attempts", "verdicts", "cost")
     for col in (*columns, "cached in") if cached else columns:
-        table.add_column(col, justify="left" if col in columns[:3] + ("verdicts",) else "right")
+        table.add_column(
+            col, justify="right" if col in ("attempts", "cost", "cached in") else "left"
+        )
     for r in report.handoffs:
         style = "yellow" if r.degraded else ("cyan" if r.escalations else None)
         model = r.model or ("degraded" if r.degraded else "failed")

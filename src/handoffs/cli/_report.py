@@ -79,7 +79,7 @@ def _print_report(doc: dict[str, Any]) -> None:
             highlight=False,
             markup=False,
         )
-    cache = doc.get("prompt_cache") or {}
+    cache: dict[str, Any] = doc.get("prompt_cache") or {}
     if cache.get("read_tokens") or cache.get("write_tokens"):
         out.print(
             f"prompt cache: {cache['read_tokens']:,} input tokens read "
