@@ -8,7 +8,7 @@ from dataclasses import replace
 from decimal import Decimal
 
 from handoffs import Catalog
-from handoffs.engine._call import prompt_cached  # pyright: ignore[reportPrivateUsage]
+from handoffs.engine import prompt_cached
 from handoffs.project import config_from_dict
 from handoffs.testing import FakeRequest
 from handoffs.testing.fake_provider import PromptCache

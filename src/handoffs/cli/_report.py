@@ -80,11 +80,12 @@ def _print_report(doc: dict[str, Any]) -> None:
             markup=False,
         )
     cache: dict[str, Any] = doc.get("prompt_cache") or {}
-    if cache.get("read_tokens") or cache.get("write_tokens"):
+    if cache.get("read_tokens") or cache.get("write_tokens") or cache.get("saved_usd", "0") != "0":
         out.print(
-            f"prompt cache: {cache['read_tokens']:,} input tokens read "
-            f"({cache['read_share']:.1%} of input), {cache['write_tokens']:,} written · "
-            f"saved ${cache['saved_usd']}",
+            f"prompt cache saved ${cache['saved_usd']} (orchestrators "
+            f"${cache['orchestrator_saved_usd']}) · handoffs: {cache['read_tokens']:,} input "
+            f"tokens read ({cache['read_share']:.1%} of their input), "
+            f"{cache['write_tokens']:,} written",
             highlight=False,
             markup=False,
         )

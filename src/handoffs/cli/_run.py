@@ -17,6 +17,7 @@ from rich.table import Table
 
 from handoffs.cli._render import baseline_table, job_summary, job_table, money
 from handoffs.cli.terminal import JsonOpt, QuietOpt, Ticker, err, fail, out
+from handoffs.engine import prompt_cached
 from handoffs.errors import ConfigError, HandoffsError
 from handoffs.handoff import HandoffRecord
 from handoffs.project import Config, load_config, load_job
@@ -201,6 +202,11 @@ def _doctor_rows(cfg: Config) -> list[dict[str, Any]]:
                 "price_usd_per_mtok": [
                     str(entry.input_usd_per_mtok),
                     str(entry.output_usd_per_mtok),
+                ],
+                "prompt_cache": prompt_cached(entry),
+                "cache_price_usd_per_mtok": [  # read, write
+                    str(entry.cache_read_price),
+                    str(entry.cache_write_price),
                 ],
                 "endpoint": endpoint,
             }

@@ -5,6 +5,7 @@ both call models through one `Guard` (breakers, reservations, spend caps, faults
 retry caps and spending caps.
 """
 
+from handoffs.engine._call import prompt_cached
 from handoffs.engine._cap import Caps, SpendCap
 from handoffs.engine._guard import EXPOSURE, Exposure
 from handoffs.engine._helm import ORCHESTRATOR_KIND, Helm
@@ -45,5 +46,6 @@ __all__ = [
     "SpendCap",
     "Tally",
     "prompt_bound",
+    "prompt_cached",
     "run_here",
 ]

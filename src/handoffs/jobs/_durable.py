@@ -377,7 +377,13 @@ class JournaledModel(WrapperModel):
             response = await self.wrapped.request(
                 messages, model_settings, model_request_parameters
             )
-            cost = self.entry.cost(response.usage.input_tokens, response.usage.output_tokens)
+            usage = response.usage
+            cost = self.entry.cost(
+                usage.input_tokens,
+                usage.output_tokens,
+                cache_read_tokens=usage.cache_read_tokens,
+                cache_write_tokens=usage.cache_write_tokens,
+            )
             return {
                 "response": ModelMessagesTypeAdapter.dump_json([response]).decode(),
                 "cost_usd": str(cost),

@@ -229,6 +229,7 @@ async def run_job(
                 cost_usd=result.cost_usd,
                 orchestrator_cost_usd=result.orchestrator_cost_usd,
                 budget_usd=spec.budget_usd,
+                orchestrator_cache_saved_usd=result.orchestrator_cache_saved_usd,
             )
     records = list(result.records)
     hits = [r for r in records if r.cache in ("exact", "semantic")]

@@ -5,8 +5,9 @@ is called. Gauntlet runs (their workflow span names the attack they played) are 
 asked for: their hostile models are not real traffic. The total is the handoffs' cost plus what the
 jobs' orchestrators cost (from the workflow spans). Per model: attempts, latency percentiles (the subordinate run spans' durations), the share
 of provider errors and cost (each attempt charged to the model it called, see `charges`); per task kind: cost and where it went; the provider prompt cache (input tokens
-read from it and written to it, the share of all input read, the dollars saved against the same
-tokens at the input price; per model, the tokens read); the route distribution (share of
+read from it and written to it by the handoffs, the share of their input read, the dollars saved
+against the same tokens at the input price, the orchestrators' saving included; per model, the
+tokens read); the route distribution (share of
 handoffs delivered per tier and per model); `--compare`: the previous period of equal length and the
 change. `report shadow --policy candidate.toml` routes every logged handoff again through the
 candidate's policy and catalog (with the breakers that were open at the time) and estimates the
@@ -143,6 +144,8 @@ class JobRow:
     start_ns: int
     orchestrator_cost: Decimal
     """What the job's orchestrator cost (0 for a script's trace, which has none)."""
+    orchestrator_cache_saved: Decimal = Decimal(0)
+    """What prompt caching saved on the job's orchestrator calls."""
     gauntlet: str | None
     """The attack a Gauntlet run played (`baseline` for none); None for real traffic."""
     handoffs: tuple[HandoffRow, ...]
@@ -165,6 +168,9 @@ def collect_jobs(directory: Path) -> list[JobRow]:
                 job_id=path.stem,
                 start_ns=min(int(r.span.get("start_time_unix_nano") or 0) for r in roots),
                 orchestrator_cost=Decimal(money(attrs, "handoffs.orchestrator.cost_usd") or 0),
+                orchestrator_cache_saved=Decimal(
+                    money(attrs, "handoffs.orchestrator.prompt_cache.saved_usd") or 0
+                ),
                 gauntlet=attrs.get(GAUNTLET_ATTACK),
                 handoffs=tuple(sorted(rows, key=lambda r: r.start_ns)),
             )
@@ -250,6 +256,7 @@ def _figures(rows: list[HandoffRow], jobs: list[JobRow] | None = None) -> dict[s
     }
     handoffs_cost = sum((r.cost for r in rows), Decimal(0))
     orchestrators = sum((j.orchestrator_cost for j in jobs or []), Decimal(0))
+    orchestrators_saved = sum((j.orchestrator_cache_saved for j in jobs or []), Decimal(0))
     return {
         "jobs": len({r.job_id for r in rows} | {j.job_id for j in jobs or []}),
         "handoffs": total,
@@ -261,7 +268,8 @@ def _figures(rows: list[HandoffRow], jobs: list[JobRow] | None = None) -> dict[s
             "read_tokens": read,
             "write_tokens": written,
             "read_share": _share(read, tokens_in),
-            "saved_usd": usd_text(saved),
+            "saved_usd": usd_text(saved + orchestrators_saved),
+            "orchestrator_saved_usd": usd_text(orchestrators_saved),
         },
         "models": models,
         "task_kinds": kinds,

@@ -335,8 +335,11 @@ class Tracing:
         cost_usd: Decimal,
         orchestrator_cost_usd: Decimal,
         budget_usd: Decimal | None,
+        orchestrator_cache_saved_usd: Decimal = Decimal(0),
     ) -> None:
-        """Set a job's outcome on its workflow span; a job that did not complete is an error."""
+        """Set a job's outcome on its workflow span; a job that did not complete is an error.
+        `orchestrator_cache_saved_usd`: what prompt caching saved on the orchestrator's calls
+        (set when not zero)."""
         span.set_attributes(
             {
                 "handoffs.job.status": status,
@@ -346,6 +349,11 @@ class Tracing:
                 "handoffs.budget_usd": _usd(budget_usd),
             }
         )
+        if orchestrator_cache_saved_usd:
+            saved = orchestrator_cache_saved_usd
+            span.set_attributes(
+                money_attributes("handoffs.orchestrator.prompt_cache.saved_usd", saved)
+            )
         if status != "completed":
             span.set_attribute(ERROR_TYPE, status)
             span.set_status(Status(StatusCode.ERROR, status))
