@@ -9,10 +9,14 @@ from decimal import Decimal
 from typing import Literal
 
 import pytest
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from pydantic import BaseModel
 
 from handoffs import Budget, Catalog, Policy, Portfolio, Rule, Session, Task
 from handoffs.testing import FakeProvider, FakeRequest, LoopbackServer, Reply, ScriptedModel
+from handoffs.tracing import Tracing
 
 _MODELS = {
     "sonnet": {"provider": "anthropic", "name": "claude-sonnet-4-6", "tier": "frontier",
@@ -201,3 +205,38 @@ async def test_a_budget_that_cannot_cover_the_cache_write_refuses_rather_than_ov
         delivery = await s.delegate(ticket(TICKETS[0]))
     assert delivery.record.cache_write_tokens > 0
     assert roomy.spent_usd == delivery.cost_usd <= worst
+
+
+async def test_the_handoff_span_carries_the_cache_tokens_and_the_saving(
+    provider: FakeProvider, server: LoopbackServer
+) -> None:
+    exporter = InMemorySpanExporter()
+    spans = TracerProvider()
+    spans.add_span_processor(SimpleSpanProcessor(exporter))
+    cat = catalog()
+    portfolio = Portfolio(cat, env={}, simulated_base_url=server.base_url, timeout_s=5)
+    s = Session(
+        catalog=cat,
+        models=portfolio,
+        policy=Policy(rules=(Rule(ladder=("sonnet",)),)),
+        tracing=Tracing(tracer_provider=spans),
+    )
+    async with portfolio:
+        records = [(await s.delegate(ticket(text))).record for text in TICKETS[:2]]
+    handoffs = [x for x in exporter.get_finished_spans() if x.name.startswith("handoff ")]
+    assert len(handoffs) == 2
+    first, second = (dict(x.attributes or {}) for x in handoffs)
+    assert first["gen_ai.usage.cache_creation.input_tokens"] == records[0].cache_write_tokens > 0
+    assert first["gen_ai.usage.cache_read.input_tokens"] == 0
+    assert second["gen_ai.usage.cache_read.input_tokens"] == records[1].cache_read_tokens > 0
+    assert second["handoffs.attempt.cache_read_tokens"] == (records[1].cache_read_tokens,)
+    saved = second["handoffs.prompt_cache.saved_usd_decimal"]
+    assert Decimal(str(saved)) == records[1].prompt_cache_saved_usd > 0
+    # pydantic-ai's own request span says the same, per request
+    chats = [x for x in exporter.get_finished_spans() if x.name.startswith("chat ")]
+    assert [
+        dict(x.attributes or {}).get("gen_ai.usage.cache_read.input_tokens") for x in chats
+    ] == [
+        None,
+        records[1].cache_read_tokens,
+    ]
