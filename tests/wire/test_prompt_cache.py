@@ -159,18 +159,26 @@ async def test_openai_reports_cached_tokens_of_a_long_prefix_seen_before(
     assert all(d.record.prompt_cache_saved_usd > 0 for d in deliveries[1:])
 
 
+@pytest.mark.parametrize("thin", [True, False], ids=["thin", "agent"])
 async def test_a_task_that_opts_out_sends_no_cache_control_and_reads_nothing(
-    provider: FakeProvider, server: LoopbackServer
+    provider: FakeProvider, server: LoopbackServer, thin: bool
 ) -> None:
     cat = catalog()
-    s, portfolio = session(server, "sonnet", cat)
+    s, portfolio = session(server, "sonnet", cat, thin=thin)
     async with portfolio:
         deliveries = [await s.delegate(ticket(t, prompt_cache=False)) for t in TICKETS[:2]]
+        # after a call that cached the prefix, an opted-out one still sends no breakpoint
+        await s.delegate(ticket(TICKETS[2]))
+        deliveries.append(await s.delegate(ticket(TICKETS[0], prompt_cache=False)))
     logged = [r for r in provider.requests if r.model == "claude-sonnet-4-6"]
-    assert len(logged) == 2
-    assert all("cache_control" not in json.dumps(r.body) for r in logged)
-    assert all(r.cache_read_tokens == r.cache_write_tokens == 0 for r in logged)
-    assert all(d.record.cache_read_tokens == 0 for d in deliveries)
+    assert ["cache_control" in json.dumps(r.body) for r in logged] == [False, False, True, False]
+    assert [(r.cache_read_tokens, r.cache_write_tokens > 0) for r in logged] == [
+        (0, False),
+        (0, False),
+        (0, True),
+        (0, False),
+    ]
+    assert all(d.record.cache_read_tokens == d.record.cache_write_tokens == 0 for d in deliveries)
     assert all(
         d.cost_usd == cat["sonnet"].cost(d.input_tokens, d.output_tokens) for d in deliveries
     )
