@@ -43,10 +43,6 @@ class CacheUse:
     written: int = 0
 
 
-def _digest(model: str, text: str) -> str:
-    return hashlib.sha256(f"{model}\0{text}".encode()).hexdigest()
-
-
 def _marked(block: object) -> bool:
     found = object_or_none(block)
     return found is not None and found.get("cache_control") is not None
@@ -115,12 +111,15 @@ class PromptCache:
         return CacheUse(read=read, written=min(use.written, input_tokens - read))
 
     def _anthropic(self, model: str, body: JsonObject) -> CacheUse:
-        text = ""
+        digest = hashlib.sha256(f"{model}\0".encode())
+        length = 0
         prefixes: list[tuple[str, int]] = []  # (digest, tokens) of the prefix ending at each block
         points: list[int] = []  # the blocks that are breakpoints
         for index, (block, marked) in enumerate(_anthropic_blocks(body)):
-            text = f"{text}\n{block}" if text else block
-            prefixes.append((_digest(model, text), len(text) // _CHARS_PER_TOKEN))
+            piece = f"\n{block}" if index else block
+            digest.update(piece.encode())
+            length += len(piece)
+            prefixes.append((digest.copy().hexdigest(), length // _CHARS_PER_TOKEN))
             if marked and prefixes[-1][1] >= self.min_tokens:
                 points.append(index)
         if not points:
