@@ -47,7 +47,7 @@ from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapProp
 from pydantic import BaseModel, ConfigDict
 
 from handoffs.budget import Budget, Reservation
-from handoffs.catalog import reserved_input_tokens
+from handoffs.catalog import ModelEntry, reserved_input_tokens
 from handoffs.engine import (
     ASK_MAX_TOKENS,
     ASK_PROMPT_TOKENS,
@@ -56,6 +56,7 @@ from handoffs.engine import (
     Run,
     Session,
     prompt_bound,
+    prompt_cached,
 )
 from handoffs.errors import BudgetExceeded
 from handoffs.handoff import Delivery
@@ -188,19 +189,25 @@ def worst_case(session: Session, task: Task[Any]) -> tuple[Decimal, Decimal] | N
     prompt = max(prompt_bound(task, session.catalog[m].prompt_variant) for m in decision.ladder)
     tokens = reserved_input_tokens(prompt)
     again = reserved_input_tokens(prompt + 4 * out + FEEDBACK_PROMPT_TOKENS)
+
+    def cost(model: ModelEntry, tokens: int, out: int, wanted: bool = True) -> Decimal:
+        # as reserved: a call that asks for the prompt cache may write its prompt (1.25x)
+        return model.cost_bound(tokens, out, cached=prompt_cached(model, wanted))
+
+    catalog, own = session.catalog, task.prompt_cache
     judge = Decimal(0)
     if task.checks:
         asked = reserved_input_tokens(prompt + 4 * out + ASK_PROMPT_TOKENS)
-        judge = max(e.cost(asked, ASK_MAX_TOKENS) for e in session.catalog.values())
+        judge = max(cost(e, asked, ASK_MAX_TOKENS) for e in catalog.values())
     climb = Decimal(0)
     for rung in decision.rungs:
         climb += max(
-            session.catalog[m].cost(tokens, out)
+            cost(catalog[m], tokens, out, own)
             + judge
-            + task.feedback_retries * (session.catalog[m].cost(again, out) + judge)
+            + task.feedback_retries * (cost(catalog[m], again, out, own) + judge)
             for m in rung
         )
-    first = min(session.catalog[m].cost(tokens, out) for m in decision.rungs[0])
+    first = min(cost(catalog[m], tokens, out, own) for m in decision.rungs[0])
     return first, climb
 
 
