@@ -109,7 +109,9 @@ async def main() -> None:
     )
     with LoopbackServer(provider) as server:
         portfolio = Portfolio(CATALOG, env={}, simulated_base_url=server.base_url)
-        budget = Budget(Decimal("0.05"), name="triage job")
+        # each orchestrator step reserves its worst case: 2,048 output tokens, and its prompt at
+        # Anthropic's cache-write price (it asks for the prompt cache)
+        budget = Budget(Decimal("0.10"), name="triage job")
         session = Session(catalog=CATALOG, models=portfolio, budget=budget)
         orchestrator = Orchestrator(
             model="frontier",

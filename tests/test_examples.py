@@ -75,7 +75,7 @@ def test_orchestrator_fans_out_four_handoffs_in_one_step_and_gets_framed_results
     frame = out.split("<subordinate_result")[1].split("</subordinate_result>")[0]
     assert '"reply": "⟦q:' in frame and "Ignore all" not in frame  # held behind a handle
     assert "held behind handles: 2 texts" in out and "Ignore all previous instructions" in out
-    assert "budget: spent $0.00" in out and "of $0.05 limit" in out
+    assert "budget: spent $0.00" in out and "of $0.10 limit" in out
 
 
 def test_self_hosted_endpoint_escalates_when_its_answer_fails_the_check() -> None:
