@@ -230,6 +230,8 @@ class ModelEntry:
     def cache_saving(self, cache_read_tokens: int, cache_write_tokens: int) -> Decimal:
         """What the prompt cache saved on a call that read and wrote these tokens, in USD: their
         price as plain input minus what they cost (negative when writes outweigh reads)."""
+        if not (cache_read_tokens or cache_write_tokens):
+            return Decimal(0)
         return (
             Decimal(cache_read_tokens) * (self.input_usd_per_mtok - self.cache_read_price)
             + Decimal(cache_write_tokens) * (self.input_usd_per_mtok - self.cache_write_price)
