@@ -74,6 +74,8 @@ like), which could make a terminal show something other than what is there."""
 
 TIER_ORDER: Final[dict[Tier, int]] = {"local": 0, "small": 1, "mid": 2, "frontier": 3}
 _MILLION: Final = Decimal(1_000_000)
+_BATCH_FACTOR: Final[dict[str, Decimal]] = {"anthropic": Decimal("0.5"), "openai": Decimal("0.5")}
+"""A batched call's share of the ordinary price, by provider (both halve it)."""
 
 
 PROMPT_OVERHEAD_TOKENS: Final = 512
@@ -139,6 +141,13 @@ class ModelEntry:
     connection, timeout): the same rung of a route, each with its own prompt variant."""
     stream: bool = False
     """Ask for the answer as a stream: a stalled provider is caught by the first-token deadline."""
+    batch_discount: Decimal | None = None
+    """The share of the price a provider batch API takes off (0.5: half price), for the batch
+    lane (`Task(urgency="batch")`); None: the provider's default, 0.5 for `anthropic` and
+    `openai`, and no batch API for `openai-compatible` (its batch tasks take the ordinary route)."""
+    batch_window_s: float = 86400.0
+    """How long the provider may take to finish a batch: a batch task whose deadline is shorter
+    takes the ordinary route."""
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "failover", tuple(self.failover))
@@ -156,6 +165,23 @@ class ModelEntry:
             raise ConfigError(f"model {self.id!r}: max_concurrency must be at least 1")
         if self.typical_latency_s <= 0:
             raise ConfigError(f"model {self.id!r}: typical_latency_s must be a positive number")
+        if self.batch_discount is not None and not (0 <= self.batch_discount < 1):
+            raise ConfigError(f"model {self.id!r}: batch_discount must be at least 0, below 1")
+        if self.batch_window_s <= 0:
+            raise ConfigError(f"model {self.id!r}: batch_window_s must be a positive number")
+
+    @property
+    def batch_factor(self) -> Decimal | None:
+        """What a batched call costs as a share of an ordinary one (0.5), or None when the model
+        has no batch API."""
+        if self.batch_discount is not None:
+            return 1 - self.batch_discount
+        return _BATCH_FACTOR.get(self.provider)
+
+    def batch_cost(self, input_tokens: int, output_tokens: int) -> Decimal:
+        """What a batched call with these token counts costs (the ordinary price without a
+        batch API)."""
+        return self.cost(input_tokens, output_tokens) * (self.batch_factor or 1)
 
     @property
     def key_env(self) -> str | None:
@@ -276,6 +302,12 @@ class ModelTable(BaseModel):
     """Equivalent models on other providers (catalog ids), tried in order when this one fails."""
     stream: bool = False
     """Ask for the answer as a stream: a stalled provider is caught by the first-token deadline."""
+    batch_discount: Amount | None = None
+    """The share of the price the provider's batch API takes off (default: 0.5 for `anthropic`
+    and `openai`; `openai-compatible` has no batch API)."""
+    batch_window_s: float = Field(default=86400.0, gt=0)
+    """How long the provider may take to finish a batch (a batch task with a shorter deadline
+    takes the ordinary route)."""
 
     @model_validator(mode="after")
     def _both_prices_or_neither(self) -> Self:
@@ -320,6 +352,8 @@ class ModelTable(BaseModel):
             max_concurrency=self.max_concurrency,
             failover=tuple(self.failover),
             stream=self.stream,
+            batch_discount=self.batch_discount,
+            batch_window_s=self.batch_window_s,
         )
 
 

@@ -5,6 +5,8 @@ Routes:
 - `POST /v1/chat/completions`: OpenAI Chat Completions, JSON or `stream: true` SSE.
 - `POST /v1/messages`: Anthropic Messages (also `?beta=true`), JSON or SSE.
 - `GET /v1/models`: the scripted model ids (Anthropic-shaped when `anthropic-version` is sent).
+- `/v1/messages/batches...`: Anthropic Message Batches (create, poll, results, cancel), kept in
+  `FakeProvider.batches`, whose switches say when a batch ends and how (`handoffs.testing._batch`).
 
 The request's `model` field picks a `ScriptedModel`; an unknown id gets a provider-shaped 404.
 Every request is logged once in `FakeProvider.requests`, before its response body is sent, so a
@@ -30,7 +32,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import Any, Final
 
-from . import _anthropic_wire, _openai_wire
+from . import _anthropic_wire, _batch, _openai_wire
 from ._asgi import Exchange, Receive, Send, read_body, transport_of
 from ._delivery import (
     NO_RESPONSE,
@@ -140,6 +142,8 @@ class FakeProvider:
         """Every request received, in arrival order."""
         self._outages: dict[str, list[tuple[Outage, Fault]]] = {}
         self._lock = threading.Lock()
+        self.batches = _batch.Batches()
+        """The batches created on the batch routes, and when and how they end."""
 
     def add(self, model_id: str, scripted: ScriptedModel) -> None:
         """Serve `scripted` as `model_id`, replacing any model of that id."""
@@ -160,6 +164,7 @@ class FakeProvider:
             self.models.clear()
             self._outages.clear()
             self.requests.clear()
+        self.batches = _batch.Batches()
 
     def _log(self, entry: LoggedRequest) -> None:
         with self._lock:
@@ -180,6 +185,8 @@ class FakeProvider:
             await self._complete("openai", exchange)
         elif (method, path) == ("POST", "/v1/messages"):
             await self._complete("anthropic", exchange)
+        elif path.startswith("/v1/messages/batches"):
+            await self._batch(method, path, scope, exchange)
         elif (method, path) == ("GET", "/v1/models"):
             wire = _anthropic_wire if anthropic else _openai_wire
             await exchange.json(200, wire.models_body(list(self.models)))
@@ -187,6 +194,46 @@ class FakeProvider:
             wire_name: Wire = "anthropic" if anthropic else "openai"
             body = error_body(wire_name, 404, f"no route for {method} {path}")
             await exchange.json(404, body)
+
+    async def _batch(
+        self, method: str, path: str, scope: Mapping[str, Any], exchange: Exchange
+    ) -> None:
+        """The Anthropic Message Batches routes."""
+        rest = path.removeprefix("/v1/messages/batches").strip("/").split("/")
+        if method == "POST" and rest == [""]:
+            raw = await read_body(exchange.receive)
+            if raw is None:
+                return
+            try:
+                items = _batch.parse_create(as_object(json.loads(raw), "body"))
+            except (ValueError, WireError) as exc:
+                body = error_body("anthropic", 400, f"invalid request: {exc}")
+                await exchange.json(400, body)
+                return
+            batch = self.batches.add(items)
+            await exchange.json(200, _batch.anthropic_body(batch, _base_url(scope)))
+            return
+        batch = self.batches.get(rest[0])
+        if batch is None:
+            await exchange.json(404, error_body("anthropic", 404, f"no batch {rest[0]!r}"))
+            return
+        if method == "GET" and len(rest) == 1:
+            if not batch.ended and self.batches.due(batch):
+                await _batch.end(batch, self.models, settle=settle, expire=self.batches.expire)
+        elif method == "POST" and rest[1:] == ["cancel"]:
+            for item in batch.items:
+                item.status = "canceled"
+            batch.ended_at = batch.ended_at or batch.created_at
+        elif method == "GET" and rest[1:] == ["results"] and batch.ended:
+            data = _batch.anthropic_results(batch)
+            await exchange.start(200, b"application/binary", [], len(data))
+            await exchange.end(data)
+            return
+        else:
+            body = error_body("anthropic", 404, f"no route for {method} {path}")
+            await exchange.json(404, body)
+            return
+        await exchange.json(200, _batch.anthropic_body(batch, _base_url(scope)))
 
     async def _lifespan(self, receive: Receive, send: Send) -> None:
         while True:
@@ -307,3 +354,10 @@ class FakeProvider:
         tokens = self._tokens(request, reply)
         self._log(self._entry(request, body, 200, tokens))
         await deliver(exchange, request, body, reply, tokens)
+
+
+def _base_url(scope: Mapping[str, Any]) -> str:
+    """The address the request was sent to, for the absolute URLs a batch object carries."""
+    headers: list[tuple[bytes, bytes]] = scope.get("headers", [])
+    host = next((v.decode() for k, v in headers if k.lower() == b"host"), "127.0.0.1")
+    return f"{scope.get('scheme', 'http')}://{host}"
