@@ -5,6 +5,14 @@ both call models through one `Guard` (breakers, reservations, spend caps, faults
 retry caps and spending caps.
 """
 
+from handoffs.engine._batch import (
+    BatchAnswer,
+    BatchModels,
+    BatchPlan,
+    batch_urgent,
+    plan_batch,
+    read_answer,
+)
 from handoffs.engine._cap import Caps, SpendCap
 from handoffs.engine._guard import EXPOSURE, Exposure
 from handoffs.engine._helm import ORCHESTRATOR_KIND, Helm
@@ -32,6 +40,9 @@ __all__ = [
     "HANDOFF_SLOTS",
     "KEEP_RECORDS",
     "ORCHESTRATOR_KIND",
+    "BatchAnswer",
+    "BatchModels",
+    "BatchPlan",
     "Caps",
     "Exposure",
     "HandoffRunner",
@@ -44,6 +55,9 @@ __all__ = [
     "Session",
     "SpendCap",
     "Tally",
+    "batch_urgent",
+    "plan_batch",
     "prompt_bound",
+    "read_answer",
     "run_here",
 ]

@@ -60,7 +60,9 @@ class FakeBatch:
         return self.ended_at is not None
 
     def counts(self) -> dict[str, int]:
-        found = dict.fromkeys(("processing", "succeeded", "errored", "canceled", "expired"), 0)
+        found: dict[str, int] = dict.fromkeys(
+            ("processing", "succeeded", "errored", "canceled", "expired"), 0
+        )
         for item in self.items:
             found[item.status] += 1
         return found
