@@ -162,7 +162,7 @@ async def plan_batch(
             ModelRequest(parts=[UserPromptPart(prompt)], instructions=instructions or None)
         ]
         request = BatchRequest(
-            custom_id=task.id,
+            custom_id=task.id,  # a batch may renumber it
             messages=messages,
             model_settings={"max_tokens": task.max_output_tokens},
             model_request_parameters=parameters,

@@ -35,6 +35,7 @@ route. The lane uses the same `Model.batch_*` primitives the capability is built
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -173,6 +174,11 @@ class BatchLane:
 
     async def _batch(self, waiters: list[_Waiter]) -> None:
         """One batch of `waiters`' requests (all to one model): submit, wait, read."""
+        # Each request's id is its place in the batch, not its task's id: a resumed job makes its
+        # tasks again, with new ids, in the same order, and matches them to the journaled results.
+        for n, each in enumerate(waiters):
+            request = dataclasses.replace(each.plan.request, custom_id=f"item-{n}")
+            each.plan = dataclasses.replace(each.plan, request=request)
         plans = [w.plan for w in waiters]
         model = plans[0].model
         try:
