@@ -1,6 +1,6 @@
 """The batch lane in process (`BatchLane` around `run_here`): batch-urgent tasks answered by the
-fake provider's Anthropic Message Batches through the real SDK, at the batch price; failures
-escalate by the ordinary route."""
+fake provider's batch APIs (Anthropic Message Batches; OpenAI's Batch API of Responses requests)
+through the real SDKs, at the batch price; failures escalate by the ordinary route."""
 
 from __future__ import annotations
 
@@ -23,28 +23,31 @@ class Draft(BaseModel):
     body: str
 
 
-def _entry(model_id: str, name: str, tier: str, base_url: str, **extra: object) -> ModelEntry:
+def _entry(
+    model_id: str, name: str, tier: str, base_url: str, wire: str, **extra: object
+) -> ModelEntry:
     return ModelEntry(
         id=model_id,
-        provider="anthropic",
+        provider=wire,  # type: ignore[arg-type]
         name=name,
         tier=tier,  # type: ignore[arg-type]
         input_usd_per_mtok=Decimal("1"),
         output_usd_per_mtok=Decimal("5"),
         context_window=200_000,
-        base_url=base_url,
+        base_url=base_url if wire == "anthropic" else f"{base_url}/v1",
         api_key_env="HANDOFFS_TEST_KEY",
+        structured_output="tool" if wire == "anthropic" else "native",
         **extra,  # type: ignore[arg-type]
     )
 
 
 class World:
-    def __init__(self, fake: FakeProvider, base_url: str) -> None:
+    def __init__(self, fake: FakeProvider, base_url: str, wire: str) -> None:
         self.fake = fake
         self.catalog = Catalog(
             [
-                _entry("mid", "claude-haiku-4-5", "mid", base_url),
-                _entry("frontier", "claude-sonnet-4-6", "frontier", base_url),
+                _entry("mid", "claude-haiku-4-5", "mid", base_url, wire),
+                _entry("frontier", "claude-sonnet-4-6", "frontier", base_url, wire),
             ]
         )
         self.portfolio = Portfolio(self.catalog, env={"HANDOFFS_TEST_KEY": "test"})
@@ -69,8 +72,8 @@ def _answer(body: str) -> Reply:
     return Reply.json({"body": body})
 
 
-@pytest.fixture
-async def world() -> AsyncIterator[World]:
+@pytest.fixture(params=["anthropic", "openai"])
+async def world(request: pytest.FixtureRequest) -> AsyncIterator[World]:
     fake = FakeProvider(
         {
             "claude-haiku-4-5": ScriptedModel(
@@ -80,7 +83,7 @@ async def world() -> AsyncIterator[World]:
         }
     )
     with LoopbackServer(fake) as server:
-        made = World(fake, server.base_url)
+        made = World(fake, server.base_url, request.param)
         async with made.portfolio:
             yield made
 

@@ -117,14 +117,14 @@ class _Recorder(WrapperModel):
         raise _Captured
 
 
-_parameters: dict[tuple[int, type[Any]], ModelRequestParameters] = {}
+_parameters: dict[tuple[int, str, type[Any]], ModelRequestParameters] = {}
 
 
 async def request_parameters(
     model: Model, entry: ModelEntry, output_type: type[Any]
 ) -> ModelRequestParameters:
     """The parameters the engine's agent sends `model` for `output_type` (captured once)."""
-    key = (id(model), output_type)
+    key = (id(model), entry.structured_output, output_type)
     found = _parameters.get(key)
     if found is None:
         recorder = _Recorder(model)
