@@ -167,6 +167,12 @@ class JobReport(BaseModel):
     """Handoffs served from the verified response cache (exact or semantic)."""
     cache_saved_usd: Money = Decimal(0)
     """What the cached answers cost when they were first made: the spend the cache avoided."""
+    batched: int = 0
+    """Handoffs whose first attempt was a provider batch's answer (the batch lane)."""
+    batch_ids: list[str] = []
+    """The provider batches the job's handoffs went in."""
+    batch_saved_usd: Money = Decimal(0)
+    """What the batch price saved on those handoffs' batched calls, against the ordinary price."""
 
     @property
     def orchestrator_tokens_per_item(self) -> float | None:

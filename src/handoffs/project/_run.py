@@ -258,6 +258,9 @@ async def run_job(
         gold=score_gold(records, load_gold(spec.gold)) if spec.gold is not None else None,
         cache_hits=len(hits),
         cache_saved_usd=sum((r.cache_saved_usd or Decimal(0) for r in hits), Decimal(0)),
+        batched=sum(1 for r in records if r.batch_id),
+        batch_ids=list(dict.fromkeys(b for r in records if (b := r.batch_id))),
+        batch_saved_usd=sum((r.batch_saved_usd for r in records), Decimal(0)),
     )
 
 
