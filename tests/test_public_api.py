@@ -323,10 +323,13 @@ def test_a_record_dumped_before_its_fields_were_literals_still_loads() -> None:
     assert record.breakers == {"tiny": "open", "cheap": "closed"}
     # loaded whole; dumped again it is the same, plus the fields added since (at their defaults)
     later = {"cache", "cache_similarity", "cache_source", "cache_saved_usd"}  # added since, None
-    assert json.loads(record.model_dump_json(exclude=later)) == {
+    batch = {"lane", "batch_id", "saved_usd"}  # each attempt's, added since
+    exclude = {**dict.fromkeys(later, True), "attempts": {"__all__": batch}}
+    assert json.loads(record.model_dump_json(exclude=exclude)) == {
         **json.loads(RECORD_BEFORE_LITERALS),
         "simulated": False,
     }
+    assert {(a.lane, a.batch_id, a.saved_usd) for a in record.attempts} == {("now", None, 0)}
 
 
 @pytest.mark.parametrize(

@@ -98,12 +98,9 @@ class BatchAnswer:
     """From the batch's submission to its results."""
 
 
-class _Captured(Exception):
-    pass
-
-
 class _Recorder(WrapperModel):
-    """Records the request parameters the agent sends, and answers nothing."""
+    """Records the request parameters the agent sends, and answers nothing usable (the agent
+    then gives up on its output at once: `retries={"output": 0}`)."""
 
     parameters: ModelRequestParameters | None = None
 
@@ -114,7 +111,7 @@ class _Recorder(WrapperModel):
         model_request_parameters: ModelRequestParameters,
     ) -> ModelResponse:
         self.parameters = dataclasses.replace(model_request_parameters, instruction_parts=None)
-        raise _Captured
+        return ModelResponse(parts=[])
 
 
 _parameters: dict[tuple[int, str, type[Any]], ModelRequestParameters] = {}
@@ -128,10 +125,14 @@ async def request_parameters(
     found = _parameters.get(key)
     if found is None:
         recorder = _Recorder(model)
-        agent = Agent(recorder, output_type=output_spec(entry, output_type))
+        agent = Agent(
+            recorder,
+            output_type=output_spec(entry, output_type),
+            retries={"output": 0, "tools": 0},
+        )
         try:
             await agent.run("?")
-        except _Captured:
+        except UnexpectedModelBehavior:
             pass
         assert recorder.parameters is not None, "the agent made no request"
         found = _parameters[key] = recorder.parameters
