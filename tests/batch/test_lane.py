@@ -193,3 +193,38 @@ async def test_kinds_listed_by_the_job_are_batched_and_others_are_not(world: Wor
     other = Task(kind="classify", input={"ticket": "T-009"}, output_type=Draft)
     assert (await session.delegate(plain)).record.attempts[0].lane == "batch"
     assert (await session.delegate(other)).record.attempts[0].lane == "now"
+
+
+async def test_the_job_summary_and_table_show_the_batch_and_what_it_saved(world: World) -> None:
+    from rich.console import Console
+
+    from handoffs.cli._render import job_summary, job_table
+    from handoffs.project import JobReport
+
+    session = world.session()
+    await _all(session, [_task(n) for n in range(2)])
+    records = list(session.records)
+    (batch,) = world.fake.batches.created
+    saved = sum((r.batch_saved_usd for r in records), Decimal(0))
+    assert saved > 0
+    report = JobReport(
+        job_id="j1",
+        job="demo",
+        status="completed",
+        models={},
+        handoffs=records,
+        orchestrator_cost_usd=Decimal(0),
+        total_cost_usd=sum((r.cost_usd for r in records), Decimal(0)),
+        repriced_frontier_cost_usd=Decimal(0),
+        escalations=0,
+        degraded=0,
+        batched=2,
+        batch_ids=[batch.id],
+        batch_saved_usd=saved,
+    )
+    summary = job_summary(report)
+    assert f"batch lane: 2 handoffs in 1 provider batch ({batch.id})" in summary
+    assert "0 escalated" in summary and f"saved: ${saved:.6f}" in summary
+    console = Console(width=300, record=True)
+    console.print(job_table(report))
+    assert console.export_text().count(f"batch {batch.id}") == 2
