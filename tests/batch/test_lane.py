@@ -228,3 +228,43 @@ async def test_the_job_summary_and_table_show_the_batch_and_what_it_saved(world:
     console = Console(width=300, record=True)
     console.print(job_table(report))
     assert console.export_text().count(f"batch {batch.id}") == 2
+
+
+def test_batch_prices_default_by_provider_and_can_be_set() -> None:
+    from handoffs.errors import ConfigError
+
+    tables = {
+        "a": {"provider": "anthropic", "name": "claude-haiku-4-5", "tier": "mid"},
+        "o": {"provider": "openai", "name": "gpt-4.1-mini", "tier": "mid"},
+        "s": {"provider": "openai-compatible", "base_url": "http://h/v1", "tier": "local"},
+        "c": {"provider": "anthropic", "tier": "mid", "batch_discount": "0.4"},
+    }
+    prices = {"input_usd_per_mtok": "1", "output_usd_per_mtok": "2", "context_window": 1000}
+    catalog = Catalog.from_dict({k: {**v, **prices} for k, v in tables.items()})
+    assert [catalog[m].batch_factor for m in "aosc"] == [
+        Decimal("0.5"),
+        Decimal("0.5"),
+        None,
+        Decimal("0.6"),
+    ]
+    assert catalog["a"].batch_cost(1_000_000, 0) == Decimal("0.5")
+    assert catalog["s"].batch_cost(1_000_000, 0) == Decimal("1")  # no batch API: full price
+    with pytest.raises(ConfigError, match="batch_discount"):
+        _entry("x", "x", "mid", "http://h", "anthropic", batch_discount=Decimal(1))
+
+
+async def test_a_first_rung_without_a_batch_api_takes_the_ordinary_route() -> None:
+    from handoffs.engine import plan_batch
+
+    local = ModelEntry(
+        id="s",
+        provider="openai-compatible",
+        name="s",
+        tier="local",
+        input_usd_per_mtok=Decimal(0),
+        output_usd_per_mtok=Decimal(0),
+        context_window=1000,
+        base_url="http://h/v1",
+    )
+    why = await plan_batch(_task(1), [[local]], lambda entry: None)
+    assert why == "no model on the first rung has a batch API"

@@ -74,7 +74,7 @@ async def test_a_pending_batch_survives_a_killed_worker_without_being_resubmitte
         (batch,) = batches.created
         first.kill()
         polls_before = batch.polls
-        second = spawn(sqlite_url, config)
+        second = spawn(sqlite_url, config, args=("--dead-after", "2"))  # soon sees the first dead
         try:
             await _until(models, lambda: batch.polls > polls_before)  # the new worker polls it
         except TimeoutError:
