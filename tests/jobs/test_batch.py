@@ -72,6 +72,9 @@ async def test_a_pending_batch_survives_a_killed_worker_without_being_resubmitte
         except TimeoutError:
             raise AssertionError(first.output()) from None
         (batch,) = batches.created
+        status = handle.status()
+        assert status.progress is not None
+        assert status.progress.pending_batches == {batch.id: len(batch.items)}
         first.kill()
         polls_before = batch.polls
         second = spawn(sqlite_url, config, args=("--dead-after", "2"))  # soon sees the first dead
@@ -85,8 +88,10 @@ async def test_a_pending_batch_survives_a_killed_worker_without_being_resubmitte
                 report = await handle.result()
         except TimeoutError:
             raise AssertionError(second.output()) from None
+        after = handle.status()
 
     assert report.status == "completed"
+    assert after.progress is not None and after.progress.pending_batches == {}
     assert len(batches.created) == 1, "the pending batch was submitted again"
     drafts = [r for r in report.handoffs if r.task_kind == "draft"]
     assert drafts and len(drafts) == len(batch.items)

@@ -226,16 +226,20 @@ class BatchLane:
 
         ended = batch
 
-        async def fetch() -> dict[str, Any] | None:
+        async def fetch() -> dict[str, Any]:
             try:
                 results = await model.batch_results(ended)
             except Exception:
-                return None
-            return {"results": _RESULTS.dump_python(results, mode="json"), "at": time.time()}
+                return {"batch_id": ended.id, "results": None, "at": time.time()}
+            return {
+                "batch_id": ended.id,
+                "results": _RESULTS.dump_python(results, mode="json"),
+                "at": time.time(),
+            }
 
         fetched = await _step(BATCH_RESULTS_STEP, fetch)
-        if fetched is None:
-            return
+        if fetched["results"] is None:
+            return  # unreadable: every task goes the ordinary route
         results = {r.custom_id: r for r in _RESULTS.validate_python(fetched["results"])}
         waited = max(float(fetched["at"]) - float(submitted["at"]), 0.0)
         for each in waiters:
