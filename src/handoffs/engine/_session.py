@@ -31,6 +31,8 @@ session.delegate(task)
   -> handoff span (with tracing)
   -> runner(task, run)            default: `await run()`, the loop above, here and now
        or: the record from elsewhere (a journal, another worker) -> run.adopt(record)
+       or: a provider batch's answer in `run.batched` first (the batch lane,
+           `handoffs.jobs.BatchLane`): the handoff's first attempt, at the batch price
   -> run.record: tallied, streamed to the sinks (`RecordSink`), fills in the span
 ```
 """
@@ -167,7 +169,8 @@ class Run(Generic[T]):
         """The record the session accounted for this handoff (None until made or adopted)."""
         self.batched: BatchAnswer | None = None
         """A provider batch's answer for the task, taken as its first attempt when the handoff is
-        made (`handoffs.jobs.BatchLane` sets it before handing the run on)."""
+        made (`handoffs.jobs.BatchLane` sets it before handing the run on): charged at the batch
+        price and checked; failing that, the handoff goes on by the ordinary route."""
         self._make = make
         self._account = account
         self._adopt = adopt
@@ -378,16 +381,11 @@ class Session:
                     left = self.budget.remaining_usd
                     self.tracing.finish_handoff(span, run.record, budget_left=left, error=error)
 
-    def prepare(self, task: Task[T], *, batched: BatchAnswer | None = None) -> Run[T]:
+    def prepare(self, task: Task[T]) -> Run[T]:
         """The handoff of `task` on this session, not yet made: what `delegate` hands the runner.
         Awaited directly it is made here, without the runner and without a handoff span of its
-        own (a spread job's child workflow makes its parent's handoff so, in the parent's span).
-        `batched`: a provider batch's answer for the task (`handoffs.jobs.BatchLane`), taken as
-        its first attempt: charged at the batch price and checked; failing that, the handoff
-        goes on by the ordinary route."""
-        run = Run(self, task, make=self._make, account=self._account, adopt=self._adopt)
-        run.batched = batched
-        return run
+        own (a spread job's child workflow makes its parent's handoff so, in the parent's span)."""
+        return Run(self, task, make=self._make, account=self._account, adopt=self._adopt)
 
     def _account(self, record: HandoffRecord, task: Task[Any] | None) -> None:
         """Tally a finished handoff and stream its record; with its `task` (one made here, not
