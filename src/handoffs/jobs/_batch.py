@@ -61,6 +61,7 @@ from handoffs.engine import (
 from handoffs.errors import BudgetExceeded
 from handoffs.handoff import Delivery
 from handoffs.jobs._durable import in_workflow
+from handoffs.routing import route
 from handoffs.task import Task
 
 __all__ = [
@@ -137,7 +138,10 @@ class BatchLane:
         if not batch_urgent(task, self.kinds) or run.batched is not None:
             return await self.inner(task, run)
         session = run.session
-        ladder = [[session.catalog[m] for m in rung] for rung in session.route(task).rungs]
+        # the policy's route, not the breakers' (`session.route`): workflow code must choose the
+        # same way when a resumed job runs it again, whatever the endpoints' health is by then
+        decision = route(task, session.catalog, session.policy)
+        ladder = [[session.catalog[m] for m in rung] for rung in decision.rungs]
         plan = await plan_batch(task, ladder, self.batch_models)
         if isinstance(plan, str):
             return await self.inner(task, run)
