@@ -71,9 +71,11 @@ class FakeBatch:
 
     @property
     def ended(self) -> bool:
+        """Whether it has ended (answered, expired or canceled)."""
         return self.ended_at is not None
 
     def counts(self) -> dict[str, int]:
+        """Its requests by status, as the providers count them."""
         found: dict[str, int] = dict.fromkeys(
             ("processing", "succeeded", "errored", "canceled", "expired"), 0
         )
@@ -106,12 +108,14 @@ class Batches:
             return self._lock.wait_for(what, timeout_s)
 
     def add_file(self, data: bytes) -> str:
+        """Keep `data` as a new OpenAI file; returns its id."""
         file_id = f"file-{uuid.uuid4().hex[:24]}"
         with self._lock:
             self.files[file_id] = data
         return file_id
 
     def get(self, batch_id: str) -> FakeBatch | None:
+        """The batch of that id, if one was created."""
         with self._lock:
             return next((b for b in self.created if b.id == batch_id), None)
 
