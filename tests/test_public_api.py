@@ -334,12 +334,14 @@ def test_a_record_dumped_before_its_fields_were_literals_still_loads() -> None:
         ],
         True,
     )
-    prompt_cache = {"cache_read_tokens", "cache_write_tokens", "prompt_cache_saved_usd"}
-    later["attempts"] = {"__all__": prompt_cache}
+    each_attempt = {"cache_read_tokens", "cache_write_tokens", "prompt_cache_saved_usd"}
+    each_attempt |= {"lane", "batch_id", "saved_usd"}  # the batch lane's
+    later["attempts"] = {"__all__": each_attempt}
     assert json.loads(record.model_dump_json(exclude=later)) == {
         **json.loads(RECORD_BEFORE_LITERALS),
         "simulated": False,
     }
+    assert {(a.lane, a.batch_id, a.saved_usd) for a in record.attempts} == {("now", None, 0)}
 
 
 @pytest.mark.parametrize(

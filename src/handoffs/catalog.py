@@ -79,6 +79,8 @@ _READ_RATIO: Final[dict[str, Decimal]] = {"anthropic": Decimal("0.1"), "openai":
 does not price (Anthropic: 0.1x; OpenAI: 0.5x on the GPT-4o generation)."""
 _WRITE_RATIO: Final[dict[str, Decimal]] = {"anthropic": Decimal("1.25")}
 """Cache-write price over input price: Anthropic's 5-minute cache 1.25x; OpenAI charges none."""
+_BATCH_FACTOR: Final[dict[str, Decimal]] = {"anthropic": Decimal("0.5"), "openai": Decimal("0.5")}
+"""A batched call's share of the ordinary price, by provider (both halve it)."""
 
 
 PROMPT_OVERHEAD_TOKENS: Final = 512
@@ -153,6 +155,13 @@ class ModelEntry:
     prompt_cache: bool = True
     """Mark each request's stable prefix (instructions, output schema) cacheable on providers that
     cache prompts (Anthropic `cache_control`; OpenAI caches long prefixes by itself)."""
+    batch_discount: Decimal | None = None
+    """The share of the price a provider batch API takes off (0.5: half price), for the batch
+    lane (`Task(urgency="batch")`); None: the provider's default, 0.5 for `anthropic` and
+    `openai`, and no batch API for `openai-compatible` (its batch tasks take the ordinary route)."""
+    batch_window_s: float = 86400.0
+    """How long the provider may take to finish a batch: a batch task whose deadline is shorter
+    takes the ordinary route."""
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "failover", tuple(self.failover))
@@ -175,6 +184,23 @@ class ModelEntry:
             raise ConfigError(f"model {self.id!r}: max_concurrency must be at least 1")
         if self.typical_latency_s <= 0:
             raise ConfigError(f"model {self.id!r}: typical_latency_s must be a positive number")
+        if self.batch_discount is not None and not (0 <= self.batch_discount < 1):
+            raise ConfigError(f"model {self.id!r}: batch_discount must be at least 0, below 1")
+        if self.batch_window_s <= 0:
+            raise ConfigError(f"model {self.id!r}: batch_window_s must be a positive number")
+
+    @property
+    def batch_factor(self) -> Decimal | None:
+        """What a batched call costs as a share of an ordinary one (0.5), or None when the model
+        has no batch API."""
+        if self.batch_discount is not None:
+            return 1 - self.batch_discount
+        return _BATCH_FACTOR.get(self.provider)
+
+    def batch_cost(self, input_tokens: int, output_tokens: int) -> Decimal:
+        """What a batched call with these token counts costs (the ordinary price without a
+        batch API)."""
+        return self.cost(input_tokens, output_tokens) * (self.batch_factor or 1)
 
     @property
     def key_env(self) -> str | None:
@@ -351,6 +377,12 @@ class ModelTable(BaseModel):
     prompt_cache: bool = True
     """Mark each request's stable prefix (instructions, output schema) for the provider's prompt
     cache (Anthropic; OpenAI caches long prefixes by itself)."""
+    batch_discount: Amount | None = None
+    """The share of the price the provider's batch API takes off (default: 0.5 for `anthropic`
+    and `openai`; `openai-compatible` has no batch API)."""
+    batch_window_s: float = Field(default=86400.0, gt=0)
+    """How long the provider may take to finish a batch (a batch task with a shorter deadline
+    takes the ordinary route)."""
 
     @model_validator(mode="after")
     def _both_prices_or_neither(self) -> Self:
@@ -402,6 +434,8 @@ class ModelTable(BaseModel):
             cache_read_usd_per_mtok=priced.cache_read_usd_per_mtok,
             cache_write_usd_per_mtok=priced.cache_write_usd_per_mtok,
             prompt_cache=self.prompt_cache,
+            batch_discount=self.batch_discount,
+            batch_window_s=self.batch_window_s,
         )
 
 

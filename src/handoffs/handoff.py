@@ -26,6 +26,7 @@ __all__ = [
     "Delivery",
     "FaultKind",
     "HandoffRecord",
+    "Lane",
     "Money",
     "Outcome",
     "Provider",
@@ -119,6 +120,10 @@ Cause = Literal[
 ]
 """Why a handoff was degraded or failed."""
 
+Lane = Literal["now", "batch"]
+"""How a call was made: an ordinary request (`now`), or one request of a provider batch
+(`batch`, at the batch price)."""
+
 BreakerState = Literal["closed", "open", "half_open"]
 """A circuit breaker's state (`handoffs.health`)."""
 
@@ -163,6 +168,12 @@ class Attempt(BaseModel):
     fault: FaultKind | None = None
     """For a provider error, how the engine sorted it: `unavailable`, `rate_limited`,
     `context_length`, `content_filter` or `rejected` (see `handoffs.providers`)."""
+    lane: Lane = "now"
+    """`batch`: the call was one request of a provider batch, charged at the batch price."""
+    batch_id: str | None = None
+    """The provider's id of the batch the call went in (`lane == "batch"`)."""
+    saved_usd: Money = Decimal(0)
+    """What the batch price saved on this call against the model's ordinary price."""
 
 
 class RouteStep(BaseModel):
@@ -233,6 +244,16 @@ class HandoffRecord(BaseModel):
     """The handoff whose answer was served (a hit) or refused (a miss)."""
     cache_saved_usd: Money | None = None
     """For a cache hit, what the source handoff cost: the spend this one avoided."""
+
+    @property
+    def batch_id(self) -> str | None:
+        """The provider batch this handoff's first answer came from, if it was batched."""
+        return next((a.batch_id for a in self.attempts if a.lane == "batch"), None)
+
+    @property
+    def batch_saved_usd(self) -> Decimal:
+        """What the batch price saved on this handoff's batched calls."""
+        return sum((a.saved_usd for a in self.attempts), Decimal(0))
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -8,7 +8,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from functools import lru_cache
-from typing import Any, Final, Generic, Protocol, TypeVar, cast, runtime_checkable
+from typing import Any, Final, Generic, Literal, Protocol, TypeVar, cast, runtime_checkable
 
 from jsonschema.validators import validator_for
 from pydantic import BaseModel, TypeAdapter
@@ -27,6 +27,7 @@ __all__ = [
     "NoFallback",
     "Risk",
     "Task",
+    "Urgency",
     "json_schema_of",
     "schema_errors",
 ]
@@ -115,6 +116,10 @@ def _label_of(value: Any, depth: int = 0) -> str | None:
     return None
 
 
+Urgency = Literal["now", "batch"]
+"""Whether a task is answered now or may wait for a provider batch (`Task.urgency`)."""
+
+
 @dataclass(frozen=True, kw_only=True)
 class Task(Generic[OutputT]):
     """One typed subtask handed to a subordinate model.
@@ -163,6 +168,11 @@ class Task(Generic[OutputT]):
     label: str | None = None
     """A short human label for tables and traces, e.g. the ticket id (derived from the input's
     `id`, `name` or `title` field, or its nested model's, when not given)."""
+    urgency: Urgency = "now"
+    """`now`: an ordinary call. `batch`: the answer may wait for a provider batch API (about half
+    price, up to its batch window): inside a durable job the task goes in a batch when its first
+    rung has a model with a batch API and its deadline allows (`handoffs.jobs.BatchLane`), and
+    takes the ordinary route otherwise, or when its batch answer fails."""
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "checks", tuple(self.checks))

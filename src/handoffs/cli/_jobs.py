@@ -87,9 +87,10 @@ def _progress_line(info: JobInfo) -> str:
     if p is None:
         return info.state
     spent = _money(p.spent_usd) + (f" of {_money(p.budget_usd)}" if p.budget_usd else "")
+    batches = "".join(f"  {n} pending in batch {b}" for b, n in p.pending_batches.items())
     return (
         f"handoffs done: {p.done}  running: {p.running}  failed: {p.failed}"
-        f"{f'  degraded: {p.degraded}' if p.degraded else ''}  spent {spent}"
+        f"{f'  degraded: {p.degraded}' if p.degraded else ''}{batches}  spent {spent}"
     )
 
 

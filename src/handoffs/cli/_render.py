@@ -60,6 +60,8 @@ def job_table(report: JobReport) -> Table:
         ):  # a degraded one was not escalated to anything
             model += f" (↑{r.escalations})"
         route = "→".join(r.route)
+        if r.batch_id is not None:
+            route = f"batch {r.batch_id} · {route}"
         if r.cache in ("exact", "semantic"):
             route = f"cache:{r.cache} {r.cache_similarity:.2f} ← {r.cache_source}"
         table.add_row(
@@ -111,6 +113,18 @@ def job_summary(report: JobReport) -> str:
         lines.append(
             f"SIMULATED: {len(stand_ins)} of {len(report.handoffs)} answers are stand-ins from "
             f"simulated models ({', '.join(models)}: no key set), not model answers"
+        )
+    if report.batched:
+        escalated = sum(
+            1
+            for r in report.handoffs
+            if r.batch_id and r.attempts and r.attempts[-1].lane != "batch"
+        )
+        lines.append(
+            f"batch lane: {report.batched} handoffs in {len(report.batch_ids)} provider "
+            f"batch{'es' if len(report.batch_ids) != 1 else ''} ({', '.join(report.batch_ids)}), "
+            f"{escalated} escalated by the ordinary route   "
+            f"saved: {money(report.batch_saved_usd)} against the ordinary price"
         )
     looked_up = [r for r in report.handoffs if r.cache is not None]
     if looked_up:

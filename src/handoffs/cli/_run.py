@@ -9,7 +9,7 @@ import urllib.request
 import uuid
 from decimal import Decimal
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import anyio
 import typer
@@ -22,6 +22,9 @@ from handoffs.errors import ConfigError, HandoffsError
 from handoffs.handoff import HandoffRecord
 from handoffs.project import Config, load_config, load_job
 from handoffs.tracing import TRACE_DIR, TRACE_DIR_ENV
+
+if TYPE_CHECKING:
+    from handoffs.jobs import PendingBatch
 
 __all__ = ["doctor", "run"]
 
@@ -91,12 +94,16 @@ def run(
     path = trace_path(trace_dir, job_id)
     seen: list[HandoffRecord] = []
     spent = Decimal(0)
+    batches: dict[str, int] = {}  # pending provider batch id -> its handoffs
 
     def status() -> str:
         problems = sum(1 for r in seen if r.status != "delivered")
+        done = {b: sum(1 for r in seen if r.batch_id == b) for b in batches}
+        pending = [f"{n - done[b]} pending in batch {b}" for b, n in batches.items() if n > done[b]]
         return (
             f"job {job_id}: {len(seen)} handoffs done"
             + (f" ({problems} degraded or failed)" if problems else "")
+            + (f" · {', '.join(pending)}" if pending else "")
             + f" · handoffs cost {money(spent)}"
         )
 
@@ -117,6 +124,18 @@ def run(
                     seen.append(record)
                     ticker.update()
 
+                def waiting(batch: PendingBatch) -> None:
+                    batches[batch.batch_id] = len(batch.labels)
+                    if not quiet:
+                        err.print(
+                            f"batch {batch.batch_id}: {len(batch.labels)} handoffs pending on "
+                            f"{batch.model} (at most {money(batch.hold_usd)} at the batch price, "
+                            f"{money(batch.ordinary_usd)} at the ordinary one)",
+                            highlight=False,
+                            soft_wrap=True,
+                        )
+                    ticker.update()
+
                 # A durable job run here: recorded in the jobs database, so an interrupted run
                 # is resumed from its journal by `handoffs worker`.
                 report = anyio.run(
@@ -127,6 +146,7 @@ def run(
                         portfolio=portfolio,
                         tracing=tracing,
                         on_record=tick,
+                        on_batch=waiting,
                         trace_dir=trace_dir,
                         env=os.environ,
                     )

@@ -5,6 +5,14 @@ both call models through one `Guard` (breakers, reservations, spend caps, faults
 retry caps and spending caps.
 """
 
+from handoffs.engine._batch import (
+    BatchAnswer,
+    BatchModels,
+    BatchPlan,
+    batch_urgent,
+    plan_batch,
+    read_answer,
+)
 from handoffs.engine._call import prompt_cached
 from handoffs.engine._cap import Caps, SpendCap
 from handoffs.engine._guard import EXPOSURE, Exposure
@@ -33,6 +41,9 @@ __all__ = [
     "HANDOFF_SLOTS",
     "KEEP_RECORDS",
     "ORCHESTRATOR_KIND",
+    "BatchAnswer",
+    "BatchModels",
+    "BatchPlan",
     "Caps",
     "Exposure",
     "HandoffRunner",
@@ -45,7 +56,10 @@ __all__ = [
     "Session",
     "SpendCap",
     "Tally",
+    "batch_urgent",
+    "plan_batch",
     "prompt_bound",
     "prompt_cached",
+    "read_answer",
     "run_here",
 ]

@@ -54,7 +54,7 @@ from handoffs.engine._thin import Shape, read_output, thin_eligible, thin_reques
 from handoffs.providers import MalformedResponse, ReadableModel
 from handoffs.tracing import Tracing
 
-__all__ = ["Caller", "Role", "prompt_cached"]
+__all__ = ["Caller", "Role", "output_spec", "prompt_cached"]
 
 _PREFIX_ONLY: CacheConfig = {"messages": False}
 """pydantic-ai's `cache` setting for one-shot requests: cache points on the stable prefix (the
@@ -74,7 +74,8 @@ Role = Literal["subordinate", "check"]
 a judge or an agreement vote); the agent's name, hence its `invoke_agent` span's, says which."""
 
 
-def _output_spec(entry: ModelEntry, output_type: type[Any]) -> Any:
+def output_spec(entry: ModelEntry, output_type: type[Any]) -> Any:
+    """What the agent is given as `output_type` for `entry`: native, prompted or tool output."""
     if not issubclass(output_type, BaseModel):
         return output_type  # str, int, lists...: pydantic-ai picks the mode
     if entry.structured_output == "native":
@@ -195,7 +196,7 @@ class Caller:
             shape = self._shapes[key] = Shape(ReadableModel(self._models(entry)))
             agent = Agent(
                 shape,
-                output_type=_output_spec(entry, output_type),
+                output_type=output_spec(entry, output_type),
                 retries={"output": 0, "tools": 0},
                 name=f"{role}:{entry.id}",
                 capabilities=[self.tracing.instrumentation()] if self.tracing else None,

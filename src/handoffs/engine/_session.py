@@ -31,6 +31,8 @@ session.delegate(task)
   -> handoff span (with tracing)
   -> runner(task, run)            default: `await run()`, the loop above, here and now
        or: the record from elsewhere (a journal, another worker) -> run.adopt(record)
+       or: a provider batch's answer in `run.batched` first (the batch lane,
+           `handoffs.jobs.BatchLane`): the handoff's first attempt, at the batch price
   -> run.record: tallied, streamed to the sinks (`RecordSink`), fills in the span
 ```
 """
@@ -49,10 +51,12 @@ from typing import Any, Generic, Literal, Protocol, TypeVar, cast
 
 import anyio
 from pydantic_ai.models import Model
+from pydantic_ai.usage import RunUsage
 
 from handoffs.budget import Budget
 from handoffs.cache import Lookup, ResponseCache
 from handoffs.catalog import Catalog, ModelEntry, reserved_input_tokens, token_bound
+from handoffs.engine._batch import BatchAnswer
 from handoffs.engine._call import Caller, prompt_cached
 from handoffs.engine._cap import Caps
 from handoffs.engine._guard import Bound, Guard, Guarded, Meter
@@ -66,7 +70,7 @@ from handoffs.errors import (
     NoRouteAvailable,
     ProviderRejected,
 )
-from handoffs.handoff import BreakerState, Delivery, HandoffRecord
+from handoffs.handoff import BreakerState, Delivery, HandoffRecord, Outcome
 from handoffs.health import Breaker, Health
 from handoffs.providers import ProviderFault
 from handoffs.routing import (
@@ -154,7 +158,7 @@ class Run(Generic[T]):
         session: Session,
         task: Task[T],
         *,
-        make: Callable[[Task[T]], Awaitable[_Ending[T]]],
+        make: Callable[[Task[T], BatchAnswer | None], Awaitable[_Ending[T]]],
         account: Callable[[HandoffRecord, Task[Any] | None], None],
         adopt: Callable[[HandoffRecord], None],
     ) -> None:
@@ -163,6 +167,10 @@ class Run(Generic[T]):
         self.task = task
         self.record: HandoffRecord | None = None
         """The record the session accounted for this handoff (None until made or adopted)."""
+        self.batched: BatchAnswer | None = None
+        """A provider batch's answer for the task, taken as its first attempt when the handoff is
+        made (`handoffs.jobs.BatchLane` sets it before handing the run on): charged at the batch
+        price and checked; failing that, the handoff goes on by the ordinary route."""
         self._make = make
         self._account = account
         self._adopt = adopt
@@ -172,7 +180,7 @@ class Run(Generic[T]):
         self._unused()
         slots = HANDOFF_SLOTS.get()
         async with slots if slots is not None else nullcontext():
-            ending = self._ending = await self._make(self.task)
+            ending = self._ending = await self._make(self.task, self.batched)
         self.record = ending.record
         self._account(ending.record, self.task)
         return self.result()
@@ -393,12 +401,12 @@ class Session:
         self.budget.charge(record.cost_usd)
         self._account(record, None)
 
-    async def _make(self, task: Task[T]) -> _Ending[T]:
+    async def _make(self, task: Task[T], batched: BatchAnswer | None = None) -> _Ending[T]:
         task.validate_input()
         lookup = await self._look_up(task) if self.cache is not None else None
         if lookup is not None and lookup.hit is not None:
             return _Ending(record=lookup.hit.record, delivery=lookup.hit)
-        ending = await self._handoff(task)
+        ending = await self._handoff(task, batched)
         if lookup is None:
             return ending
         record = lookup.missed(ending.record)
@@ -425,7 +433,7 @@ class Session:
         templates = [render(blank, variant) for variant in variants]
         return json.dumps([models, repr(self.policy.rules), templates])
 
-    async def _handoff(self, task: Task[T]) -> _Ending[T]:
+    async def _handoff(self, task: Task[T], batched: BatchAnswer | None = None) -> _Ending[T]:
         decision = self.route(task)
         states: dict[str, BreakerState] = {
             s.model: self.breaker(self.catalog[s.model]).state for s in decision.steps
@@ -441,7 +449,11 @@ class Session:
                 reasons=[s.reason for s in decision.steps],
             )
         else:
-            step = await self._climb(trail, budget, deadline)
+            step: _Step[T] = _Step("next")
+            if batched is not None:
+                step = await self._batched(trail, budget, batched)
+            if step.delivery is None:
+                step = await self._climb(trail, budget, deadline)
             if step.delivery is not None:
                 return _Ending(record=step.delivery.record, delivery=step.delivery)
             failure = step.failure
@@ -666,6 +678,58 @@ class Session:
             retries += 1
             previous = task.dump_output(output)
             feedback = [r for v in verdicts if not v.passed for r in v.reasons] or ["rejected"]
+
+    async def _batched(self, trail: Trail[T], budget: Budget, answer: BatchAnswer) -> _Step[T]:
+        """A provider batch's answer as the handoff's first attempt (rung 0, `lane="batch"`):
+        charged at the batch price, checked like any answer; delivered if it passes, else the
+        handoff goes on by the ordinary route (`_climb`)."""
+        entry = self.catalog[answer.model]
+        cost = entry.batch_cost(answer.input_tokens, answer.output_tokens)
+        saved = entry.cost(answer.input_tokens, answer.output_tokens) - cost
+        budget.charge(cost)
+        usage = RunUsage(input_tokens=answer.input_tokens, output_tokens=answer.output_tokens)
+        lane: dict[str, Any] = {"lane": "batch", "batch_id": answer.batch_id, "saved": saved}
+        common: dict[str, Any] = {"usage": usage, "cost": cost, "latency": answer.waited_s}
+        if answer.outcome != "answered":
+            outcome: Outcome = "invalid_output" if answer.outcome == "invalid" else "provider_error"
+            trail.add(
+                entry, 0, outcome, False, error=answer.error, fault=answer.fault, **common, **lane
+            )
+            return _Step("next")
+        checks: list[Decimal] = []
+        ctx = CheckContext(
+            task=trail.task,
+            producer=entry.id,
+            catalog=self.catalog,
+            ask=self._asker(budget, trail.task.kind, checks),
+        )
+        observe = (
+            self.tracing.observe_checks(attempt=len(trail.attempts), model=entry.id)
+            if self.tracing is not None
+            else None
+        )
+        verdicts = await run_checks(
+            answer.output, ctx, trail.task.checks, wrap=observe, validated=True
+        )
+        passed = all(v.passed for v in verdicts)
+        unreported = sum(checks, Decimal(0)) - sum((v.cost_usd for v in verdicts), Decimal(0))
+        common["cost"] = cost + max(unreported, Decimal(0))
+        trail.add(
+            entry,
+            0,
+            "accepted" if passed else "rejected",
+            False,
+            verdicts=verdicts,
+            **common,
+            **lane,
+        )
+        if not passed:
+            return _Step("next")
+        output = cast(T, answer.output)
+        return _Step(
+            "delivered",
+            delivery=trail.deliver(output, entry, verdicts, simulated=self._simulated(entry)),
+        )
 
     async def _in_line(
         self,

@@ -30,6 +30,7 @@ from handoffs.handoff import (
     Delivery,
     FaultKind,
     HandoffRecord,
+    Lane,
     Outcome,
     Verdict,
 )
@@ -85,6 +86,9 @@ class Trail(Generic[T]):
         error: str | None = None,
         fault: FaultKind | None = None,
         cost: Decimal | None = None,
+        lane: Lane = "now",
+        batch_id: str | None = None,
+        saved: Decimal = Decimal(0),
     ) -> Attempt:
         """Record one attempt (a call, or a call refused before it was made); `cost` is what the
         call was charged (default: its reported tokens at the model's prices)."""
@@ -114,6 +118,9 @@ class Trail(Generic[T]):
             verdicts=tuple(verdicts or ()),
             error=error,
             fault=fault,
+            lane=lane,
+            batch_id=batch_id,
+            saved_usd=saved,
         )
         self.attempts.append(attempt)
         return attempt

@@ -23,6 +23,7 @@ from handoffs.errors import JobNotCompleted, JobsDatabaseError, UnknownJob
 from handoffs.tracing import TRACE_DIR
 
 if TYPE_CHECKING:
+    from handoffs.jobs._batch import BatchLane, PendingBatch
     from handoffs.jobs._database import (
         APP_VERSION,
         HANDOFF_WORKFLOW,
@@ -48,6 +49,7 @@ if TYPE_CHECKING:
 __all__ = [
     "APP_VERSION",
     "HANDOFF_WORKFLOW",
+    "BatchLane",
     "Handover",
     "JobHandle",
     "JobInfo",
@@ -56,6 +58,7 @@ __all__ = [
     "JobQueue",
     "JobState",
     "JobsDatabaseError",
+    "PendingBatch",
     "Presence",
     "UnknownJob",
     "Worker",
@@ -71,6 +74,8 @@ __all__ = [
 ]
 
 _HOME = {
+    "BatchLane": "batch",
+    "PendingBatch": "batch",
     "exists": "database",
     "running_jobs": "workflow",
     "run_in_foreground": "foreground",

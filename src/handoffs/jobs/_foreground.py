@@ -14,6 +14,7 @@ from pathlib import Path
 from dbos import DBOS, SetWorkflowAttributes, SetWorkflowID
 
 from handoffs.handoff import HandoffRecord
+from handoffs.jobs._batch import PendingBatch
 from handoffs.jobs._handle import JobQueue
 from handoffs.jobs._worker import Worker
 from handoffs.jobs._workflow import Attachment, attached, job_workflow
@@ -32,19 +33,23 @@ async def run_in_foreground(
     portfolio: Portfolio,
     tracing: Tracing | None = None,
     on_record: Callable[[HandoffRecord], None] | None = None,
+    on_batch: Callable[[PendingBatch], None] | None = None,
     trace_dir: Path | None = TRACE_DIR,
     database_url: str | None = None,
     env: Mapping[str, str] | None = None,
 ) -> JobReport:
     """Record `job` as job `job_id` in the jobs database and run it here to its report.
 
-    Takes no other job from the queue. Raises `ConfigError` (a bad job file) or
+    Takes no other job from the queue. `on_record` is told of each finished handoff, `on_batch`
+    of each provider batch the job waits for (the batch lane). Raises `ConfigError` (a bad job file) or
     `JobsDatabaseError` before anything is recorded.
     """
     with JobQueue(database_url, config=config, env=env) as queue:
         options, request = queue.prepare(job, trace_dir=trace_dir, job_id=job_id)
         async with Worker(queue.url, listen=False, supervise=False):
-            attached[job_id] = Attachment(portfolio=portfolio, tracing=tracing, on_record=on_record)
+            attached[job_id] = Attachment(
+                portfolio=portfolio, tracing=tracing, on_record=on_record, on_batch=on_batch
+            )
             try:
                 with SetWorkflowID(job_id), SetWorkflowAttributes(options.get("attributes")):
                     handle = await DBOS.start_workflow_async(

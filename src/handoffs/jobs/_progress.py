@@ -6,6 +6,8 @@ is *running* when the orchestrator's latest request that called tools asked for 
 has finished it yet. A request step without tool calls asks for nothing: it is the orchestrator's
 final answer, or a call the prober made through the job's journaled models while handoffs were in
 flight, which must not reset the count (it did: `jobs status` said `running: 0` mid-batch).
+A provider batch (the batch lane) is *pending* from its `handoffs.batch.submit` step until its
+`handoffs.batch.results` step.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from dbos import StepInfo
 from pydantic import BaseModel, ConfigDict
 
 from handoffs.handoff import HandoffRecord
+from handoffs.jobs._batch import BATCH_RESULTS_STEP, BATCH_SUBMIT_STEP
 from handoffs.jobs._durable import HANDOFF_STEP, ORCHESTRATOR_STEP, possibly_billed
 
 __all__ = ["JobProgress", "progress_of"]
@@ -44,6 +47,8 @@ class JobProgress(BaseModel):
     calls' spend and in-flight reservations, journaled before each request), beyond the records
     of the runs that finished them."""
     budget_usd: Decimal | None = None
+    pending_batches: dict[str, int] = {}
+    """Provider batches the job waits for (the batch lane): batch id -> its handoffs."""
     handoffs: list[HandoffRecord] = []
     """The finished handoffs, in the order they were started."""
 
@@ -55,9 +60,15 @@ def progress_of(steps: list[StepInfo], *, budget_usd: Decimal | None, active: bo
     spent = possibly = Decimal(0)
     asked, asked_at = 0, -1
     finished_since = 0
+    batches: dict[str, int] = {}
     for step in sorted(steps, key=lambda s: s["function_id"]):
         output = step["output"]
-        if step["function_name"] == ORCHESTRATOR_STEP and isinstance(output, dict):
+        if step["function_name"] == BATCH_SUBMIT_STEP and isinstance(output, dict):
+            batch = cast(dict[str, Any], output)["batch"]
+            batches[str(batch["id"])] = int(batch["request_count"])
+        elif step["function_name"] == BATCH_RESULTS_STEP and isinstance(output, dict):
+            batches.pop(str(cast(dict[str, Any], output).get("batch_id")), None)
+        elif step["function_name"] == ORCHESTRATOR_STEP and isinstance(output, dict):
             journal = cast(dict[str, Any], output)
             orchestrator += 1
             spent += Decimal(str(journal["cost_usd"]))
@@ -89,5 +100,6 @@ def progress_of(steps: list[StepInfo], *, budget_usd: Decimal | None, active: bo
         spent_usd=spent,
         possibly_billed_usd=possibly,
         budget_usd=budget_usd,
+        pending_batches=batches if active else {},
         handoffs=records,
     )

@@ -30,11 +30,13 @@ from pydantic import BaseModel, ConfigDict
 
 from handoffs.engine import HandoffRunner
 from handoffs.handoff import HandoffRecord
+from handoffs.jobs._batch import BatchLane, PendingBatch
 from handoffs.jobs._child import Spread, SpreadingRunner, running_children, stop_running_children
 from handoffs.jobs._database import WORKFLOW
 from handoffs.jobs._durable import DurableRunner, JournaledModels
 from handoffs.project import (
     JobSnapshot,
+    JobSpec,
     job_simulation,
     open_portfolio,
     run_job,
@@ -78,6 +80,8 @@ class Attachment:
     portfolio: Portfolio
     tracing: Tracing | None = None
     on_record: Callable[[HandoffRecord], None] | None = None
+    on_batch: Callable[[PendingBatch], None] | None = None
+    """Told of each batch the job waits for (`handoffs run` shows it as pending)."""
 
 
 attached: dict[str, Attachment] = {}
@@ -122,7 +126,7 @@ async def _run(req: JobRequest) -> dict[str, Any]:
             job_id=req.job_id,
             tracing=here.tracing,
             on_record=here.on_record,
-            runner=DurableRunner(),
+            runner=_lane(spec, here.portfolio, DurableRunner(), here.on_batch),
             models=JournaledModels(here.portfolio),
         )
         return report.model_dump(mode="json")
@@ -148,10 +152,29 @@ async def _run(req: JobRequest) -> dict[str, Any]:
                 portfolio,
                 job_id=req.job_id,
                 tracing=Tracing(tracer_provider=provider, meter_provider=meters),
-                runner=runner,
+                # a spread job's handoffs are child workflows, made from the task alone: the
+                # batch lane's answer would not reach them, so its batch tasks go the ordinary way
+                runner=runner if config.spread else _lane(spec, portfolio, runner),
                 models=JournaledModels(portfolio),
             )
     finally:
         provider.shutdown()
         meters.shutdown()
     return report.model_dump(mode="json")
+
+
+def _lane(
+    spec: JobSpec,
+    portfolio: Portfolio,
+    runner: HandoffRunner,
+    on_batch: Callable[[PendingBatch], None] | None = None,
+) -> HandoffRunner:
+    """`runner` behind the job's batch lane (every job has one: tasks with `urgency="batch"`
+    use it, and so do the kinds its job file lists under `batch`)."""
+    return BatchLane(
+        runner,
+        portfolio.batch_model,
+        kinds=spec.batch_kinds,
+        poll_s=spec.batch_poll_s,
+        on_pending=on_batch,
+    )

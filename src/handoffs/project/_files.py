@@ -264,6 +264,13 @@ class JobFile(_Table):
     gold: str | None = None
     """A JSON or JSONL file of gold labels, relative to this file: one record per item, with the
     item's `id` and the fields a correct answer has; the report scores the run against it."""
+    batch: list[Label] = []
+    """Task kinds (e.g. `["draft"]`) whose tool-less handoffs go through the providers' batch
+    APIs at batch prices, waiting durably for the batch (besides tasks with
+    `urgency="batch"`); a task the batch cannot serve takes the ordinary route."""
+    batch_poll_s: float = Field(default=30.0, gt=0)
+    """The first wait between checks of a pending batch, in seconds (it grows by half each
+    check, up to 10 minutes)."""
 
 
 def json_schema(model: type[ConfigFile | JobFile]) -> dict[str, Any]:

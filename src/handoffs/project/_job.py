@@ -49,6 +49,10 @@ class JobSpec:
     simulation: str | None
     gold: Path | None = None
     """The gold labels the run is scored against (`project.score_gold`), if the job names them."""
+    batch_kinds: frozenset[str] = frozenset()
+    """Task kinds whose handoffs may wait for a provider batch (`handoffs.jobs.BatchLane`)."""
+    batch_poll_s: float = 30.0
+    """The first wait between checks of a pending batch (it grows by half, to 10 minutes)."""
 
 
 def job_data(file: JobFile, path: Path) -> Any:
@@ -112,6 +116,8 @@ def job_spec(file: JobFile, *, path: Path, catalog: Catalog, data: Any) -> JobSp
         roster=roster,
         simulation=file.simulation,
         gold=gold,
+        batch_kinds=frozenset(file.batch),
+        batch_poll_s=file.batch_poll_s,
     )
 
 
@@ -172,6 +178,12 @@ class JobReport(BaseModel):
     """Input tokens of the orchestrator's requests that its provider served from its cache."""
     orchestrator_prompt_cache_saved_usd: Money = Decimal(0)
     """What provider prompt caching saved on the orchestrator's requests."""
+    batched: int = 0
+    """Handoffs whose first attempt was a provider batch's answer (the batch lane)."""
+    batch_ids: list[str] = []
+    """The provider batches the job's handoffs went in."""
+    batch_saved_usd: Money = Decimal(0)
+    """What the batch price saved on those handoffs' batched calls, against the ordinary price."""
 
     @property
     def orchestrator_tokens_per_item(self) -> float | None:

@@ -264,6 +264,9 @@ async def run_job(
         prompt_cache_saved_usd=sum((r.prompt_cache_saved_usd for r in records), Decimal(0)),
         orchestrator_cache_read_tokens=result.orchestrator_cache_read_tokens,
         orchestrator_prompt_cache_saved_usd=result.orchestrator_cache_saved_usd,
+        batched=sum(1 for r in records if r.batch_id),
+        batch_ids=list(dict.fromkeys(b for r in records if (b := r.batch_id))),
+        batch_saved_usd=sum((r.batch_saved_usd for r in records), Decimal(0)),
     )
 
 

@@ -19,7 +19,7 @@ from anthropic import AsyncAnthropic
 from openai import AsyncOpenAI
 from pydantic_ai.models import Model
 from pydantic_ai.models.anthropic import AnthropicModel
-from pydantic_ai.models.openai import OpenAIChatModel
+from pydantic_ai.models.openai import OpenAIChatModel, OpenAIResponsesModel
 from pydantic_ai.providers.anthropic import AnthropicProvider
 from pydantic_ai.providers.openai import OpenAIProvider
 from pydantic_ai.providers.openai_compatible import OpenAICompatibleProvider
@@ -61,11 +61,13 @@ class Portfolio:
         self.embedded_urls = dict(embedded_urls or {})
         self.timeout_s = timeout_s
         self._models: dict[str, Model] = {}
+        self._batch_models: dict[str, Model | None] = {}
         self._clients: list[AsyncOpenAI | AsyncAnthropic] = []
 
     async def aclose(self) -> None:
         """Close every SDK client this portfolio opened (models are rebuilt on next use)."""
         clients, self._clients, self._models = self._clients, [], {}
+        self._batch_models = {}
         for client in clients:
             await client.close()
 
@@ -122,6 +124,26 @@ class Portfolio:
         if model_id not in self._models:
             self._models[model_id] = self._build(self.catalog[model_id])
         return self._models[model_id]
+
+    def batch_model(self, entry: ModelEntry) -> Model | None:
+        """The model `entry`'s batches go to, or None when it has no batch API: an Anthropic
+        entry's own model (Message Batches); for an OpenAI entry, a Responses model on the same
+        client (OpenAI's batch API takes Responses requests; the entry's ordinary calls stay on
+        Chat Completions); none for `openai-compatible` servers."""
+        if entry.id not in self._batch_models:
+            found: Model | None = None
+            if entry.batch_factor is not None:
+                model = self.model(entry.id)
+                if isinstance(model, OpenAIChatModel):
+                    found = OpenAIResponsesModel(
+                        entry.name, provider=OpenAIProvider(openai_client=model.client)
+                    )
+                elif isinstance(model, AnthropicModel):
+                    found = model
+            if found is not None and found.batch_max_requests is None:
+                found = None
+            self._batch_models[entry.id] = found
+        return self._batch_models[entry.id]
 
     def __call__(self, entry: ModelEntry) -> Model:
         return self.model(entry.id)

@@ -5,6 +5,9 @@ Routes:
 - `POST /v1/chat/completions`: OpenAI Chat Completions, JSON or `stream: true` SSE.
 - `POST /v1/messages`: Anthropic Messages (also `?beta=true`), JSON or SSE.
 - `GET /v1/models`: the scripted model ids (Anthropic-shaped when `anthropic-version` is sent).
+- `/v1/messages/batches...`: Anthropic Message Batches (create, poll, results, cancel);
+  `/v1/files...` and `/v1/batches...`: OpenAI's Batch API (of Responses requests). Both kept in
+  `FakeProvider.batches`, whose switches say when a batch ends and how (`handoffs.testing._batch`).
 
 The request's `model` field picks a `ScriptedModel`; an unknown id gets a provider-shaped 404.
 Every request is logged once in `FakeProvider.requests`, before its response body is sent, so a
@@ -35,7 +38,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import Any, Final
 
-from . import _anthropic_wire, _openai_wire
+from . import _anthropic_wire, _batch, _openai_wire
 from ._asgi import Exchange, Receive, Send, read_body, transport_of
 from ._delivery import (
     NO_RESPONSE,
@@ -156,6 +159,8 @@ class FakeProvider:
         """Every request received, in arrival order."""
         self._outages: dict[str, list[tuple[Outage, Fault]]] = {}
         self._lock = threading.Lock()
+        self.batches = _batch.Batches()
+        """The batches created on the batch routes, and when and how they end."""
 
     def add(self, model_id: str, scripted: ScriptedModel) -> None:
         """Serve `scripted` as `model_id`, replacing any model of that id."""
@@ -177,6 +182,7 @@ class FakeProvider:
             self._outages.clear()
             self.requests.clear()
         self.prompt_cache.clear()
+        self.batches = _batch.Batches()
 
     def _log(self, entry: LoggedRequest) -> None:
         with self._lock:
@@ -197,6 +203,10 @@ class FakeProvider:
             await self._complete("openai", exchange)
         elif (method, path) == ("POST", "/v1/messages"):
             await self._complete("anthropic", exchange)
+        elif path.startswith("/v1/messages/batches"):
+            await self._batch(method, path, scope, exchange)
+        elif path.startswith(("/v1/files", "/v1/batches")):
+            await self._openai_batch(method, path, headers, exchange)
         elif (method, path) == ("GET", "/v1/models"):
             wire = _anthropic_wire if anthropic else _openai_wire
             await exchange.json(200, wire.models_body(list(self.models)))
@@ -204,6 +214,103 @@ class FakeProvider:
             wire_name: Wire = "anthropic" if anthropic else "openai"
             body = error_body(wire_name, 404, f"no route for {method} {path}")
             await exchange.json(404, body)
+
+    async def _batch(
+        self, method: str, path: str, scope: Mapping[str, Any], exchange: Exchange
+    ) -> None:
+        """The Anthropic Message Batches routes."""
+        rest = path.removeprefix("/v1/messages/batches").strip("/").split("/")
+        if method == "POST" and rest == [""]:
+            raw = await read_body(exchange.receive)
+            if raw is None:
+                return
+            try:
+                items = _batch.parse_create(as_object(json.loads(raw), "body"))
+            except (ValueError, WireError) as exc:
+                body = error_body("anthropic", 400, f"invalid request: {exc}")
+                await exchange.json(400, body)
+                return
+            batch = self.batches.add(items)
+            await exchange.json(200, _batch.anthropic_body(batch, _base_url(scope)))
+            return
+        batch = self.batches.get(rest[0])
+        if batch is None:
+            await exchange.json(404, error_body("anthropic", 404, f"no batch {rest[0]!r}"))
+            return
+        if method == "GET" and len(rest) == 1:
+            if not batch.ended and self.batches.due(batch):
+                await _batch.end(batch, self.models, settle=settle, expire=self.batches.expire)
+        elif method == "POST" and rest[1:] == ["cancel"]:
+            for item in batch.items:
+                item.status = "canceled"
+            batch.ended_at = batch.ended_at or batch.created_at
+        elif method == "GET" and rest[1:] == ["results"] and batch.ended:
+            data = _batch.anthropic_results(batch)
+            await exchange.start(200, b"application/binary", [], len(data))
+            await exchange.end(data)
+            return
+        else:
+            body = error_body("anthropic", 404, f"no route for {method} {path}")
+            await exchange.json(404, body)
+            return
+        await exchange.json(200, _batch.anthropic_body(batch, _base_url(scope)))
+
+    async def _openai_batch(
+        self, method: str, path: str, headers: list[tuple[bytes, bytes]], exchange: Exchange
+    ) -> None:
+        """OpenAI's files and Batch API routes."""
+        batches = self.batches
+        parts = path.strip("/").split("/")[1:]  # ["files", id?, "content"?] / ["batches", ...]
+        try:
+            if method == "POST" and parts == ["files"]:
+                raw = await read_body(exchange.receive)
+                if raw is None:
+                    return
+                kind = next((v.decode() for k, v in headers if k.lower() == b"content-type"), "")
+                data = _batch.parse_multipart(kind, raw)
+                file_id = batches.add_file(data)
+                await exchange.json(200, _file_body(file_id, len(data)))
+                return
+            if parts[0] == "files" and len(parts) >= 2:
+                data = batches.files.get(parts[1])
+                if data is None:
+                    raise KeyError(parts[1])
+                if method == "GET" and parts[2:] == ["content"]:
+                    await exchange.start(200, b"application/octet-stream", [], len(data))
+                    await exchange.end(data)
+                elif method == "DELETE" and len(parts) == 2:
+                    del batches.files[parts[1]]
+                    await exchange.json(200, {"id": parts[1], "object": "file", "deleted": True})
+                else:
+                    raise KeyError(path)
+                return
+            if method == "POST" and parts == ["batches"]:
+                raw = await read_body(exchange.receive)
+                if raw is None:
+                    return
+                body = as_object(json.loads(raw), "body")
+                items = _batch.parse_openai_create(body, batches.files)
+                batch = batches.add(items, input_file_id=str(body["input_file_id"]))
+                await exchange.json(200, _batch.openai_body(batch))
+                return
+            batch = batches.get(parts[1]) if len(parts) >= 2 else None
+            if batch is None:
+                raise KeyError(path)
+            if method == "GET" and len(parts) == 2:
+                if not batch.ended and batches.due(batch):
+                    await _batch.end(batch, self.models, settle=settle, expire=batches.expire)
+                    _batch.openai_end_files(batch, batches)
+            elif method == "POST" and parts[2:] == ["cancel"]:
+                for item in batch.items:
+                    item.status = "canceled"
+                batch.ended_at = batch.ended_at or batch.created_at
+            else:
+                raise KeyError(path)
+            await exchange.json(200, _batch.openai_body(batch))
+        except KeyError:
+            await exchange.json(404, error_body("openai", 404, f"no route for {method} {path}"))
+        except (ValueError, WireError) as exc:
+            await exchange.json(400, error_body("openai", 400, f"invalid request: {exc}"))
 
     async def _lifespan(self, receive: Receive, send: Send) -> None:
         while True:
@@ -328,3 +435,22 @@ class FakeProvider:
         tokens = replace(tokens, cache_read=use.read, cache_write=use.written)
         self._log(self._entry(request, body, 200, tokens))
         await deliver(exchange, request, body, reply, tokens)
+
+
+def _base_url(scope: Mapping[str, Any]) -> str:
+    """The address the request was sent to, for the absolute URLs a batch object carries."""
+    headers: list[tuple[bytes, bytes]] = scope.get("headers", [])
+    host = next((v.decode() for k, v in headers if k.lower() == b"host"), "127.0.0.1")
+    return f"{scope.get('scheme', 'http')}://{host}"
+
+
+def _file_body(file_id: str, size: int) -> JsonObject:
+    return {
+        "id": file_id,
+        "object": "file",
+        "bytes": size,
+        "created_at": 0,
+        "filename": "batch.jsonl",
+        "purpose": "batch",
+        "status": "processed",
+    }
