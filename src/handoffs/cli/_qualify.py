@@ -43,7 +43,11 @@ def qualify(
     job: Annotated[Path, typer.Argument(help="The job file whose subordinates define the kinds.")],
     source: Annotated[
         Path,
-        typer.Option("--from", help="Recorded tasks: an outcome log with inputs, or a dataset."),
+        typer.Option(
+            "--from",
+            help="Recorded tasks: job traces with inputs (a file or a folder such as "
+            ".handoffs/traces), an outcome log with inputs, or a dataset.",
+        ),
     ],
     config: Annotated[
         Path, typer.Option("--config", "-c", help="Catalog and incumbent policy.")

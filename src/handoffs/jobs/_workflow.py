@@ -147,7 +147,11 @@ async def _run(req: JobRequest) -> dict[str, Any]:
                 config,
                 portfolio,
                 job_id=req.job_id,
-                tracing=Tracing(tracer_provider=provider, meter_provider=meters),
+                tracing=Tracing(
+                    tracer_provider=provider,
+                    meter_provider=meters,
+                    include_content=config.trace_content,
+                ),
                 runner=runner,
                 models=JournaledModels(portfolio),
             )

@@ -66,6 +66,8 @@ class Config:
     """`[alerts]`: post the alert conditions to a webhook from the worker (docs/operations.md)."""
     cache: CacheSettings | None = None
     """`[cache]`: the verified response cache a job's handoffs are looked up in; None: none."""
+    trace_content: bool = False
+    """`[tracing] content = true`: a job's spans carry prompts, responses and task inputs."""
     path: Path | None = None
 
 
@@ -126,6 +128,7 @@ def _config(file: ConfigFile, path: Path | None) -> Config:
         spread=file.jobs.spread,
         alerts=file.alerts,
         cache=_cache(file.cache, path),
+        trace_content=file.tracing.content,
         path=path,
     )
 

@@ -2,7 +2,7 @@
 incumbent route, with each task's own checks and judge (`handoffs qualify`).
 
 ```python
-tasks = read_recorded(Path("outcomes.jsonl"))          # outcome log rows with inputs, or a dataset
+tasks = read_recorded(Path(".handoffs/traces"))    # traces with inputs, an outcome log, a dataset
 with open_portfolio(config, simulation=job_simulation(spec)) as portfolio:
     trials = await run_qualification(spec, config, portfolio, tasks, kinds=["classify"],
                                      candidates=["small", "mid"], budget=Budget(Decimal("1")))
@@ -36,6 +36,7 @@ from handoffs.project._job import JobSpec
 from handoffs.project._run import configured_session
 from handoffs.providers import Portfolio
 from handoffs.routing import INCUMBENT, Policy, Rule, Trial
+from handoffs.tracing import METRICS_SUFFIX, TASK_INPUT
 
 __all__ = ["Qualified", "RecordedTask", "read_recorded", "run_qualification"]
 
@@ -49,46 +50,85 @@ class RecordedTask:
     input: Any
 
 
-def _rows(path: Path) -> list[dict[str, Any]]:
-    files = sorted(path.glob("*.jsonl")) if path.is_dir() else [path]
+def _file_rows(file: Path) -> list[dict[str, Any]]:
+    try:
+        lines = file.read_text(encoding="utf-8").splitlines()
+    except FileNotFoundError:
+        raise ConfigError(f"no recorded tasks at {file}") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"cannot read {file}: {exc}") from None
     rows: list[dict[str, Any]] = []
-    for file in files:
+    for number, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
         try:
-            lines = file.read_text(encoding="utf-8").splitlines()
-        except FileNotFoundError:
-            raise ConfigError(f"no recorded tasks at {file}") from None
-        except (OSError, UnicodeDecodeError) as exc:
-            raise ConfigError(f"cannot read {file}: {exc}") from None
-        for number, line in enumerate(lines, 1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError:
-                raise ConfigError(f"{file}:{number}: not a JSON line") from None
-            if isinstance(row, dict):
-                rows.append(cast(dict[str, Any], row))
+            row = json.loads(line)
+        except json.JSONDecodeError:
+            raise ConfigError(f"{file}:{number}: not a JSON line") from None
+        if isinstance(row, dict):
+            rows.append(cast(dict[str, Any], row))
     return rows
 
 
-def read_recorded(path: Path) -> list[RecordedTask]:
-    """Recorded tasks from an outcome log (rows that kept their `input`: `[policy] outcomes_input
-    = true`) or a dataset (`{"kind": ..., "input": {...}, "id": ...}` per line); one per id."""
-    rows = _rows(path)
-    if rows and "span_id" in rows[0] and "trace_id" in rows[0]:
-        raise ConfigError(
-            f"{path} holds traces, which do not keep task inputs: record them with [policy] "
-            "outcomes and outcomes_input = true, or give a dataset JSONL"
-        )
-    found: dict[tuple[str, str], RecordedTask] = {}
-    for i, row in enumerate(rows):
-        kind = row.get("task", row.get("kind"))
-        if "input" not in row or not isinstance(kind, str):
+def _rows(path: Path) -> list[dict[str, Any]]:
+    files = sorted(path.glob("*.jsonl")) if path.is_dir() else [path]
+    return [row for file in files for row in _file_rows(file)]
+
+
+def _is_span(row: dict[str, Any]) -> bool:
+    return "span_id" in row and "trace_id" in row
+
+
+def _traced(rows: list[dict[str, Any]]) -> list[RecordedTask]:
+    """The tasks of the handoff spans that kept their input (content capture), in trace order."""
+    found: list[RecordedTask] = []
+    for row in rows:
+        attrs = row.get("attributes")
+        if not _is_span(row) or not isinstance(attrs, dict):
             continue
-        task_id = str(row.get("prompt_id", row.get("id", f"row-{i + 1}")))
-        found.setdefault(
-            (kind, task_id), RecordedTask(kind=kind, task_id=task_id, input=row["input"])
-        )
+        attrs = cast(dict[str, Any], attrs)
+        kind, text = attrs.get("handoffs.task.kind"), attrs.get(TASK_INPUT)
+        if not isinstance(kind, str) or not isinstance(text, str):
+            continue
+        try:
+            value = json.loads(text)
+        except json.JSONDecodeError:
+            continue
+        task_id = str(attrs.get("handoffs.task.id", f"span-{row['span_id']}"))
+        found.append(RecordedTask(kind=kind, task_id=task_id, input=value))
+    return found
+
+
+def read_recorded(path: Path) -> list[RecordedTask]:
+    """Recorded tasks from job traces (a trace JSONL file, or a folder of them such as
+    `.handoffs/traces`, whose handoff spans kept their input: `[tracing] content = true` or
+    `handoffs run --trace-content`), an outcome log (rows that kept their `input`: `[policy]
+    outcomes_input = true`) or a dataset (`{"kind": ..., "input": {...}, "id": ...}` per line).
+    One task per input: a task asked again (the same kind and input, in another run) once."""
+    if path.is_dir():
+        files = [f for f in sorted(path.glob("*.jsonl")) if not f.name.endswith(METRICS_SUFFIX)]
+    else:
+        files = [path]
+    rows = [row for file in files for row in _file_rows(file)]
+    if rows and _is_span(rows[0]):
+        tasks = _traced([r for r in rows if _is_span(r)])
+        if not tasks:
+            raise ConfigError(
+                f"{path}: these traces kept no task inputs; capture them with [tracing] content "
+                "= true in handoffs.toml (or handoffs run --trace-content) and run the job again"
+            )
+    else:
+        tasks = []
+        for i, row in enumerate(rows):
+            kind = row.get("task", row.get("kind"))
+            if "input" not in row or not isinstance(kind, str):
+                continue
+            task_id = str(row.get("prompt_id", row.get("id", f"row-{i + 1}")))
+            tasks.append(RecordedTask(kind=kind, task_id=task_id, input=row["input"]))
+    found: dict[tuple[str, str], RecordedTask] = {}
+    for task in tasks:
+        key = (task.kind, json.dumps(task.input, sort_keys=True, ensure_ascii=False))
+        found.setdefault(key, task)
     if not found:
         raise ConfigError(
             f"{path}: no recorded task inputs (an outcome log keeps them with [policy] "

@@ -44,6 +44,7 @@ from handoffs.tracing._report import (
 from handoffs.tracing._spans import (
     SEMCONV_VERSION,
     SPAN_KIND,
+    TASK_INPUT,
     TRANSFER_MODE,
     TRANSFER_TARGET,
     Tracing,
@@ -64,6 +65,7 @@ __all__ = [
     "METRICS_SUFFIX",
     "SEMCONV_VERSION",
     "SPAN_KIND",
+    "TASK_INPUT",
     "TRACE_DIR",
     "TRACE_DIR_ENV",
     "TRACING_ENV",
