@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 
 from handoffs.cli import app
 from handoffs.errors import ConfigError
-from handoffs.project import load_config, read_recorded
+from handoffs.project import load_config, read_recorded, recorded_job
 from handoffs.routing import INCUMBENT, Trial, qualification, wilson
 from handoffs.tracing import TASK_INPUT
 
@@ -132,6 +132,8 @@ def test_recorded_tasks_come_from_an_outcome_log_with_inputs_or_a_dataset(
         read_recorded(bare_traces)
     ran = invoke(recorded, "--from", str(bare_traces))
     assert ran.exit_code == 2 and "[tracing] content = true" in ran.output
+    with pytest.raises(ConfigError, match="name the job file to qualify with"):
+        recorded_job(dataset)
     bare = tmp_path / "bare.jsonl"
     bare.write_text(
         '{"prompt_id": "1", "task": "classify", "prompt": "p", "model": "m", "correct": true}\n'
@@ -156,12 +158,16 @@ def test_qualify_replays_the_resolved_inputs_its_traces_kept(
     assert len(tickets) == 30 and all(
         t["id"].startswith("T-") and t["body"] and "⟦q:" not in json.dumps(t) for t in tickets
     )  # the tickets themselves, not the handles the orchestrator planned over
-    ran = invoke(
-        recorded, "--kinds", "classify", "--candidates", "small,mid", "--from",
-        str(recorded / "traces"), "--sample", "4", "--json", "-o", str(tmp_path / "c.toml"),
+    assert recorded_job(recorded / "traces") == JOB.resolve()  # the job its workflow span names
+    ran = CliRunner().invoke(  # no job named: the one the traces ran
+        app,
+        ["qualify", "-c", str(recorded / "handoffs.toml"), "--kinds", "classify", "--candidates",
+         "small,mid", "--from", str(recorded / "traces"), "--sample", "4", "--json", "-o",
+         str(tmp_path / "c.toml")],
     )  # fmt: skip
     assert ran.exit_code == 0, ran.output
     doc = json.loads(ran.stdout)
+    assert doc["job"] == "support-triage"
     contenders = doc["kinds"]["classify"]["contenders"]
     assert {n: c["tasks"] for n, c in contenders.items()} == {"small": 4, "mid": 4, INCUMBENT: 4}
     assert doc["skipped"] == [] and doc["source"] == str(recorded / "traces")

@@ -15,7 +15,13 @@ from handoffs.project._files import (
 )
 from handoffs.project._gold import GoldScore, load_gold, score_gold
 from handoffs.project._job import JobReport, JobSpec, load_job
-from handoffs.project._qualify import Qualified, RecordedTask, read_recorded, run_qualification
+from handoffs.project._qualify import (
+    Qualified,
+    RecordedTask,
+    read_recorded,
+    recorded_job,
+    run_qualification,
+)
 from handoffs.project._roster import load_module
 from handoffs.project._run import (
     configured_session,
@@ -59,6 +65,7 @@ __all__ = [
     "parse",
     "read",
     "read_recorded",
+    "recorded_job",
     "read_toml",
     "run_job",
     "run_qualification",

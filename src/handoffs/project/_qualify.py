@@ -36,9 +36,9 @@ from handoffs.project._job import JobSpec
 from handoffs.project._run import configured_session
 from handoffs.providers import Portfolio
 from handoffs.routing import INCUMBENT, Policy, Rule, Trial
-from handoffs.tracing import METRICS_SUFFIX, TASK_INPUT
+from handoffs.tracing import JOB_FILE, METRICS_SUFFIX, TASK_INPUT
 
-__all__ = ["Qualified", "RecordedTask", "read_recorded", "run_qualification"]
+__all__ = ["Qualified", "RecordedTask", "read_recorded", "recorded_job", "run_qualification"]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -99,17 +99,37 @@ def _traced(rows: list[dict[str, Any]]) -> list[RecordedTask]:
     return found
 
 
+def _recorded_rows(path: Path) -> list[dict[str, Any]]:
+    if path.is_dir():
+        files = [f for f in sorted(path.glob("*.jsonl")) if not f.name.endswith(METRICS_SUFFIX)]
+    else:
+        files = [path]
+    return [row for file in files for row in _file_rows(file)]
+
+
+def recorded_job(path: Path) -> Path:
+    """The job file the traces at `path` were made by (their workflow spans name it), when they
+    name exactly one; a `ConfigError` saying to name the job otherwise."""
+    files: set[str] = set()
+    for row in _recorded_rows(path):
+        attrs = row.get("attributes")
+        if _is_span(row) and isinstance(attrs, dict):
+            found = cast(dict[str, Any], attrs).get(JOB_FILE)
+            if isinstance(found, str):
+                files.add(found)
+    if len(files) != 1:
+        which = f"they come from {len(files)} job files" if files else "they name no job file"
+        raise ConfigError(f"name the job file to qualify with: {path}: {which}")
+    return Path(files.pop())
+
+
 def read_recorded(path: Path) -> list[RecordedTask]:
     """Recorded tasks from job traces (a trace JSONL file, or a folder of them such as
     `.handoffs/traces`, whose handoff spans kept their input: `[tracing] content = true` or
     `handoffs run --trace-content`), an outcome log (rows that kept their `input`: `[policy]
     outcomes_input = true`) or a dataset (`{"kind": ..., "input": {...}, "id": ...}` per line).
     One task per input: a task asked again (the same kind and input, in another run) once."""
-    if path.is_dir():
-        files = [f for f in sorted(path.glob("*.jsonl")) if not f.name.endswith(METRICS_SUFFIX)]
-    else:
-        files = [path]
-    rows = [row for file in files for row in _file_rows(file)]
+    rows = _recorded_rows(path)
     if rows and _is_span(rows[0]):
         tasks = _traced([r for r in rows if _is_span(r)])
         if not tasks:

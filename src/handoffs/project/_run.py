@@ -204,7 +204,9 @@ async def run_job(
         spec.orchestrator, subordinates=spec.subordinates, session=session
     )
     span: AbstractContextManager[Any] = (
-        tracing.workflow(spec.name, job_id=job_id) if tracing else nullcontext()
+        tracing.workflow(spec.name, job_id=job_id, job_file=str(spec.path.resolve()))
+        if tracing
+        else nullcontext()
     )
     unwatch = (
         watch.watch(breaker_readings(session), budget_reading(spec.name, budget))

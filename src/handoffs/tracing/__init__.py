@@ -42,6 +42,7 @@ from handoffs.tracing._report import (
     report_document,
 )
 from handoffs.tracing._spans import (
+    JOB_FILE,
     SEMCONV_VERSION,
     SPAN_KIND,
     TASK_INPUT,
@@ -62,6 +63,7 @@ __all__ = [
     "DURATION_BUCKETS_S",
     "GAUNTLET_ATTACK",
     "GAUNTLET_TRACE_DIR",
+    "JOB_FILE",
     "METRICS_SUFFIX",
     "SEMCONV_VERSION",
     "SPAN_KIND",

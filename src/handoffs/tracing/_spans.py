@@ -42,6 +42,7 @@ from handoffs.tracing._metrics import HandoffMetrics
 __all__ = [
     "CHECK_SPAN",
     "HANDOFF_SPAN",
+    "JOB_FILE",
     "QUEUE_SPAN",
     "SEMCONV_VERSION",
     "SPAN_KIND",
@@ -75,6 +76,8 @@ CHECK_SPAN = "check"
 QUEUE_SPAN = "queue"
 """Name prefix of the span of a wait for a model's concurrency slot: `queue {model}`."""
 NAMESPACE = "handoffs."
+JOB_FILE = "handoffs.job.file"
+"""A job's workflow span: the path of the job file it ran."""
 TASK_INPUT = "handoffs.task.input"
 """A handoff span's task input as JSON text (content capture only: `include_content=True`)."""
 
@@ -298,14 +301,19 @@ class Tracing:
             span.set_attributes(self.settings.aggregated_usage_attributes(usage))
 
     @contextmanager
-    def workflow(self, name: str, *, job_id: str) -> Generator[Span, None, None]:
-        """The root span of one job: `invoke_workflow {name}`; `finish_workflow` fills it in."""
+    def workflow(
+        self, name: str, *, job_id: str, job_file: str | None = None
+    ) -> Generator[Span, None, None]:
+        """The root span of one job: `invoke_workflow {name}`; `finish_workflow` fills it in.
+        `job_file`, the job file's path, lets `handoffs qualify --from TRACES` find the job."""
         attrs = {
             OPERATION: "invoke_workflow",
             WORKFLOW_NAME: name,
             SPAN_KIND: "CHAIN",
             "handoffs.job.id": job_id,
         }
+        if job_file is not None:
+            attrs[JOB_FILE] = job_file
         with _span(self.tracer, f"invoke_workflow {name}", attrs) as span:
             yield span
 
