@@ -130,6 +130,7 @@ def read_recorded(path: Path) -> list[RecordedTask]:
     outcomes_input = true`) or a dataset (`{"kind": ..., "input": {...}, "id": ...}` per line).
     One task per input: a task asked again (the same kind and input, in another run) once."""
     rows = _recorded_rows(path)
+    tasks: list[RecordedTask] = []
     if rows and _is_span(rows[0]):
         tasks = _traced([r for r in rows if _is_span(r)])
         if not tasks:
@@ -138,7 +139,6 @@ def read_recorded(path: Path) -> list[RecordedTask]:
                 "= true in handoffs.toml (or handoffs run --trace-content) and run the job again"
             )
     else:
-        tasks = []
         for i, row in enumerate(rows):
             kind = row.get("task", row.get("kind"))
             if "input" not in row or not isinstance(kind, str):
