@@ -4,6 +4,8 @@ from handoffs.project._alert_settings import AlertSettings
 from handoffs.project._alerting import Alert, AlertWatch, alert_watch
 from handoffs.project._candidate import candidate_toml, nominal_prices
 from handoffs.project._config import Config, config_from_dict, load_config
+from handoffs.project._drift import check_drift, drift_stamp
+from handoffs.project._drift_settings import DriftSettings
 from handoffs.project._files import (
     ConfigFile,
     JobFile,
@@ -40,6 +42,7 @@ __all__ = [
     "AlertWatch",
     "Config",
     "ConfigFile",
+    "DriftSettings",
     "GoldScore",
     "JobFile",
     "JobReport",
@@ -52,8 +55,10 @@ __all__ = [
     "breaker_readings",
     "budget_reading",
     "candidate_toml",
+    "check_drift",
     "config_from_dict",
     "configured_session",
+    "drift_stamp",
     "job_simulation",
     "json_schema",
     "load_config",

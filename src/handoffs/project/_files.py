@@ -26,6 +26,7 @@ from handoffs.engine import RetryPolicy, SpendCap
 from handoffs.errors import ConfigError, config_error
 from handoffs.health import BreakerSettings
 from handoffs.project._alert_settings import AlertSettings
+from handoffs.project._drift_settings import DriftSettings
 from handoffs.routing import Rule
 
 __all__ = [
@@ -233,6 +234,8 @@ class ConfigFile(_Table):
     alerts: AlertSettings | None = None
     """Post the alert conditions to a webhook from the worker (docs/operations.md)."""
     tracing: TracingTable = TracingTable()
+    drift: DriftSettings | None = None
+    """A scheduled re-qualification that `handoffs worker` runs (docs/operations.md)."""
 
     def priced(self) -> ConfigFile:
         """This file with every model's prices stated (genai-prices' where it gave none)."""
