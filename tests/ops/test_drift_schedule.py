@@ -56,7 +56,7 @@ def test_the_drift_table_is_checked_as_it_is_read(project: Path) -> None:
     config = load_config(project / "handoffs.toml")
     assert config.drift is not None and config.drift.schedule == "0 30 6 * * 1"  # seconds first
     (project / "bad.toml").write_text(SIMULATED_CONFIG + DRIFT.replace("30 6 *", "61 6 *"))
-    with pytest.raises(ConfigError, match="drift.schedule"):
+    with pytest.raises(ConfigError, match=r"drift\.schedule"):
         load_config(project / "bad.toml")
 
 
