@@ -32,6 +32,7 @@ from handoffs.tracing._metrics import (
     metrics_path,
     otlp_metrics_endpoint,
 )
+from handoffs.tracing._period import PERIOD, record_period_change
 from handoffs.tracing._report import (
     HandoffRow,
     JobRow,
@@ -65,6 +66,7 @@ __all__ = [
     "GAUNTLET_TRACE_DIR",
     "JOB_FILE",
     "METRICS_SUFFIX",
+    "PERIOD",
     "SEMCONV_VERSION",
     "SPAN_KIND",
     "TASK_INPUT",
@@ -99,6 +101,7 @@ __all__ = [
     "page_data",
     "parse_since",
     "percentile",
+    "record_period_change",
     "render_html",
     "render_tree",
     "report_document",
