@@ -1,6 +1,7 @@
 """The project wing: `handoffs.toml` and job files, loading a roster by path, and running a job."""
 
 from handoffs.project._alert_settings import AlertSettings
+from handoffs.project._alert_store import AlertStore
 from handoffs.project._alerting import Alert, AlertWatch, alert_watch
 from handoffs.project._candidate import candidate_toml, nominal_prices
 from handoffs.project._config import Config, config_from_dict, load_config
@@ -39,6 +40,7 @@ from handoffs.project._watch import breaker_readings, budget_reading
 __all__ = [
     "Alert",
     "AlertSettings",
+    "AlertStore",
     "AlertWatch",
     "Config",
     "ConfigFile",
