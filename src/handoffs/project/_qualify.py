@@ -11,8 +11,9 @@ doc = qualification(trials.trials, prices=nominal_prices(config.catalog), labels
 
 A candidate answers alone (a one-model ladder, with its failover chain, as it would be deployed);
 the incumbent is the configured policy, escalations included. A trial passes when the handoff was
-delivered with every check passed, not degraded. Nothing is written to the outcome log. The run is
-a job: every call is charged to one budget, and the run stops when the budget refuses a call.
+delivered with every check passed, not degraded. Nothing is written to the outcome log or the
+trace folder (replays are not traffic). The run is a job: every call is charged to one budget,
+and the run stops when the budget refuses a call.
 With a journal, each trial is appended as it finishes and a rerun skips what is already there.
 """
 
@@ -286,7 +287,10 @@ async def _replay(
                 if contender == INCUMBENT
                 else Policy(rules=(Rule(kind=kind, ladder=(contender,), name="qualify"),))
             )
-            session = configured_session(replace(quiet, policy=policy), portfolio, budget)
+            # untraced: a replay in the trace folder would count as traffic in `handoffs report`
+            session = configured_session(
+                replace(quiet, policy=policy), portfolio, budget, tracing=False
+            )
             for recorded in mine:
                 key = (kind, recorded.task_id, contender)
                 if key in done:
