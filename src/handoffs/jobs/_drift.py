@@ -10,8 +10,8 @@
 ```
 A schedule is stored in the jobs database under `SCHEDULE`, so every worker on that database
 fires it and DBOS runs each scheduled time once (the workflow id is the schedule's name and the
-time). A worker killed half way resumes the workflow in the next worker: the step runs again and
-its journal skips the trials already replayed. A worker started without `[drift]` removes the
+time). A run left pending by a dead worker is handed to the jobs queue by the supervisor, as a
+job is; the step runs again and its journal skips the trials already replayed. A worker started without `[drift]` removes the
 schedule.
 """
 
@@ -26,6 +26,7 @@ import anyio
 from dbos import DBOS
 from pydantic import BaseModel, ConfigDict
 
+from handoffs.jobs._database import DRIFT_WORKFLOW
 from handoffs.project import DriftSettings, check_drift
 
 __all__ = [
@@ -41,8 +42,6 @@ log = logging.getLogger("handoffs.jobs")
 
 SCHEDULE = "handoffs-drift"
 """The name of the drift schedule in the jobs database."""
-DRIFT_WORKFLOW = "handoffs.drift"
-"""The registered name of the drift workflow."""
 DRIFT_STEP = "handoffs.drift.check"
 """The registered name of its one step: the re-qualification."""
 
