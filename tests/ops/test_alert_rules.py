@@ -32,6 +32,7 @@ pytest.importorskip(
 )
 
 from handoffs import Budget
+from handoffs.tracing import record_period_change
 
 from .scenario import JOB, Clock, World, one_round, session_for
 from .scrape import DASHBOARD, PROMTOOL, RULES, Scrapes, expected, promtool_test
@@ -74,6 +75,7 @@ ALERTS = (
     "HandoffsPrimaryProviderDown",
     "HandoffsVerificationFailureRateUp",
     "HandoffsPremiumShareCreeping",
+    "HandoffsPremiumShareUpOverPeriod",
 )
 
 
@@ -123,7 +125,7 @@ def test_nothing_fires_while_the_run_is_healthy_and_each_alert_fires_in_the_inci
 
 
 def test_the_rules_read_only_metrics_a_run_exports(fast: Scrapes) -> None:
-    exported = fast.names()
+    exported = fast.names() | weekly_scrapes().names()
     text = RULES.read_text() + DASHBOARD.read_text()
     used = set(re.findall(r"\b((?:handoffs|gen_ai)_[a-z_]+)\b", text))
     metrics = {n for n in used if not n.startswith(("handoffs_task", "handoffs_model",
@@ -157,12 +159,60 @@ def test_the_rules_and_the_dashboard_queries_are_valid_promql(tmp_path: Path) ->
     }
     board_rules = tmp_path / "dashboard.rules.yml"
     board_rules.write_text(yaml.safe_dump(recorded))
-    for path, count in ((RULES, 6), (board_rules, len(queries))):
+    for path, count in ((RULES, 7), (board_rules, len(queries))):
         ran = subprocess.run(
             [PROMTOOL, "check", "rules", str(path)], capture_output=True, text=True, timeout=60
         )
         assert ran.returncode == 0, ran.stdout + ran.stderr
         assert f"{count} rules found" in ran.stdout
+
+
+# -- the period report: `handoffs report --since 7d --compare` as gauges, daily scrapes -------------
+
+
+def report(frontier: float, before: float, cost: str = "1.00") -> dict[str, Any]:
+    """A `report_document(..., compare=True)` document with the frontier tier's share of
+    classification now and in the period before (the rest delivered locally)."""
+
+    def period(share: float, usd: str) -> dict[str, Any]:
+        models = {"frontier": round(share * 100), "local": 100 - round(share * 100)}
+        tiers = {"frontier": {"share": share}, "local": {"share": round(1 - share, 4)}}
+        return {
+            "task_kinds": {"classify": {"handoffs": 100, "models": models}},
+            "routes": {"by_tier": tiers},
+            "total_cost_usd": usd,
+        }
+
+    return {**period(frontier, cost), "previous": period(before, "0.80")}
+
+
+def weekly_scrapes() -> Scrapes:
+    """Four daily scrapes after a report where the premium share barely moved, then three after
+    one where it rose by 20 points."""
+    scrapes = Scrapes("report")
+    record_period_change(report(0.10, 0.08), scrapes.provider)
+    for _ in range(4):
+        scrapes.scrape()
+    record_period_change(report(0.30, 0.10, "1.40"), scrapes.provider)
+    for _ in range(3):
+        scrapes.scrape()
+    return scrapes
+
+
+def test_premium_share_up_over_the_report_period_fires_from_the_report_that_found_it(
+    tmp_path: Path,
+) -> None:
+    scrapes = weekly_scrapes()
+    assert scrapes.samples[-1][
+        'handoffs_spend_change{otel_scope_name="handoffs",otel_scope_schema_url="",'
+        'otel_scope_version=""}'
+    ] == pytest.approx(0.6)
+    cases = quiet(0, 24 * 60, 3 * 24 * 60)  # at scrape times: a daily sample is stale 5 min on
+    cases.append(firing(4 * 24 * 60, "HandoffsPremiumShareUpOverPeriod", handoffs_tier="frontier"))
+    ran = promtool_test(tmp_path, scrapes, "1d", cases)
+    assert ran.returncode == 0, ran.stdout + ran.stderr
+    wrong = promtool_test(tmp_path, scrapes, "1d", quiet(6 * 24 * 60))
+    assert wrong.returncode != 0  # the check can fail
 
 
 # -- the slow run: 15-minute scrapes --------------------------------------------------------------

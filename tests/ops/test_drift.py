@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 from typer.testing import CliRunner
 
 from handoffs.cli import app
@@ -104,3 +105,23 @@ def test_the_weekly_report_is_written_as_a_file(recorded: Path, tmp_path: Path) 
     assert doc["handoffs"] == 70 and doc["previous"]["handoffs"] == 0
     assert set(doc["change"]["routes"]["by_tier"]) >= {"small"}
     assert doc["change"]["routes"]["by_tier"]["small"]["share"] > 0
+    # ... and as metrics, where a job's metrics go (beside the traces; OTLP when configured)
+    [written] = (recorded / "traces").glob("report-*.metrics.jsonl")
+    assert f"period change as metrics: {written}" in ran.stderr
+    metrics = {m["name"]: m for m in map(json.loads, written.read_text().splitlines())}
+    assert {m["kind"] for m in metrics.values()} == {"gauge"}
+    tiers = {
+        (p["attributes"]["handoffs.tier"], p["attributes"]["handoffs.period"]): p["value"]
+        for p in metrics["handoffs.route.tier_share"]["points"]
+    }
+    assert tiers[("small", "current")] == doc["routes"]["by_tier"]["small"]["share"]
+    assert tiers[("small", "previous")] == 0
+    [change] = metrics["handoffs.spend.change"]["points"]
+    assert change["value"] == pytest.approx(float(doc["change"]["total_cost_usd"]))
+    shares = metrics["handoffs.route.share"]["points"]
+    assert {p["attributes"]["handoffs.task.kind"] for p in shares} == {
+        "classify",
+        "extract",
+        "draft",
+    }
+    written.unlink()  # the other tests read this folder as traces

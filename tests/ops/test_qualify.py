@@ -13,21 +13,24 @@ from typer.testing import CliRunner
 
 from handoffs.cli import app
 from handoffs.errors import ConfigError
-from handoffs.project import load_config, read_recorded
+from handoffs.project import load_config, read_recorded, recorded_job
 from handoffs.routing import INCUMBENT, Trial, qualification, wilson
+from handoffs.tracing import TASK_INPUT
 
 from ..test_cli import JOB, SIMULATED_CONFIG
 
 LOGGED = SIMULATED_CONFIG.replace(
     '[[policy.rules]]\nkind = "classify"',
-    '[policy]\noutcomes = "outcomes.jsonl"\noutcomes_input = true\n\n[[policy.rules]]\nkind = "classify"',
+    '[tracing]\ncontent = true\n\n[policy]\noutcomes = "outcomes.jsonl"\noutcomes_input = true'
+    '\n\n[[policy.rules]]\nkind = "classify"',
     1,
 )
 
 
 @pytest.fixture(scope="module")
 def recorded(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A demo-like run on the simulated portfolio that logs its outcomes with their inputs."""
+    """A demo-like run on the simulated portfolio (tickets delegated by reference) that logs its
+    outcomes with their inputs and traces them with content capture on (`[tracing] content`)."""
     folder = tmp_path_factory.mktemp("demo")
     (folder / "handoffs.toml").write_text(LOGGED)
     with pytest.MonkeyPatch.context() as mp:
@@ -120,8 +123,17 @@ def test_recorded_tasks_come_from_an_outcome_log_with_inputs_or_a_dataset(
     dataset = tmp_path / "set.jsonl"
     dataset.write_text('{"kind": "classify", "id": "a", "input": {"text": "x"}}\n')
     assert [t.task_id for t in read_recorded(dataset)] == ["a"]
-    with pytest.raises(ConfigError, match="traces, which do not keep task inputs"):
-        read_recorded(recorded / "traces")
+    bare_traces = tmp_path / "traces"
+    bare_traces.mkdir()
+    for trace in (recorded / "traces").glob("*.jsonl"):  # the same spans, without the inputs
+        kept = trace.read_text().replace(f'"{TASK_INPUT}"', '"handoffs.elsewhere"')
+        (bare_traces / trace.name).write_text(kept)
+    with pytest.raises(ConfigError, match=r"kept no task inputs; capture them with \[tracing\]"):
+        read_recorded(bare_traces)
+    ran = invoke(recorded, "--from", str(bare_traces))
+    assert ran.exit_code == 2 and "[tracing] content = true" in ran.output
+    with pytest.raises(ConfigError, match="name the job file to qualify with"):
+        recorded_job(dataset)
     bare = tmp_path / "bare.jsonl"
     bare.write_text(
         '{"prompt_id": "1", "task": "classify", "prompt": "p", "model": "m", "correct": true}\n'
@@ -130,6 +142,35 @@ def test_recorded_tasks_come_from_an_outcome_log_with_inputs_or_a_dataset(
         read_recorded(bare)
     ran = invoke(recorded, "--from", str(bare))
     assert ran.exit_code == 2 and "outcomes_input" in ran.output
+
+
+def test_qualify_replays_the_resolved_inputs_its_traces_kept(
+    recorded: Path, tmp_path: Path
+) -> None:
+    """The issue's check: `handoffs qualify --kinds classify --candidates ... --from
+    .handoffs/traces --json` after a demo run whose traces captured content."""
+    traced = read_recorded(recorded / "traces")
+    logged = read_recorded(recorded / "outcomes.jsonl")
+    assert {t.kind for t in traced} == {"classify", "extract", "draft"}
+    key = lambda t: (t.kind, json.dumps(t.input, sort_keys=True))  # noqa: E731
+    assert sorted(map(key, traced)) == sorted(map(key, logged))  # the inputs the handoffs had
+    tickets = [t.input for t in traced if t.kind == "classify"]
+    assert len(tickets) == 30 and all(
+        t["id"].startswith("T-") and t["body"] and "⟦q:" not in json.dumps(t) for t in tickets
+    )  # the tickets themselves, not the handles the orchestrator planned over
+    assert recorded_job(recorded / "traces") == JOB.resolve()  # the job its workflow span names
+    ran = CliRunner().invoke(  # no job named: the one the traces ran
+        app,
+        ["qualify", "-c", str(recorded / "handoffs.toml"), "--kinds", "classify", "--candidates",
+         "small,mid", "--from", str(recorded / "traces"), "--sample", "4", "--json", "-o",
+         str(tmp_path / "c.toml")],
+    )  # fmt: skip
+    assert ran.exit_code == 0, ran.output
+    doc = json.loads(ran.stdout)
+    assert doc["job"] == "support-triage"
+    contenders = doc["kinds"]["classify"]["contenders"]
+    assert {n: c["tasks"] for n, c in contenders.items()} == {"small": 4, "mid": 4, INCUMBENT: 4}
+    assert doc["skipped"] == [] and doc["source"] == str(recorded / "traces")
 
 
 def trial(

@@ -367,6 +367,7 @@ def worker(
         handoff_concurrency=handoff_concurrency,
         worker_id=worker_id,
         dead_after_s=dead_after,
+        config=config if config.is_file() else None,
     )
     events = logging.getLogger("handoffs.jobs")  # handovers and heartbeat trouble, one line each
     events.setLevel(logging.INFO)

@@ -40,10 +40,13 @@ def _budget(text: str | None) -> Decimal | None:
 
 
 def qualify(
-    job: Annotated[Path, typer.Argument(help="The job file whose subordinates define the kinds.")],
     source: Annotated[
         Path,
-        typer.Option("--from", help="Recorded tasks: an outcome log with inputs, or a dataset."),
+        typer.Option(
+            "--from",
+            help="Recorded tasks: job traces with inputs (a file or a folder such as "
+            ".handoffs/traces), an outcome log with inputs, or a dataset.",
+        ),
     ],
     config: Annotated[
         Path, typer.Option("--config", "-c", help="Catalog and incumbent policy.")
@@ -81,6 +84,14 @@ def qualify(
         typer.Option("--resume", help="Journal: trials are appended; a rerun skips those done."),
     ] = None,
     as_json: JsonOpt = False,
+    job: Annotated[
+        Path | None,
+        typer.Argument(
+            help="The job file whose subordinates define the kinds [default: the one the "
+            "traces given to --from ran].",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """Replay recorded tasks on cheaper models and the incumbent route, with each task's checks
     and judge: pass rate [95 % CI], cost per verified answer, latency, disagreements; name the
@@ -93,6 +104,7 @@ def qualify(
         nominal_prices,
         open_portfolio,
         read_recorded,
+        recorded_job,
         run_qualification,
         setting_line,
     )
@@ -104,8 +116,8 @@ def qualify(
     before = _baseline(baseline)
     try:
         cfg = load_config(config)
-        spec = load_job(job, cfg.catalog)
         tasks = read_recorded(source)
+        spec = load_job(job or recorded_job(source), cfg.catalog)
         wanted = _names(kinds) or sorted(
             {t.kind for t in tasks} & {s.kind for s in spec.subordinates}
         )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -10,7 +11,7 @@ import typer
 from rich.table import Table
 
 from handoffs.cli._trace import DirOpt
-from handoffs.cli.terminal import JsonOpt, fail, out
+from handoffs.cli.terminal import JsonOpt, err, fail, out
 from handoffs.errors import ConfigError
 from handoffs.project import load_config
 from handoffs.routing import shadow_document
@@ -143,7 +144,11 @@ def report(
     as_json: JsonOpt = False,
 ) -> None:
     """Per model, per task kind and per route: volume, latency, errors and cost from stored
-    traces; the total adds what the jobs' orchestrators cost. Gauntlet runs are left out."""
+    traces; the total adds what the jobs' orchestrators cost. Gauntlet runs are left out.
+
+    With --compare the change also goes out as metrics (route shares per kind and model, tier
+    shares, spend, per period, and their change), where a job's metrics go: DIR/report-<time>
+    .metrics.jsonl, and OTLP/HTTP when OTEL_EXPORTER_OTLP_ENDPOINT is set."""
     if ctx.invoked_subcommand is not None:
         return
     try:
@@ -153,6 +158,9 @@ def report(
     if compare and window is None:
         raise fail("--compare needs --since (the length of the period to compare)")
     doc = report_document(_jobs(directory), since=window, compare=compare, gauntlet=gauntlet)
+    if compare:
+        written = _export_change(doc, directory)
+        err.print(f"period change as metrics: {written}", highlight=False, soft_wrap=True)
     if output is not None:
         try:
             output.parent.mkdir(parents=True, exist_ok=True)
@@ -163,6 +171,18 @@ def report(
         out.print_json(json.dumps(doc), highlight=False)
         return
     _print_report(doc)
+
+
+def _export_change(doc: dict[str, Any], directory: Path) -> Path:
+    from handoffs.tracing import job_meter_provider, metrics_path, record_period_change
+
+    run_id = "report-" + doc["period"]["until"].replace("-", "").replace(":", "")
+    meters = job_meter_provider(run_id, directory=directory, env=os.environ)
+    try:
+        record_period_change(doc, meters)
+    finally:
+        meters.shutdown()
+    return metrics_path(directory, run_id)
 
 
 @report_app.command("shadow")

@@ -51,7 +51,11 @@ def run(
         bool, typer.Option("--trace-console", help="Also print every span on stderr.")
     ] = False,
     trace_content: Annotated[
-        bool, typer.Option("--trace-content", help="Record prompt and response text in spans.")
+        bool,
+        typer.Option(
+            "--trace-content",
+            help="Record prompts, responses and task inputs in spans ([tracing] content).",
+        ),
     ] = False,
     quiet: QuietOpt = False,
     baseline: Annotated[
@@ -84,12 +88,18 @@ def run(
     )
     from handoffs.tracing import Tracing, job_meter_provider, job_tracer_provider, trace_path
 
+    try:
+        cfg = load_config(config)
+    except HandoffsError as exc:
+        raise fail(str(exc), 2) from None
     job_id = uuid.uuid4().hex[:12]
     console = sys.stderr if trace_console else None
     provider = job_tracer_provider(job_id, directory=trace_dir, env=os.environ, console=console)
     meters = job_meter_provider(job_id, directory=trace_dir, env=os.environ, console=console)
     tracing = Tracing(
-        tracer_provider=provider, meter_provider=meters, include_content=trace_content
+        tracer_provider=provider,
+        meter_provider=meters,
+        include_content=trace_content or cfg.trace_content,
     )
     path = trace_path(trace_dir, job_id)
     seen: list[HandoffRecord] = []
@@ -108,7 +118,6 @@ def run(
         )
 
     try:
-        cfg = load_config(config)
         spec = load_job(job, cfg.catalog)
         with open_portfolio(cfg, simulation=job_simulation(spec)) as portfolio:
             # first, once the input is known good (a missing key is one line, nothing else)

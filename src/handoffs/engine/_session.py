@@ -370,7 +370,9 @@ class Session:
         run = self.prepare(task)
         if self.tracing is None:
             return await self.runner(task, run)
-        with self.tracing.handoff(kind=task.kind, task_id=task.id, label=task.label) as span:
+        with self.tracing.handoff(
+            kind=task.kind, task_id=task.id, label=task.label, input_json=task.input_json
+        ) as span:
             error: BaseException | None = None
             try:
                 return await self.runner(task, run)

@@ -394,6 +394,7 @@ async def _run_child(req: HandoffRequest) -> HandoffJournal:
     tracing = Tracing(
         tracer_provider=provider,
         meter_provider=meters,
+        include_content=config.trace_content,
         model_names={e.id: e.name for e in config.catalog.values()},
     )
     token = otel_context.attach(TraceContextTextMapPropagator().extract(req.trace))

@@ -58,6 +58,8 @@ HANDOFF_QUEUE = "handoffs-handoffs"
 them, up to its `--handoff-concurrency` at once."""
 HANDOFF_WORKFLOW = "handoffs.handoff.child"
 """The registered name of the workflow that runs one spread handoff."""
+DRIFT_WORKFLOW = "handoffs.drift"
+"""The registered name of the scheduled drift check (`[drift]`)."""
 URL_ENV = "HANDOFFS_DATABASE_URL"
 DEFAULT_URL = "sqlite:///.handoffs/jobs.sqlite"
 

@@ -27,7 +27,7 @@ from dbos import DBOSClient
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DatabaseError
 
-from handoffs.jobs._database import HANDOFF_QUEUE, HANDOFF_WORKFLOW, QUEUE, WORKFLOW
+from handoffs.jobs._database import DRIFT_WORKFLOW, HANDOFF_QUEUE, HANDOFF_WORKFLOW, QUEUE, WORKFLOW
 
 __all__ = ["Handover", "Presence", "new_worker_id", "recover"]
 
@@ -163,9 +163,13 @@ def recover(
     dead_after_s: float,
     force: Collection[str] = (),
 ) -> list[Handover]:
-    """Put every job PENDING on a gone worker (or on one in `force`) back on the queue."""
+    """Put every job PENDING on a gone worker (or on one in `force`) back on the queue (a
+    scheduled drift check too: on the jobs queue)."""
     pending = client.list_workflows(
-        status="PENDING", name=[WORKFLOW, HANDOFF_WORKFLOW], load_input=False, load_output=False
+        status="PENDING",
+        name=[WORKFLOW, HANDOFF_WORKFLOW, DRIFT_WORKFLOW],
+        load_input=False,
+        load_output=False,
     )
     owners = {wf.executor_id for wf in pending if wf.executor_id}
     gone = presence.gone(owners, dead_after_s=dead_after_s)

@@ -6,12 +6,15 @@ async with Worker(url, concurrency=4):     # DBOS launched, taking jobs from the
 ```
 or `await Worker(url).run()` until cancelled (what `handoffs worker` does). A worker beats a
 heartbeat every `beat_s` and, between beats, hands the jobs of dead workers to the queue
-(`supervisor.recover`). One worker per process: DBOS has one instance per process.
+(`supervisor.recover`). Given the project's `handoffs.toml`, it also keeps the `[drift]` schedule
+(`_drift`): the scheduled re-qualification runs in whichever worker DBOS hands it to. One worker
+per process: DBOS has one instance per process.
 """
 
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 from types import TracebackType
 from typing import Self
 
@@ -21,8 +24,10 @@ from dbos import DBOS, DBOSClient
 
 from handoffs.jobs._child import serve
 from handoffs.jobs._database import HANDOFF_QUEUE, QUEUE, dbos_config, describe, open_client
+from handoffs.jobs._drift import schedule_drift
 from handoffs.jobs._supervisor import Handover, Presence, new_worker_id, recover
 from handoffs.jobs._workflow import running_jobs, stop_running_jobs
+from handoffs.project import load_config
 
 __all__ = ["Worker"]
 
@@ -49,6 +54,7 @@ class Worker:
         poll_s: float = 0.1,
         supervise: bool = True,
         listen: bool = True,
+        config: Path | None = None,
     ) -> None:
         """Prepare a worker; `run()` or `async with` starts it.
 
@@ -57,7 +63,9 @@ class Worker:
         spreading jobs (`[jobs] spread`) it runs at once, from any job; `dead_after_s` is how long a worker on another
         host may stay silent before its jobs are handed over; `poll_s` is how often the queue
         is polled. `listen=False` takes no job from the queue: the process only runs the jobs it
-        starts itself (`handoffs run`).
+        starts itself (`handoffs run`). With `config` (a `handoffs.toml`), a listening worker
+        stores that file's `[drift]` schedule in the jobs database, or removes it when the file
+        has no `[drift]` table.
         """
         if concurrency < 1 or handoff_concurrency < 1:
             raise ValueError("concurrency must be at least 1")
@@ -70,6 +78,7 @@ class Worker:
         self.poll_s = poll_s
         self.supervise = supervise
         self.listen = listen
+        self.config = None if config is None else config.resolve()
         self.handovers: list[Handover] = []
         """Jobs this worker put back on the queue because their worker was gone."""
         self.ready = anyio.Event()
@@ -105,6 +114,8 @@ class Worker:
                         on_conflict="always_update",
                     )
                     serve(client)  # this process's jobs may spread their handoffs
+                    if self.config is not None:
+                        await schedule_drift(self.config, load_config(self.config).drift)
                 log.debug("worker %s on %s", self.worker_id, describe(self.database_url))
                 self.ready.set()
                 task_status.started()

@@ -151,7 +151,11 @@ async def _run(req: JobRequest) -> dict[str, Any]:
                 config,
                 portfolio,
                 job_id=req.job_id,
-                tracing=Tracing(tracer_provider=provider, meter_provider=meters),
+                tracing=Tracing(
+                    tracer_provider=provider,
+                    meter_provider=meters,
+                    include_content=config.trace_content,
+                ),
                 # a spread job's handoffs are child workflows, made from the task alone: the
                 # batch lane's answer would not reach them, so its batch tasks go the ordinary way
                 runner=runner if config.spread else _lane(spec, portfolio, runner),

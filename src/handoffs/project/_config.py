@@ -31,6 +31,7 @@ from handoffs.engine import Caps, RetryPolicy
 from handoffs.errors import ConfigError
 from handoffs.health import BreakerSettings
 from handoffs.project._alert_settings import AlertSettings
+from handoffs.project._drift_settings import DriftSettings
 from handoffs.project._files import CacheTable, ConfigFile, parse, read
 from handoffs.routing import Policy
 
@@ -66,6 +67,10 @@ class Config:
     """`[alerts]`: post the alert conditions to a webhook from the worker (docs/operations.md)."""
     cache: CacheSettings | None = None
     """`[cache]`: the verified response cache a job's handoffs are looked up in; None: none."""
+    trace_content: bool = False
+    """`[tracing] content = true`: a job's spans carry prompts, responses and task inputs."""
+    drift: DriftSettings | None = None
+    """`[drift]`: the re-qualification `handoffs worker` runs on a schedule (docs/operations.md)."""
     path: Path | None = None
 
 
@@ -129,6 +134,8 @@ def _config(file: ConfigFile, path: Path | None) -> Config:
         spread=file.jobs.spread,
         alerts=file.alerts,
         cache=_cache(file.cache, path),
+        trace_content=file.tracing.content,
+        drift=file.drift,
         path=path,
     )
 

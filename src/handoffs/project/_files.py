@@ -26,6 +26,7 @@ from handoffs.engine import RetryPolicy, SpendCap
 from handoffs.errors import ConfigError, config_error
 from handoffs.health import BreakerSettings
 from handoffs.project._alert_settings import AlertSettings
+from handoffs.project._drift_settings import DriftSettings
 from handoffs.routing import Rule
 
 __all__ = [
@@ -39,6 +40,7 @@ __all__ = [
     "PortfolioTable",
     "RetryTable",
     "RuleTable",
+    "TracingTable",
     "json_schema",
     "parse",
     "read",
@@ -182,6 +184,15 @@ class JobsTable(_Table):
     worker may run it."""
 
 
+class TracingTable(_Table):
+    """`[tracing]`: what a job's spans may carry."""
+
+    content: bool = False
+    """Record prompt and response text and each handoff's task input in spans (as `handoffs run
+    --trace-content` does), so that `handoffs qualify --from .handoffs/traces` can replay the
+    recorded tasks. Off by default: inputs and prompts may be private data."""
+
+
 class CacheTable(_Table):
     """`[cache]`: the verified response cache (docs/cache.md). A job's handoffs are looked up in it
     before they are routed; a near-duplicate is served only if the task's own checks pass on the
@@ -226,6 +237,9 @@ class ConfigFile(_Table):
     """The verified response cache; absent: none."""
     alerts: AlertSettings | None = None
     """Post the alert conditions to a webhook from the worker (docs/operations.md)."""
+    tracing: TracingTable = TracingTable()
+    drift: DriftSettings | None = None
+    """A scheduled re-qualification that `handoffs worker` runs (docs/operations.md)."""
 
     def priced(self) -> ConfigFile:
         """This file with every model's prices stated (genai-prices' where it gave none)."""

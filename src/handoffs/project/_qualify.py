@@ -2,7 +2,7 @@
 incumbent route, with each task's own checks and judge (`handoffs qualify`).
 
 ```python
-tasks = read_recorded(Path("outcomes.jsonl"))          # outcome log rows with inputs, or a dataset
+tasks = read_recorded(Path(".handoffs/traces"))    # traces with inputs, an outcome log, a dataset
 with open_portfolio(config, simulation=job_simulation(spec)) as portfolio:
     trials = await run_qualification(spec, config, portfolio, tasks, kinds=["classify"],
                                      candidates=["small", "mid"], budget=Budget(Decimal("1")))
@@ -11,8 +11,9 @@ doc = qualification(trials.trials, prices=nominal_prices(config.catalog), labels
 
 A candidate answers alone (a one-model ladder, with its failover chain, as it would be deployed);
 the incumbent is the configured policy, escalations included. A trial passes when the handoff was
-delivered with every check passed, not degraded. Nothing is written to the outcome log. The run is
-a job: every call is charged to one budget, and the run stops when the budget refuses a call.
+delivered with every check passed, not degraded. Nothing is written to the outcome log or the
+trace folder (replays are not traffic). The run is a job: every call is charged to one budget,
+and the run stops when the budget refuses a call.
 With a journal, each trial is appended as it finishes and a rerun skips what is already there.
 """
 
@@ -36,8 +37,9 @@ from handoffs.project._job import JobSpec
 from handoffs.project._run import configured_session
 from handoffs.providers import Portfolio
 from handoffs.routing import INCUMBENT, Policy, Rule, Trial
+from handoffs.tracing import JOB_FILE, METRICS_SUFFIX, TASK_INPUT
 
-__all__ = ["Qualified", "RecordedTask", "read_recorded", "run_qualification"]
+__all__ = ["Qualified", "RecordedTask", "read_recorded", "recorded_job", "run_qualification"]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -49,46 +51,105 @@ class RecordedTask:
     input: Any
 
 
-def _rows(path: Path) -> list[dict[str, Any]]:
-    files = sorted(path.glob("*.jsonl")) if path.is_dir() else [path]
+def _file_rows(file: Path) -> list[dict[str, Any]]:
+    try:
+        lines = file.read_text(encoding="utf-8").splitlines()
+    except FileNotFoundError:
+        raise ConfigError(f"no recorded tasks at {file}") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"cannot read {file}: {exc}") from None
     rows: list[dict[str, Any]] = []
-    for file in files:
+    for number, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
         try:
-            lines = file.read_text(encoding="utf-8").splitlines()
-        except FileNotFoundError:
-            raise ConfigError(f"no recorded tasks at {file}") from None
-        except (OSError, UnicodeDecodeError) as exc:
-            raise ConfigError(f"cannot read {file}: {exc}") from None
-        for number, line in enumerate(lines, 1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError:
-                raise ConfigError(f"{file}:{number}: not a JSON line") from None
-            if isinstance(row, dict):
-                rows.append(cast(dict[str, Any], row))
+            row = json.loads(line)
+        except json.JSONDecodeError:
+            raise ConfigError(f"{file}:{number}: not a JSON line") from None
+        if isinstance(row, dict):
+            rows.append(cast(dict[str, Any], row))
     return rows
 
 
-def read_recorded(path: Path) -> list[RecordedTask]:
-    """Recorded tasks from an outcome log (rows that kept their `input`: `[policy] outcomes_input
-    = true`) or a dataset (`{"kind": ..., "input": {...}, "id": ...}` per line); one per id."""
-    rows = _rows(path)
-    if rows and "span_id" in rows[0] and "trace_id" in rows[0]:
-        raise ConfigError(
-            f"{path} holds traces, which do not keep task inputs: record them with [policy] "
-            "outcomes and outcomes_input = true, or give a dataset JSONL"
-        )
-    found: dict[tuple[str, str], RecordedTask] = {}
-    for i, row in enumerate(rows):
-        kind = row.get("task", row.get("kind"))
-        if "input" not in row or not isinstance(kind, str):
+def _rows(path: Path) -> list[dict[str, Any]]:
+    files = sorted(path.glob("*.jsonl")) if path.is_dir() else [path]
+    return [row for file in files for row in _file_rows(file)]
+
+
+def _is_span(row: dict[str, Any]) -> bool:
+    return "span_id" in row and "trace_id" in row
+
+
+def _traced(rows: list[dict[str, Any]]) -> list[RecordedTask]:
+    """The tasks of the handoff spans that kept their input (content capture), in trace order."""
+    found: list[RecordedTask] = []
+    for row in rows:
+        attrs = row.get("attributes")
+        if not _is_span(row) or not isinstance(attrs, dict):
             continue
-        task_id = str(row.get("prompt_id", row.get("id", f"row-{i + 1}")))
-        found.setdefault(
-            (kind, task_id), RecordedTask(kind=kind, task_id=task_id, input=row["input"])
-        )
+        attrs = cast(dict[str, Any], attrs)
+        kind, text = attrs.get("handoffs.task.kind"), attrs.get(TASK_INPUT)
+        if not isinstance(kind, str) or not isinstance(text, str):
+            continue
+        try:
+            value = json.loads(text)
+        except json.JSONDecodeError:
+            continue
+        task_id = str(attrs.get("handoffs.task.id", f"span-{row['span_id']}"))
+        found.append(RecordedTask(kind=kind, task_id=task_id, input=value))
+    return found
+
+
+def _recorded_rows(path: Path) -> list[dict[str, Any]]:
+    if path.is_dir():
+        files = [f for f in sorted(path.glob("*.jsonl")) if not f.name.endswith(METRICS_SUFFIX)]
+    else:
+        files = [path]
+    return [row for file in files for row in _file_rows(file)]
+
+
+def recorded_job(path: Path) -> Path:
+    """The job file the traces at `path` were made by (their workflow spans name it), when they
+    name exactly one; a `ConfigError` saying to name the job otherwise."""
+    files: set[str] = set()
+    for row in _recorded_rows(path):
+        attrs = row.get("attributes")
+        if _is_span(row) and isinstance(attrs, dict):
+            found = cast(dict[str, Any], attrs).get(JOB_FILE)
+            if isinstance(found, str):
+                files.add(found)
+    if len(files) != 1:
+        which = f"they come from {len(files)} job files" if files else "they name no job file"
+        raise ConfigError(f"name the job file to qualify with: {path}: {which}")
+    return Path(files.pop())
+
+
+def read_recorded(path: Path) -> list[RecordedTask]:
+    """Recorded tasks from job traces (a trace JSONL file, or a folder of them such as
+    `.handoffs/traces`, whose handoff spans kept their input: `[tracing] content = true` or
+    `handoffs run --trace-content`), an outcome log (rows that kept their `input`: `[policy]
+    outcomes_input = true`) or a dataset (`{"kind": ..., "input": {...}, "id": ...}` per line).
+    One task per input: a task asked again (the same kind and input, in another run) once."""
+    rows = _recorded_rows(path)
+    tasks: list[RecordedTask] = []
+    if rows and _is_span(rows[0]):
+        tasks = _traced([r for r in rows if _is_span(r)])
+        if not tasks:
+            raise ConfigError(
+                f"{path}: these traces kept no task inputs; capture them with [tracing] content "
+                "= true in handoffs.toml (or handoffs run --trace-content) and run the job again"
+            )
+    else:
+        for i, row in enumerate(rows):
+            kind = row.get("task", row.get("kind"))
+            if "input" not in row or not isinstance(kind, str):
+                continue
+            task_id = str(row.get("prompt_id", row.get("id", f"row-{i + 1}")))
+            tasks.append(RecordedTask(kind=kind, task_id=task_id, input=row["input"]))
+    found: dict[tuple[str, str], RecordedTask] = {}
+    for task in tasks:
+        key = (task.kind, json.dumps(task.input, sort_keys=True, ensure_ascii=False))
+        found.setdefault(key, task)
     if not found:
         raise ConfigError(
             f"{path}: no recorded task inputs (an outcome log keeps them with [policy] "
@@ -226,7 +287,10 @@ async def _replay(
                 if contender == INCUMBENT
                 else Policy(rules=(Rule(kind=kind, ladder=(contender,), name="qualify"),))
             )
-            session = configured_session(replace(quiet, policy=policy), portfolio, budget)
+            # untraced: a replay in the trace folder would count as traffic in `handoffs report`
+            session = configured_session(
+                replace(quiet, policy=policy), portfolio, budget, tracing=False
+            )
             for recorded in mine:
                 key = (kind, recorded.task_id, contender)
                 if key in done:

@@ -22,8 +22,8 @@ from handoffs.engine import HandoffRunner, ModelSource, RecordSink, Session
 from handoffs.handoff import HandoffRecord
 from handoffs.health import Prober, shared_health
 from handoffs.orchestrator import Orchestrator
-from handoffs.project._alerting import alert_watch
-from handoffs.project._config import Config
+from handoffs.project._alerting import ALERT_STATE, alert_watch
+from handoffs.project._config import Config, beside
 from handoffs.project._gold import load_gold, score_gold
 from handoffs.project._job import JobReport, JobSpec, all_frontier_cost
 from handoffs.project._roster import load_module
@@ -183,7 +183,14 @@ async def run_job(
     if tracing is not None and not tracing.model_names:  # metrics name models as providers do
         tracing = replace(tracing, model_names={e.id: e.name for e in config.catalog.values()})
     budget = Budget(spec.budget_usd, name=f"job {spec.name}")
-    watch = alert_watch(config.alerts) if config.alerts is not None else None
+    watch = (
+        alert_watch(
+            config.alerts,
+            state=None if config.path is None else beside(config.path, ALERT_STATE),
+        )
+        if config.alerts is not None
+        else None
+    )
     if watch is not None:  # [alerts]: the worker's alert watch sees this job's handoffs too
         on_record = _both(watch.observe, on_record)
     session = configured_session(
@@ -204,7 +211,9 @@ async def run_job(
         spec.orchestrator, subordinates=spec.subordinates, session=session
     )
     span: AbstractContextManager[Any] = (
-        tracing.workflow(spec.name, job_id=job_id) if tracing else nullcontext()
+        tracing.workflow(spec.name, job_id=job_id, job_file=str(spec.path.resolve()))
+        if tracing
+        else nullcontext()
     )
     unwatch = (
         watch.watch(breaker_readings(session), budget_reading(spec.name, budget))

@@ -32,6 +32,7 @@ from handoffs.tracing._metrics import (
     metrics_path,
     otlp_metrics_endpoint,
 )
+from handoffs.tracing._period import PERIOD, record_period_change
 from handoffs.tracing._report import (
     HandoffRow,
     JobRow,
@@ -42,8 +43,10 @@ from handoffs.tracing._report import (
     report_document,
 )
 from handoffs.tracing._spans import (
+    JOB_FILE,
     SEMCONV_VERSION,
     SPAN_KIND,
+    TASK_INPUT,
     TRANSFER_MODE,
     TRANSFER_TARGET,
     Tracing,
@@ -61,9 +64,12 @@ __all__ = [
     "DURATION_BUCKETS_S",
     "GAUNTLET_ATTACK",
     "GAUNTLET_TRACE_DIR",
+    "JOB_FILE",
     "METRICS_SUFFIX",
+    "PERIOD",
     "SEMCONV_VERSION",
     "SPAN_KIND",
+    "TASK_INPUT",
     "TRACE_DIR",
     "TRACE_DIR_ENV",
     "TRACING_ENV",
@@ -95,6 +101,7 @@ __all__ = [
     "page_data",
     "parse_since",
     "percentile",
+    "record_period_change",
     "render_html",
     "render_tree",
     "report_document",

@@ -18,7 +18,7 @@ release yet). The project's own spans also carry `openinference.span.kind` (the 
 Phoenix and other OpenInference viewers sort spans). A `TracerProvider` (and optionally a
 `MeterProvider`, for the instruments of `handoffs.tracing` and pydantic-ai's token and cost
 histograms) is passed in explicitly: nothing here touches global OTel state. Prompt and response
-text stays out of spans unless `include_content=True`.
+text, and each task's input, stay out of spans unless `include_content=True`.
 """
 
 from __future__ import annotations
@@ -42,9 +42,11 @@ from handoffs.tracing._metrics import HandoffMetrics
 __all__ = [
     "CHECK_SPAN",
     "HANDOFF_SPAN",
+    "JOB_FILE",
     "QUEUE_SPAN",
     "SEMCONV_VERSION",
     "SPAN_KIND",
+    "TASK_INPUT",
     "Tracing",
     "handoff_attributes",
 ]
@@ -74,6 +76,10 @@ CHECK_SPAN = "check"
 QUEUE_SPAN = "queue"
 """Name prefix of the span of a wait for a model's concurrency slot: `queue {model}`."""
 NAMESPACE = "handoffs."
+JOB_FILE = "handoffs.job.file"
+"""A job's workflow span: the path of the job file it ran."""
+TASK_INPUT = "handoffs.task.input"
+"""A handoff span's task input as JSON text (content capture only: `include_content=True`)."""
 
 
 def _usd(value: Decimal | None) -> str:
@@ -227,7 +233,8 @@ class Tracing:
     tracer_provider: TracerProvider
     """The provider every span of the job is created from (pydantic-ai's included)."""
     include_content: bool = False
-    """Opt in to prompts, responses, tool arguments and check explanations in spans."""
+    """Opt in to prompts, responses, tool arguments, check explanations and each handoff's task
+    input (`handoffs.task.input`) in spans."""
     meter_provider: MeterProvider | None = None
     """Where the job's metrics go (`handoffs.tracing` and pydantic-ai's); None records none."""
     model_names: Mapping[str, str] = field(default_factory=dict[str, str])
@@ -315,14 +322,19 @@ class Tracing:
             span.set_attributes(self.settings.aggregated_usage_attributes(usage))
 
     @contextmanager
-    def workflow(self, name: str, *, job_id: str) -> Generator[Span, None, None]:
-        """The root span of one job: `invoke_workflow {name}`; `finish_workflow` fills it in."""
+    def workflow(
+        self, name: str, *, job_id: str, job_file: str | None = None
+    ) -> Generator[Span, None, None]:
+        """The root span of one job: `invoke_workflow {name}`; `finish_workflow` fills it in.
+        `job_file`, the job file's path, lets `handoffs qualify --from TRACES` find the job."""
         attrs = {
             OPERATION: "invoke_workflow",
             WORKFLOW_NAME: name,
             SPAN_KIND: "CHAIN",
             "handoffs.job.id": job_id,
         }
+        if job_file is not None:
+            attrs[JOB_FILE] = job_file
         with _span(self.tracer, f"invoke_workflow {name}", attrs) as span:
             yield span
 
@@ -360,9 +372,16 @@ class Tracing:
 
     @contextmanager
     def handoff(
-        self, *, kind: str, task_id: str, label: str | None = None
+        self,
+        *,
+        kind: str,
+        task_id: str,
+        label: str | None = None,
+        input_json: Callable[[], str] | None = None,
     ) -> Generator[Span, None, None]:
-        """The span of one handoff; `finish_handoff` fills it in from the record."""
+        """The span of one handoff; `finish_handoff` fills it in from the record. With content
+        capture on, `input_json` (called only then) gives the task's input as JSON text, kept as
+        `handoffs.task.input`: what `handoffs qualify --from TRACES` replays."""
         attrs: dict[str, Any] = {
             SPAN_KIND: "AGENT",
             "handoffs.task.kind": kind,
@@ -370,6 +389,8 @@ class Tracing:
         }
         if label is not None:
             attrs["handoffs.task.label"] = label
+        if self.include_content and input_json is not None:
+            attrs[TASK_INPUT] = input_json()
         with _span(self.tracer, f"{HANDOFF_SPAN} {kind}", attrs) as span:
             yield span
 
