@@ -8,12 +8,21 @@ from dataclasses import replace
 from decimal import Decimal
 from pathlib import Path
 
+import psycopg
 import pytest
 from pydantic import BaseModel
 
 from handoffs import checks
 from handoffs.budget import Budget
-from handoffs.cache import CachePolicy, CacheStore, E5Embedder, NgramEmbedder, ResponseCache
+from handoffs.cache import (
+    AnswerStore,
+    CachePolicy,
+    CacheStore,
+    E5Embedder,
+    NgramEmbedder,
+    PostgresStore,
+    ResponseCache,
+)
 from handoffs.catalog import Catalog
 from handoffs.engine import Session
 from handoffs.errors import ConfigError
@@ -23,6 +32,7 @@ from handoffs.project._config import config_from_dict
 from handoffs.providers import Portfolio
 from handoffs.routing import Policy, Rule
 from handoffs.task import Task
+from handoffs.testing.postgres import TemporaryPostgres, available
 from handoffs.testing.scripted import ScriptCall
 from handoffs.tracing._spans import handoff_attributes
 
@@ -69,16 +79,33 @@ def reads_amount(call: ScriptCall) -> dict[str, float]:
     return {"amount_usd": float(re.findall(r"\d+\.\d\d", call.prompt)[0])}
 
 
-@pytest.fixture(params=["auto", "scan"])
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[CacheStore]:
-    """The store with its vector index (sqlite-vec, where the [cache] extra is installed) and with
-    the linear-scan fallback."""
-    store = CacheStore(tmp_path / "cache.sqlite", index=request.param)
+@pytest.fixture(scope="module")
+def postgres() -> Iterator[TemporaryPostgres]:
+    """A throwaway PostgreSQL cluster (skips when Debian's binaries are absent)."""
+    why = available()
+    if why is not None:
+        pytest.skip(why)
+    with TemporaryPostgres() as cluster:
+        yield cluster
+
+
+@pytest.fixture(params=["auto", "scan", "postgres"])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[AnswerStore]:
+    """The SQLite store with its vector index (sqlite-vec, where the [cache] extra is installed)
+    and with the linear-scan fallback; and the PostgreSQL store (pgvector where the server has
+    it, else its scan), emptied for each test."""
+    if request.param == "postgres":
+        cluster: TemporaryPostgres = request.getfixturevalue("postgres")
+        store: AnswerStore = PostgresStore(cluster.url("cache"))
+        with psycopg.connect(cluster.url("cache"), autocommit=True) as conn:
+            conn.execute("truncate handoffs_cache")
+    else:
+        store = CacheStore(tmp_path / "cache.sqlite", index=request.param)
     yield store
     store.close()
 
 
-def cache_of(store: CacheStore, scope: str = "tenant-a", **policy: object) -> ResponseCache:
+def cache_of(store: AnswerStore, scope: str = "tenant-a", **policy: object) -> ResponseCache:
     settings = {"threshold": 0.8, **policy}
     return ResponseCache(
         store,
@@ -97,7 +124,7 @@ def calls(scripts: Scripts) -> int:
 
 
 async def test_an_exact_repeat_is_served_from_the_cache_without_a_call(
-    catalog: Catalog, scripts: Scripts, store: CacheStore
+    catalog: Catalog, scripts: Scripts, store: AnswerStore
 ) -> None:
     scripts.on("tiny", reads_amount)
     s = session(catalog, scripts, cache_of(store))
@@ -117,7 +144,7 @@ async def test_an_exact_repeat_is_served_from_the_cache_without_a_call(
 
 
 async def test_a_paraphrase_is_served_once_its_checks_pass_on_the_new_input(
-    catalog: Catalog, scripts: Scripts, store: CacheStore
+    catalog: Catalog, scripts: Scripts, store: AnswerStore
 ) -> None:
     scripts.on("tiny", reads_amount)
     s = session(catalog, scripts, cache_of(store))
@@ -136,7 +163,7 @@ async def test_a_paraphrase_is_served_once_its_checks_pass_on_the_new_input(
 
 
 async def test_a_look_alike_whose_right_answer_differs_is_not_served(
-    catalog: Catalog, scripts: Scripts, store: CacheStore
+    catalog: Catalog, scripts: Scripts, store: AnswerStore
 ) -> None:
     scripts.on("tiny", reads_amount)
     s = session(catalog, scripts, cache_of(store))
@@ -157,7 +184,7 @@ def test_a_plain_semantic_cache_would_have_served_the_look_alike() -> None:
 
 
 async def test_an_answer_never_crosses_a_scope(
-    catalog: Catalog, scripts: Scripts, store: CacheStore
+    catalog: Catalog, scripts: Scripts, store: AnswerStore
 ) -> None:
     scripts.on("tiny", reads_amount)
     await session(catalog, scripts, cache_of(store, "tenant-a")).delegate(extract(TICKET))
@@ -170,7 +197,7 @@ async def test_an_answer_never_crosses_a_scope(
 
 
 async def test_degraded_deliveries_are_never_stored(
-    catalog: Catalog, scripts: Scripts, store: CacheStore
+    catalog: Catalog, scripts: Scripts, store: AnswerStore
 ) -> None:
     scripts.on("tiny", lambda c: {"amount_usd": 1.23})  # never in the ticket
     scripts.on("cheap", lambda c: {"amount_usd": 1.23})
@@ -182,7 +209,7 @@ async def test_degraded_deliveries_are_never_stored(
 
 
 async def test_an_expired_answer_is_not_served(
-    catalog: Catalog, scripts: Scripts, store: CacheStore
+    catalog: Catalog, scripts: Scripts, store: AnswerStore
 ) -> None:
     scripts.on("tiny", reads_amount)
     s = session(catalog, scripts, cache_of(store, ttl_s=0.0))
@@ -192,7 +219,7 @@ async def test_an_expired_answer_is_not_served(
 
 
 async def test_a_changed_prompt_or_model_invalidates(
-    catalog: Catalog, scripts: Scripts, store: CacheStore
+    catalog: Catalog, scripts: Scripts, store: AnswerStore
 ) -> None:
     scripts.on("tiny", reads_amount)
     await session(catalog, scripts, cache_of(store)).delegate(extract(TICKET))
@@ -210,7 +237,7 @@ async def test_a_changed_prompt_or_model_invalidates(
 
 
 async def test_a_task_only_a_judge_could_verify_is_served_exactly_never_semantically(
-    catalog: Catalog, scripts: Scripts, store: CacheStore
+    catalog: Catalog, scripts: Scripts, store: AnswerStore
 ) -> None:
     scripts.on("tiny", reads_amount)
     s = session(catalog, scripts, cache_of(store))
@@ -227,7 +254,7 @@ async def test_a_task_only_a_judge_could_verify_is_served_exactly_never_semantic
 
 
 async def test_kinds_opt_in_and_a_task_overrides(
-    catalog: Catalog, scripts: Scripts, store: CacheStore
+    catalog: Catalog, scripts: Scripts, store: AnswerStore
 ) -> None:
     scripts.on("tiny", reads_amount)
     s = session(catalog, scripts, cache_of(store, kinds=frozenset({"classify"})))
@@ -298,7 +325,7 @@ def test_a_mistake_in_the_cache_table_is_one_line(tmp_path: Path) -> None:
 
 
 async def test_with_judges_on_a_near_repeat_is_judged_again_and_charged(
-    catalog: Catalog, scripts: Scripts, store: CacheStore
+    catalog: Catalog, scripts: Scripts, store: AnswerStore
 ) -> None:
     scripts.on("tiny", reads_amount)
     scripts.on("cheap", lambda c: {"score": 1.0, "criteria": [], "reasons": []})
