@@ -358,3 +358,45 @@ async def test_the_bundled_embedder_finds_the_look_alike_and_the_checks_refuse_i
     assert other.output == Fields(amount_usd=59.99)
     hit = await s.delegate(extract(PARAPHRASE))
     assert hit.record.cache == "semantic" and hit.output == Fields(amount_usd=49.99)
+
+
+# --- the PostgreSQL store -------------------------------------------------------------------------
+
+
+def _put(store: AnswerStore, exact: str, vector: list[float], **kw: object) -> int:
+    fields: dict[str, object] = {
+        "scope": "s", "key": "k", "exact": exact, "space": store.space("s", "k", "m"),
+        "task_id": f"t-{exact}", "model": "tiny", "provider": "openai", "tier": "small",
+        "output": {"x": exact}, "verdicts": [], "cost_usd": "0.01", "vector": vector,
+        "ttl_s": None, **kw,
+    }  # fmt: skip
+    return store.put(**fields)  # type: ignore[arg-type]
+
+
+def test_two_postgres_stores_on_one_database_see_each_others_answers_exactly(
+    postgres: TemporaryPostgres,
+) -> None:
+    """Two workers' stores: what one stores, replaces or lets expire, the other's next lookup
+    sees, though its scan keeps the vectors it read before; a missing database is created."""
+    url = postgres.url("cache_two_workers")  # not created yet
+    writer, reader = PostgresStore(url, index="scan"), PostgresStore(url, index="scan")
+    try:
+        space = writer.space("s", "k", "m")
+        _put(writer, "a", [1.0, 0.0, 0.0])
+        _put(writer, "b", [0.0, 1.0, 0.0])
+        found = reader.nearest(space, [0.9, 0.1, 0.0], k=2)
+        assert [(f.task_id, round(f.similarity, 3)) for f in found] == [
+            ("t-a", 0.994),
+            ("t-b", 0.110),
+        ]
+        _put(writer, "a", [0.0, 0.0, 1.0], task_id="t-a2")  # the same input, answered again
+        _put(writer, "c", [0.8, 0.2, 0.0])
+        _put(writer, "d", [0.9, 0.1, 0.0], ttl_s=0.0)  # expired as soon as stored
+        found = reader.nearest(space, [0.9, 0.1, 0.0], k=3)
+        assert [f.task_id for f in found] == ["t-c", "t-b", "t-a2"]
+        assert reader.exact("s", "a") is not None and reader.exact("s", "d") is None
+        assert reader.nearest(space, [1.0, 0.0], k=3) == []  # another embedder's size
+        assert reader.nearest(reader.space("s2", "k", "m"), [1.0, 0.0, 0.0]) == []
+    finally:
+        writer.close()
+        reader.close()

@@ -15,8 +15,9 @@ Semantic lookups search one partition (`space`: one scope, reuse key and embeddi
   user may create it): the server orders the partition's rows by cosine distance and returns the
   nearest. Exact: the column has no fixed dimension, so there is no approximate index.
 - **scan** (`index == "scan"`), otherwise (Debian's archive does not package pgvector): the
-  partition's vectors are read and compared here with numpy. Exact, and linear in the
-  partition's size: docs/cache.md gives its measured cost per lookup at 1k to 50k answers
+  partition's vectors are compared here with numpy. Each lookup reads the partition's live ids;
+  the vectors themselves are read once and kept in memory (`_KEPT_VECTORS` at most, the
+  partitions looked up last). Exact, and linear in the partition's size: docs/cache.md gives its measured cost per lookup at 1k to 50k answers
   (`handoffs bench cache-store`).
 
 Blocking: the cache calls it from a worker thread. One connection, one lock.
@@ -28,6 +29,7 @@ import json
 import re
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Final, Literal, LiteralString
 
@@ -61,9 +63,12 @@ create table if not exists {_TABLE} (
 );
 create index if not exists {_TABLE}_exact on {_TABLE} (scope, exact);
 create index if not exists {_TABLE}_space on {_TABLE} (space);
+create index if not exists {_TABLE}_expires on {_TABLE} (expires);
 """
 _COLUMNS = "id, task_id, model, provider, tier, output, verdicts, cost_usd"
 _LIVE = "(expires is null or expires > %s)"
+_KEPT_VECTORS = 200_000
+"""How many vectors the scan keeps in memory across partitions (77 MB per 50k of 384 floats)."""
 
 
 def is_postgres(url: str) -> bool:
@@ -115,6 +120,8 @@ class PostgresStore:
         self.url = url
         self._conn = _connect(url)
         self._lock = threading.Lock()
+        self._partitions: OrderedDict[str, tuple[Any, Any]] = OrderedDict()
+        """The scan's vectors of the partitions looked up last, by space (`_partition`)."""
         self.index: Literal["pgvector", "scan"] = "scan"
         """`pgvector` (distances computed in the server) or `scan` (compared here)."""
         with self._lock, self._conn.transaction():
@@ -225,34 +232,85 @@ class PostgresStore:
                     (_literal(vector), space, now, _literal(vector), k),
                 ).fetchall()
             return [_stored(r, float(r[8])) for r in rows]
-        with self._lock:
-            rows = self._conn.execute(
-                f"select id, embedding from {_TABLE} where space = %s "
-                f"and embedding is not null and {_LIVE}",
-                (space, now),
-            ).fetchall()
-        if not rows:
-            return []
         query = np.asarray(vector, dtype=np.float32)
-        matrix = np.frombuffer(b"".join(bytes(r[1]) for r in rows), dtype="<f4")
-        matrix = matrix.reshape(len(rows), -1)
-        if matrix.shape[1] != query.shape[0]:  # a stored vector of another size: never near
-            return []
-        norms = np.linalg.norm(matrix, axis=1) * float(np.linalg.norm(query))
-        sims = (matrix @ query) / np.where(norms == 0, 1.0, norms)
-        best = np.argsort(-sims, kind="stable")[:k]
-        ids = [int(rows[i][0]) for i in best]
         with self._lock:
+            ids, unit = self._partition(space, now, query.shape[0])
+            if not len(ids):
+                return []
+            sims = unit @ (query / (float(np.linalg.norm(query)) or 1.0))
+            if len(sims) > k:  # the k best, then only those sorted
+                top = np.argpartition(-sims, k - 1)[:k]
+                best = top[np.argsort(-sims[top], kind="stable")]
+            else:
+                best = np.argsort(-sims, kind="stable")
+            chosen = [int(ids[j]) for j in best]
             found = {
                 int(r[0]): r
                 for r in self._conn.execute(
                     f"select {_COLUMNS} from {_TABLE} where id = any(%s) and {_LIVE}",
-                    (ids, now),
+                    (chosen, now),
                 )
             }
         return [
-            _stored(found[i], float(sims[j])) for i, j in zip(ids, best, strict=True) if i in found
+            _stored(found[i], float(sims[j]))
+            for i, j in zip(chosen, best, strict=True)
+            if i in found
         ]
+
+    def _partition(
+        self, space: str, now: float, dim: int
+    ) -> tuple[np.ndarray[Any, np.dtype[np.int64]], np.ndarray[Any, np.dtype[np.float32]]]:
+        """The live ids of partition `space` (ascending) and their unit vectors, one row each.
+
+        The vectors of the partitions looked up last are kept here (an answer's vector never
+        changes): each lookup reads only the partition's live ids, and the vectors of ids not
+        seen before. Exact whatever other processes stored or deleted meanwhile."""
+        row = self._conn.execute(  # one array: far cheaper than a row per id
+            f"select coalesce(array_agg(id order by id), '{{}}') from {_TABLE} "
+            f"where space = %s and embedding is not null and {_LIVE}",
+            (space, now),
+            binary=True,
+        ).fetchone()
+        live = np.asarray(row[0] if row else [], dtype=np.int64)
+        known = self._partitions.pop(space, None)
+        if known is None or known[1].shape[1] != dim:
+            known = (np.zeros(0, dtype=np.int64), np.zeros((0, dim), dtype=np.float32))
+        if not np.array_equal(known[0], live):
+            known = self._refresh(known, live, dim)
+        self._partitions[space] = known
+        while sum(len(i) for i, _ in self._partitions.values()) > _KEPT_VECTORS:
+            if len(self._partitions) == 1:
+                break
+            self._partitions.pop(next(iter(self._partitions)))  # the least recently looked up
+        return known
+
+    def _refresh(
+        self,
+        known: tuple[np.ndarray[Any, np.dtype[np.int64]], np.ndarray[Any, np.dtype[np.float32]]],
+        live: np.ndarray[Any, np.dtype[np.int64]],
+        dim: int,
+    ) -> tuple[np.ndarray[Any, np.dtype[np.int64]], np.ndarray[Any, np.dtype[np.float32]]]:
+        ids, unit = known
+        at = np.minimum(np.searchsorted(ids, live), max(len(ids) - 1, 0))
+        have = (ids[at] == live) if len(ids) else np.zeros(len(live), dtype=bool)
+        fetched: dict[int, np.ndarray[Any, np.dtype[np.float32]]] = {}
+        missing = live[~have]
+        if len(missing):
+            for row_id, blob in self._conn.execute(
+                f"select id, embedding from {_TABLE} where id = any(%s)",
+                (missing.tolist(),),
+                binary=True,  # bytea as bytes: a third of the time of its hex text form
+            ):
+                vector = np.frombuffer(bytes(blob), dtype="<f4")
+                if vector.shape[0] == dim:  # another size is never near
+                    norm = float(np.linalg.norm(vector)) or 1.0
+                    fetched[int(row_id)] = (vector / norm).astype(np.float32)
+        keep = have | np.isin(live, np.fromiter(fetched, dtype=np.int64, count=len(fetched)))
+        rows = np.empty((len(live), dim), dtype=np.float32)
+        rows[have] = unit[at[have]]
+        for position in np.flatnonzero(~have & keep):
+            rows[position] = fetched[int(live[position])]
+        return live[keep], rows[keep]
 
     def count(self) -> int:
         """How many answers are stored (live or expired and not yet purged)."""
