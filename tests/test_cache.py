@@ -400,3 +400,22 @@ def test_two_postgres_stores_on_one_database_see_each_others_answers_exactly(
     finally:
         writer.close()
         reader.close()
+
+
+def test_a_postgres_store_whose_connection_was_cut_fails_one_call_then_reconnects(
+    postgres: TemporaryPostgres,
+) -> None:
+    url = postgres.url("cache")
+    store = PostgresStore(url)
+    try:
+        _put(store, "a", [1.0, 0.0, 0.0])
+        with psycopg.connect(url, autocommit=True) as admin:  # what a server restart does
+            admin.execute(
+                "select pg_terminate_backend(pid) from pg_stat_activity "
+                "where datname = 'cache' and pid <> pg_backend_pid()"
+            )
+        with pytest.raises(psycopg.OperationalError):
+            store.exact("s", "a")
+        assert store.exact("s", "a") is not None
+    finally:
+        store.close()

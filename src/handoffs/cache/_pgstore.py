@@ -137,21 +137,29 @@ class PostgresStore:
         import psycopg
 
         with self._lock:
-            offered = self._conn.execute(
+            offered = self._db.execute(
                 "select 1 from pg_available_extensions where name = 'vector'"
             ).fetchone()
             if offered is None:
                 return False
             try:
-                with self._conn.transaction():
-                    self._conn.execute("select pg_advisory_xact_lock(hashtext(%s))", (_TABLE,))
-                    self._conn.execute("create extension if not exists vector")
-                    self._conn.execute(
+                with self._db.transaction():
+                    self._db.execute("select pg_advisory_xact_lock(hashtext(%s))", (_TABLE,))
+                    self._db.execute("create extension if not exists vector")
+                    self._db.execute(
                         f"alter table {_TABLE} add column if not exists embedding_v vector"
                     )
             except psycopg.Error:  # not allowed to create it: the scan
                 return False
         return True
+
+    @property
+    def _db(self) -> psycopg.Connection[Any]:
+        """The connection (under the lock); a new one when the last was lost (a restarted
+        server fails one call, not every call after it)."""
+        if self._conn.broken:
+            self._conn = _connect(self.url)
+        return self._conn
 
     def close(self) -> None:
         """Close the database connection."""
@@ -194,16 +202,16 @@ class PostgresStore:
         marks: list[LiteralString] = ["%s"] * 14
         if self.index == "pgvector":
             marks.append("%s::vector")
-        with self._lock, self._conn.transaction():
-            self._conn.execute(
+        with self._lock, self._db.transaction():
+            self._db.execute(
                 f"delete from {_TABLE} where expires is not null and expires <= %s",
                 (now,),
             )
-            self._conn.execute(
+            self._db.execute(
                 f"delete from {_TABLE} where scope = %s and exact = %s",
                 (scope, exact),
             )
-            row = self._conn.execute(
+            row = self._db.execute(
                 f"insert into {_TABLE} ({columns}) values ({', '.join(marks)}) returning id",
                 values,
             ).fetchone()
@@ -213,7 +221,7 @@ class PostgresStore:
     def exact(self, scope: str, exact: str) -> Stored | None:
         """The live answer stored for exactly this input in `scope`, if any."""
         with self._lock:
-            row = self._conn.execute(
+            row = self._db.execute(
                 f"select {_COLUMNS} from {_TABLE} where scope = %s and exact = %s "
                 f"and {_LIVE} order by id desc limit 1",
                 (scope, exact, time.time()),
@@ -226,7 +234,7 @@ class PostgresStore:
         now = time.time()
         if self.index == "pgvector":
             with self._lock:
-                rows = self._conn.execute(
+                rows = self._db.execute(
                     f"select {_COLUMNS}, 1 - (embedding_v <=> %s::vector) from {_TABLE} "
                     f"where space = %s and embedding_v is not null and {_LIVE} "
                     "and vector_dims(embedding_v) = %s "  # another size is never near
@@ -248,7 +256,7 @@ class PostgresStore:
             chosen = [int(ids[j]) for j in best]
             found = {
                 int(r[0]): r
-                for r in self._conn.execute(
+                for r in self._db.execute(
                     f"select {_COLUMNS} from {_TABLE} where id = any(%s) and {_LIVE}",
                     (chosen, now),
                 )
@@ -267,7 +275,7 @@ class PostgresStore:
         The vectors of the partitions looked up last are kept here (an answer's vector never
         changes): each lookup reads only the partition's live ids, and the vectors of ids not
         seen before. Exact whatever other processes stored or deleted meanwhile."""
-        row = self._conn.execute(  # one array: far cheaper than a row per id
+        row = self._db.execute(  # one array: far cheaper than a row per id
             f"select coalesce(array_agg(id order by id), '{{}}') from {_TABLE} "
             f"where space = %s and embedding is not null and {_LIVE}",
             (space, now),
@@ -298,7 +306,7 @@ class PostgresStore:
         fetched: dict[int, np.ndarray[Any, np.dtype[np.float32]]] = {}
         missing = live[~have]
         if len(missing):
-            for row_id, blob in self._conn.execute(
+            for row_id, blob in self._db.execute(
                 f"select id, embedding from {_TABLE} where id = any(%s)",
                 (missing.tolist(),),
                 binary=True,  # bytea as bytes: a third of the time of its hex text form
@@ -317,7 +325,7 @@ class PostgresStore:
     def count(self) -> int:
         """How many answers are stored (live or expired and not yet purged)."""
         with self._lock:
-            row = self._conn.execute(f"select count(*) from {_TABLE}").fetchone()
+            row = self._db.execute(f"select count(*) from {_TABLE}").fetchone()
         return int(row[0]) if row else 0
 
 
