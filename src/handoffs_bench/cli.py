@@ -270,3 +270,7 @@ def fanout(
 from handoffs_bench.cache import cache as _cache  # noqa: E402
 
 bench_app.command("cache")(_cache)
+
+from handoffs_bench.cachestore import cache_store as _cache_store  # noqa: E402
+
+bench_app.command("cache-store")(_cache_store)

@@ -30,7 +30,7 @@ from typing import Any, Generic, Literal, TypeVar
 import anyio.to_thread
 
 from handoffs.cache._embed import Embedder, default_embedder
-from handoffs.cache._store import CacheStore, Stored
+from handoffs.cache._store import AnswerStore, Stored
 from handoffs.errors import ConfigError
 from handoffs.handoff import Delivery, HandoffRecord, Verdict
 from handoffs.task import Check, CheckContext, Task
@@ -183,7 +183,8 @@ class Lookup(Generic[T]):
 
 
 class ResponseCache:
-    """Verified answers of earlier handoffs in one `scope`, kept in a `CacheStore`.
+    """Verified answers of earlier handoffs in one `scope`, kept in an `AnswerStore` (`CacheStore`:
+    a SQLite file; `PostgresStore`: a PostgreSQL database).
 
     `Session(cache=...)` looks every task up before routing it and keeps every verified delivery.
     `scoped(...)` gives the same store under another scope (a tenant, a job): lookups never see
@@ -192,7 +193,7 @@ class ResponseCache:
 
     def __init__(
         self,
-        store: CacheStore,
+        store: AnswerStore,
         *,
         scope: str,
         policy: CachePolicy | None = None,

@@ -1,4 +1,6 @@
-"""Where cached answers live: one SQLite file, with a vector index for the semantic lookups.
+"""Where cached answers live: `AnswerStore`, what the cache needs of a store, and `CacheStore`, the
+one on a SQLite file, with a vector index for the semantic lookups (`PostgresStore`, in `_pgstore`,
+keeps them in the jobs' PostgreSQL database).
 
 ```
 entries   one row per stored answer: scope, reuse key, exact hash, output, verdicts, source, expiry
@@ -26,9 +28,9 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
-__all__ = ["CacheStore", "Stored", "shared_store"]
+__all__ = ["AnswerStore", "CacheStore", "Stored", "shared_store"]
 
 _SCHEMA = """
 create table if not exists entries (
@@ -50,6 +52,7 @@ create table if not exists entries (
 );
 create index if not exists entries_exact on entries(scope, exact);
 create index if not exists entries_space on entries(space);
+create index if not exists entries_expires on entries(expires);  -- each put purges
 """
 
 
@@ -71,6 +74,67 @@ class Stored:
     """What producing it cost."""
     similarity: float = 1.0
     """Cosine similarity of its input to the one looked up (1 for an exact hit)."""
+
+
+class AnswerStore(Protocol):
+    """What `ResponseCache` needs of a store: answers kept by scope and exact input, and found
+    again exactly or by the nearness of their inputs' vectors within one partition (`space`).
+    Blocking: the cache calls it from a worker thread, so it must be safe across threads.
+
+    Every store keeps the same rules: `put` replaces the answer stored for the same exact input
+    in the same scope and purges expired answers; expired answers are never returned."""
+
+    @property
+    def index(self) -> str:
+        """How `nearest` finds its answers (`sqlite-vec`, `pgvector`, or `scan`: every vector of
+        the partition compared, exact and linear in its size)."""
+        ...
+
+    def space(self, scope: str, key: str, model: str) -> str:
+        """The partition one semantic lookup searches: one scope, reuse key and embedding model."""
+        ...
+
+    def put(
+        self,
+        *,
+        scope: str,
+        key: str,
+        exact: str,
+        space: str,
+        task_id: str,
+        model: str | None,
+        provider: str | None,
+        tier: str | None,
+        output: Any,
+        verdicts: list[dict[str, Any]],
+        cost_usd: str,
+        vector: Sequence[float] | None,
+        ttl_s: float | None,
+    ) -> int:
+        """Store one answer (replacing an older one for the same exact input); returns its id."""
+        ...
+
+    def exact(self, scope: str, exact: str) -> Stored | None:
+        """The live answer stored for exactly this input in `scope`, if any."""
+        ...
+
+    def nearest(self, space: str, vector: Sequence[float], *, k: int = 4) -> list[Stored]:
+        """The (at most) `k` live answers of partition `space` whose inputs are nearest `vector`,
+        nearest first, each with its cosine similarity."""
+        ...
+
+    def count(self) -> int:
+        """How many answers are stored (live or expired and not yet purged)."""
+        ...
+
+    def close(self) -> None:
+        """Close the store's connection."""
+        ...
+
+
+def space_of(scope: str, key: str, model: str) -> str:
+    """`AnswerStore.space`, the same for every store."""
+    return hashlib.sha256(f"{scope}\x1f{key}\x1f{model}".encode()).hexdigest()[:32]
 
 
 def _connect(path: str, index: str) -> tuple[Any, Literal["sqlite-vec", "scan"]]:
@@ -126,7 +190,7 @@ class CacheStore:
     def space(scope: str, key: str, model: str) -> str:
         """The partition of the vector index one lookup searches: one scope, one reuse key, one
         embedding model."""
-        return hashlib.sha256(f"{scope}\x1f{key}\x1f{model}".encode()).hexdigest()[:32]
+        return space_of(scope, key, model)
 
     def _vec_table(self, dim: int) -> str:
         table = f"vec_{dim}"

@@ -60,6 +60,7 @@ from handoffs.engine import (
 )
 from handoffs.errors import BudgetExceeded
 from handoffs.handoff import Delivery
+from handoffs.jobs._cache import job_cache_store
 from handoffs.jobs._database import APP_VERSION, HANDOFF_QUEUE, HANDOFF_WORKFLOW
 from handoffs.jobs._durable import (
     HANDOFF_STEP,
@@ -387,6 +388,7 @@ def _cancel_self(child: str) -> None:
 async def _run_child(req: HandoffRequest) -> HandoffJournal:
     config, spec = req.snapshot.restore()
     task = _task_of(spec.subordinates[req.subordinate], req.task)
+    store = await anyio.to_thread.run_sync(job_cache_store, config)
     child_id = DBOS.workflow_id or req.parent
     directory = Path(req.trace_dir) if req.trace_dir else None
     provider = job_tracer_provider(child_id, directory=directory, env=os.environ)
@@ -401,7 +403,14 @@ async def _run_child(req: HandoffRequest) -> HandoffJournal:
     try:
         with open_portfolio(config, simulation=job_simulation(spec)) as portfolio:
             budget = Budget(req.ceiling_usd, name=f"job {spec.name}, handoff {task.id}")
-            session = configured_session(config, portfolio, budget, tracing=tracing)
+            session = configured_session(  # the job's [cache], in the job's scope
+                config,
+                portfolio,
+                budget,
+                tracing=tracing,
+                job_id=req.parent,
+                cache_store=store,
+            )
             try:  # made here, in the parent's handoff span: not through a runner, no span of its own
                 return await run_handoff_step(session.prepare(task))
             finally:

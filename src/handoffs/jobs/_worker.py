@@ -22,6 +22,7 @@ import anyio
 from anyio.abc import TaskGroup, TaskStatus
 from dbos import DBOS, DBOSClient
 
+from handoffs.jobs._cache import use_database
 from handoffs.jobs._child import serve
 from handoffs.jobs._database import HANDOFF_QUEUE, QUEUE, dbos_config, describe, open_client
 from handoffs.jobs._drift import schedule_drift
@@ -95,6 +96,7 @@ class Worker:
             client = await anyio.to_thread.run_sync(open_client, self.database_url)
             presence = await anyio.to_thread.run_sync(Presence, self.database_url)
             await anyio.to_thread.run_sync(presence.announce, self.worker_id)
+            use_database(self.database_url)  # jobs on PostgreSQL keep [cache] answers there
             try:
                 DBOS(config=dbos_config(self.database_url, executor_id=self.worker_id))
                 if not self.listen:
@@ -128,6 +130,7 @@ class Worker:
         finally:
             Worker._active = False
             serve(None)
+            use_database(None)
             if presence is not None:
                 with anyio.CancelScope(shield=True):
                     await anyio.to_thread.run_sync(presence.leave, self.worker_id)

@@ -31,6 +31,7 @@ from pydantic import BaseModel, ConfigDict
 from handoffs.engine import HandoffRunner
 from handoffs.handoff import HandoffRecord
 from handoffs.jobs._batch import BatchLane, PendingBatch
+from handoffs.jobs._cache import job_cache_store
 from handoffs.jobs._child import Spread, SpreadingRunner, running_children, stop_running_children
 from handoffs.jobs._database import WORKFLOW
 from handoffs.jobs._durable import DurableRunner, JournaledModels
@@ -117,6 +118,7 @@ async def job_workflow(request: dict[str, Any]) -> dict[str, Any]:
 
 async def _run(req: JobRequest) -> dict[str, Any]:
     config, spec = req.snapshot.restore()
+    store = await anyio.to_thread.run_sync(job_cache_store, config)
     here = attached.get(req.job_id)
     if here is not None:
         report = await run_job(
@@ -128,6 +130,7 @@ async def _run(req: JobRequest) -> dict[str, Any]:
             on_record=here.on_record,
             runner=_lane(spec, here.portfolio, DurableRunner(), here.on_batch),
             models=JournaledModels(here.portfolio),
+            cache_store=store,
         )
         return report.model_dump(mode="json")
     directory = Path(req.trace_dir) if req.trace_dir else None
@@ -160,6 +163,7 @@ async def _run(req: JobRequest) -> dict[str, Any]:
                 # batch lane's answer would not reach them, so its batch tasks go the ordinary way
                 runner=runner if config.spread else _lane(spec, portfolio, runner),
                 models=JournaledModels(portfolio),
+                cache_store=store,
             )
     finally:
         provider.shutdown()

