@@ -56,6 +56,7 @@ from handoffs.catalog import Catalog, ModelEntry, reserved_input_tokens, token_b
 from handoffs.engine._call import Caller
 from handoffs.engine._cap import Caps
 from handoffs.engine._guard import Bound, Guard, Guarded, Meter
+from handoffs.engine._memo import RouteMemo
 from handoffs.engine._prompt import render
 from handoffs.engine._queue import ModelQueue
 from handoffs.engine._retry import RetryPolicy
@@ -289,6 +290,8 @@ class Session:
         self.guard = Guard(breaker=self.breaker, caps=self.caps, retry=self.retry)
         """The failover engine every call of this session passes through (its handoffs' and its
         orchestrator's): spend caps, breakers, reservations, fault sorting, the 429 policy."""
+        self.route_memo = RouteMemo()
+        """The routes this session decided, kept while the breakers stand still (`route`)."""
         self.cache = cache
         """The verified response cache each task is looked up in before it is routed, and where
         each verified delivery is kept (`handoffs.cache`); None: no cache."""
@@ -323,17 +326,42 @@ class Session:
             self.sinks.remove(sink)
 
     def route(self, task: Task[Any]) -> RouteDecision:
-        """The route the router would choose for `task` now (no call is made)."""
-        unavailable = dict(self._unavailable() if self._unavailable else {})
-        breakers = {entry.id: self.breaker(entry) for entry in self.catalog.values()}
-        unavailable.update(self.health.unavailable(breakers))
+        """The route the router would choose for `task` now (no call is made).
+
+        Memoised (`handoffs.engine._memo`): while every breaker of the catalog is closed and
+        none has changed state, a task like one routed before (kind, risk, input size...) gets
+        the same decision without asking the router again (`route_memo` counts)."""
+        return self._routed(task)[0]
+
+    def _routed(self, task: Task[Any]) -> tuple[RouteDecision, dict[str, BreakerState] | None]:
+        """The route for `task`, and the breaker states it was decided with when it came from
+        the memo (every one closed; None: read them)."""
+        others = dict(self._unavailable() if self._unavailable else {})
         if self.caps:
             for entry in self.catalog.values():
                 bound = _bound(task, *render(task, entry.prompt_variant))  # as a call reserves
                 blocked = self.guard.blocked(entry, task.kind, bound)
                 if blocked is not None:
-                    unavailable.setdefault(entry.id, blocked)
-        return route(task, self.catalog, self.policy, unavailable=unavailable)
+                    others.setdefault(entry.id, blocked)
+        memo, health = self.route_memo, self.health
+        key = memo.key(task, others)
+        found = memo.get(key, catalog=self.catalog, policy=self.policy, health=health)
+        if found is not None:
+            closed: dict[str, BreakerState] = {step.model: "closed" for step in found.steps}
+            return found, closed
+        memo.misses += 1
+        epoch = health.epoch  # read first: a change while the breakers are read moves it on
+        breakers = {entry.id: self.breaker(entry) for entry in self.catalog.values()}
+        unavailable = health.unavailable(breakers)
+        still = all(b.state == "closed" for b in breakers.values())
+        for model_id, reason in others.items():  # a breaker's reason comes first
+            unavailable.setdefault(model_id, reason)
+        decision = route(task, self.catalog, self.policy, unavailable=unavailable)
+        if still:
+            memo.put(
+                key, decision, catalog=self.catalog, policy=self.policy, health=health, epoch=epoch
+            )
+        return decision, None
 
     def _simulated(self, entry: ModelEntry) -> bool:
         """Whether the session's model source serves `entry` from a simulator (a `Portfolio`,
@@ -425,10 +453,11 @@ class Session:
         return json.dumps([models, repr(self.policy.rules), templates])
 
     async def _handoff(self, task: Task[T]) -> _Ending[T]:
-        decision = self.route(task)
-        states: dict[str, BreakerState] = {
-            s.model: self.breaker(self.catalog[s.model]).state for s in decision.steps
-        }
+        decision, states = self._routed(task)
+        if states is None:
+            states = {}
+            for step in decision.steps:
+                states[step.model] = self.breaker(self.catalog[step.model]).state
         trail = Trail(task=task, decision=decision, breakers=states)
         deadline = trail.started + self.retry.max_handoff_s
         budget = self.budget.child(task.max_cost_usd, name=f"handoff {task.id}")
