@@ -552,7 +552,7 @@ async def run_memory(
         "concurrency": concurrency,
         "step": step,
         "variant": "handoffs traced lean" if traced else "handoffs",
-        "kept_records": session.tally.recent.maxlen,
+        "kept_records": session.tally.keep,
         "checkpoints": checkpoints,
         "rss_growth_mb_after_first_step": round(after["rss_mb"] - first["rss_mb"], 1),
         "objects_growth_after_first_step": after["objects"] - first["objects"],

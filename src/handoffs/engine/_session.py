@@ -67,7 +67,14 @@ from handoffs.errors import (
     NoRouteAvailable,
     ProviderRejected,
 )
-from handoffs.handoff import BreakerState, Delivery, HandoffRecord
+from handoffs.handoff import (
+    BreakerState,
+    Delivery,
+    HandoffRecord,
+    RecordDraft,
+    held_record,
+    record_of,
+)
 from handoffs.health import Breaker, Health
 from handoffs.providers import ProviderFault
 from handoffs.routing import (
@@ -132,9 +139,10 @@ class _Step(Generic[T]):
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class _Ending(Generic[T]):
-    """How a handoff made here ended: its record, and its delivery or the failure to raise."""
+    """How a handoff made here ended: its record (a draft until read), and its delivery or the
+    failure to raise."""
 
-    record: HandoffRecord
+    record: HandoffRecord | RecordDraft
     delivery: Delivery[T] | None = None
     failure: Exception | None = None
 
@@ -156,14 +164,13 @@ class Run(Generic[T]):
         task: Task[T],
         *,
         make: Callable[[Task[T]], Awaitable[_Ending[T]]],
-        account: Callable[[HandoffRecord, Task[Any] | None], None],
+        account: Callable[[HandoffRecord | RecordDraft, Task[Any] | None], None],
         adopt: Callable[[HandoffRecord], None],
     ) -> None:
         self.session = session
         """The session the handoff is of: its route, catalog and budget."""
         self.task = task
-        self.record: HandoffRecord | None = None
-        """The record the session accounted for this handoff (None until made or adopted)."""
+        self._record: HandoffRecord | RecordDraft | None = None
         self._make = make
         self._account = account
         self._adopt = adopt
@@ -174,9 +181,14 @@ class Run(Generic[T]):
         slots = HANDOFF_SLOTS.get()
         async with slots if slots is not None else nullcontext():
             ending = self._ending = await self._make(self.task)
-        self.record = ending.record
+        self._record = ending.record
         self._account(ending.record, self.task)
         return self.result()
+
+    @property
+    def record(self) -> HandoffRecord | None:
+        """The record the session accounted for this handoff (None until made or adopted)."""
+        return None if self._record is None else record_of(self._record)
 
     def result(self) -> Delivery[T]:
         """What the handoff made here ended with: its delivery, or its failure raised again."""
@@ -192,11 +204,11 @@ class Run(Generic[T]):
         """Account this handoff's `record`, made elsewhere: charge its cost to the session's
         budget and stream it to the sinks, as if it had just finished here."""
         self._unused()
-        self.record = record
+        self._record = record
         self._adopt(record)
 
     def _unused(self) -> None:
-        if self.record is not None:
+        if self._record is not None:
             raise RuntimeError(f"handoff {self.task.id} was already made or adopted")
 
 
@@ -314,7 +326,7 @@ class Session:
     def records(self) -> tuple[HandoffRecord, ...]:
         """The latest finished handoffs' records, oldest first: at most `keep_records` of them
         (all with `keep_records=None`). Every record goes to the `sinks`; `tally` counts them all."""
-        return tuple(self.tally.recent)
+        return self.tally.records()
 
     @contextmanager
     def attached(self, sink: RecordSink) -> Generator[RecordSink, None, None]:
@@ -407,14 +419,18 @@ class Session:
         own (a spread job's child workflow makes its parent's handoff so, in the parent's span)."""
         return Run(self, task, make=self._make, account=self._account, adopt=self._adopt)
 
-    def _account(self, record: HandoffRecord, task: Task[Any] | None) -> None:
+    def _account(self, record: HandoffRecord | RecordDraft, task: Task[Any] | None) -> None:
         """Tally a finished handoff and stream its record; with its `task` (one made here, not
-        adopted) the outcome log takes it too."""
+        adopted) the outcome log takes it too. The tally keeps a draft as it is: the record is
+        built here only when an outcome log or a sink takes it."""
         self.tally(record, task)
+        if self.outcomes is None and not self.sinks:
+            return
+        whole = record_of(record)
         if self.outcomes is not None:
-            self.outcomes(record, task)
+            self.outcomes(whole, task)
         for sink in self.sinks:
-            sink(record, task)
+            sink(whole, task)
 
     def _adopt(self, record: HandoffRecord) -> None:
         self.budget.charge(record.cost_usd)
@@ -428,7 +444,7 @@ class Session:
         ending = await self._handoff(task)
         if lookup is None:
             return ending
-        record = lookup.missed(ending.record)
+        record = lookup.missed(record_of(ending.record))
         delivery = replace(ending.delivery, record=record) if ending.delivery else None
         if delivery is not None:
             await lookup.keep(delivery)
@@ -471,7 +487,7 @@ class Session:
         else:
             step = await self._climb(trail, budget, deadline)
             if step.delivery is not None:
-                return _Ending(record=step.delivery.record, delivery=step.delivery)
+                return _Ending(record=held_record(step.delivery), delivery=step.delivery)
             failure = step.failure
         return self._give_up(trail, failure)
 
@@ -743,7 +759,7 @@ class Session:
         fatal = isinstance(failure, ProviderRejected) and failure.cause == "rejected"
         if trail.task.has_fallback and not fatal:
             delivery = trail.degraded(failure)
-            return _Ending(record=delivery.record, delivery=delivery)
+            return _Ending(record=held_record(delivery), delivery=delivery)
         return _Ending(record=trail.failed(failure), failure=failure)
 
     # -- check calls ------------------------------------------------------------------------------
