@@ -172,3 +172,26 @@ async def test_memory_stops_growing_at_the_window_of_recent_records(catalog: Cat
     assert (current - start) < 2_000_000, f"{(current - start) / 1e6:.1f} MB retained"
     assert (peak - start) < 3_000_000, f"{(peak - start) / 1e6:.1f} MB at the peak"
     assert s.tally.handoffs == HANDOFFS + 50 and len(s.records) == 50
+
+
+async def test_a_record_is_built_only_when_something_reads_it(
+    catalog: Catalog, scripts: Scripts
+) -> None:
+    from handoffs.handoff import HandoffRecord, RecordDraft, held_record
+
+    quiet = session(catalog, scripts, tracing=False)
+    delivery = await quiet.delegate(echo())
+    held = held_record(delivery)
+    assert isinstance(held, RecordDraft) and held.built is None  # no sink, no trace: a draft
+    assert (quiet.tally.handoffs, quiet.tally.delivered) == (1, 1)
+    assert quiet.tally.cost_usd == held.cost_usd > 0
+    record = delivery.record  # read: validated once, the same record everywhere after
+    assert isinstance(record, HandoffRecord) and held.built is record
+    assert quiet.records == (record,) and delivery.record is record
+    assert record == HandoffRecord(**held.fields)
+
+    seen: list[HandoffRecord] = []
+    streamed = session(catalog, scripts, tracing=False, on_record=seen.append)
+    delivered = await streamed.delegate(echo())
+    assert seen == [delivered.record]  # a sink took it: built for the sink, the same one
+    assert held_record(delivered) is seen[0] or held_record(delivered).build() is seen[0]

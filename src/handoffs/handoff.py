@@ -30,11 +30,14 @@ __all__ = [
     "Money",
     "Outcome",
     "Provider",
+    "RecordDraft",
     "Risk",
     "RouteStep",
     "Tier",
     "Usd",
     "Verdict",
+    "held_record",
+    "record_of",
 ]
 
 Provider = Literal["anthropic", "openai", "openai-compatible"]
@@ -256,14 +259,74 @@ class HandoffRecord(BaseModel):
         return sum((a.saved_usd for a in self.attempts), Decimal(0))
 
 
+@dataclass(slots=True)
+class RecordDraft:
+    """A `HandoffRecord` not built yet: the keyword arguments it will be validated from, the
+    first time something asks for it (`build`; the same record every time after). The engine
+    accounts a handoff from its draft (`status`, `cost_usd`, `escalations`) and builds the
+    record only for whoever reads it: a sink, a trace, a caller reading `Delivery.record`."""
+
+    fields: dict[str, Any]
+    """`HandoffRecord`'s keyword arguments, every value final."""
+    built: HandoffRecord | None = None
+
+    def build(self) -> HandoffRecord:
+        """The record, validated from `fields` once."""
+        if self.built is None:
+            self.built = HandoffRecord(**self.fields)
+        return self.built
+
+    @property
+    def status(self) -> Literal["delivered", "degraded", "failed"]:
+        return self.fields["status"]
+
+    @property
+    def cost_usd(self) -> Decimal:
+        return self.fields.get("cost_usd", Decimal(0))
+
+    @property
+    def escalations(self) -> int:
+        return self.fields.get("escalations", 0)
+
+
+def record_of(record: HandoffRecord | RecordDraft) -> HandoffRecord:
+    """`record`, built if it is a draft."""
+    return record.build() if isinstance(record, RecordDraft) else record
+
+
+def held_record(delivery: Delivery[Any]) -> HandoffRecord | RecordDraft:
+    """A delivery's record as it is held: still a draft until something has read `record`."""
+    held: HandoffRecord | RecordDraft = delivery.__dict__["_record"]
+    return held
+
+
+class _LazyRecord:
+    """`Delivery.record`: given a `RecordDraft`, built the first time it is read."""
+
+    def __set_name__(self, owner: type[Any], name: str) -> None:
+        self._slot = f"_{name}"
+
+    def __get__(self, obj: object, owner: Any = None) -> HandoffRecord:
+        if obj is None:
+            raise AttributeError(self._slot)  # no default: the field is required
+        value: HandoffRecord | RecordDraft = obj.__dict__[self._slot]
+        if isinstance(value, RecordDraft):
+            value = value.build()
+            obj.__dict__[self._slot] = value
+        return value
+
+    def __set__(self, obj: object, value: HandoffRecord | RecordDraft) -> None:
+        obj.__dict__[self._slot] = value
+
+
 @dataclass(frozen=True, kw_only=True)
 class Delivery(Generic[OutputT]):
     """A validated output and where it came from."""
 
     output: OutputT
     """The output, validated as the task's output type (the fallback when `degraded`)."""
-    record: HandoffRecord
-    """The full provenance, JSON-serialisable."""
+    record: _LazyRecord = _LazyRecord()
+    """The full provenance, JSON-serialisable (given as a `RecordDraft`, built when first read)."""
 
     @property
     def model(self) -> str | None:

@@ -242,16 +242,31 @@ def fanout(
     litellm: Annotated[
         bool, typer.Option(help="Include LiteLLM's Router when installed ([bench] extra).")
     ] = True,
+    memory: Annotated[
+        bool,
+        typer.Option(
+            "--memory",
+            help="Instead: N subtasks through one session, RSS and live objects every --step.",
+        ),
+    ] = False,
+    step: Annotated[int, typer.Option(help="With --memory: report after every STEP.")] = 10_000,
+    traced: Annotated[bool, typer.Option(help="With --memory: trace (lean) to JSONL.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON document.")] = False,
     quiet: QuietOpt = False,
 ) -> None:
     """N tool-less subtasks at concurrency C against a loopback server in its own process: raw
     openai SDK, handoffs untraced and traced, LiteLLM's Router; subtasks per CPU-second and wall,
-    peak RSS, ratios to the raw SDK in the same round."""
+    peak RSS, ratios to the raw SDK in the same round. With --memory: one session's memory
+    after every --step subtasks (e.g. --n 100000)."""
     from handoffs_bench.throughput import run_fanout
 
-    if n < 1 or rounds < 1 or concurrency < 1:
-        raise fail("--n, --c and --rounds must be at least 1")
+    if n < 1 or rounds < 1 or concurrency < 1 or step < 1:
+        raise fail("--n, --c, --rounds and --step must be at least 1")
+    if memory:
+        _memory(
+            n=n, concurrency=concurrency, step=step, traced=traced, as_json=as_json, quiet=quiet
+        )
+        return
     doing = ["starting the loopback server"]
     with Ticker(lambda: doing[-1], quiet=quiet) as ticker:
 
@@ -265,6 +280,45 @@ def fanout(
             )
         )
     _print_throughput(figures.document(), as_json)
+
+
+def _memory(
+    *, n: int, concurrency: int, step: int, traced: bool, as_json: bool, quiet: bool
+) -> None:
+    from handoffs_bench.throughput import run_memory
+
+    doing = ["starting the loopback server"]
+    with Ticker(lambda: doing[-1], quiet=quiet) as ticker:
+
+        def progress(text: str) -> None:
+            doing.append(text)
+            ticker.update()
+
+        document = anyio.run(
+            lambda: run_memory(
+                n=n, concurrency=concurrency, step=step, traced=traced, progress=progress
+            )
+        )
+    if as_json:
+        out.print_json(json.dumps(document), highlight=False)
+        return
+    table = Table(
+        title=f"fanout --memory: {document['variant']}, n={n}, concurrency {concurrency}",
+        title_justify="left",
+    )
+    for col in ("subtasks", "RSS MB", "live objects", "CPU s"):
+        table.add_column(col, justify="right")
+    for row in document["checkpoints"]:
+        table.add_row(
+            str(row["subtasks"]), str(row["rss_mb"]), str(row["objects"]), str(row["cpu_s"])
+        )
+    out.print(table)
+    out.print(
+        f"after the first {step}: RSS {document['rss_growth_mb_after_first_step']:+} MB, "
+        f"{document['objects_growth_after_first_step']:+} objects "
+        f"(the session keeps {document['kept_records']} records)",
+        highlight=False,
+    )
 
 
 from handoffs_bench.cache import cache as _cache  # noqa: E402

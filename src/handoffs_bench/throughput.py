@@ -10,6 +10,10 @@ process (`handoffs_bench.loopback`, which answers at once), through the raw `ope
 baseline: the same request and a pydantic validation of the answer), `Session.delegate` untraced
 and traced, and LiteLLM's `Router.acompletion` when it is installed, in rotated order.
 
+`fanout --memory` makes `n` subtasks with one session (`handoffs`, untraced or `--traced`
+lean) and reports the process's RSS, live Python objects and CPU after every `step` of them:
+memory must stay flat however many subtasks a session makes.
+
 Both report, per variant, CPU-seconds per subtask of this process (the server's CPU is not
 counted), subtasks per CPU-second and per wall-second, min/median/max over rounds, and each
 round's ratio to the baseline measured in that same round. Tracing, when on, writes JSONL to a
@@ -37,7 +41,7 @@ from typing import Any, Literal
 import anyio
 from pydantic import BaseModel
 
-__all__ = ["Figures", "Variant", "run_fanout", "run_overhead"]
+__all__ = ["Figures", "Variant", "run_fanout", "run_memory", "run_overhead"]
 
 Progress = Callable[[str], None]
 
@@ -485,3 +489,72 @@ async def run_fanout(
         notes=notes,
         peak_rss_mb=_peak_rss_mb(),
     )
+
+
+# -- memory ---------------------------------------------------------------------------------------
+
+
+async def run_memory(
+    *, n: int, concurrency: int, step: int, traced: bool, progress: Progress
+) -> dict[str, Any]:
+    """`n` subtasks through one session against the loopback server, `concurrency` at a time;
+    after every `step` of them: RSS, live objects (after a collection) and CPU-seconds."""
+    import httpx2  # pyright: ignore[reportMissingImports]
+    from openai import AsyncOpenAI
+    from pydantic_ai.models.openai import OpenAIChatModel
+    from pydantic_ai.providers.openai import OpenAIProvider
+
+    checkpoints: list[dict[str, Any]] = []
+    with ExitStack() as stack:
+        base_url = stack.enter_context(loopback_server())
+        tracing = stack.enter_context(_trace_folder()) if traced else None
+        limits = httpx2.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)  # pyright: ignore[reportUnknownMemberType,reportUnknownVariableType]
+        http = httpx2.AsyncClient(limits=limits, timeout=60)  # pyright: ignore[reportUnknownMemberType,reportUnknownVariableType]
+        client = AsyncOpenAI(base_url=base_url, api_key="loopback", max_retries=0, http_client=http)  # pyright: ignore[reportUnknownArgumentType]
+        model = OpenAIChatModel("small", provider=OpenAIProvider(openai_client=client))
+        lean = dataclasses.replace(tracing, lean=True) if tracing is not None else None
+        session = _session(_catalog(base_url), model, tracing=lean)
+
+        async def one(number: int) -> None:
+            await session.delegate(_task(number))
+
+        await _fan(min(n, max(concurrency, 20)), concurrency, one)  # warm up
+        done = 0
+        cpu = time.process_time()
+
+        def checkpoint() -> None:
+            gc.collect()
+            checkpoints.append(
+                {
+                    "subtasks": done,
+                    "rss_mb": round(_rss_mb(), 1),
+                    "objects": len(gc.get_objects()),
+                    "cpu_s": round(time.process_time() - cpu, 2),
+                }
+            )
+
+        checkpoint()
+        while done < n:
+            batch = min(step, n - done)
+            await _fan(batch, concurrency, lambda number, base=done: one(base + number))
+            done += batch
+            checkpoint()
+            last = checkpoints[-1]
+            progress(
+                f"bench fanout --memory: {done}/{n} subtasks, RSS {last['rss_mb']} MB, "
+                f"{last['objects']} objects"
+            )
+        await client.close()
+    first, after = checkpoints[1] if len(checkpoints) > 1 else checkpoints[0], checkpoints[-1]
+    return {
+        "bench": "fanout-memory",
+        "n": n,
+        "concurrency": concurrency,
+        "step": step,
+        "variant": "handoffs traced lean" if traced else "handoffs",
+        "kept_records": session.tally.keep,
+        "checkpoints": checkpoints,
+        "rss_growth_mb_after_first_step": round(after["rss_mb"] - first["rss_mb"], 1),
+        "objects_growth_after_first_step": after["objects"] - first["objects"],
+        "peak_rss_mb": round(_peak_rss_mb(), 1),
+    }

@@ -64,3 +64,12 @@ def test_fanout_runs_against_a_loopback_server_in_its_own_process() -> None:
 def test_bad_sizes_are_one_line_and_exit_2() -> None:
     result = CliRunner().invoke(app, ["bench", "fanout", "--n", "0"])
     assert result.exit_code == 2 and "--n" in result.output
+
+
+def test_fanout_memory_reports_every_step() -> None:
+    document = _run("fanout", "--memory", "--n", "6", "--step", "3", "--c", "2")
+    assert (document["bench"], document["n"], document["step"]) == ("fanout-memory", 6, 3)
+    assert [c["subtasks"] for c in document["checkpoints"]] == [0, 3, 6]
+    for checkpoint in document["checkpoints"]:
+        assert checkpoint["rss_mb"] > 0 and checkpoint["objects"] > 0
+    assert document["kept_records"] == 100

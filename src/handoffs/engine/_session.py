@@ -60,6 +60,7 @@ from handoffs.engine._batch import BatchAnswer
 from handoffs.engine._call import Caller, prompt_cached
 from handoffs.engine._cap import Caps
 from handoffs.engine._guard import Bound, Guard, Guarded, Meter
+from handoffs.engine._memo import RouteMemo
 from handoffs.engine._prompt import render
 from handoffs.engine._queue import ModelQueue
 from handoffs.engine._retry import RetryPolicy
@@ -70,7 +71,15 @@ from handoffs.errors import (
     NoRouteAvailable,
     ProviderRejected,
 )
-from handoffs.handoff import BreakerState, Delivery, HandoffRecord, Outcome
+from handoffs.handoff import (
+    BreakerState,
+    Delivery,
+    HandoffRecord,
+    Outcome,
+    RecordDraft,
+    held_record,
+    record_of,
+)
 from handoffs.health import Breaker, Health
 from handoffs.providers import ProviderFault
 from handoffs.routing import (
@@ -135,9 +144,10 @@ class _Step(Generic[T]):
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class _Ending(Generic[T]):
-    """How a handoff made here ended: its record, and its delivery or the failure to raise."""
+    """How a handoff made here ended: its record (a draft until read), and its delivery or the
+    failure to raise."""
 
-    record: HandoffRecord
+    record: HandoffRecord | RecordDraft
     delivery: Delivery[T] | None = None
     failure: Exception | None = None
 
@@ -159,14 +169,13 @@ class Run(Generic[T]):
         task: Task[T],
         *,
         make: Callable[[Task[T], BatchAnswer | None], Awaitable[_Ending[T]]],
-        account: Callable[[HandoffRecord, Task[Any] | None], None],
+        account: Callable[[HandoffRecord | RecordDraft, Task[Any] | None], None],
         adopt: Callable[[HandoffRecord], None],
     ) -> None:
         self.session = session
         """The session the handoff is of: its route, catalog and budget."""
         self.task = task
-        self.record: HandoffRecord | None = None
-        """The record the session accounted for this handoff (None until made or adopted)."""
+        self._record: HandoffRecord | RecordDraft | None = None
         self.batched: BatchAnswer | None = None
         """A provider batch's answer for the task, taken as its first attempt when the handoff is
         made (`handoffs.jobs.BatchLane` sets it before handing the run on): charged at the batch
@@ -181,9 +190,14 @@ class Run(Generic[T]):
         slots = HANDOFF_SLOTS.get()
         async with slots if slots is not None else nullcontext():
             ending = self._ending = await self._make(self.task, self.batched)
-        self.record = ending.record
+        self._record = ending.record
         self._account(ending.record, self.task)
         return self.result()
+
+    @property
+    def record(self) -> HandoffRecord | None:
+        """The record the session accounted for this handoff (None until made or adopted)."""
+        return None if self._record is None else record_of(self._record)
 
     def result(self) -> Delivery[T]:
         """What the handoff made here ended with: its delivery, or its failure raised again."""
@@ -199,11 +213,11 @@ class Run(Generic[T]):
         """Account this handoff's `record`, made elsewhere: charge its cost to the session's
         budget and stream it to the sinks, as if it had just finished here."""
         self._unused()
-        self.record = record
+        self._record = record
         self._adopt(record)
 
     def _unused(self) -> None:
-        if self.record is not None:
+        if self._record is not None:
             raise RuntimeError(f"handoff {self.task.id} was already made or adopted")
 
 
@@ -297,6 +311,8 @@ class Session:
         self.guard = Guard(breaker=self.breaker, caps=self.caps, retry=self.retry)
         """The failover engine every call of this session passes through (its handoffs' and its
         orchestrator's): spend caps, breakers, reservations, fault sorting, the 429 policy."""
+        self.route_memo = RouteMemo()
+        """The routes this session decided, kept while the breakers stand still (`route`)."""
         self.cache = cache
         """The verified response cache each task is looked up in before it is routed, and where
         each verified delivery is kept (`handoffs.cache`); None: no cache."""
@@ -319,7 +335,7 @@ class Session:
     def records(self) -> tuple[HandoffRecord, ...]:
         """The latest finished handoffs' records, oldest first: at most `keep_records` of them
         (all with `keep_records=None`). Every record goes to the `sinks`; `tally` counts them all."""
-        return tuple(self.tally.recent)
+        return self.tally.records()
 
     @contextmanager
     def attached(self, sink: RecordSink) -> Generator[RecordSink, None, None]:
@@ -331,18 +347,43 @@ class Session:
             self.sinks.remove(sink)
 
     def route(self, task: Task[Any]) -> RouteDecision:
-        """The route the router would choose for `task` now (no call is made)."""
-        unavailable = dict(self._unavailable() if self._unavailable else {})
-        breakers = {entry.id: self.breaker(entry) for entry in self.catalog.values()}
-        unavailable.update(self.health.unavailable(breakers))
+        """The route the router would choose for `task` now (no call is made).
+
+        Memoised (`handoffs.engine._memo`): while every breaker of the catalog is closed and
+        none has changed state, a task like one routed before (kind, risk, input size...) gets
+        the same decision without asking the router again (`route_memo` counts)."""
+        return self._routed(task)[0]
+
+    def _routed(self, task: Task[Any]) -> tuple[RouteDecision, dict[str, BreakerState] | None]:
+        """The route for `task`, and the breaker states it was decided with when it came from
+        the memo (every one closed; None: read them)."""
+        others = dict(self._unavailable() if self._unavailable else {})
         if self.caps:
             for entry in self.catalog.values():
                 cached = prompt_cached(entry, task.prompt_cache)
                 bound = _bound(task, *render(task, entry.prompt_variant), cached)  # as reserved
                 blocked = self.guard.blocked(entry, task.kind, bound)
                 if blocked is not None:
-                    unavailable.setdefault(entry.id, blocked)
-        return route(task, self.catalog, self.policy, unavailable=unavailable)
+                    others.setdefault(entry.id, blocked)
+        memo, health = self.route_memo, self.health
+        key = memo.key(task, others)
+        found = memo.get(key, catalog=self.catalog, policy=self.policy, health=health)
+        if found is not None:
+            closed: dict[str, BreakerState] = {step.model: "closed" for step in found.steps}
+            return found, closed
+        memo.misses += 1
+        epoch = health.epoch  # read first: a change while the breakers are read moves it on
+        breakers = {entry.id: self.breaker(entry) for entry in self.catalog.values()}
+        unavailable = health.unavailable(breakers)
+        still = all(b.state == "closed" for b in breakers.values())
+        for model_id, reason in others.items():  # a breaker's reason comes first
+            unavailable.setdefault(model_id, reason)
+        decision = route(task, self.catalog, self.policy, unavailable=unavailable)
+        if still:
+            memo.put(
+                key, decision, catalog=self.catalog, policy=self.policy, health=health, epoch=epoch
+            )
+        return decision, None
 
     def _simulated(self, entry: ModelEntry) -> bool:
         """Whether the session's model source serves `entry` from a simulator (a `Portfolio`,
@@ -390,14 +431,18 @@ class Session:
         own (a spread job's child workflow makes its parent's handoff so, in the parent's span)."""
         return Run(self, task, make=self._make, account=self._account, adopt=self._adopt)
 
-    def _account(self, record: HandoffRecord, task: Task[Any] | None) -> None:
+    def _account(self, record: HandoffRecord | RecordDraft, task: Task[Any] | None) -> None:
         """Tally a finished handoff and stream its record; with its `task` (one made here, not
-        adopted) the outcome log takes it too."""
+        adopted) the outcome log takes it too. The tally keeps a draft as it is: the record is
+        built here only when an outcome log or a sink takes it."""
         self.tally(record, task)
+        if self.outcomes is None and not self.sinks:
+            return
+        whole = record_of(record)
         if self.outcomes is not None:
-            self.outcomes(record, task)
+            self.outcomes(whole, task)
         for sink in self.sinks:
-            sink(record, task)
+            sink(whole, task)
 
     def _adopt(self, record: HandoffRecord) -> None:
         self.budget.charge(record.cost_usd)
@@ -411,7 +456,7 @@ class Session:
         ending = await self._handoff(task, batched)
         if lookup is None:
             return ending
-        record = lookup.missed(ending.record)
+        record = lookup.missed(record_of(ending.record))
         delivery = replace(ending.delivery, record=record) if ending.delivery else None
         if delivery is not None:
             await lookup.keep(delivery)
@@ -436,10 +481,11 @@ class Session:
         return json.dumps([models, repr(self.policy.rules), templates])
 
     async def _handoff(self, task: Task[T], batched: BatchAnswer | None = None) -> _Ending[T]:
-        decision = self.route(task)
-        states: dict[str, BreakerState] = {
-            s.model: self.breaker(self.catalog[s.model]).state for s in decision.steps
-        }
+        decision, states = self._routed(task)
+        if states is None:
+            states = {}
+            for rung in decision.steps:
+                states[rung.model] = self.breaker(self.catalog[rung.model]).state
         trail = Trail(task=task, decision=decision, breakers=states)
         deadline = trail.started + self.retry.max_handoff_s
         budget = self.budget.child(task.max_cost_usd, name=f"handoff {task.id}")
@@ -457,7 +503,7 @@ class Session:
             if step.delivery is None:
                 step = await self._climb(trail, budget, deadline)
             if step.delivery is not None:
-                return _Ending(record=step.delivery.record, delivery=step.delivery)
+                return _Ending(record=held_record(step.delivery), delivery=step.delivery)
             failure = step.failure
         return self._give_up(trail, failure)
 
@@ -784,7 +830,7 @@ class Session:
         fatal = isinstance(failure, ProviderRejected) and failure.cause == "rejected"
         if trail.task.has_fallback and not fatal:
             delivery = trail.degraded(failure)
-            return _Ending(record=delivery.record, delivery=delivery)
+            return _Ending(record=held_record(delivery), delivery=delivery)
         return _Ending(record=trail.failed(failure), failure=failure)
 
     # -- check calls ------------------------------------------------------------------------------

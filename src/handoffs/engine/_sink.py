@@ -2,7 +2,9 @@
 
 A session hoards nothing per handoff. It hands each finished `HandoffRecord` to its sinks — the
 outcome log, a job's journal, a run's result, a callback — and keeps only a `Tally`: counts, spend
-and at most `keep` recent records, whatever the number of handoffs.
+and at most `keep` recent records, whatever the number of handoffs. With no sink to hand it to,
+a record stays a `RecordDraft` (its fields) until something reads it: the pydantic record is
+validated only for a reader.
 
 ```python
 session = Session(catalog=..., models=..., sinks=[lambda record, task: print(record.status)])
@@ -16,7 +18,7 @@ from collections.abc import Callable
 from decimal import Decimal
 from typing import Any, Protocol, assert_never
 
-from handoffs.handoff import HandoffRecord
+from handoffs.handoff import HandoffRecord, RecordDraft, record_of
 from handoffs.task import Task
 
 __all__ = ["Callback", "RecordSink", "Recorder", "Tally"]
@@ -69,10 +71,20 @@ class Tally:
         """Escalations to a stronger rung, over every handoff."""
         self.cost_usd = Decimal(0)
         """What every handoff cost, checks included."""
-        self.recent: deque[HandoffRecord] = deque(maxlen=keep)
-        """The latest records, oldest first."""
+        self.keep = keep
+        """How many recent records are kept (None: every one)."""
+        self._recent: deque[HandoffRecord | RecordDraft] = deque(maxlen=keep)
 
-    def __call__(self, record: HandoffRecord, task: Task[Any] | None, /) -> None:
+    @property
+    def recent(self) -> deque[HandoffRecord]:
+        """The latest records, oldest first (a copy: built from drafts when first read)."""
+        return deque(self.records(), maxlen=self.keep)
+
+    def records(self) -> tuple[HandoffRecord, ...]:
+        """The latest records, oldest first; a draft is built the first time it is read."""
+        return tuple(record_of(record) for record in self._recent)
+
+    def __call__(self, record: HandoffRecord | RecordDraft, task: Task[Any] | None, /) -> None:
         self.handoffs += 1
         match record.status:
             case "delivered":
@@ -85,4 +97,4 @@ class Tally:
                 assert_never(record.status)
         self.escalations += record.escalations
         self.cost_usd += record.cost_usd
-        self.recent.append(record)
+        self._recent.append(record)

@@ -1,7 +1,8 @@
 """What one handoff did, attempt by attempt, and the `HandoffRecord` it leaves.
 
 The engine (`handoffs.engine`) appends an `Attempt` per call here and ends with `deliver` or
-`give_up`; this module knows how to turn that into a record and, when the handoff cannot deliver,
+`give_up`; this module knows how to turn that into a record (a `RecordDraft`, validated into the
+`HandoffRecord` only when something reads it) and, when the handoff cannot deliver,
 into the task's degraded fallback or the right exception.
 """
 
@@ -29,9 +30,9 @@ from handoffs.handoff import (
     Cause,
     Delivery,
     FaultKind,
-    HandoffRecord,
     Lane,
     Outcome,
+    RecordDraft,
     Verdict,
 )
 from handoffs.routing import RouteDecision
@@ -150,15 +151,17 @@ class Trail(Generic[T]):
         self, output: T, entry: ModelEntry, verdicts: list[Verdict], *, simulated: bool = False
     ) -> Delivery[T]:
         """The delivery of a checked output (`simulated`: a simulated model's stand-in)."""
-        record = HandoffRecord(
-            **self._base(),
-            status="delivered",
-            simulated=simulated,
-            model=entry.id,
-            provider=entry.provider,
-            tier=entry.tier,
-            verdicts=tuple(verdicts),
-            output=self.task.dump_output(output),
+        record = RecordDraft(
+            {
+                **self._base(),
+                "status": "delivered",
+                "simulated": simulated,
+                "model": entry.id,
+                "provider": entry.provider,
+                "tier": entry.tier,
+                "verdicts": tuple(verdicts),
+                "output": self.task.dump_output(output),
+            }
         )
         return Delivery(output=output, record=record)
 
@@ -189,23 +192,27 @@ class Trail(Generic[T]):
     def degraded(self, failure: Exception) -> Delivery[T]:
         """The task's fallback, marked degraded, with why."""
         fallback: T = self.task.fallback  # type: ignore[assignment]
-        record = HandoffRecord(
-            **self._base(),
-            status="degraded",
-            degraded=True,
-            verdicts=tuple(self.failed_verdicts),
-            output=self.task.dump_output(fallback),
-            error=str(failure),
-            cause=cause_of(failure),
+        record = RecordDraft(
+            {
+                **self._base(),
+                "status": "degraded",
+                "degraded": True,
+                "verdicts": tuple(self.failed_verdicts),
+                "output": self.task.dump_output(fallback),
+                "error": str(failure),
+                "cause": cause_of(failure),
+            }
         )
         return Delivery(output=fallback, record=record)
 
-    def failed(self, failure: Exception) -> HandoffRecord:
-        """The record of a handoff that raises `failure`."""
-        return HandoffRecord(
-            **self._base(),
-            status="failed",
-            verdicts=tuple(self.failed_verdicts),
-            error=str(failure),
-            cause=cause_of(failure),
+    def failed(self, failure: Exception) -> RecordDraft:
+        """The record of a handoff that raises `failure` (a draft: built when first read)."""
+        return RecordDraft(
+            {
+                **self._base(),
+                "status": "failed",
+                "verdicts": tuple(self.failed_verdicts),
+                "error": str(failure),
+                "cause": cause_of(failure),
+            }
         )

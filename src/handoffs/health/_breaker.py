@@ -75,10 +75,18 @@ def endpoint_of(entry: ModelEntry, address: str | None = None) -> str:
 class Breaker:
     """One endpoint's circuit breaker. Thread-safe; never blocks on I/O."""
 
-    def __init__(self, endpoint: str, settings: BreakerSettings, clock: Clock) -> None:
+    def __init__(
+        self,
+        endpoint: str,
+        settings: BreakerSettings,
+        clock: Clock,
+        on_change: Callable[[], None] | None = None,
+    ) -> None:
         self.endpoint = endpoint
         self.settings = settings
         self._clock = clock
+        self._on_change = on_change
+        """Called (under this breaker's lock) on every change of state: `Health.epoch`."""
         self._lock = threading.Lock()
         self._state: BreakerState = "closed"
         self._consecutive = 0
@@ -103,7 +111,12 @@ class Breaker:
         if self._state == "open" and self._clock() - self._opened_at >= self.settings.cooldown_s:
             self._state, self._half_open_successes = "half_open", 0
             self._trial_in_flight = False
+            self._changed()
         return self._state
+
+    def _changed(self) -> None:
+        if self._on_change is not None:
+            self._on_change()
 
     @property
     def down_s(self) -> float:
@@ -164,6 +177,7 @@ class Breaker:
                     self._state = "closed"
                     self._down_since = None
                     self._recent.clear()
+                    self._changed()
 
     def failure(self, error: str | None = None) -> None:
         """Record a call the endpoint failed (5xx, overload, connection, timeout)."""
@@ -202,12 +216,15 @@ class Breaker:
         self._trial_in_flight = False
         self._half_open_successes = 0
         self.opened += 1
+        self._changed()
 
 
 class Health:
     """The breakers of every endpoint, created on first use. Share one per process.
 
     `clock` defaults to `time.monotonic`; tests pass their own to move time without sleeping.
+    `epoch` counts the state changes of all its breakers: what was decided from their states
+    (a memoised route) holds while it has not moved.
     """
 
     def __init__(
@@ -217,6 +234,18 @@ class Health:
         self._clock: Clock = clock or time.monotonic
         self._breakers: dict[str, Breaker] = {}
         self._lock = threading.Lock()
+        self._epoch = 0
+        self._epoch_lock = threading.Lock()
+
+    @property
+    def epoch(self) -> int:
+        """How many times any of these breakers has changed state (opened, gone half-open,
+        closed): unchanged since a reading, every breaker is in the state it was then read in."""
+        return self._epoch
+
+    def _bump(self) -> None:
+        with self._epoch_lock:
+            self._epoch += 1
 
     def breaker(self, entry: ModelEntry, address: str | None = None) -> Breaker:
         """The breaker of `entry`'s endpoint (see `endpoint_of` for `address`)."""
@@ -224,7 +253,9 @@ class Health:
         with self._lock:
             found = self._breakers.get(key)
             if found is None:
-                found = self._breakers[key] = Breaker(key, self.settings, self._clock)
+                found = self._breakers[key] = Breaker(
+                    key, self.settings, self._clock, on_change=self._bump
+                )
             return found
 
     def unavailable(self, breakers: Mapping[str, Breaker]) -> dict[str, str]:
