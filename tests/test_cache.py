@@ -157,6 +157,18 @@ async def test_an_exact_repeat_is_served_from_the_cache_without_a_call(
     assert record.attempts == () and record.model == "tiny" and record.status == "delivered"
 
 
+async def test_a_store_that_cannot_be_read_or_written_never_fails_a_handoff(
+    catalog: Catalog, scripts: Scripts, store: AnswerStore
+) -> None:
+    scripts.on("tiny", reads_amount)
+    s = session(catalog, scripts, cache_of(store))
+    await s.delegate(extract(TICKET))
+    store.close()  # what a lost database does to every later lookup and put
+    again = await s.delegate(extract(TICKET))
+    assert again.output == Fields(amount_usd=49.99) and again.record.status == "delivered"
+    assert again.record.cache == "miss" and calls(scripts) == 2  # made, not served, not failed
+
+
 async def test_a_paraphrase_is_served_once_its_checks_pass_on_the_new_input(
     catalog: Catalog, scripts: Scripts, store: AnswerStore
 ) -> None:

@@ -69,8 +69,10 @@ def server(provider: FakeProvider) -> Iterator[LoopbackServer]:
         yield srv
 
 
+# Timeouts well under the stalls' 3 s, and roomy enough that a loaded machine (CI beside other
+# work) does not turn a slow first event into a timeout: a content filter read as "unavailable".
 FAST = RetryPolicy(
-    request_timeout_s=0.6, first_event_timeout_s=0.4, max_retry_after_s=1.0, sweeps=1
+    request_timeout_s=1.5, first_event_timeout_s=1.0, max_retry_after_s=1.0, sweeps=1
 )
 
 

@@ -8,7 +8,10 @@ look_up(task)                        -> None: the cache does not apply (kind not
         pass                                             -> served, marked cache="semantic"
         fail / no check that reads the input             -> miss (the nearest candidate is named)
   otherwise                                              -> miss: the handoff runs as usual
-lookup.keep(delivery)                -> stores a verified (not degraded) delivery
+  the store cannot be read (a lost database, a locked file) -> miss, logged: the cache never
+                                                            fails a handoff
+lookup.keep(delivery)                -> stores a verified (not degraded) delivery (a store that
+                                        cannot be written: not stored, logged)
 ```
 The reuse key is what makes an answer reusable: the task kind, instructions, input and output
 schemas, check names, risk, model override, required capabilities and the session's fingerprint
@@ -22,10 +25,13 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
+import sqlite3
+import sys
 import time
 from dataclasses import dataclass, replace
 from decimal import Decimal
-from typing import Any, Generic, Literal, TypeVar
+from typing import Any, Generic, Literal, TypeVar, cast
 
 import anyio.to_thread
 
@@ -40,6 +46,20 @@ from handoffs.verify.checks import Agreement, Judge
 __all__ = ["CachePolicy", "Lookup", "ResponseCache", "input_text"]
 
 T = TypeVar("T")
+
+log = logging.getLogger("handoffs.cache")
+
+
+def _store_errors() -> tuple[type[Exception], ...]:
+    """What a store raises when its database cannot be read or written: the OS's and SQLite's
+    errors (the standard library's, and pysqlite3's where sqlite-vec uses it), and psycopg's
+    when a PostgreSQL store has imported it."""
+    errors: list[type[Exception]] = [OSError, sqlite3.Error]
+    for name in ("pysqlite3.dbapi2", "psycopg"):
+        module = sys.modules.get(name)
+        if module is not None:
+            errors.append(cast(type[Exception], module.Error))
+    return tuple(errors)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -162,23 +182,27 @@ class Lookup(Generic[T]):
         if not self.cache.policy.keep:
             return False
         cache = self.cache
-        await anyio.to_thread.run_sync(
-            lambda: cache.store.put(
-                scope=cache.scope,
-                key=self.key,
-                exact=self.exact,
-                space=cache.store.space(cache.scope, self.key, cache.embedder.model),
-                task_id=record.task_id,
-                model=record.model,
-                provider=record.provider,
-                tier=record.tier,
-                output=record.output,
-                verdicts=[v.model_dump(mode="json") for v in record.verdicts],
-                cost_usd=format(record.cost_usd, "f"),
-                vector=self.vector,
-                ttl_s=cache.policy.ttl_s,
+        try:
+            await anyio.to_thread.run_sync(
+                lambda: cache.store.put(
+                    scope=cache.scope,
+                    key=self.key,
+                    exact=self.exact,
+                    space=cache.store.space(cache.scope, self.key, cache.embedder.model),
+                    task_id=record.task_id,
+                    model=record.model,
+                    provider=record.provider,
+                    tier=record.tier,
+                    output=record.output,
+                    verdicts=[v.model_dump(mode="json") for v in record.verdicts],
+                    cost_usd=format(record.cost_usd, "f"),
+                    vector=self.vector,
+                    ttl_s=cache.policy.ttl_s,
+                )
             )
-        )
+        except _store_errors() as exc:
+            log.warning("cache: answer of %s not kept: %s", record.task_id, exc)
+            return False
         return True
 
 
@@ -226,6 +250,15 @@ class ResponseCache:
         session's catalog, routing rules and prompt templates)."""
         if not self.policy.applies(task):
             return None
+        try:
+            return await self._look_up(task, ctx, fingerprint)
+        except _store_errors() as exc:
+            log.warning("cache: lookup of %s failed, handoff made as a miss: %s", task.id, exc)
+            key = _reuse_key(task, fingerprint)
+            exact = _digest(key, task.input_data())
+            return Lookup(cache=self, task=task, key=key, exact=exact, vector=None)
+
+    async def _look_up(self, task: Task[T], ctx: CheckContext, fingerprint: str) -> Lookup[T]:
         started = time.monotonic()
         key = _reuse_key(task, fingerprint)
         exact = _digest(key, task.input_data())
