@@ -374,3 +374,15 @@ async def test_the_stronger_local_tier_answers_a_typed_task_for_real() -> None:
         await portfolio.aclose()  # its SDK clients, on this event loop
     assert delivery.model == "local-strong" and isinstance(delivery.output, Reading)
     assert delivery.attempts[0].model == "local-strong" and delivery.attempts[0].output_tokens > 0
+
+
+def test_the_simulated_config_is_handoffs_toml_with_its_local_tier_simulated() -> None:
+    """`examples/simulated.toml` (the config the README's cost figures name) stays the bundled
+    file but for the local tier, which the fake provider answers as an OpenAI model."""
+    default, simulated = toml("handoffs.toml"), toml("examples/simulated.toml")
+    local = simulated["models"].pop("local")
+    default["models"].pop("local")
+    assert simulated == default
+    assert local["provider"] == "openai" and "embedded" not in local and local["tier"] == "local"
+    config = load_config(ROOT / "examples" / "simulated.toml")
+    assert config.catalog["local"].provider == "openai"
