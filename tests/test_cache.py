@@ -15,6 +15,7 @@ from pydantic import BaseModel
 from handoffs import checks
 from handoffs.budget import Budget
 from handoffs.cache import (
+    Answer,
     AnswerStore,
     CachePolicy,
     CacheStore,
@@ -389,14 +390,21 @@ async def test_the_bundled_embedder_finds_the_look_alike_and_the_checks_refuse_i
 # --- the PostgreSQL store -------------------------------------------------------------------------
 
 
-def _put(store: AnswerStore, exact: str, vector: list[float], **kw: object) -> int:
-    fields: dict[str, object] = {
-        "scope": "s", "key": "k", "exact": exact, "space": store.space("s", "k", "m"),
-        "task_id": f"t-{exact}", "model": "tiny", "provider": "openai", "tier": "small",
-        "output": {"x": exact}, "verdicts": [], "cost_usd": "0.01", "vector": vector,
-        "ttl_s": None, **kw,
-    }  # fmt: skip
-    return store.put(**fields)  # type: ignore[arg-type]
+def _put(
+    store: AnswerStore,
+    exact: str,
+    vector: list[float],
+    *,
+    task_id: str | None = None,
+    ttl_s: float | None = None,
+) -> int:
+    answer = Answer(
+        scope="s", key="k", exact=exact, space=store.space("s", "k", "m"),
+        task_id=task_id or f"t-{exact}",
+        model="tiny", provider="openai", tier="small", output={"x": exact}, verdicts=[],
+        cost_usd="0.01",
+    )  # fmt: skip
+    return store.put(answer, vector=vector, ttl_s=ttl_s)
 
 
 @pytest.mark.parametrize("server", ["postgres", "pgvector"])

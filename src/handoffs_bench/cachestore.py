@@ -36,7 +36,7 @@ import typer
 from rich.table import Table
 from sqlalchemy.engine import make_url
 
-from handoffs.cache import AnswerStore, CacheStore, PostgresStore
+from handoffs.cache import Answer, AnswerStore, CacheStore, PostgresStore
 from handoffs.cli.terminal import JsonOpt, QuietOpt, Ticker, err, fail, out
 from handoffs.testing.postgres import TemporaryPostgres, available, pgvector_binaries
 
@@ -145,11 +145,12 @@ def run_cache_store_bench(
                 progress(f"{name}: filling to {size} answers")
                 started = time.perf_counter()
                 for i in range(filled, size):
-                    store.put(
+                    answer = Answer(
                         scope="bench", key="key", exact=f"{i}", space=space, task_id=f"t{i}",
                         model="m", provider="openai", tier="mid", output={"i": i},
-                        verdicts=[], cost_usd="0.0001", vector=vectors[i].tolist(), ttl_s=None,
+                        verdicts=[], cost_usd="0.0001",
                     )  # fmt: skip
+                    store.put(answer, vector=vectors[i].tolist(), ttl_s=None)
                 put_ms = (time.perf_counter() - started) * 1000 / max(size - filled, 1)
                 filled = size
                 progress(f"{name}: {lookups} lookups x {repeats} at {size} answers")

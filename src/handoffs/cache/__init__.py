@@ -7,9 +7,10 @@ task's own checks pass on the cached output against the new input; see `_cache` 
 from handoffs.cache._cache import CachePolicy, Lookup, ResponseCache, input_text
 from handoffs.cache._embed import E5Embedder, Embedder, NgramEmbedder, default_embedder
 from handoffs.cache._pgstore import PostgresStore, is_postgres, postgres_store
-from handoffs.cache._store import AnswerStore, CacheStore, Stored, shared_store
+from handoffs.cache._store import Answer, AnswerStore, CacheStore, Stored, shared_store
 
 __all__ = [
+    "Answer",
     "AnswerStore",
     "CachePolicy",
     "CacheStore",

@@ -36,7 +36,7 @@ from typing import Any, Generic, Literal, TypeVar, cast
 import anyio.to_thread
 
 from handoffs.cache._embed import Embedder, default_embedder
-from handoffs.cache._store import AnswerStore, Stored
+from handoffs.cache._store import Answer, AnswerStore, Stored
 from handoffs.errors import ConfigError
 from handoffs.handoff import Delivery, HandoffRecord, Verdict
 from handoffs.task import Check, CheckContext, Task
@@ -182,23 +182,22 @@ class Lookup(Generic[T]):
         if not self.cache.policy.keep:
             return False
         cache = self.cache
+        answer = Answer(
+            scope=cache.scope,
+            key=self.key,
+            exact=self.exact,
+            space=cache.store.space(cache.scope, self.key, cache.embedder.model),
+            task_id=record.task_id,
+            model=record.model,
+            provider=record.provider,
+            tier=record.tier,
+            output=record.output,
+            verdicts=[v.model_dump(mode="json") for v in record.verdicts],
+            cost_usd=format(record.cost_usd, "f"),
+        )
         try:
             await anyio.to_thread.run_sync(
-                lambda: cache.store.put(
-                    scope=cache.scope,
-                    key=self.key,
-                    exact=self.exact,
-                    space=cache.store.space(cache.scope, self.key, cache.embedder.model),
-                    task_id=record.task_id,
-                    model=record.model,
-                    provider=record.provider,
-                    tier=record.tier,
-                    output=record.output,
-                    verdicts=[v.model_dump(mode="json") for v in record.verdicts],
-                    cost_usd=format(record.cost_usd, "f"),
-                    vector=self.vector,
-                    ttl_s=cache.policy.ttl_s,
-                )
+                lambda: cache.store.put(answer, vector=self.vector, ttl_s=cache.policy.ttl_s)
             )
         except _store_errors() as exc:
             log.warning("cache: answer of %s not kept: %s", record.task_id, exc)

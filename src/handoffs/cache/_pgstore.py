@@ -28,7 +28,6 @@ Blocking: the cache calls it from a worker thread. One connection, one lock.
 
 from __future__ import annotations
 
-import json
 import re
 import threading
 import time
@@ -38,7 +37,15 @@ from typing import TYPE_CHECKING, Any, Final, Literal, LiteralString
 
 import numpy as np
 
-from handoffs.cache._store import Stored, space_of
+from handoffs.cache._store import (
+    ANSWER_COLUMNS,
+    STORED_COLUMNS,
+    Answer,
+    Stored,
+    space_of,
+    stored_row,
+    vector_blob,
+)
 
 if TYPE_CHECKING:  # psycopg (DBOS's driver) is imported when a store is opened
     import psycopg
@@ -68,7 +75,6 @@ create index if not exists {_TABLE}_exact on {_TABLE} (scope, exact);
 create index if not exists {_TABLE}_space on {_TABLE} (space);
 create index if not exists {_TABLE}_expires on {_TABLE} (expires);
 """
-_COLUMNS = "id, task_id, model, provider, tier, output, verdicts, cost_usd"
 _LIVE = "(expires is null or expires > %s)"
 _KEPT_VECTORS = 200_000
 """How many vectors the scan keeps in memory across partitions (77 MB per 50k of 384 floats)."""
@@ -104,10 +110,6 @@ def _connect(url: str) -> psycopg.Connection[Any]:
         except psycopg.errors.DuplicateDatabase:  # another process made it meanwhile
             pass
     return psycopg.connect(conninfo, autocommit=True)
-
-
-def _blob(vector: Sequence[float]) -> bytes:
-    return np.asarray(vector, dtype="<f4").tobytes()
 
 
 def _literal(vector: Sequence[float]) -> str:
@@ -178,31 +180,13 @@ class PostgresStore:
         """The partition of one semantic lookup: one scope, one reuse key, one embedding model."""
         return space_of(scope, key, model)
 
-    def put(
-        self,
-        *,
-        scope: str,
-        key: str,
-        exact: str,
-        space: str,
-        task_id: str,
-        model: str | None,
-        provider: str | None,
-        tier: str | None,
-        output: Any,
-        verdicts: list[dict[str, Any]],
-        cost_usd: str,
-        vector: Sequence[float] | None,
-        ttl_s: float | None,
-    ) -> int:
+    def put(self, answer: Answer, *, vector: Sequence[float] | None, ttl_s: float | None) -> int:
         """Store one answer (replacing an older one for the same exact input); returns its id."""
         now = time.time()
         expires = now + ttl_s if ttl_s is not None else None
-        blob = _blob(vector) if vector is not None else None
-        columns: LiteralString = "scope, key, exact, space, task_id, model, provider, tier, "
-        columns += "output, verdicts, cost_usd, embedding, created, expires"
-        values: list[Any] = [scope, key, exact, space, task_id, model, provider, tier,
-                             json.dumps(output), json.dumps(verdicts), cost_usd, blob, now, expires]  # fmt: skip
+        blob = vector_blob(vector) if vector is not None else None
+        columns: LiteralString = f"{ANSWER_COLUMNS}, embedding, created, expires"
+        values: list[Any] = [*answer.row(), blob, now, expires]
         if self.index == "pgvector":
             columns += ", embedding_v"
             values.append(_literal(vector) if vector is not None else None)
@@ -216,7 +200,7 @@ class PostgresStore:
             )
             self._db.execute(
                 f"delete from {_TABLE} where scope = %s and exact = %s",
-                (scope, exact),
+                (answer.scope, answer.exact),
             )
             row = self._db.execute(
                 f"insert into {_TABLE} ({columns}) values ({', '.join(marks)}) returning id",
@@ -229,11 +213,11 @@ class PostgresStore:
         """The live answer stored for exactly this input in `scope`, if any."""
         with self._lock:
             row = self._db.execute(
-                f"select {_COLUMNS} from {_TABLE} where scope = %s and exact = %s "
+                f"select {STORED_COLUMNS} from {_TABLE} where scope = %s and exact = %s "
                 f"and {_LIVE} order by id desc limit 1",
                 (scope, exact, time.time()),
             ).fetchone()
-        return _stored(row, 1.0) if row else None
+        return stored_row(row, 1.0) if row else None
 
     def nearest(self, space: str, vector: Sequence[float], *, k: int = 4) -> list[Stored]:
         """The (at most) `k` live answers of partition `space` whose inputs are nearest `vector`,
@@ -242,13 +226,13 @@ class PostgresStore:
         if self.index == "pgvector":
             with self._lock:
                 rows = self._db.execute(
-                    f"select {_COLUMNS}, 1 - (embedding_v <=> %s::vector) from {_TABLE} "
+                    f"select {STORED_COLUMNS}, 1 - (embedding_v <=> %s::vector) from {_TABLE} "
                     f"where space = %s and embedding_v is not null and {_LIVE} "
                     "and vector_dims(embedding_v) = %s "  # another size is never near
                     "order by embedding_v <=> %s::vector limit %s",
                     (_literal(vector), space, now, len(vector), _literal(vector), k),
                 ).fetchall()
-            return [_stored(r, float(r[8])) for r in rows]
+            return [stored_row(r, float(r[8])) for r in rows]
         query = np.asarray(vector, dtype=np.float32)
         with self._lock:
             ids, unit = self._partition(space, now, query.shape[0])
@@ -264,12 +248,12 @@ class PostgresStore:
             found = {
                 int(r[0]): r
                 for r in self._db.execute(
-                    f"select {_COLUMNS} from {_TABLE} where id = any(%s) and {_LIVE}",
+                    f"select {STORED_COLUMNS} from {_TABLE} where id = any(%s) and {_LIVE}",
                     (chosen, now),
                 )
             }
         return [
-            _stored(found[i], float(sims[j]))
+            stored_row(found[i], float(sims[j]))
             for i, j in zip(chosen, best, strict=True)
             if i in found
         ]
@@ -334,20 +318,6 @@ class PostgresStore:
         with self._lock:
             row = self._db.execute(f"select count(*) from {_TABLE}").fetchone()
         return int(row[0]) if row else 0
-
-
-def _stored(row: Any, similarity: float) -> Stored:
-    return Stored(
-        id=int(row[0]),
-        task_id=str(row[1]),
-        model=row[2],
-        provider=row[3],
-        tier=row[4],
-        output=json.loads(row[5]),
-        verdicts=json.loads(row[6]),
-        cost_usd=str(row[7]),
-        similarity=similarity,
-    )
 
 
 _SHARED: dict[str, PostgresStore] = {}

@@ -28,7 +28,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal, Protocol
+from typing import Any, Final, Literal, Protocol
 
 __all__ = ["AnswerStore", "CacheStore", "Stored", "shared_store"]
 
@@ -76,6 +76,36 @@ class Stored:
     """Cosine similarity of its input to the one looked up (1 for an exact hit)."""
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Answer:
+    """One verified answer to keep: where it is found (`scope`, reuse `key`, `exact` digest,
+    semantic partition `space`) and what a lookup serves from it."""
+
+    scope: str
+    key: str
+    exact: str
+    space: str
+    task_id: str
+    model: str | None
+    provider: str | None
+    tier: str | None
+    output: Any
+    verdicts: list[dict[str, Any]]
+    cost_usd: str
+
+    def row(self) -> tuple[Any, ...]:
+        """Its columns, in the order of `ANSWER_COLUMNS` (output and verdicts as JSON text)."""
+        return (self.scope, self.key, self.exact, self.space, self.task_id, self.model,
+                self.provider, self.tier, json.dumps(self.output), json.dumps(self.verdicts),
+                self.cost_usd)  # fmt: skip
+
+
+ANSWER_COLUMNS: Final = (
+    "scope, key, exact, space, task_id, model, provider, tier, output, verdicts, cost_usd"
+)
+"""The columns an `Answer` fills, in `Answer.row()`'s order (both stores' tables have them)."""
+
+
 class AnswerStore(Protocol):
     """What `ResponseCache` needs of a store: answers kept by scope and exact input, and found
     again exactly or by the nearness of their inputs' vectors within one partition (`space`).
@@ -94,23 +124,7 @@ class AnswerStore(Protocol):
         """The partition one semantic lookup searches: one scope, reuse key and embedding model."""
         ...
 
-    def put(
-        self,
-        *,
-        scope: str,
-        key: str,
-        exact: str,
-        space: str,
-        task_id: str,
-        model: str | None,
-        provider: str | None,
-        tier: str | None,
-        output: Any,
-        verdicts: list[dict[str, Any]],
-        cost_usd: str,
-        vector: Sequence[float] | None,
-        ttl_s: float | None,
-    ) -> int:
+    def put(self, answer: Answer, *, vector: Sequence[float] | None, ttl_s: float | None) -> int:
         """Store one answer (replacing an older one for the same exact input); returns its id."""
         ...
 
@@ -152,7 +166,8 @@ def _connect(path: str, index: str) -> tuple[Any, Literal["sqlite-vec", "scan"]]
     return conn, "sqlite-vec"
 
 
-def _blob(vector: Sequence[float]) -> bytes:
+def vector_blob(vector: Sequence[float]) -> bytes:
+    """A vector as both stores keep it: little-endian float32s."""
     return struct.pack(f"<{len(vector)}f", *vector)
 
 
@@ -202,49 +217,32 @@ class CacheStore:
             self._dims.add(dim)
         return table
 
-    def put(
-        self,
-        *,
-        scope: str,
-        key: str,
-        exact: str,
-        space: str,
-        task_id: str,
-        model: str | None,
-        provider: str | None,
-        tier: str | None,
-        output: Any,
-        verdicts: list[dict[str, Any]],
-        cost_usd: str,
-        vector: Sequence[float] | None,
-        ttl_s: float | None,
-    ) -> int:
+    def put(self, answer: Answer, *, vector: Sequence[float] | None, ttl_s: float | None) -> int:
         """Store one answer (replacing an older one for the same exact input); returns its id."""
         now = time.time()
         expires = now + ttl_s if ttl_s is not None else None
-        blob = _blob(vector) if vector is not None else None
+        blob = vector_blob(vector) if vector is not None else None
         with self._lock, self._conn:
             self._purge(now)
             old = [
                 r[0]
                 for r in self._conn.execute(
-                    "select id from entries where scope = ? and exact = ?", (scope, exact)
+                    "select id from entries where scope = ? and exact = ?",
+                    (answer.scope, answer.exact),
                 )
             ]
             self._delete(old)
             cursor = self._conn.execute(
-                "insert into entries (scope, key, exact, space, task_id, model, provider, tier, "
-                "output, verdicts, cost_usd, embedding, created, expires) "
+                f"insert into entries ({ANSWER_COLUMNS}, embedding, created, expires) "
                 "values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (scope, key, exact, space, task_id, model, provider, tier, json.dumps(output),
-                 json.dumps(verdicts), cost_usd, blob, now, expires),
-            )  # fmt: skip
+                (*answer.row(), blob, now, expires),
+            )
             row_id = int(cursor.lastrowid or 0)
             if vector is not None and self.index == "sqlite-vec":
                 table = self._vec_table(len(vector))
                 self._conn.execute(
                     f"insert into {table} (rowid, space, embedding) values (?, ?, ?)",
-                    (row_id, space, blob),
+                    (row_id, answer.space, blob),
                 )
         return row_id
 
@@ -252,11 +250,11 @@ class CacheStore:
         """The live answer stored for exactly this input in `scope`, if any."""
         with self._lock:
             row = self._conn.execute(
-                f"select {_COLUMNS} from entries where scope = ? and exact = ? "
+                f"select {STORED_COLUMNS} from entries where scope = ? and exact = ? "
                 "and (expires is null or expires > ?) order by id desc limit 1",
                 (scope, exact, time.time()),
             ).fetchone()
-        return _stored(row, 1.0) if row else None
+        return stored_row(row, 1.0) if row else None
 
     def nearest(self, space: str, vector: Sequence[float], *, k: int = 4) -> list[Stored]:
         """The (at most) `k` live answers of partition `space` whose inputs are nearest `vector`,
@@ -270,7 +268,7 @@ class CacheStore:
                     for r in self._conn.execute(
                         f"select rowid, distance from {table} "
                         "where embedding match ? and k = ? and space = ?",
-                        (_blob(vector), k * 2, space),
+                        (vector_blob(vector), k * 2, space),
                     )
                 ]
             else:
@@ -288,12 +286,12 @@ class CacheStore:
             found: list[Stored] = []
             for row_id, similarity in hits:
                 row = self._conn.execute(
-                    f"select {_COLUMNS} from entries where id = ? "
+                    f"select {STORED_COLUMNS} from entries where id = ? "
                     "and (expires is null or expires > ?)",
                     (row_id, now),
                 ).fetchone()
                 if row is not None:
-                    found.append(_stored(row, similarity))
+                    found.append(stored_row(row, similarity))
         return found[:k]
 
     def count(self) -> int:
@@ -331,10 +329,12 @@ def shared_store(path: Path | str) -> CacheStore:
         return store
 
 
-_COLUMNS = "id, task_id, model, provider, tier, output, verdicts, cost_usd"
+STORED_COLUMNS: Final = "id, task_id, model, provider, tier, output, verdicts, cost_usd"
+"""The columns `stored_row` reads, in its order."""
 
 
-def _stored(row: Any, similarity: float) -> Stored:
+def stored_row(row: Any, similarity: float) -> Stored:
+    """A `Stored` from a row of `STORED_COLUMNS` (both stores select them in this order)."""
     return Stored(
         id=int(row[0]),
         task_id=str(row[1]),
